@@ -1,0 +1,41 @@
+# Every target creates .venv and installs what it needs: python3 and make are all it assumes.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test run bench lint migrate seed clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+migrate: $(STAMP)
+	$(BIN)/branchbot db upgrade
+
+seed: migrate
+	$(BIN)/branchbot demo seed
+
+demo: $(STAMP)
+	$(BIN)/branchbot demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+run: $(STAMP)
+	$(BIN)/branchbot run
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.store
+	@for b in throughput broadcast; do \
+		if [ -f bench/$$b.py ]; then $(BIN)/python -m bench.$$b || exit 1; fi; \
+	done
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) data/*.db* .pytest_cache test-artifacts

@@ -1,0 +1,82 @@
+"""The `branchbot` command line. Each area adds its subcommands through `register` functions,
+so this file stays an index rather than a pile of commands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable
+
+from bot.settings import SettingsError, exit_on_bad_settings, get_settings
+
+Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
+
+
+def _db(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("db", help="database schema")
+    dsub = p.add_subparsers(dest="db_cmd", required=True)
+    up = dsub.add_parser("upgrade", help="migrate the database to the newest schema")
+    up.add_argument("revision", nargs="?", default="head")
+    up.set_defaults(func=_db_upgrade)
+    down = dsub.add_parser("downgrade", help="migrate down to a revision")
+    down.add_argument("revision")
+    down.set_defaults(func=_db_downgrade)
+
+
+def _db_upgrade(args: argparse.Namespace) -> int:
+    from storage.migrate import upgrade
+
+    url = get_settings().database_url
+    upgrade(url, args.revision)
+    print(f"database at {args.revision}")
+    return 0
+
+
+def _db_downgrade(args: argparse.Namespace) -> int:
+    from storage.migrate import downgrade
+
+    downgrade(get_settings().database_url, args.revision)
+    print(f"database at {args.revision}")
+    return 0
+
+
+def _registrars() -> list[Registrar]:
+    regs: list[Registrar] = [_db]
+    # Optional areas register themselves when present.
+    for mod_name in ("admin.cli", "bot.demo_cli", "bot.run_cli"):
+        try:
+            mod = __import__(mod_name, fromlist=["register"])
+        except ModuleNotFoundError as e:
+            if e.name != mod_name:
+                raise
+            continue
+        regs.append(mod.register)
+    return regs
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="branchbot", description="branchbot: the Party branch assistant")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    for reg in _registrars():
+        reg(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        get_settings()
+        result = args.func(args)
+        if asyncio.iscoroutine(result):
+            result = asyncio.run(result)
+    except SettingsError as e:
+        exit_on_bad_settings(e)
+    except KeyboardInterrupt:
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

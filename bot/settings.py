@@ -1,0 +1,110 @@
+"""Settings from the environment or `.env` (names as in DESIGN.md).
+
+A bad value stops start-up with one line naming the setting (see `load_settings`).
+"""
+
+from __future__ import annotations
+
+import sys
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SUPPORTED_LOCALES = ("zh", "en")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    bot_token: str = Field(default="", description="Telegram bot token from @BotFather")
+    telegram_api_url: str = "https://api.telegram.org"
+    database_url: str = "sqlite+aiosqlite:///./data/branchbot.db"
+    redis_url: str | None = None
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    webhook_host: str = "0.0.0.0"
+    webhook_port: int = Field(default=8081, ge=1, le=65535)
+    admin_host: str = "127.0.0.1"
+    admin_port: int = Field(default=8080, ge=0, le=65535)
+    admin_secret: str = Field(default="", description="key that signs admin cookies and sign-in links")
+    timezone: str = "Asia/Shanghai"
+    default_locale: str = "zh"
+    content_pack: str = "qh-2015"
+    log_window_days: int = Field(default=90, ge=1, le=3650)
+    log_level: str = "INFO"
+
+    @field_validator("telegram_api_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return v.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _db(cls, v: str) -> str:
+        if not v.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as e:
+            raise ValueError(f"unknown time zone {v!r}") from e
+        return v
+
+    @field_validator("default_locale")
+    @classmethod
+    def _locale(cls, v: str) -> str:
+        if v not in SUPPORTED_LOCALES:
+            raise ValueError(f"must be one of {', '.join(SUPPORTED_LOCALES)}")
+        return v
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook(cls, v: str | None) -> str | None:
+        if v and not v.startswith("https://") and not v.startswith("http://"):
+            raise ValueError("must be an http(s) URL")
+        return v or None
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def require_token(self) -> str:
+        if not self.bot_token or ":" not in self.bot_token:
+            raise SettingsError("BOT_TOKEN", "missing or not of the form 123456:ABC...")
+        return self.bot_token
+
+
+class SettingsError(Exception):
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(f"{name}: {problem}")
+        self.name = name
+        self.problem = problem
+
+
+def _first_error(e: ValidationError) -> SettingsError:
+    err = e.errors()[0]
+    name = str(err["loc"][0]).upper() if err.get("loc") else "settings"
+    msg = err["msg"].removeprefix("Value error, ")
+    return SettingsError(name, msg)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as e:
+        raise _first_error(e) from None
+
+
+def exit_on_bad_settings(e: SettingsError) -> None:
+    """One line, exit code 2, no traceback: what a person starting the bot needs to see."""
+    print(f"branchbot: bad setting {e}", file=sys.stderr)
+    raise SystemExit(2)

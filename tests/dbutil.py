@@ -1,0 +1,86 @@
+"""Test databases: one per test session, created and dropped by the session itself.
+
+SQLite by default (a temporary file); PostgreSQL when TEST_DATABASE_URL is set. The shared
+`test` database is only used to create and drop our own database, never to hold tables, so
+concurrent runs cannot collide.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import asyncpg
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from storage.db import Base
+
+PG_ADMIN_DB = "test"
+
+
+def pg_requested() -> str | None:
+    url = os.environ.get("TEST_DATABASE_URL", "").strip()
+    return url or None
+
+
+async def create_pg_database(base_url: str) -> str:
+    """Create a fresh database next to the given one and return its URL. Raises if unreachable."""
+    url = make_url(base_url)
+    name = f"branchbot_t_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(
+        host=url.host or "127.0.0.1",
+        port=url.port or 5432,
+        user=url.username or "postgres",
+        password=url.password,
+        database=url.database or PG_ADMIN_DB,
+        timeout=10,
+    )
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+async def drop_pg_database(db_url: str, base_url: str) -> None:
+    url = make_url(base_url)
+    name = make_url(db_url).database
+    conn = await asyncpg.connect(
+        host=url.host or "127.0.0.1",
+        port=url.port or 5432,
+        user=url.username or "postgres",
+        password=url.password,
+        database=url.database or PG_ADMIN_DB,
+        timeout=10,
+    )
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def sqlite_url(tmp_dir: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_dir / 'test.db'}"
+
+
+async def wipe(engine: AsyncEngine) -> None:
+    """Empty every table between tests (faster than recreating the schema)."""
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    async with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            await conn.execute(
+                text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
+            )
+        else:
+            for t in tables:
+                await conn.execute(text(f'DELETE FROM "{t}"'))
+            if await _has_sqlite_sequence(conn):
+                await conn.execute(text("DELETE FROM sqlite_sequence"))
+
+
+async def _has_sqlite_sequence(conn: AsyncConnection) -> bool:
+    r = await conn.execute(text("SELECT 1 FROM sqlite_master WHERE name='sqlite_sequence'"))
+    return r.first() is not None

@@ -1,0 +1,45 @@
+"""Portable column behaviour: UTC-aware datetimes round-trip on both backends; naive ones are refused."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError, StatementError
+
+from storage.models import Membership, Org, OrgKind, Role
+from tests import dbutil
+
+
+async def test_aware_datetime_round_trips_as_utc(session) -> None:
+    shanghai = timezone(timedelta(hours=8))
+    org = Org(
+        name="省委", kind=OrgKind.PROVINCE, path="/", created_at=datetime(2026, 11, 20, 9, 0, tzinfo=shanghai)
+    )
+    session.add(org)
+    await session.commit()
+    session.expunge_all()
+    got = await session.scalar(select(Org.created_at))
+    assert got == datetime(2026, 11, 20, 1, 0, tzinfo=UTC)
+    assert got.tzinfo is not None
+
+
+async def test_naive_datetime_is_refused(session) -> None:
+    session.add(Org(name="x", kind=OrgKind.PROVINCE, path="/", created_at=datetime(2026, 1, 1)))
+    with pytest.raises(StatementError):
+        await session.flush()
+
+
+async def test_foreign_keys_are_enforced(session) -> None:
+    session.add(Membership(person_id=999, org_id=999, role=Role.MEMBER))
+    with pytest.raises(IntegrityError):
+        await session.flush()
+
+
+if not dbutil.pg_requested():  # SQLite-only settings; PostgreSQL has them natively
+
+    async def test_sqlite_runs_with_wal_and_busy_timeout(session) -> None:
+        assert (await session.execute(text("PRAGMA foreign_keys"))).scalar() == 1
+        assert (await session.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
+        assert (await session.execute(text("PRAGMA busy_timeout"))).scalar() == 30000
