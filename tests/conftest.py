@@ -64,3 +64,11 @@ async def session(
 @pytest.fixture(scope="session")
 def project_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+async def world(session: AsyncSession):
+    """A committed province: see tests/factories.World."""
+    from tests.factories import make_world
+
+    return await make_world(session)

@@ -75,6 +75,8 @@ async def wipe(engine: AsyncEngine) -> None:
                 text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
             )
         else:
+            # orgs refer to themselves with ON DELETE RESTRICT: cut the tree first.
+            await conn.execute(text("UPDATE orgs SET parent_id = NULL"))
             for t in tables:
                 await conn.execute(text(f'DELETE FROM "{t}"'))
             if await _has_sqlite_sequence(conn):
