@@ -15,7 +15,7 @@ def parse(model: type[M], /, **data: Any) -> M:
     """Validate `data` as `model`; on failure raise `Invalid` naming the first bad field.
 
     A field may choose its own message key through `json_schema_extra={"error_key": "..."}`;
-    otherwise the key is "<model's area>.invalid_<field>" when that key exists, else "error.invalid".
+    otherwise the key is "error.invalid", with the field's name as its `field` parameter.
     """
     try:
         return model.model_validate(data)
