@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -76,9 +76,18 @@ class CommitmentTemplate(_Strict):
 
 class Milestone(_Strict):
     id: str = Field(pattern=ID_PATTERN)
+    # "target": a date the notice itself sets; "cycle": the branch's yearly calendar (annual review,
+    # annual inspection), an example a province edits.
+    kind: Literal["target", "cycle"] = "target"
     title: Bilingual
     date: date
     remind_days_before: list[int] = Field(default_factory=lambda: [30, 7, 1])
+
+    @model_validator(mode="after")
+    def _positive_days(self) -> Milestone:
+        if any(d < 0 for d in self.remind_days_before):
+            raise ValueError("remind_days_before must not be negative")
+        return self
 
 
 class Direction(_Strict):
@@ -166,6 +175,11 @@ def load_pack_dir(folder: Path) -> Pack:
                 raise PackError(path, None, "required file is missing")
             continue
         data[section], nodes[section] = load_with_lines(path)
+        if data[section] is None:
+            raise PackError(path, 1, "the file is empty")
+    # Duplicates first, on the raw data: the models' own checks could not say which line.
+    for section, loc, problem in _duplicate_ids(data):
+        raise PackError(folder / f"{section}.yaml", locate(nodes[section], loc), problem)
     try:
         return Pack.model_validate(data)
     except ValidationError as e:
@@ -177,6 +191,31 @@ def load_pack_dir(folder: Path) -> Pack:
         field = ".".join(str(p) for p in loc[1:]) or section
         msg = err["msg"].removeprefix("Value error, ")
         raise PackError(path, line, f"{field}: {msg}") from None
+
+
+def _duplicate_ids(data: dict[str, Any]) -> list[tuple[str, tuple[Any, ...], str]]:
+    """(section, location of the second occurrence, problem) for every repeated id."""
+    out: list[tuple[str, tuple[Any, ...], str]] = []
+
+    def scan(section: str, rows: Any, prefix: tuple[Any, ...], what: str) -> None:
+        if not isinstance(rows, list):
+            return
+        seen: set[str] = set()
+        for i, row in enumerate(rows):
+            rid = row.get("id") if isinstance(row, dict) else None
+            if not isinstance(rid, str):
+                continue
+            if rid in seen:
+                out.append((section, (*prefix, i, "id"), f"duplicate {what} {rid!r}"))
+            seen.add(rid)
+
+    for section in SECTIONS:
+        if section != "meta":
+            scan(section, data.get(section), (), f"{section} id")
+    for i, checklist in enumerate(data.get("checklists") or []):
+        if isinstance(checklist, dict):
+            scan("checklists", checklist.get("items"), (i, "items"), "item id")
+    return out
 
 
 @lru_cache(maxsize=8)

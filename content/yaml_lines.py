@@ -9,18 +9,52 @@ from typing import Any
 import yaml
 
 
+class _PackLoader(yaml.SafeLoader):
+    """SafeLoader that leaves dates as strings: pydantic parses them, so a bad date such as
+    2016-13-01 becomes a located validation error instead of a bare ValueError from PyYAML."""
+
+
+_PackLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def load_with_lines(path: Path) -> tuple[Any, yaml.Node | None]:
     """Parse a YAML file; return the data and its node tree (for `locate`)."""
     from content.pack import PackError
 
-    text = path.read_text(encoding="utf-8")
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise PackError(path, None, f"not UTF-8 text: {e.reason}") from None
+    try:
+        node = yaml.compose(text, Loader=_PackLoader)
+        if node is not None:
+            _check_duplicate_keys(path, node)
+        data = yaml.load(text, Loader=_PackLoader)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark
         raise PackError(path, mark.line + 1 if mark else None, str(e.problem or e)) from None
     return data, node
+
+
+def _check_duplicate_keys(path: Path, node: yaml.Node) -> None:
+    # PyYAML keeps the last of two equal keys without a word; a pack author would never notice.
+    from content.pack import PackError
+
+    if isinstance(node, yaml.MappingNode):
+        seen: set[Any] = set()
+        for k, v in node.value:
+            key = getattr(k, "value", None)
+            if isinstance(key, str):
+                if key in seen:
+                    raise PackError(path, k.start_mark.line + 1, f"duplicate key {key!r}")
+                seen.add(key)
+            _check_duplicate_keys(path, v)
+    elif isinstance(node, yaml.SequenceNode):
+        for v in node.value:
+            _check_duplicate_keys(path, v)
 
 
 def locate(node: yaml.Node | None, loc: Sequence[Any]) -> int | None:
