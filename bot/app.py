@@ -1,0 +1,104 @@
+"""Assembling the bot from settings: engine, Bot, Dispatcher with middlewares and routers."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.fsm.storage.base import BaseStorage
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.clock import Clock
+from bot.fsm_storage import DbStorage
+from bot.intake import Intake
+from bot.middlewares import PersonContext, UpdateGuard
+from bot.settings import Settings
+from content.pack import Pack, get_pack
+from storage.db import make_engine, make_sessionmaker
+
+log = logging.getLogger("branchbot")
+
+
+def make_bot(settings: Settings) -> Bot:
+    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+    return Bot(
+        settings.require_token(),
+        session=session,
+        default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
+    )
+
+
+def make_fsm_storage(settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]) -> BaseStorage:
+    if settings.redis_url:
+        from aiogram.fsm.storage.redis import DefaultKeyBuilder, RedisStorage
+
+        return RedisStorage.from_url(
+            settings.redis_url, key_builder=DefaultKeyBuilder(with_bot_id=True, with_destiny=True)
+        )
+    return DbStorage(sessionmaker)
+
+
+def make_dispatcher(
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: Clock,
+    pack: Pack,
+    storage: BaseStorage | None = None,
+    **workflow: Any,
+) -> Dispatcher:
+    from handlers import routers
+
+    # FSM is wired by hand so that it runs inside UpdateGuard and shares the update's session.
+    dp = Dispatcher(storage=storage or make_fsm_storage(settings, sessionmaker), disable_fsm=True, **workflow)
+    dp.update.outer_middleware(UpdateGuard(sessionmaker))
+    dp.update.outer_middleware(dp.fsm)
+    dp.update.outer_middleware(PersonContext(settings, clock, pack))
+    dp["sessionmaker"] = sessionmaker
+    for r in routers():
+        dp.include_router(r)
+    return dp
+
+
+@dataclass
+class BotApp:
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    bot: Bot
+    dp: Dispatcher
+    clock: Clock
+    pack: Pack
+    intake: Intake
+    owns_engine: bool = True
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    async def close(self) -> None:
+        self.intake.stop()
+        await self.bot.session.close()
+        await self.dp.fsm.storage.close()
+        if self.owns_engine:
+            await self.engine.dispose()
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    engine: AsyncEngine | None = None,
+    max_in_flight: int = 64,
+) -> BotApp:
+    clock = clock or Clock()
+    pack = get_pack(settings.content_pack)
+    owns = engine is None
+    engine = engine or make_engine(settings.database_url)
+    sm = make_sessionmaker(engine)
+    bot = make_bot(settings)
+    dp = make_dispatcher(settings, sm, clock, pack)
+    intake = Intake(dp, bot, max_in_flight=max_in_flight)
+    return BotApp(settings, engine, sm, bot, dp, clock, pack, intake, owns_engine=owns)

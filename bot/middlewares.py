@@ -1,0 +1,193 @@
+"""Outer middlewares: one database session per update, de-duplication, the current person,
+their role and locale, and the one place where failures become replies.
+
+Order (outermost first): aiogram's errors and user-context middlewares, then `UpdateGuard`
+(session, de-duplication, failure handling), then aiogram's FSM middleware (so conversation
+state reads and writes go through the update's session), then `PersonContext`.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from aiogram import BaseMiddleware, Bot
+from aiogram.types import CallbackQuery, Message, TelegramObject, Update, User
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.clock import Clock
+from bot.fsm_storage import current_session
+from bot.settings import Settings
+from bot.transient import DatabaseUnavailable, is_transient_db_error
+from content.i18n import Texts, normalize_locale, texts
+from content.pack import Pack
+from storage.access import load_actor
+from storage.errors import Refused
+from storage.models import Org, Person
+from storage.updates import claim_update
+
+log = logging.getLogger("branchbot.updates")
+
+Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+ACTIVITY_RESOLUTION = timedelta(minutes=10)  # last_active_at need not be written on every update
+
+
+def _where(exc: BaseException) -> str:
+    """Where it failed, without the message: exception texts can carry SQL parameters."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    ours = [f for f in frames if "/site-packages/" not in f.filename] or frames
+    return " <- ".join(
+        f"{f.filename.rsplit('/', 2)[-2:][-1]}:{f.lineno}:{f.name}" for f in reversed(ours[-4:])
+    )
+
+
+class UpdateGuard(BaseMiddleware):
+    """One session per update; skip updates already handled; turn failures into replies."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self.sessionmaker = sessionmaker
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        assert isinstance(event, Update)
+        bot: Bot = data["bot"]
+        async with self.sessionmaker() as s:
+            token = current_session.set(s)
+            try:
+                return await self._guarded(handler, event, data, s, bot)
+            finally:
+                current_session.reset(token)
+
+    async def _guarded(
+        self, handler: Handler, update: Update, data: dict[str, Any], s: AsyncSession, bot: Bot
+    ) -> Any:
+        try:
+            if not await claim_update(s, bot.id, update.update_id):
+                await s.rollback()
+                log.info("update %s already handled: skipped", update.update_id)
+                return None
+        except Exception as e:
+            await _rollback_quietly(s)
+            if is_transient_db_error(e):
+                raise DatabaseUnavailable(type(e).__name__) from e
+            raise
+        data["session"] = s
+        try:
+            result = await handler(update, data)
+            await s.commit()
+            return result
+        except Refused as e:
+            # A rule said no: nothing the handler wrote stays, the person is told why.
+            await s.rollback()
+            await self._reply(update, data, e.key, e.params)
+            await self._mark_done(bot, update)
+            return None
+        except Exception as e:
+            await _rollback_quietly(s)
+            if is_transient_db_error(e):
+                log.warning(
+                    "update %s: database unavailable (%s); will retry", update.update_id, type(e).__name__
+                )
+                raise DatabaseUnavailable(type(e).__name__) from e
+            log.error("update %s failed: %s at %s", update.update_id, type(e).__name__, _where(e))
+            await self._reply(update, data, "error.internal", {})
+            await self._mark_done(bot, update)
+            return None
+
+    async def _mark_done(self, bot: Bot, update: Update) -> None:
+        """Record a failed or refused update as handled, so a redelivery does not repeat the reply."""
+        try:
+            async with self.sessionmaker() as s:
+                await claim_update(s, bot.id, update.update_id)
+                await s.commit()
+        except Exception as e:
+            if is_transient_db_error(e):
+                raise DatabaseUnavailable(type(e).__name__) from e
+            raise
+
+    async def _reply(self, update: Update, data: dict[str, Any], key: str, params: dict[str, Any]) -> None:
+        _: Texts = data.get("_") or texts(_guess_locale(data))
+        text = _(key, **params)
+        try:
+            if update.callback_query is not None:
+                await update.callback_query.answer(text, show_alert=True)
+            elif update.message is not None:
+                await update.message.answer(text)
+        except Exception as e:  # the apology itself must never take the bot down
+            log.warning("update %s: could not send the reply: %s", update.update_id, type(e).__name__)
+
+
+async def _rollback_quietly(s: AsyncSession) -> None:
+    try:
+        await s.rollback()
+    except Exception as e:
+        log.debug("rollback failed: %s", type(e).__name__)
+
+
+def _guess_locale(data: dict[str, Any]) -> str | None:
+    user: User | None = data.get("event_from_user")
+    return user.language_code if user else None
+
+
+class PersonContext(BaseMiddleware):
+    """Who is talking: the joined person (or None), their grants, locale, texts and today's date."""
+
+    def __init__(self, settings: Settings, clock: Clock, pack: Pack) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.pack = pack
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        s: AsyncSession = data["session"]
+        user: User | None = data.get("event_from_user")
+        person: Person | None = None
+        if user is not None:
+            person = await s.scalar(select(Person).where(Person.telegram_id == user.id))
+            if person is not None and (person.consent_at is None or person.erased_at is not None):
+                person = None
+        actor = await load_actor(s, person.id) if person else None
+        locale = normalize_locale(
+            (person.locale if person else None) or (user.language_code if user else None),
+            self.settings.default_locale,
+        )
+        if person is not None and user is not None and user.language_code and not person.locale:
+            locale = normalize_locale(user.language_code, self.settings.default_locale)
+        tz = self.settings.tz
+        if actor is not None and actor.grants:
+            org_id = actor.home_branch_id() or actor.grants[0].org_id
+            tz_name = await s.scalar(select(Org.timezone).where(Org.id == org_id))
+            if tz_name:
+                tz = ZoneInfo(tz_name)
+        now = self.clock.now()
+        if person is not None:
+            if person.last_active_at is None or now - person.last_active_at > ACTIVITY_RESOLUTION:
+                person.last_active_at = now
+            if person.blocked_at is not None:
+                person.blocked_at = None  # they wrote to us, so they unblocked the bot
+        data.update(
+            person=person,
+            actor=actor,
+            locale=locale,
+            _=texts(locale),
+            now=now,
+            today=now.astimezone(tz).date(),
+            tz=tz,
+            pack=self.pack,
+            settings=self.settings,
+            clock=self.clock,
+        )
+        return await handler(event, data)
+
+
+def event_message(update: Update) -> Message | None:
+    if update.message is not None:
+        return update.message
+    if isinstance(update.callback_query, CallbackQuery) and isinstance(
+        update.callback_query.message, Message
+    ):
+        return update.callback_query.message
+    return None
