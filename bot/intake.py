@@ -86,6 +86,21 @@ class Intake:
         self._locks = _ChatLocks()
         self._stop = asyncio.Event()
         self.handled = 0
+        # Tests and the demo wait for "this update is handled" instead of sleeping.
+        self._recent: dict[int, None] = {}
+        self._progress = asyncio.Condition()
+
+    async def _done(self, update_id: int) -> None:
+        self.handled += 1
+        self._recent[update_id] = None
+        if len(self._recent) > 10_000:
+            del self._recent[next(iter(self._recent))]
+        async with self._progress:
+            self._progress.notify_all()
+
+    async def wait_handled(self, update_id: int, timeout: float = 10.0) -> None:
+        async with asyncio.timeout(timeout), self._progress:
+            await self._progress.wait_for(lambda: update_id in self._recent)
 
     def stop(self) -> None:
         self._stop.set()
@@ -105,7 +120,7 @@ class Intake:
             while True:
                 try:
                     await self.dp.feed_update(self.bot, update, **self.feed_kwargs)
-                    self.handled += 1
+                    await self._done(update.update_id)
                     return True
                 except DatabaseUnavailable:
                     if self._stop.is_set():
@@ -223,7 +238,7 @@ class Intake:
                     await self.dp.feed_update(self.bot, update, **self.feed_kwargs)
             except DatabaseUnavailable:
                 return web.Response(status=503, text="try again later")
-            self.handled += 1
+            await self._done(update.update_id)
             return web.json_response({})
 
         app = web.Application()
