@@ -1,0 +1,599 @@
+"""The service log: members record volunteer service; the branch's secretary (or staff above) reviews it.
+
+Rules: no future days, nothing older than the log window, at most 24 hours per person per day
+(pending and approved entries count, rejected ones do not), only members and secretaries of a
+branch may log, and nobody reviews their own entries. A secretary's own entries go to the staff
+above, so they appear in staff's pending list and not in any secretary's.
+
+The chat's quick form is parsed here too, by pure functions (`parse_duration`, `parse_day`,
+`parse_quick_log`) that raise `ParseError` with a catalog key.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import and_, case, exists, extract, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import ColumnElement
+
+from content.pack import Pack, get_pack
+from storage.access import Actor, require_person_access
+from storage.errors import Forbidden, Invalid, NotFound, Refused
+from storage.models import EntryStatus, Membership, Org, Pairing, Person, Role, ServiceEntry
+from storage.validation import parse
+
+DAY_MINUTES = 24 * 60
+MAX_BATCH = 200
+REASON_MAX = 300
+DESCRIPTION_MAX = 500
+
+
+class ParseError(Refused):
+    """The chat text could not be read as hours, a day or a quick log line."""
+
+    default_key = "log.quick_usage"
+
+
+# ---------------------------------------------------------------------------------------------
+# Input
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def clean_text(v: Any) -> Any:
+    """Drop control characters (keeping newline and tab) and strip as Python does, so text made
+    only of invisible characters counts as empty."""
+    return _CONTROL.sub("", v).strip() if isinstance(v, str) else v
+
+
+class NewEntry(BaseModel):
+    """What a person may submit; pydantic rejects the rest before any rule runs."""
+
+    model_config = ConfigDict(str_strip_whitespace=True, frozen=True, extra="forbid")
+
+    day: date
+    minutes: int = Field(gt=0, le=DAY_MINUTES, json_schema_extra={"error_key": "log.bad_minutes"})
+    action: str = Field(min_length=1, max_length=40, json_schema_extra={"error_key": "log.unknown_action"})
+    place: str = Field(default="", max_length=100, json_schema_extra={"error_key": "log.bad_place"})
+    description: str = Field(
+        min_length=1, max_length=DESCRIPTION_MAX, json_schema_extra={"error_key": "log.bad_description"}
+    )
+    organizer: str | None = Field(default=None, max_length=200)
+    person_in_charge: str | None = Field(default=None, max_length=100)
+    evidence_file_id: str | None = Field(default=None, max_length=200)
+    pairing_id: int | None = None
+
+    _clean = field_validator("place", "description", "organizer", "person_in_charge", mode="before")(
+        clean_text
+    )
+
+
+def new_entry(**data: Any) -> NewEntry:
+    """Validate submitted fields; `Invalid` with a catalog key on failure."""
+    return parse(NewEntry, **data)
+
+
+# ---------------------------------------------------------------------------------------------
+# Logging
+
+
+async def log_service(
+    s: AsyncSession,
+    actor: Actor,
+    entry: NewEntry,
+    *,
+    source: str | None,
+    today: date,
+    window_days: int | None = None,
+    pack: Pack | None = None,
+) -> ServiceEntry:
+    """Record one pending entry for the actor in their branch.
+
+    `source` ("chat_id:message_id") makes redelivery harmless: if an entry with that source
+    exists for this person, it is returned unchanged and no rule is re-checked (the day may be
+    full by now *because of* that entry). The same source from another person is refused.
+    """
+    # Serialize one person's logging (a PostgreSQL row lock; SQLite's write lock already does),
+    # so two deliveries at once cannot both fit into the same remaining hours, and a redelivery
+    # waiting here sees the first delivery's row below.
+    await s.execute(select(Person.id).where(Person.id == actor.person_id).with_for_update())
+    if source is not None:
+        existing = await _by_source(s, source)
+        if existing is not None:
+            if existing.person_id != actor.person_id:
+                raise Refused("log.duplicate_source")
+            return existing
+    pack = pack or get_pack()
+    window = window_days if window_days is not None else _default_window()
+    branch_id = actor.home_branch_id()
+    if branch_id is None:
+        raise Refused("log.not_member")
+    if entry.day > today:
+        raise Refused("log.future_date")
+    if (today - entry.day).days > window:
+        raise Refused("log.too_old", days=window)
+    if pack.action(entry.action) is None:
+        raise Refused("log.unknown_action")
+    if entry.pairing_id is not None:
+        await _require_pairing(s, entry.pairing_id, branch_id)
+
+    done = await s.scalar(
+        select(func.coalesce(func.sum(ServiceEntry.minutes), 0)).where(
+            ServiceEntry.person_id == actor.person_id,
+            ServiceEntry.day == entry.day,
+            ServiceEntry.status != EntryStatus.REJECTED,
+        )
+    )
+    done = int(done or 0)
+    if done + entry.minutes > DAY_MINUTES:
+        raise Refused("log.day_full", left=max(0, DAY_MINUTES - done))
+
+    row = ServiceEntry(
+        person_id=actor.person_id,
+        org_id=branch_id,
+        status=EntryStatus.PENDING,
+        source=source,
+        **entry.model_dump(),
+    )
+    try:
+        async with s.begin_nested():
+            s.add(row)
+            await s.flush()
+    except IntegrityError:
+        # A concurrent delivery of the same message won the race: answer with its row.
+        if source is None:
+            raise
+        existing = await _by_source(s, source)
+        if existing is None or existing.person_id != actor.person_id:
+            raise Refused("log.duplicate_source") from None
+        return existing
+    return row
+
+
+def _default_window() -> int:
+    from bot.settings import get_settings
+
+    return get_settings().log_window_days
+
+
+async def _by_source(s: AsyncSession, source: str) -> ServiceEntry | None:
+    return await s.scalar(select(ServiceEntry).where(ServiceEntry.source == source))
+
+
+async def _require_pairing(s: AsyncSession, pairing_id: int, branch_id: int) -> None:
+    found = await s.scalar(
+        select(Pairing.id).where(
+            Pairing.id == pairing_id,
+            or_(Pairing.strong_org_id == branch_id, Pairing.weak_org_id == branch_id),
+        )
+    )
+    if found is None:
+        raise Refused("log.bad_pairing")
+
+
+# ---------------------------------------------------------------------------------------------
+# The member's own view
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedEntry:
+    id: int
+    day: date
+    minutes: int
+    action: str
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """The member's /my: approved minutes this month and year by action, what is still open."""
+
+    month_by_action: dict[str, int]
+    year_by_action: dict[str, int]
+    pending_count: int
+    pending_minutes: int
+    rejected_count: int  # this year
+    rejected: list[RejectedEntry]  # this year's, latest first (at most `REJECTED_SHOWN`)
+
+    @property
+    def month_minutes(self) -> int:
+        return sum(self.month_by_action.values())
+
+    @property
+    def year_minutes(self) -> int:
+        return sum(self.year_by_action.values())
+
+
+REJECTED_SHOWN = 10
+
+
+async def my_summary(s: AsyncSession, actor: Actor, today: date) -> Summary:
+    E = ServiceEntry
+    year_start, year_end = date(today.year, 1, 1), date(today.year, 12, 31)
+    month_start = today.replace(day=1)
+    mine = E.person_id == actor.person_id
+    rows = await s.execute(
+        select(
+            E.action,
+            func.sum(case((E.day >= month_start, E.minutes), else_=0)),
+            func.sum(E.minutes),
+        )
+        .where(mine, E.status == EntryStatus.APPROVED, E.day.between(year_start, year_end))
+        .group_by(E.action)
+        .order_by(E.action)
+    )
+    month: dict[str, int] = {}
+    year: dict[str, int] = {}
+    for action, m, y in rows:
+        year[action] = int(y)
+        if m:
+            month[action] = int(m)
+    pending = (
+        await s.execute(
+            select(func.count(E.id), func.coalesce(func.sum(E.minutes), 0)).where(
+                mine, E.status == EntryStatus.PENDING
+            )
+        )
+    ).one()
+    rejected_this_year = and_(mine, E.status == EntryStatus.REJECTED, E.day.between(year_start, year_end))
+    rejected_count = await s.scalar(select(func.count(E.id)).where(rejected_this_year))
+    rejected_rows = await s.execute(
+        select(E.id, E.day, E.minutes, E.action, E.reason)
+        .where(rejected_this_year)
+        .order_by(E.reviewed_at.desc(), E.id.desc())
+        .limit(REJECTED_SHOWN)
+    )
+    return Summary(
+        month_by_action=month,
+        year_by_action=year,
+        pending_count=int(pending[0]),
+        pending_minutes=int(pending[1]),
+        rejected_count=int(rejected_count or 0),
+        rejected=[RejectedEntry(*r) for r in rejected_rows],
+    )
+
+
+async def monthly_minutes(s: AsyncSession, actor: Actor, person_id: int, year: int) -> list[int]:
+    """Approved minutes in each month of `year` (12 numbers, January first), for a chart."""
+    await require_person_access(s, actor, person_id)
+    E = ServiceEntry
+    month = extract("month", E.day)
+    rows = await s.execute(
+        select(month, func.sum(E.minutes))
+        .where(
+            E.person_id == person_id,
+            E.status == EntryStatus.APPROVED,
+            E.day.between(date(year, 1, 1), date(year, 12, 31)),
+        )
+        .group_by(month)
+    )
+    out = [0] * 12
+    for m, total in rows:
+        out[int(m) - 1] = int(total)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Review
+
+
+@dataclass(frozen=True, slots=True)
+class PendingItem:
+    entry: ServiceEntry
+    person_name: str | None
+    branch_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewOutcome:
+    """What the caller needs to tell the member: who, in which language, and the entry itself."""
+
+    entry: ServiceEntry
+    person_id: int | None
+    telegram_id: int | None
+    locale: str | None
+    reachable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewBatch:
+    done: int
+    skipped: int  # no longer pending (reviewed meanwhile): left as they were
+    outcomes: list[ReviewOutcome]
+
+
+def _author_is_secretary() -> ColumnElement[bool]:
+    m = Membership
+    return exists().where(
+        m.person_id == ServiceEntry.person_id,
+        m.org_id == ServiceEntry.org_id,
+        m.role == Role.SECRETARY,
+    )
+
+
+def _reviewable(actor: Actor) -> ColumnElement[bool]:
+    """Entries this actor may review, as SQL (needs Org joined on the entry's org)."""
+    not_own = or_(ServiceEntry.person_id.is_(None), ServiceEntry.person_id != actor.person_id)
+    above = actor.scope_filter(Org.path, (Role.STAFF, Role.ADMIN))
+    as_secretary = and_(actor.scope_filter(Org.path, (Role.SECRETARY,)), ~_author_is_secretary())
+    return and_(not_own, or_(above, as_secretary))
+
+
+async def pending_for(s: AsyncSession, actor: Actor, limit: int = 20, offset: int = 0) -> list[PendingItem]:
+    """Entries awaiting this actor's review, oldest first."""
+    rows = await s.execute(
+        select(ServiceEntry, Person.name, Org.name)
+        .join(Org, Org.id == ServiceEntry.org_id)
+        .outerjoin(Person, Person.id == ServiceEntry.person_id)
+        .where(ServiceEntry.status == EntryStatus.PENDING, _reviewable(actor))
+        .order_by(ServiceEntry.created_at, ServiceEntry.id)
+        .limit(max(0, min(limit, 200)))
+        .offset(max(0, offset))
+    )
+    return [PendingItem(e, pname, oname) for e, pname, oname in rows]
+
+
+async def count_pending_for(s: AsyncSession, actor: Actor) -> int:
+    n = await s.scalar(
+        select(func.count(ServiceEntry.id))
+        .join(Org, Org.id == ServiceEntry.org_id)
+        .where(ServiceEntry.status == EntryStatus.PENDING, _reviewable(actor))
+    )
+    return int(n or 0)
+
+
+def _clean_reason(approve: bool, reason: str | None) -> str | None:
+    text = (reason or "").strip()
+    if len(text) > REASON_MAX:
+        raise Invalid("log.reason_too_long", max=REASON_MAX)
+    if not approve and not text:
+        raise Refused("log.reason_required")
+    return text or None
+
+
+async def _check_reviewer(s: AsyncSession, actor: Actor, entries: Sequence[ServiceEntry]) -> None:
+    """Forbidden unless the actor may review every one of `entries`."""
+    org_ids = {e.org_id for e in entries}
+    paths = dict((await s.execute(select(Org.id, Org.path).where(Org.id.in_(org_ids)))).all())
+    pairs = {(e.person_id, e.org_id) for e in entries if e.person_id is not None}
+    secretaries: set[tuple[int, int]] = set()
+    if pairs:
+        rows = await s.execute(
+            select(Membership.person_id, Membership.org_id).where(
+                Membership.role == Role.SECRETARY,
+                Membership.person_id.in_({p for p, _ in pairs}),
+                Membership.org_id.in_(org_ids),
+            )
+        )
+        secretaries = {(p, o) for p, o in rows}
+    for e in entries:
+        path = paths[e.org_id]
+        if e.person_id == actor.person_id:
+            raise Forbidden("log.own_entry")
+        if (e.person_id, e.org_id) in secretaries:
+            # A secretary's own service is checked by the level above, not by a peer.
+            if not actor.manages_path(path, (Role.STAFF, Role.ADMIN)):
+                raise Forbidden("log.secretary_entry")
+        elif not actor.manages_path(path):
+            raise Forbidden()
+
+
+async def _outcome(s: AsyncSession, entry: ServiceEntry) -> ReviewOutcome:
+    person = await s.get(Person, entry.person_id) if entry.person_id is not None else None
+    return ReviewOutcome(
+        entry=entry,
+        person_id=entry.person_id,
+        telegram_id=person.telegram_id if person else None,
+        locale=person.locale if person else None,
+        reachable=bool(person and person.reachable),
+    )
+
+
+def _apply(entry: ServiceEntry, actor: Actor, approve: bool, reason: str | None, now: datetime) -> None:
+    entry.status = EntryStatus.APPROVED if approve else EntryStatus.REJECTED
+    entry.reviewer_id = actor.person_id
+    entry.reviewed_at = now
+    entry.reason = reason
+
+
+async def review(
+    s: AsyncSession, actor: Actor, entry_id: int, approve: bool, reason: str | None, now: datetime
+) -> ReviewOutcome:
+    """Approve or reject one entry. A stale button (entry already reviewed) is refused."""
+    entry = await s.scalar(select(ServiceEntry).where(ServiceEntry.id == entry_id).with_for_update())
+    if entry is None:
+        raise NotFound()
+    await _check_reviewer(s, actor, [entry])
+    clean = _clean_reason(approve, reason)
+    if entry.status is not EntryStatus.PENDING:
+        raise Refused("log.already_reviewed")
+    _apply(entry, actor, approve, clean, now)
+    await s.flush()
+    return await _outcome(s, entry)
+
+
+async def review_many(
+    s: AsyncSession,
+    actor: Actor,
+    ids: Sequence[int],
+    approve: bool,
+    reason: str | None,
+    now: datetime,
+) -> ReviewBatch:
+    """Review several entries at once: all of them must be within the actor's review scope, or
+    nothing changes. Entries reviewed meanwhile (another reviewer, a stale list) are skipped."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return ReviewBatch(0, 0, [])
+    if len(wanted) > MAX_BATCH:
+        raise Invalid("log.batch_too_large", max=MAX_BATCH)
+    clean = _clean_reason(approve, reason)
+    entries = list(
+        await s.scalars(
+            select(ServiceEntry)
+            .where(ServiceEntry.id.in_(wanted))
+            .order_by(ServiceEntry.id)
+            .with_for_update()
+        )
+    )
+    if len(entries) != len(wanted):
+        raise NotFound()
+    await _check_reviewer(s, actor, entries)
+    todo = [e for e in entries if e.status is EntryStatus.PENDING]
+    for e in todo:
+        _apply(e, actor, approve, clean, now)
+    await s.flush()
+    return ReviewBatch(
+        done=len(todo),
+        skipped=len(entries) - len(todo),
+        outcomes=[await _outcome(s, e) for e in todo],
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing the chat's quick form (pure functions)
+
+
+@dataclass(frozen=True, slots=True)
+class QuickLog:
+    minutes: int
+    day: date
+    description: str
+
+
+_NUM = r"\d{1,4}(?:\.\d{1,6})?"
+_HOUR_UNITS = r"(?:h|hr|hrs|hour|hours|小时|个小时|钟头|个钟头|时)"
+_MIN_UNITS = r"(?:m|min|mins|minute|minutes|分钟|分)"
+_HOURS_MINUTES = re.compile(rf"^(?P<h>{_NUM}){_HOUR_UNITS}(?:(?P<m>\d{{1,2}}){_MIN_UNITS}?)?$")
+_MINUTES = re.compile(rf"^(?P<m>\d{{1,5}}){_MIN_UNITS}$")
+_CLOCK = re.compile(r"^(?P<h>\d{1,2}):(?P<m>[0-5]\d)$")
+_BARE = re.compile(rf"^(?P<h>{_NUM})$")
+_HALF = re.compile(r"^(?:(?P<h>\d{1,2})个?)?半(?:个)?(?:小时|钟头)$")
+
+
+def _normalize(text: str) -> str:
+    # NFKC turns full-width digits and punctuation (１．５) into ASCII.
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text)).lower()
+
+
+def parse_duration(text: str) -> int:
+    """Minutes from "2", "1.5", "2h", "90m", "1h30m", "1:30", "1.5小时", "90分钟", "半小时"...
+
+    A bare number is hours. Fractions of a minute round to the nearest minute. Raises
+    `ParseError("log.bad_duration")` for unreadable text and `ParseError("log.duration_range")`
+    for nothing or more than 24 hours.
+    """
+    raw = text or ""
+    t = _normalize(raw)
+    if not t or len(t) > 24:
+        raise ParseError("log.bad_duration", text=raw.strip()[:24])
+    hours, minutes = Decimal(0), 0
+    if m := _BARE.match(t):
+        hours = Decimal(m["h"])
+    elif m := _CLOCK.match(t):
+        hours, minutes = Decimal(m["h"]), int(m["m"])
+    elif m := _HALF.match(t):
+        hours, minutes = Decimal(m["h"] or 0), 30
+    elif (m := _HOURS_MINUTES.match(t)) and int(m["m"] or 0) < 60:  # "1h75" is a typo, not a time
+        hours, minutes = Decimal(m["h"]), int(m["m"] or 0)
+    elif m := _MINUTES.match(t):
+        minutes = int(m["m"])
+    else:
+        raise ParseError("log.bad_duration", text=raw.strip()[:24])
+    try:
+        total = int((hours * 60 + minutes).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    except InvalidOperation:  # pragma: no cover - the patterns keep numbers small
+        raise ParseError("log.bad_duration", text=raw.strip()[:24]) from None
+    if total <= 0 or total > DAY_MINUTES:
+        raise ParseError("log.duration_range", max_hours=DAY_MINUTES // 60)
+    return total
+
+
+_RELATIVE_DAYS = {
+    "今天": 0,
+    "今日": 0,
+    "today": 0,
+    "昨天": 1,
+    "昨日": 1,
+    "yesterday": 1,
+    "前天": 2,
+}
+_FULL_DATE = re.compile(
+    r"^(?P<y>\d{4})(?:[-/.](?P<m>\d{1,2})[-/.](?P<d>\d{1,2})|年(?P<m2>\d{1,2})月(?P<d2>\d{1,2})[日号]?)$"
+)
+_MONTH_DAY = re.compile(r"^(?:(?P<m>\d{1,2})[-/.](?P<d>\d{1,2})|(?P<m2>\d{1,2})月(?P<d2>\d{1,2})[日号]?)$")
+# Anything shaped like a date: a mistyped date must be an error, not the start of a description.
+_DATE_SHAPE = re.compile(r"^\d{1,4}[-/.]\d{1,2}(?:[-/.]\d{1,2})?$|^(?:\d{1,4}年)?\d{1,2}月\d{1,2}[日号]?$")
+
+
+def looks_like_day(text: str) -> bool:
+    t = _normalize(text)
+    return t in _RELATIVE_DAYS or bool(_DATE_SHAPE.match(t))
+
+
+def parse_day(text: str, today: date) -> date:
+    """A service day from "2026-11-20", "2026/11/20", "2026年11月20日", "11-20", "11月20日",
+    "今天", "昨天", "前天", "today", "yesterday".
+
+    A month and day without a year mean the latest such day not after today (so in early
+    January "12-30" is last December). Whether the day is allowed is the store's rule, not
+    the parser's: this only reads it. Raises `ParseError("log.bad_day")`.
+    """
+    raw = text or ""
+    t = _normalize(raw)
+    if t in _RELATIVE_DAYS:
+        return today - timedelta(days=_RELATIVE_DAYS[t])
+    if m := _FULL_DATE.match(t):
+        got = _date(int(m["y"]), int(m["m"] or m["m2"]), int(m["d"] or m["d2"]))
+        if got is not None:
+            return got
+    elif m := _MONTH_DAY.match(t):
+        month, day = int(m["m"] or m["m2"]), int(m["d"] or m["d2"])
+        for year in (today.year, today.year - 1):
+            got = _date(year, month, day)
+            if got is not None and got <= today:
+                return got
+    raise ParseError("log.bad_day", text=raw.strip()[:20])
+
+
+def _date(y: int, m: int, d: int) -> date | None:
+    try:
+        return date(y, m, d)
+    except ValueError:
+        return None
+
+
+_TOKEN = re.compile(r"\s*(\S+)(?:\s+(.*))?\Z", re.S)
+
+
+def parse_quick_log(text: str | None, today: date) -> QuickLog:
+    """The one-line form "<hours> [<day>] <description>", e.g. "2.5 2026-11-20 社区义诊".
+
+    The day is optional (today when left out). The service action is picked afterwards.
+    """
+    m = _TOKEN.match(text or "")
+    if m is None or m[2] is None or not m[2].strip():
+        raise ParseError("log.quick_usage")
+    minutes = parse_duration(m[1])
+    rest = m[2]
+    day = today
+    n = _TOKEN.match(rest)
+    if n is not None and looks_like_day(n[1]):
+        day = parse_day(n[1], today)
+        rest = n[2] or ""
+    description = rest.strip()
+    if not description:
+        raise ParseError("log.quick_usage")
+    if len(description) > DESCRIPTION_MAX:
+        raise ParseError("log.description_too_long", max=DESCRIPTION_MAX)
+    return QuickLog(minutes=minutes, day=day, description=description)
