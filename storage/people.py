@@ -1,0 +1,439 @@
+"""People and joining: invites are resolved and consumed here, rosters imported, members listed.
+
+Nothing about a person is stored before their explicit consent: `resolve_invite` only reads,
+and `join` refuses without consent before it writes anything.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from content.i18n import LOCALES, normalize_locale, texts
+from storage import audit
+from storage.access import Actor, get_org, require_manager
+from storage.errors import Invalid, Refused
+from storage.invites import CODE_PATTERN, build_invite, deep_link, may_invite
+from storage.models import (
+    Commitment,
+    Invite,
+    Membership,
+    Org,
+    OrgKind,
+    Person,
+    Role,
+    ServiceEntry,
+)
+from storage.roster import RosterPreview, RosterRow, RowProblem, SheetRow, parse_roster, write_invite_sheet
+from storage.validation import parse
+
+NAME_MAX = 100
+ROLE_RANK = {Role.MEMBER: 0, Role.SECRETARY: 1, Role.STAFF: 2, Role.ADMIN: 3}
+ACTIVITY_RESOLUTION = timedelta(minutes=10)  # last_active_at need not change on every message
+
+
+# ---- joining ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class InviteOffer:
+    """What an invite offers, shown before the person consents."""
+
+    invite_id: int
+    org_id: int
+    org_name: str
+    org_kind: OrgKind
+    role: Role
+    personal: bool  # made for one roster row by an import
+    expires_at: datetime
+
+
+def clean_name(raw: str) -> str:
+    """A display name from Telegram: control characters dropped, spaces collapsed, cut to fit."""
+    kept = "".join(" " if unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp") else ch for ch in raw)
+    return " ".join(kept.split())[:NAME_MAX].strip()
+
+
+class JoinInput(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    telegram_id: int = Field(gt=0)
+    name: str = Field(min_length=1, max_length=NAME_MAX, json_schema_extra={"error_key": "people.bad_name"})
+
+
+async def _invite(s: AsyncSession, code: str) -> Invite:
+    if not isinstance(code, str) or not CODE_PATTERN.match(code):
+        raise Refused("invite.unknown")
+    inv = await s.scalar(select(Invite).where(Invite.code == code))
+    if inv is None:
+        raise Refused("invite.unknown")
+    return inv
+
+
+def _check_usable(inv: Invite, now: datetime) -> None:
+    if inv.expires_at <= now:
+        raise Refused("invite.expired")
+    if inv.uses_left <= 0:
+        raise Refused("invite.used_up")
+
+
+async def resolve_invite(s: AsyncSession, code: str, now: datetime) -> InviteOffer:
+    """What the invite offers, or Refused("invite.unknown" / "invite.expired" / "invite.used_up").
+
+    Reads only: nothing about the person opening the link is stored.
+    """
+    inv = await _invite(s, code)
+    _check_usable(inv, now)
+    org = await get_org(s, inv.org_id)
+    return InviteOffer(
+        inv.id, org.id, org.name, org.kind, inv.role, inv.person_id is not None, inv.expires_at
+    )
+
+
+async def person_by_telegram(s: AsyncSession, telegram_id: int) -> Person | None:
+    return await s.scalar(select(Person).where(Person.telegram_id == telegram_id))
+
+
+async def _membership(s: AsyncSession, person_id: int, org_id: int) -> Membership | None:
+    return await s.scalar(
+        select(Membership).where(Membership.person_id == person_id, Membership.org_id == org_id)
+    )
+
+
+async def _consume(s: AsyncSession, inv: Invite, now: datetime) -> None:
+    """Take one use, atomically: of two people racing for the last use, only one gets it."""
+    res = await s.execute(
+        update(Invite)
+        .where(Invite.id == inv.id, Invite.uses_left > 0, Invite.expires_at > now)
+        .values(uses_left=Invite.uses_left - 1)
+        .execution_options(synchronize_session=False)
+    )
+    if res.rowcount != 1:  # type: ignore[attr-defined]
+        raise Refused("invite.used_up")
+    await s.refresh(inv, ["uses_left"])
+
+
+async def _grant(s: AsyncSession, person: Person, org_id: int, role: Role) -> None:
+    """Make the person a member of the org in `role`, raising (never lowering) an existing role."""
+    m = await _membership(s, person.id, org_id)
+    if m is None:
+        s.add(Membership(person_id=person.id, org_id=org_id, role=role))
+    elif ROLE_RANK[role] > ROLE_RANK[m.role]:
+        m.role = role
+    await s.flush()
+    await s.refresh(person, ["memberships"])
+
+
+async def join(
+    s: AsyncSession,
+    code: str,
+    telegram_id: int,
+    name: str,
+    locale: str | None,
+    *,
+    consent: bool,
+    now: datetime,
+) -> Person:
+    """Join through an invite, with explicit consent; returns the person.
+
+    Idempotent for someone already in the org in that role (no second membership, no use
+    consumed). A personal invite (from a roster import) ties the account to its roster row; if
+    the account already exists, the roster row is folded into it.
+    """
+    if not consent:
+        raise Refused("privacy.consent_required")
+    given = parse(JoinInput, telegram_id=telegram_id, name=clean_name(name or ""))
+    inv = await _invite(s, code)
+    existing = await person_by_telegram(s, given.telegram_id)
+    if existing is not None:
+        if inv.person_id == existing.id:
+            return existing  # this personal link was already theirs
+        m = await _membership(s, existing.id, inv.org_id)
+        if inv.person_id is None and m is not None and ROLE_RANK[m.role] >= ROLE_RANK[inv.role]:
+            return existing
+    _check_usable(inv, now)
+    roster: Person | None = None
+    if inv.person_id is not None:
+        roster = await s.get(Person, inv.person_id)
+        if roster is None or roster.erased_at is not None or roster.telegram_id is not None:
+            raise Refused("invite.used_up")
+    await _consume(s, inv, now)
+    lang = normalize_locale(locale)
+
+    if roster is not None and existing is None:
+        roster.telegram_id = given.telegram_id
+        roster.consent_at = now
+        roster.locale = lang
+        roster.last_active_at = now
+        await s.flush()
+        await _grant(s, roster, inv.org_id, inv.role)
+        return roster
+    if existing is not None:
+        if existing.consent_at is None:
+            existing.consent_at = now
+        await _grant(s, existing, inv.org_id, inv.role)
+        if roster is not None:
+            await _fold_into(s, roster, existing)
+        return existing
+    person = Person(
+        telegram_id=given.telegram_id, name=given.name, locale=lang, consent_at=now, last_active_at=now
+    )
+    s.add(person)
+    await s.flush()
+    await _grant(s, person, inv.org_id, inv.role)
+    return person
+
+
+async def _fold_into(s: AsyncSession, roster: Person, person: Person) -> None:
+    """An account that already exists opened a roster row's link: one person, not two."""
+    for model in (ServiceEntry, Commitment):
+        await s.execute(
+            update(model)
+            .where(model.person_id == roster.id)
+            .values(person_id=person.id)
+            .execution_options(synchronize_session=False)
+        )
+    await s.execute(delete(Person).where(Person.id == roster.id).execution_options(synchronize_session=False))
+    s.expunge(roster)
+    await s.flush()
+
+
+# ---- the person's own settings and reachability -------------------------------------------------
+
+
+async def set_locale(s: AsyncSession, person: Person, locale: str) -> Person:
+    if locale not in LOCALES:
+        raise Invalid("people.bad_locale", locales=", ".join(LOCALES))
+    person.locale = locale
+    await s.flush()
+    return person
+
+
+async def set_nudges_paused(s: AsyncSession, person: Person, paused: bool) -> Person:
+    person.nudges_paused = bool(paused)
+    await s.flush()
+    return person
+
+
+async def touch_last_active(s: AsyncSession, person_id: int, now: datetime) -> bool:
+    """Record activity, at most once per ACTIVITY_RESOLUTION (a write per message is wasteful)."""
+    res = await s.execute(
+        update(Person)
+        .where(
+            Person.id == person_id,
+            (Person.last_active_at.is_(None)) | (Person.last_active_at < now - ACTIVITY_RESOLUTION),
+        )
+        .values(last_active_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(res.rowcount)  # type: ignore[attr-defined]
+
+
+async def mark_blocked(s: AsyncSession, telegram_id: int, now: datetime) -> bool:
+    """The person blocked the bot (Telegram said 403): unreachable until they write again."""
+    res = await s.execute(
+        update(Person)
+        .where(Person.telegram_id == telegram_id, Person.blocked_at.is_(None))
+        .values(blocked_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(res.rowcount)  # type: ignore[attr-defined]
+
+
+async def mark_reachable(s: AsyncSession, telegram_id: int) -> bool:
+    res = await s.execute(
+        update(Person)
+        .where(Person.telegram_id == telegram_id, Person.blocked_at.is_not(None))
+        .values(blocked_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(res.rowcount)  # type: ignore[attr-defined]
+
+
+# ---- the roster of a branch -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRow:
+    person_id: int
+    name: str
+    note: str | None
+    role: Role
+    joined_at: datetime
+    last_activity: datetime | None  # the later of their last service entry and last message
+    on_telegram: bool  # False for a roster row whose link was not opened yet
+    reachable: bool
+    blocked: bool
+
+
+async def list_members(s: AsyncSession, actor: Actor, org_id: int) -> list[MemberRow]:
+    """The people of an org, for its secretary, staff above it, or an admin."""
+    org = await require_manager(s, actor, org_id)
+    last_entry = (
+        select(ServiceEntry.person_id, func.max(ServiceEntry.created_at).label("last"))
+        .where(ServiceEntry.org_id == org.id)
+        .group_by(ServiceEntry.person_id)
+        .subquery()
+    )
+    rows = await s.execute(
+        select(Person, Membership.role, Membership.created_at, last_entry.c.last)
+        .join(Membership, Membership.person_id == Person.id)
+        .outerjoin(last_entry, last_entry.c.person_id == Person.id)
+        .where(Membership.org_id == org.id, Person.erased_at.is_(None))
+        .order_by(Person.name, Person.id)
+    )
+    out: list[MemberRow] = []
+    for p, role, joined, last in rows:
+        times = [t for t in (last, p.last_active_at) if t is not None]
+        out.append(
+            MemberRow(
+                person_id=p.id,
+                name=p.name,
+                note=p.roster_note,
+                role=role,
+                joined_at=joined,
+                last_activity=max(times) if times else None,
+                on_telegram=p.telegram_id is not None,
+                reachable=p.reachable,
+                blocked=p.blocked_at is not None,
+            )
+        )
+    if audit.on_admin_surface(actor):
+        await audit.record(s, actor, "members.view", org_id=org.id, detail={"rows": len(out)})
+    return out
+
+
+# ---- roster import --------------------------------------------------------------------------
+
+
+class RosterRejected(Refused):
+    """Some rows are bad: nothing was imported. `preview` lists every bad row and why."""
+
+    def __init__(self, preview: RosterPreview) -> None:
+        super().__init__("roster.rejected", count=len(preview.problems))
+        self.preview = preview
+
+
+@dataclass(frozen=True, slots=True)
+class ImportedPerson:
+    person_id: int
+    name: str
+    role: Role
+    note: str | None
+    code: str
+    expires_at: datetime
+
+
+class ImportOptions(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    days: int = Field(default=30, ge=1, le=365, json_schema_extra={"error_key": "invite.bad_days"})
+
+
+async def _roster_org(s: AsyncSession, actor: Actor, org_id: int) -> Org:
+    org = await require_manager(s, actor, org_id)
+    if org.kind is not OrgKind.BRANCH:
+        raise Refused("roster.needs_branch")
+    return org
+
+
+async def _check_against_store(
+    s: AsyncSession, actor: Actor, org: Org, preview: RosterPreview
+) -> RosterPreview:
+    """Rows the file alone cannot judge: roles the actor may not hand out, people already listed."""
+    listed = {
+        (name, note or "")
+        for name, note in await s.execute(
+            select(Person.name, Person.roster_note)
+            .join(Membership, Membership.person_id == Person.id)
+            .where(Membership.org_id == org.id, Person.erased_at.is_(None))
+        )
+    }
+    rows: list[RosterRow] = []
+    problems = list(preview.problems)
+    for r in preview.rows:
+        if not may_invite(actor, org, r.role):
+            problems.append(RowProblem(r.line, "roster.role_not_allowed"))
+        elif (r.name, r.note or "") in listed:
+            problems.append(RowProblem(r.line, "roster.already_listed"))
+        else:
+            rows.append(r)
+    return RosterPreview(rows, problems)
+
+
+async def preview_roster(
+    s: AsyncSession, actor: Actor, org_id: int, data: bytes, filename: str | None = None
+) -> RosterPreview:
+    """Every row checked, nothing written: what an import of this file would do."""
+    org = await _roster_org(s, actor, org_id)
+    return await _check_against_store(s, actor, org, parse_roster(data, filename))
+
+
+async def import_roster(
+    s: AsyncSession,
+    actor: Actor,
+    org_id: int,
+    data: bytes,
+    filename: str | None = None,
+    *,
+    now: datetime,
+    days: int = 30,
+    track: Callable[[list[RosterRow]], Iterable[RosterRow]] | None = None,
+) -> list[ImportedPerson]:
+    """Import a roster into a branch: a Person (no Telegram yet, no consent), a membership and a
+    personal single-use invite per row. All rows or none: any bad row raises RosterRejected."""
+    opts = parse(ImportOptions, days=days)
+    org = await _roster_org(s, actor, org_id)
+    preview = await _check_against_store(s, actor, org, parse_roster(data, filename))
+    if not preview.ok:
+        raise RosterRejected(preview)
+    rows = list(track(preview.rows) if track else preview.rows)
+    people = [Person(name=r.name, roster_note=r.note, created_at=now) for r in rows]
+    s.add_all(people)
+    await s.flush()  # one batched insert; the ids are needed below
+    invites = [
+        build_invite(actor, org, r.role, 1, opts.days, now=now, person_id=p.id)
+        for r, p in zip(rows, people, strict=True)
+    ]
+    s.add_all(invites)
+    s.add_all(
+        Membership(person_id=p.id, org_id=org.id, role=r.role, created_at=now)
+        for r, p in zip(rows, people, strict=True)
+    )
+    await s.flush()
+    out = [
+        ImportedPerson(p.id, r.name, r.role, r.note, inv.code, inv.expires_at)
+        for r, p, inv in zip(rows, people, invites, strict=True)
+    ]
+    await audit.record(s, actor, "roster.import", org_id=org.id, detail={"rows": len(out), "days": opts.days})
+    return out
+
+
+def invite_sheet(
+    imported: list[ImportedPerson], bot_username: str, *, locale: str = "zh", qr: bool = True
+) -> bytes:
+    """The printable .xlsx of personal links for an import (a QR code per row if `qr`)."""
+    _ = texts(locale)
+    headers = tuple(
+        _.plain(k)
+        for k in (
+            "roster.sheet_name",
+            "roster.sheet_role",
+            "roster.sheet_note",
+            "roster.sheet_link",
+            "roster.sheet_qr",
+        )
+    )
+    rows = [
+        SheetRow(
+            i.name, _.plain(f"people.role_{i.role.value}"), i.note or "", deep_link(bot_username, i.code)
+        )
+        for i in imported
+    ]
+    return write_invite_sheet(rows, headers, qr=qr)
