@@ -10,6 +10,8 @@ A recipient has joined (has a Telegram id), consented, is reachable and not eras
 not sent their own notice: they follow it through the status counts instead.
 
 `Notice.text` is plain text as the sender wrote it; it is HTML-escaped into the message here.
+Buttons: a notice (and each nudge about it) carries callback_data "ack:<delivery id of the notice>";
+the handler passes the presser's Telegram id and that id to `acknowledge`.
 """
 
 from __future__ import annotations
