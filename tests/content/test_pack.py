@@ -14,7 +14,8 @@ import pytest
 from content.pack import PACKS_DIR, Pack, PackError, load_pack_dir
 
 REAL = PACKS_DIR / "qh-2015"
-NOTICE = Path(__file__).resolve().parents[3] / "shared" / "seed" / "notice-2015-service-party-org.txt"
+# The notice the pack quotes, kept beside the pack so a clean checkout has it.
+NOTICE = Path(__file__).resolve().parents[2] / "content" / "packs" / "qh-2015" / "source-notice.txt"
 
 
 @pytest.fixture(scope="module")
