@@ -19,6 +19,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     bot_token: str = Field(default="", description="Telegram bot token from @BotFather")
+    bot_username: str = "branchbot_demo_bot"  # for invite deep links: t.me/<username>?start=<code>
     telegram_api_url: str = "https://api.telegram.org"
     database_url: str = "sqlite+aiosqlite:///./data/branchbot.db"
     redis_url: str | None = None

@@ -1,0 +1,247 @@
+"""Admin commands for the `branchbot` command line: organizations, invites, roster import and
+volunteer record exports.
+
+The command line acts as the system operator (`storage.audit.system_actor`: an admin everywhere,
+audited with via="cli"). Each command opens its own engine from the settings, runs in one
+transaction and commits only if it succeeded. A user's mistake prints one clear line and
+exits 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import date
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.settings import get_settings
+from content.i18n import texts
+from storage.db import make_engine, make_sessionmaker, utcnow
+from storage.errors import Refused
+from storage.models import OrgKind, Role
+
+T = TypeVar("T")
+Work = Callable[[AsyncSession], Awaitable[int]]
+
+
+def _t(key: str, **params: Any) -> str:
+    return texts(get_settings().default_locale).plain(key, **params)
+
+
+def _fail(key: str, **params: Any) -> int:
+    print(_t(key, **params), file=sys.stderr)
+    return 1
+
+
+def _progress(desc: str) -> Callable[[list[T]], Iterable[T]]:
+    def wrap(items: list[T]) -> Iterable[T]:
+        from tqdm import tqdm
+
+        # disable=None: a bar on a terminal, silence when the output is a file or a pipe.
+        return tqdm(items, desc=desc, file=sys.stderr, disable=None, unit="")
+
+    return wrap
+
+
+async def _run(work: Work) -> int:
+    """One engine, one session, one transaction: commit on 0, roll back on anything else."""
+    engine = make_engine(get_settings().database_url)
+    try:
+        async with make_sessionmaker(engine)() as s:
+            try:
+                code = await work(s)
+            except Refused as e:
+                await s.rollback()
+                return _fail(e.key, **e.params)
+            if code == 0:
+                await s.commit()
+            else:
+                await s.rollback()
+            return code
+    finally:
+        await engine.dispose()
+
+
+# ---- org ------------------------------------------------------------------------------------
+
+
+async def _org_add(args: argparse.Namespace) -> int:
+    from storage.orgs import add_org_system
+
+    async def work(s: AsyncSession) -> int:
+        org = await add_org_system(s, args.name, args.kind, args.parent, args.category, args.timezone)
+        print(_t("org.added", id=org.id, name=org.name, kind=_t(f"org.kind_{org.kind.value}")))
+        return 0
+
+    return await _run(work)
+
+
+async def _org_list(args: argparse.Namespace) -> int:
+    from storage.audit import system_actor
+    from storage.orgs import org_tree
+
+    async def work(s: AsyncSession) -> int:
+        roots = await org_tree(s, system_actor())
+        if not roots:
+            print(_t("org.tree_empty"))
+        for root in roots:
+            for depth, org in root.walk():
+                extra = f", {org.category}" if org.category else ""
+                print(f"{'    ' * depth}[{org.id}] {org.name} ({_t(f'org.kind_{org.kind.value}')}{extra})")
+        return 0
+
+    return await _run(work)
+
+
+# ---- invite ---------------------------------------------------------------------------------
+
+
+async def _invite_create(args: argparse.Namespace) -> int:
+    from storage.audit import system_actor
+    from storage.invites import create_invite, deep_link
+
+    async def work(s: AsyncSession) -> int:
+        inv = await create_invite(s, system_actor(), args.org, args.role, args.uses, args.days, now=utcnow())
+        link = deep_link(get_settings().bot_username, inv.code)
+        expires = inv.expires_at.strftime("%Y-%m-%d %H:%M UTC")
+        print(_t("invite.created", code=inv.code, link=link, uses=inv.uses_left, expires=expires))
+        return 0
+
+    return await _run(work)
+
+
+# ---- member import --------------------------------------------------------------------------
+
+
+async def _member_import(args: argparse.Namespace) -> int:
+    from storage.audit import system_actor
+    from storage.people import RosterRejected, import_roster, invite_sheet
+    from storage.roster import MAX_BYTES
+
+    path = Path(args.file)
+    try:
+        if (await asyncio.to_thread(path.stat)).st_size > MAX_BYTES:
+            return _fail("roster.too_big", mb=MAX_BYTES // (1024 * 1024))
+        data = await asyncio.to_thread(path.read_bytes)
+    except OSError:
+        return _fail("roster.cannot_read", path=str(path))
+
+    async def work(s: AsyncSession) -> int:
+        try:
+            imported = await import_roster(
+                s,
+                system_actor(),
+                args.org,
+                data,
+                path.name,
+                now=utcnow(),
+                days=args.days,
+                track=_progress(path.name),
+            )
+        except RosterRejected as e:
+            for p in e.preview.sorted_problems():
+                print(_t("roster.row", line=p.line, reason=_t(p.key, **p.params)))
+            return _fail(e.key, **e.params)
+        print(_t("roster.preview_ok", count=len(imported)))
+        if args.sheet:
+            sheet = invite_sheet(imported, get_settings().bot_username, locale=get_settings().default_locale)
+            out = Path(args.sheet)
+            try:
+                await asyncio.to_thread(out.write_bytes, sheet)
+            except OSError:
+                return _fail("records.cannot_write", path=str(out))
+            print(_t("roster.sheet_written", path=str(out)))
+        print(_t("roster.imported", count=len(imported), days=args.days))
+        return 0
+
+    return await _run(work)
+
+
+# ---- export ---------------------------------------------------------------------------------
+
+
+def _date(value: str) -> date | None:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+async def _export(args: argparse.Namespace) -> int:
+    from storage.audit import system_actor
+    from storage.exports import export_service_records
+
+    start, end = _date(args.date_from), _date(args.date_to)
+    if start is None:
+        return _fail("records.bad_date", value=args.date_from)
+    if end is None:
+        return _fail("records.bad_date", value=args.date_to)
+    out = Path(args.out or f"service-records-{args.org}-{start}-{end}.{args.format}")
+
+    async def work(s: AsyncSession) -> int:
+        counted: list[int] = []
+
+        def track(rows: list[Any]) -> Iterable[Any]:
+            counted.append(len(rows))
+            return _progress(out.name)(rows)
+
+        data = await export_service_records(
+            s, system_actor(), args.org, start, end, args.format, include_all=args.all, track=track
+        )
+        try:
+            await asyncio.to_thread(out.write_bytes, data)
+        except OSError:
+            return _fail("records.cannot_write", path=str(out))
+        print(_t("records.written", rows=counted[0] if counted else 0, path=str(out)))
+        return 0
+
+    return await _run(work)
+
+
+# ---- registration ---------------------------------------------------------------------------
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    org = sub.add_parser("org", help="organizations (committees and branches)")
+    osub = org.add_subparsers(dest="org_cmd", required=True)
+    add = osub.add_parser("add", help="add an organization")
+    add.add_argument("name")
+    add.add_argument("--kind", required=True, choices=[k.value for k in OrgKind])
+    add.add_argument("--parent", type=int, default=None, help="id of the parent organization")
+    add.add_argument("--category", default=None, help="organization category id from the content pack")
+    add.add_argument("--timezone", default=None, help="IANA time zone (default: the parent's)")
+    add.set_defaults(func=_org_add)
+    lst = osub.add_parser("list", help="print the organization tree")
+    lst.set_defaults(func=_org_list)
+
+    inv = sub.add_parser("invite", help="invite links")
+    isub = inv.add_subparsers(dest="invite_cmd", required=True)
+    create = isub.add_parser("create", help="create an invite link")
+    create.add_argument("--org", type=int, required=True)
+    create.add_argument("--role", required=True, choices=[r.value for r in Role])
+    create.add_argument("--uses", type=int, default=1, help="how many people may join with it (1-1000)")
+    create.add_argument("--days", type=int, default=7, help="days until it expires (1-365)")
+    create.set_defaults(func=_invite_create)
+
+    member = sub.add_parser("member", help="branch members")
+    msub = member.add_subparsers(dest="member_cmd", required=True)
+    imp = msub.add_parser("import", help="import a roster (.xlsx or .csv) into a branch")
+    imp.add_argument("file")
+    imp.add_argument("--org", type=int, required=True)
+    imp.add_argument("--sheet", default=None, help="write the printable invite sheet (.xlsx) here")
+    imp.add_argument("--days", type=int, default=30, help="days the personal links stay valid")
+    imp.set_defaults(func=_member_import)
+
+    exp = sub.add_parser("export", help="export volunteer service records")
+    exp.add_argument("--org", type=int, required=True)
+    exp.add_argument("--from", dest="date_from", required=True, metavar="YYYY-MM-DD")
+    exp.add_argument("--to", dest="date_to", required=True, metavar="YYYY-MM-DD")
+    exp.add_argument("--format", choices=["xlsx", "csv"], default="xlsx")
+    exp.add_argument("--out", default=None, help="output file (default: service-records-<org>-<from>-<to>)")
+    exp.add_argument("--all", action="store_true", help="include pending and rejected entries")
+    exp.set_defaults(func=_export)
