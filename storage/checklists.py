@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,6 +21,7 @@ from content.pack import Checklist, Pack, get_pack
 from storage.access import Actor, require_manager
 from storage.errors import Invalid, NotFound, Refused
 from storage.models import Assessment, AssessmentItem, ItemStatus, Org, OrgKind
+from storage.service_log import clean_text
 from storage.validation import parse
 
 WEIGHTS = {ItemStatus.MET: 1.0, ItemStatus.PARTLY: 0.5, ItemStatus.NOT_YET: 0.0}
@@ -47,6 +48,8 @@ class ItemAnswer(BaseModel):
     note: str | None = Field(
         default=None, max_length=500, json_schema_extra={"error_key": "checklist.bad_note"}
     )
+
+    _clean = field_validator("note", mode="before")(clean_text)
 
 
 def score(statuses: list[ItemStatus], total: int) -> float:

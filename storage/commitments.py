@@ -28,6 +28,7 @@ from content.pack import Pack, get_pack
 from storage.access import Actor, require_manager
 from storage.errors import Forbidden, Invalid, NotFound, Refused
 from storage.models import Commitment, CommitmentStatus, Membership, Org, OrgKind, Person, Role
+from storage.service_log import clean_text
 from storage.validation import parse
 
 RATINGS = ("excellent", "good", "fair", "poor")  # 优秀 / 良好 / 一般 / 较差
@@ -48,6 +49,8 @@ class NewCommitment(BaseModel):
     is_public: bool = True
     for_branch: bool = False  # the branch's own commitment (made by its secretary)
 
+    _clean = field_validator("text", mode="before")(clean_text)
+
     @field_validator("text", "template_id")
     @classmethod
     def _blank_is_none(cls, v: str | None) -> str | None:
@@ -62,6 +65,8 @@ class Fulfilment(BaseModel):
     )
     file_id: str | None = Field(default=None, max_length=200)
 
+    _clean = field_validator("text", mode="before")(clean_text)
+
 
 class Evaluation(BaseModel):
     model_config = ConfigDict(str_strip_whitespace=True, frozen=True, extra="forbid")
@@ -71,6 +76,8 @@ class Evaluation(BaseModel):
         default=None, max_length=500, json_schema_extra={"error_key": "commitment.bad_comment"}
     )
 
+    _clean = field_validator("comment", mode="before")(clean_text)
+
 
 class Return(BaseModel):
     model_config = ConfigDict(str_strip_whitespace=True, frozen=True, extra="forbid")
@@ -78,6 +85,8 @@ class Return(BaseModel):
     comment: str = Field(
         min_length=1, max_length=500, json_schema_extra={"error_key": "commitment.bad_comment"}
     )
+
+    _clean = field_validator("comment", mode="before")(clean_text)
 
 
 def new_commitment(**data: Any) -> NewCommitment:

@@ -353,7 +353,7 @@ async def count_pending_for(s: AsyncSession, actor: Actor) -> int:
 
 
 def _clean_reason(approve: bool, reason: str | None) -> str | None:
-    text = (reason or "").strip()
+    text = clean_text(reason or "")
     if len(text) > REASON_MAX:
         raise Invalid("log.reason_too_long", max=REASON_MAX)
     if not approve and not text:
