@@ -1,0 +1,9 @@
+"""A local Telegram Bot API emulator for tests, benchmarks and the offline demo.
+
+See emulator/README.md. The main entry point is `Emulator` (core.py)."""
+
+from emulator.core import Emulator
+from emulator.errors import SimError
+from emulator.state import CallbackAnswer, ChatMessage, SimBot, SimGroup, SimUser
+
+__all__ = ["CallbackAnswer", "ChatMessage", "Emulator", "SimBot", "SimError", "SimGroup", "SimUser"]

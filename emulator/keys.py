@@ -1,0 +1,12 @@
+"""Typed aiohttp application keys (aiohttp warns about plain string keys)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from emulator.core import Emulator
+
+EMULATOR: web.AppKey[Emulator] = web.AppKey("emulator")

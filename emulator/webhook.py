@@ -1,0 +1,168 @@
+"""Webhook delivery, as Telegram does it: while a bot has a webhook, its pending updates are
+POSTed to the URL one at a time, in order, with the `X-Telegram-Bot-Api-Secret-Token` header
+when a secret was set. An update leaves the queue only when the webhook answers 2xx;
+otherwise (non-2xx, connection error, timeout) the same update is retried after a delay that
+doubles from `retry_base` up to `retry_max` seconds (Telegram's own delays are seconds to
+minutes; tests use small ones). Every attempt is recorded in `SimBot.webhook_attempts`, the
+last error in getWebhookInfo. A 2xx answer whose body is a method call
+(`{"method": "sendMessage", ...}`, JSON or multipart) is executed, as Telegram does.
+
+Unlike Telegram, plain http:// URLs are allowed (tests run without TLS) and
+`max_connections` is recorded but delivery is always sequential per bot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+
+from emulator.errors import violation
+from emulator.state import SimBot, Webhook, WebhookAttempt, now_unix
+from emulator.wire import read_multipart
+
+if TYPE_CHECKING:
+    from emulator.core import Emulator
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+
+
+class Webhooks:
+    def __init__(self, emu: Emulator, *, retry_base: float, retry_max: float, timeout: float) -> None:
+        self.emu = emu
+        self.retry_base = retry_base
+        self.retry_max = retry_max
+        self.timeout = timeout
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._session: aiohttp.ClientSession | None = None
+
+    async def set(self, bot: SimBot, params: dict[str, Any]) -> None:
+        url = params["url"]
+        if not url:
+            await self.delete(bot, bool(params.get("drop_pending_updates", False)))
+            return
+        if not url.startswith(("http://", "https://")):
+            raise violation("bad webhook: An HTTPS URL must be provided for webhook", f"webhook url {url!r}")
+        max_connections = int(params.get("max_connections", 40))
+        if not 1 <= max_connections <= 100:
+            raise violation(
+                "bad webhook: max_connections must be 1-100", f"max_connections={max_connections}"
+            )
+        allowed = params.get("allowed_updates")
+        bot.webhook = Webhook(
+            url=url,
+            secret_token=params.get("secret_token"),
+            max_connections=max_connections,
+            allowed_updates=list(allowed) if allowed else None,
+            ip_address=params.get("ip_address"),
+            has_custom_certificate="certificate" in params,
+        )
+        if allowed is not None:
+            bot.allowed_updates = list(allowed) or None
+        if params.get("drop_pending_updates"):
+            bot.queue.clear()
+        bot.last_error_date = bot.last_error_message = None
+        task = self._tasks.get(bot.id)
+        if task is None or task.done():
+            self._tasks[bot.id] = asyncio.create_task(self._deliver(bot), name=f"webhook-{bot.id}")
+        bot.updates_changed.notify()  # a waiting getUpdates ends; the pusher sees the new URL
+
+    async def delete(self, bot: SimBot, drop_pending: bool) -> None:
+        bot.webhook = None
+        if drop_pending:
+            bot.queue.clear()
+        task = self._tasks.pop(bot.id, None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        bot.updates_changed.notify()
+
+    async def stop(self) -> None:
+        for task in self._tasks.values():
+            task.cancel()
+        for task in self._tasks.values():
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _deliver(self, bot: SimBot) -> None:
+        delay = self.retry_base
+        while bot.webhook is not None and not self.emu.closing:
+            if not bot.queue:
+                await bot.updates_changed.wait(None)
+                continue
+            entry, hook = bot.queue[0], bot.webhook
+            ok = await self._post(bot, hook, entry.payload)
+            if ok:
+                entry.delivered = True
+                if entry in bot.queue:
+                    bot.queue.remove(entry)
+                delay = self.retry_base
+                self.emu.changed.notify()
+            else:
+                self.emu.changed.notify()
+                await asyncio.sleep(delay)  # Telegram's back-off before the retry
+                delay = min(delay * 2, self.retry_max)
+
+    async def _post(self, bot: SimBot, hook: Webhook, payload: dict[str, Any]) -> bool:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        headers = {"Content-Type": "application/json"}
+        if hook.secret_token:
+            headers[SECRET_HEADER] = hook.secret_token
+        status: int | None = None
+        error: str | None = None
+        reply: tuple[str, dict[str, Any], dict[str, Any]] | None = None
+        try:
+            async with self._session.post(
+                hook.url,
+                data=json.dumps(payload, ensure_ascii=False).encode(),
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+            ) as resp:
+                status = resp.status
+                if 200 <= status < 300:
+                    reply = await _method_in_reply(resp)
+                else:
+                    error = f"Wrong response from the webhook: {status} {resp.reason or ''}".rstrip()
+        except TimeoutError:
+            error = "Read timeout expired"
+        except aiohttp.ClientConnectorError:
+            error = "Connection refused"
+        except aiohttp.ClientError as e:
+            error = f"{type(e).__name__}: {e}"
+        bot.webhook_attempts.append(
+            WebhookAttempt(payload["update_id"], self.emu.clock(), status, error, hook.secret_token)
+        )
+        if error is not None:
+            bot.last_error_date = now_unix()
+            bot.last_error_message = error
+            return False
+        if reply is not None:
+            await self.emu.execute(bot.token, *reply)
+        return True
+
+
+async def _method_in_reply(resp: aiohttp.ClientResponse) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
+    """(method, params, files) when the webhook answered with a method call."""
+    files: dict[str, Any] = {}
+    if resp.content_type == "multipart/form-data":
+        fields, files = await read_multipart(aiohttp.MultipartReader(resp.headers, resp.content))
+    elif resp.content_type == "application/json":
+        try:
+            fields = json.loads(await resp.read() or b"{}")
+        except ValueError:
+            return None
+        if not isinstance(fields, dict):
+            return None
+    else:
+        return None
+    method = fields.pop("method", None)
+    return (method, fields, files) if isinstance(method, str) else None
