@@ -60,10 +60,9 @@ def clean_name(raw: str) -> str:
     return " ".join(kept.split())[:NAME_MAX].strip()
 
 
-class JoinInput(BaseModel):
+class NewName(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    telegram_id: int = Field(gt=0)
     name: str = Field(min_length=1, max_length=NAME_MAX, json_schema_extra={"error_key": "people.bad_name"})
 
 
@@ -148,9 +147,10 @@ async def join(
     """
     if not consent:
         raise Refused("privacy.consent_required")
-    given = parse(JoinInput, telegram_id=telegram_id, name=clean_name(name or ""))
+    if not isinstance(telegram_id, int) or telegram_id <= 0:
+        raise Invalid("error.invalid", field="telegram_id")
     inv = await _invite(s, code)
-    existing = await person_by_telegram(s, given.telegram_id)
+    existing = await person_by_telegram(s, telegram_id)
     if existing is not None:
         if inv.person_id == existing.id:
             return existing  # this personal link was already theirs
@@ -163,11 +163,15 @@ async def join(
         roster = await s.get(Person, inv.person_id)
         if roster is None or roster.erased_at is not None or roster.telegram_id is not None:
             raise Refused("invite.used_up")
+    # Only someone entirely new is known by the name Telegram gives; a roster row keeps its own.
+    display = clean_name(name or "") if existing is None and roster is None else None
+    if display is not None:
+        parse(NewName, name=display)
     await _consume(s, inv, now)
     lang = normalize_locale(locale)
 
     if roster is not None and existing is None:
-        roster.telegram_id = given.telegram_id
+        roster.telegram_id = telegram_id
         roster.consent_at = now
         roster.locale = lang
         roster.last_active_at = now
@@ -181,9 +185,8 @@ async def join(
         if roster is not None:
             await _fold_into(s, roster, existing)
         return existing
-    person = Person(
-        telegram_id=given.telegram_id, name=given.name, locale=lang, consent_at=now, last_active_at=now
-    )
+    assert display is not None
+    person = Person(telegram_id=telegram_id, name=display, locale=lang, consent_at=now, last_active_at=now)
     s.add(person)
     await s.flush()
     await _grant(s, person, inv.org_id, inv.role)

@@ -273,6 +273,21 @@ async def test_a_name_with_nothing_left_is_invalid(session, world) -> None:
     with pytest.raises(Invalid) as e:
         await join(session, inv.code, TG, " \x00 ", "zh", consent=True, now=NOW)
     assert e.value.key == "people.bad_name"
+    assert await uses_left(session, inv) == 1  # refused before the use was taken
+
+
+async def test_a_roster_row_keeps_its_name_whatever_telegram_calls_the_person(session, world) -> None:
+    row = await roster_row(session, world.branch_a, "赵七")
+    inv = await invite(session, world.branch_a, person=row)
+    p = await join(session, inv.code, TG, "\u200b", "zh", consent=True, now=NOW)
+    assert (p.id, p.name) == (row.id, "赵七")
+
+
+@pytest.mark.parametrize("tg", [0, -5])
+async def test_a_bad_telegram_id_is_invalid(session, world, tg: int) -> None:
+    inv = await invite(session, world.branch_a)
+    with pytest.raises(Invalid):
+        await join(session, inv.code, tg, "新人", "zh", consent=True, now=NOW)
 
 
 # ---- settings and reachability ---------------------------------------------------------------
