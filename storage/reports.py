@@ -144,6 +144,7 @@ class BranchReport:
     members: list[MemberRow]
     commitments: CommitmentCounts
     checklists: list[ChecklistScore]
+    timezone: str = "Asia/Shanghai"  # the branch's, for showing times as its dates
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready aggregates, without the per-member rows (what is sent upward)."""
@@ -464,6 +465,7 @@ async def branch_report(
         members=members,
         commitments=_counts(commitments),
         checklists=await _latest_assessments(s, [org_id], per_checklist=True),
+        timezone=org.timezone,
     )
 
 

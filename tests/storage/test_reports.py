@@ -378,3 +378,18 @@ async def test_report_authorization_matrix(session, scene, who) -> None:
         else:
             with pytest.raises(Forbidden):
                 await call()
+
+
+async def test_branch_report_makes_a_workbook_with_every_member(session, scene) -> None:
+    from io import BytesIO
+
+    from openpyxl import load_workbook
+
+    from storage.report_files import branch_report_xlsx
+
+    w = scene.world
+    got = await rp.branch_report(
+        session, await actor(session, scene, "secretary_a"), w.branch_a.id, FROM, TO, TODAY
+    )
+    wb = load_workbook(BytesIO(branch_report_xlsx(got)))
+    assert [r[0].value for r in wb["党员明细"].iter_rows(min_row=2)] == [m.name for m in got.members]
