@@ -95,6 +95,21 @@ async def resolve_invite(s: AsyncSession, code: str, now: datetime) -> InviteOff
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Joined:
+    """The outcome of `join`: who, where, in which role, and whether anything changed."""
+
+    person: Person
+    org_id: int
+    org_name: str
+    role: Role  # the role the person now holds there
+    changed: bool  # False when they were already in, in that role or higher
+
+
+async def is_member_of(s: AsyncSession, person_id: int, org_id: int) -> bool:
+    return await _membership(s, person_id, org_id) is not None
+
+
 async def person_by_telegram(s: AsyncSession, telegram_id: int) -> Person | None:
     return await s.scalar(select(Person).where(Person.telegram_id == telegram_id))
 
@@ -138,8 +153,8 @@ async def join(
     *,
     consent: bool,
     now: datetime,
-) -> Person:
-    """Join through an invite, with explicit consent; returns the person.
+) -> Joined:
+    """Join through an invite, with explicit consent.
 
     Idempotent for someone already in the org in that role (no second membership, no use
     consumed). A personal invite (from a roster import) ties the account to its roster row; if
@@ -152,11 +167,11 @@ async def join(
     inv = await _invite(s, code)
     existing = await person_by_telegram(s, telegram_id)
     if existing is not None:
-        if inv.person_id == existing.id:
-            return existing  # this personal link was already theirs
         m = await _membership(s, existing.id, inv.org_id)
+        if inv.person_id == existing.id and m is not None:
+            return await _joined(s, existing, inv.org_id, changed=False)  # their own link, again
         if inv.person_id is None and m is not None and ROLE_RANK[m.role] >= ROLE_RANK[inv.role]:
-            return existing
+            return await _joined(s, existing, inv.org_id, changed=False)
     _check_usable(inv, now)
     roster: Person | None = None
     if inv.person_id is not None:
@@ -177,20 +192,27 @@ async def join(
         roster.last_active_at = now
         await s.flush()
         await _grant(s, roster, inv.org_id, inv.role)
-        return roster
+        return await _joined(s, roster, inv.org_id)
     if existing is not None:
         if existing.consent_at is None:
             existing.consent_at = now
         await _grant(s, existing, inv.org_id, inv.role)
         if roster is not None:
             await _fold_into(s, roster, existing)
-        return existing
+        return await _joined(s, existing, inv.org_id)
     assert display is not None
     person = Person(telegram_id=telegram_id, name=display, locale=lang, consent_at=now, last_active_at=now)
     s.add(person)
     await s.flush()
     await _grant(s, person, inv.org_id, inv.role)
-    return person
+    return await _joined(s, person, inv.org_id)
+
+
+async def _joined(s: AsyncSession, person: Person, org_id: int, *, changed: bool = True) -> Joined:
+    m = await _membership(s, person.id, org_id)
+    assert m is not None
+    org = await get_org(s, org_id)
+    return Joined(person, org.id, org.name, m.role, changed)
 
 
 async def _fold_into(s: AsyncSession, roster: Person, person: Person) -> None:

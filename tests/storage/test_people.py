@@ -16,6 +16,7 @@ from storage.models import AuditEntry, Invite, Membership, Person, Role, Service
 from storage.people import (
     NAME_MAX,
     clean_name,
+    is_member_of,
     join,
     list_members,
     mark_blocked,
@@ -125,7 +126,7 @@ async def test_join_without_consent_stores_nothing(session, world) -> None:
 
 async def test_join_creates_the_person_with_consent_and_takes_one_use(session, world) -> None:
     inv = await invite(session, world.branch_a, uses=3)
-    p = await join(session, inv.code, TG, "  新 人  ", "en-US", consent=True, now=NOW)
+    p = (await join(session, inv.code, TG, "  新 人  ", "en-US", consent=True, now=NOW)).person
     await session.commit()
     assert (p.telegram_id, p.name, p.locale, p.consent_at, p.last_active_at) == (TG, "新 人", "en", NOW, NOW)
     assert [(m.org_id, m.role) for m in p.memberships] == [(world.branch_a.id, Role.MEMBER)]
@@ -138,21 +139,31 @@ async def test_duplicate_join_is_idempotent(session, world) -> None:
     await session.commit()
     again = await join(session, inv.code, TG, "新人", "zh", consent=True, now=NOW)
     await session.commit()
-    assert again.id == first.id
+    assert (first.changed, again.changed) == (True, False)
+    assert (again.person.id, again.org_id, again.org_name, again.role) == (
+        first.person.id,
+        world.branch_a.id,
+        world.branch_a.name,
+        Role.MEMBER,
+    )
+    assert await is_member_of(session, first.person.id, world.branch_a.id)
+    assert not await is_member_of(session, first.person.id, world.branch_b.id)
     assert await count(session, Membership) == 10 + 1  # the world's ten, plus one
     assert await uses_left(session, inv) == 1  # the second tap consumed nothing
 
 
 async def test_a_member_tapping_a_used_up_link_again_is_welcomed_not_refused(session, world) -> None:
     inv = await invite(session, world.branch_a, uses=1)
-    first = await join(session, inv.code, TG, "新人", "zh", consent=True, now=NOW)
+    first = (await join(session, inv.code, TG, "新人", "zh", consent=True, now=NOW)).person
     await session.commit()
-    assert (await join(session, inv.code, TG, "新人", "zh", consent=True, now=NOW)).id == first.id
+    assert (await join(session, inv.code, TG, "新人", "zh", consent=True, now=NOW)).person.id == first.id
 
 
 async def test_an_existing_person_joins_a_second_org(session, world) -> None:
     inv = await invite(session, world.branch_b)
-    p = await join(session, inv.code, world.member_a.telegram_id, "张三", "zh", consent=True, now=NOW)
+    p = (
+        await join(session, inv.code, world.member_a.telegram_id, "张三", "zh", consent=True, now=NOW)
+    ).person
     await session.commit()
     assert p.id == world.member_a.id
     assert {m.org_id for m in p.memberships} == {world.branch_a.id, world.branch_b.id}
@@ -161,7 +172,9 @@ async def test_an_existing_person_joins_a_second_org(session, world) -> None:
 
 async def test_a_secretary_invite_raises_a_members_role(session, world) -> None:
     inv = await invite(session, world.branch_a, role=Role.SECRETARY)
-    p = await join(session, inv.code, world.member_a.telegram_id, "张三", "zh", consent=True, now=NOW)
+    p = (
+        await join(session, inv.code, world.member_a.telegram_id, "张三", "zh", consent=True, now=NOW)
+    ).person
     await session.commit()
     assert [(m.org_id, m.role) for m in p.memberships] == [(world.branch_a.id, Role.SECRETARY)]
     assert await uses_left(session, inv) == 0
@@ -169,8 +182,9 @@ async def test_a_secretary_invite_raises_a_members_role(session, world) -> None:
 
 async def test_a_member_invite_never_lowers_a_secretary(session, world) -> None:
     inv = await invite(session, world.branch_a)
-    p = await join(session, inv.code, world.secretary_a.telegram_id, "李书记", "zh", consent=True, now=NOW)
-    assert [m.role for m in p.memberships] == [Role.SECRETARY]
+    got = await join(session, inv.code, world.secretary_a.telegram_id, "李书记", "zh", consent=True, now=NOW)
+    assert (got.role, got.changed) == (Role.SECRETARY, False)
+    assert [m.role for m in got.person.memberships] == [Role.SECRETARY]
     assert await uses_left(session, inv) == 1
 
 
@@ -180,7 +194,7 @@ async def test_personal_invite_ties_to_the_roster_row(session, world) -> None:
     offer = await resolve_invite(session, inv.code, NOW)
     assert offer.personal
     people = await count(session, Person)
-    p = await join(session, inv.code, TG, "Zhao Telegram", "zh", consent=True, now=NOW)
+    p = (await join(session, inv.code, TG, "Zhao Telegram", "zh", consent=True, now=NOW)).person
     await session.commit()
     assert p.id == row.id
     assert (p.telegram_id, p.name, p.roster_note, p.consent_at) == (TG, "赵七", "会计", NOW)
@@ -188,7 +202,7 @@ async def test_personal_invite_ties_to_the_roster_row(session, world) -> None:
     assert [m.org_id for m in p.memberships] == [world.branch_a.id]
     assert await uses_left(session, inv) == 0
     # The same account opening it again is welcomed; anyone else is refused.
-    assert (await join(session, inv.code, TG, "x", "zh", consent=True, now=NOW)).id == row.id
+    assert (await join(session, inv.code, TG, "x", "zh", consent=True, now=NOW)).person.id == row.id
     with pytest.raises(Refused) as e:
         await join(session, inv.code, TG + 1, "冒名者", "zh", consent=True, now=NOW)
     assert e.value.key == "invite.used_up"
@@ -207,7 +221,9 @@ async def test_personal_invite_opened_by_an_existing_account_folds_the_roster_ro
         )
     )
     inv = await invite(session, world.branch_a, person=row)
-    p = await join(session, inv.code, world.member_b.telegram_id, "王五", "zh", consent=True, now=NOW)
+    p = (
+        await join(session, inv.code, world.member_b.telegram_id, "王五", "zh", consent=True, now=NOW)
+    ).person
     await session.commit()
     assert p.id == world.member_b.id
     assert {m.org_id for m in p.memberships} == {world.branch_a.id, world.branch_b.id}
@@ -279,7 +295,7 @@ async def test_a_name_with_nothing_left_is_invalid(session, world) -> None:
 async def test_a_roster_row_keeps_its_name_whatever_telegram_calls_the_person(session, world) -> None:
     row = await roster_row(session, world.branch_a, "赵七")
     inv = await invite(session, world.branch_a, person=row)
-    p = await join(session, inv.code, TG, "\u200b", "zh", consent=True, now=NOW)
+    p = (await join(session, inv.code, TG, "\u200b", "zh", consent=True, now=NOW)).person
     assert (p.id, p.name) == (row.id, "赵七")
 
 

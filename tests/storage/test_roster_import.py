@@ -154,7 +154,7 @@ async def test_the_personal_link_ties_the_roster_row_when_opened(session, world)
         session, actor, world.branch_a.id, csv_file(ROSTER[:2]), "r.csv", now=NOW
     )
     await session.commit()
-    p = await join(session, imported.code, 555123, "Telegram 名字", "zh", consent=True, now=NOW)
+    p = (await join(session, imported.code, 555123, "Telegram 名字", "zh", consent=True, now=NOW)).person
     assert (p.id, p.name, p.telegram_id, p.consent_at) == (imported.person_id, "赵七", 555123, NOW)
 
 
