@@ -515,6 +515,7 @@ class Emulator:
         spec = self.spec.method(method)
         name = spec.name if spec else method
         self.stats.requests[name] += 1
+        self.changed.notify()  # tests may wait for a request to arrive (e.g. a long poll)
         params: dict[str, Any] = dict(raw)
         try:
             if spec is None:

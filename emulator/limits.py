@@ -24,7 +24,9 @@ and for injected 429s (fault injection), only that chat for the per-chat and per
 limits. A send made while a 429 that covers it is still running counts as an *early retry*
 (whether or not limits are enabled), which is what the broadcast benchmark reports.
 
-All times come from `clock` (monotonic seconds), so tests can drive a fake clock.
+All times come from `clock` (monotonic seconds), so tests can drive a fake clock. Window
+edges allow EPSILON (1 microsecond) so that a sender pacing itself exactly at the limit is
+not refused because of floating-point error.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+EPSILON = 1e-6
 _FORWARDS = frozenset({"forwardmessage", "forwardmessages", "copymessage", "copymessages"})
 
 
@@ -118,20 +121,20 @@ class Limits:
             return Refusal("wait", max(1, math.ceil(left)), chat_scoped)
 
         window = self._global.setdefault(bot_id, deque())
-        while window and window[0] <= now - 1.0:
+        while window and window[0] <= now - 1.0 + EPSILON:
             window.popleft()
         if len(window) >= self.global_per_sec:
             return Refusal("global", max(1, math.ceil(window[0] + 1.0 - now)), False)
 
         tokens, at = self._buckets.get((bot_id, chat_id), (self.per_chat_burst, now))
-        tokens = min(self.per_chat_burst, tokens + (now - at) * self.per_chat_per_sec)
+        tokens = min(self.per_chat_burst, tokens + (now - at) * self.per_chat_per_sec + EPSILON)
         if tokens < 1.0:
             return Refusal("chat", max(1, math.ceil((1.0 - tokens) / self.per_chat_per_sec)), True)
 
         group = None
         if chat_id < 0:
             group = self._groups.setdefault((bot_id, chat_id), deque())
-            while group and group[0] <= now - 60.0:
+            while group and group[0] <= now - 60.0 + EPSILON:
                 group.popleft()
             if len(group) >= self.per_group_per_min:
                 return Refusal("group", max(1, math.ceil(group[0] + 60.0 - now)), True)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from emulator.limits import EPSILON
+
 
 @dataclass(frozen=True)
 class SendRecord:
@@ -47,7 +49,8 @@ class Stats:
         return (len(times) - 1) / (times[-1] - times[0])
 
     def max_in_window(self, seconds: float, bot_id: int | None = None, chat_id: int | None = None) -> int:
-        """The most sends that fell into any window of `seconds` (to check a limit was kept)."""
+        """The most sends that fell into any window of `seconds` (to check a limit was kept),
+        with the limiter's 1 microsecond tolerance at the window's edge."""
         times = [
             s.at
             for s in self.sends
@@ -55,7 +58,7 @@ class Stats:
         ]
         best = start = 0
         for end, t in enumerate(times):
-            while t - times[start] >= seconds:
+            while t - times[start] >= seconds - EPSILON:
                 start += 1
             best = max(best, end - start + 1)
         return best

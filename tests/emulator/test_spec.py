@@ -11,7 +11,7 @@ from aiogram.types import BufferedInputFile
 
 from emulator import Emulator, SimBot, SimUser
 from emulator.spec import DecodeError, Upload, load
-from tests.emulator.conftest import GIF, PNG, make_bot
+from tests.emulator.conftest import GIF, PNG, close_bot, make_bot
 
 spec = load()
 
@@ -109,4 +109,4 @@ async def test_what_the_emulator_returns_conforms_to_the_specification(
         }
         assert emu.violations == []
     finally:
-        await bot.session.close()
+        await close_bot(bot)
