@@ -1,0 +1,129 @@
+"""Joining through an invite: privacy notice first, nothing stored before consent."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from storage import invites
+from storage.models import Membership, Person, ProcessedUpdate, Role
+from tests.e2e.harness import NOW
+
+
+async def make_code(session, world, role: Role = Role.MEMBER, uses: int = 5) -> str:
+    actor = await world.actor(session, world.secretary_a)
+    inv = await invites.create_invite(session, actor, world.branch_a.id, role, uses=uses, days=7, now=NOW)
+    await session.commit()
+    return inv.code
+
+
+async def test_stranger_is_told_how_to_join_and_nothing_is_stored(chat, db, world) -> None:
+    people_before = await db.count(Person)
+    reply = await chat.send(chat.user("路人"), "/start")
+    assert "书记" in reply.text and "邀请链接" in reply.text
+    assert await db.count(Person) == people_before
+
+
+async def test_invite_shows_privacy_notice_and_stores_nothing_before_consent(
+    chat, db, world, session
+) -> None:
+    code = await make_code(session, world)
+    people_before = await db.count(Person)
+    newcomer = chat.user("新党员")
+    reply = await chat.send(newcomer, f"/start {code}")
+    assert "个人信息" in reply.text and world.branch_a.name in reply.text
+    assert reply.buttons == ["✅ 同意并加入", "不同意"]
+    assert await db.count(Person) == people_before
+    assert await db.count(Person, Person.telegram_id == newcomer.id) == 0
+
+    reply = await chat.press(newcomer, reply, "✅ 同意并加入")
+    assert "已加入" in reply.all_text
+    person = await db.one(select(Person).where(Person.telegram_id == newcomer.id))
+    assert person.consent_at == NOW and person.name == "新党员"
+    roles = await db.all(select(Membership.role).where(Membership.person_id == person.id))
+    assert roles == [Role.MEMBER]
+
+
+async def test_declining_stores_nothing(chat, db, world, session) -> None:
+    code = await make_code(session, world)
+    newcomer = chat.user("犹豫者")
+    reply = await chat.send(newcomer, f"/start {code}")
+    reply = await chat.press(newcomer, reply, "不同意")
+    assert "没有保存" in reply.all_text
+    assert await db.count(Person, Person.telegram_id == newcomer.id) == 0
+
+
+async def test_expired_invite_is_explained(chat, db, world, session, clock) -> None:
+    code = await make_code(session, world)
+    clock.advance(timedelta(days=8))
+    reply = await chat.send(chat.user("迟到者"), f"/start {code}")
+    assert "过期" in reply.text
+    assert not reply.buttons
+
+
+async def test_unknown_code_is_explained(chat, world) -> None:
+    reply = await chat.send(chat.user("路人"), "/start nosuchcode12345")
+    assert reply.text and not reply.buttons
+
+
+async def test_update_redelivered_after_a_restart_joins_once_and_replies_once(
+    chat, db, world, session, emulator, bots, bot_app
+) -> None:
+    code = await make_code(session, world, uses=1)
+    newcomer = chat.user("重复者")
+    reply = await chat.send(newcomer, f"/start {code}")
+    update = await emulator.press(newcomer, reply.message, data=reply.message.buttons[0]["callback_data"])
+    await chat.deliver(update)
+    after_first = len(chat.messages(newcomer))
+    assert await db.count(Person, Person.telegram_id == newcomer.id) == 1
+
+    # The bot restarts and Telegram hands the same update out again (polling restart).
+    await bots.stop(bot_app)
+    emulator.redeliver(update, bot=bot_app.bot.id)
+    again = await bots.start()
+    await again.intake.wait_handled(update["update_id"], 10)
+    assert len(chat.messages(newcomer)) == after_first
+    answers = [a for a in emulator.callback_answers if a.query_id == update["callback_query"]["id"]]
+    assert len(answers) == 1
+    assert await db.count(Person, Person.telegram_id == newcomer.id) == 1
+    assert (
+        await db.count(
+            Membership,
+            Membership.person_id
+            == (await db.scalar(select(Person.id).where(Person.telegram_id == newcomer.id))),
+        )
+        == 1
+    )
+    assert await db.count(ProcessedUpdate, ProcessedUpdate.update_id == update["update_id"]) == 1
+
+
+async def test_command_redelivered_after_a_restart_is_answered_once(
+    chat, world, emulator, bots, bot_app
+) -> None:
+    reply = await chat.send(world.member_a, "/help")
+    assert "/log" in reply.text
+    update_id = max(emulator.bot(bot_app.bot.id).all_updates)
+    update = emulator.bot(bot_app.bot.id).all_updates[update_id]
+    count = len(chat.messages(world.member_a))
+    await bots.stop(bot_app)
+    emulator.redeliver(update, bot=bot_app.bot.id)
+    again = await bots.start()
+    await again.intake.wait_handled(update_id, 10)
+    assert len(chat.messages(world.member_a)) == count
+
+
+async def test_english_speaker_gets_english(chat, world, session) -> None:
+    code = await make_code(session, world)
+    reply = await chat.send(chat.user("Alice", language_code="en"), f"/start {code}")
+    assert "personal information" in reply.text
+
+
+async def test_member_using_a_secretary_command_is_told_it_is_for_secretaries(chat, world) -> None:
+    reply = await chat.send(world.member_a, "/pending")
+    assert "书记" in reply.text
+
+
+async def test_unknown_command_is_explained(chat, world) -> None:
+    reply = await chat.send(world.member_a, "/frobnicate")
+    assert "/frobnicate" in reply.text and "/help" in reply.text
