@@ -22,8 +22,10 @@ PNG = bytes.fromhex(
 GIF = b"GIF89a\x02\x00\x03\x00" + b"\x00" * 20
 
 
-def make_bot(emu: Emulator, token: str = TOKEN) -> Bot:
-    return Bot(token, session=AiohttpSession(api=TelegramAPIServer.from_base(emu.base_url)))
+def make_bot(emu: Emulator | str, token: str = TOKEN) -> Bot:
+    """A real aiogram Bot talking to the emulator (or to an emulator's base URL)."""
+    base_url = emu if isinstance(emu, str) else emu.base_url
+    return Bot(token, session=AiohttpSession(api=TelegramAPIServer.from_base(base_url)))
 
 
 async def close_bot(bot: Bot) -> None:
