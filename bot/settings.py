@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     admin_host: str = "127.0.0.1"
     admin_port: int = Field(default=8080, ge=0, le=65535)
     admin_secret: str = Field(default="", description="key that signs admin cookies and sign-in links")
+    admin_public_url: str | None = None  # how people reach the admin web, if not http://ADMIN_HOST:ADMIN_PORT
     timezone: str = "Asia/Shanghai"
     default_locale: str = "zh"
     content_pack: str = "qh-2015"
