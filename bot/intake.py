@@ -87,20 +87,20 @@ class Intake:
         self._stop = asyncio.Event()
         self.handled = 0
         # Tests and the demo wait for "this update is handled" instead of sleeping.
-        self._recent: dict[int, None] = {}
+        self._recent: dict[int, int] = {}  # update id -> times handled (a redelivery counts again)
         self._progress = asyncio.Condition()
 
     async def _done(self, update_id: int) -> None:
         self.handled += 1
-        self._recent[update_id] = None
+        self._recent[update_id] = self._recent.get(update_id, 0) + 1
         if len(self._recent) > 10_000:
             del self._recent[next(iter(self._recent))]
         async with self._progress:
             self._progress.notify_all()
 
-    async def wait_handled(self, update_id: int, timeout: float = 10.0) -> None:
+    async def wait_handled(self, update_id: int, timeout: float = 10.0, *, times: int = 1) -> None:
         async with asyncio.timeout(timeout), self._progress:
-            await self._progress.wait_for(lambda: update_id in self._recent)
+            await self._progress.wait_for(lambda: self._recent.get(update_id, 0) >= times)
 
     def stop(self) -> None:
         self._stop.set()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator
 
 import pytest
@@ -29,6 +30,12 @@ async def emulator() -> AsyncIterator[Emulator]:
 @pytest.fixture
 def clock() -> FrozenClock:
     return FrozenClock(NOW)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def e2e_settings(emu: Emulator, db_url: str, **extra: object) -> Settings:
@@ -56,7 +63,38 @@ class BotRunner:
         self.running.append((app, task))
         return app
 
+    async def start_webhook(self, secret: str = "s3cret-token") -> BotApp:
+        """A bot in webhook mode: the emulator pushes updates to our HTTP endpoint."""
+        from bot.runtime import _serve_webhook
+
+        port = free_port()
+        app = create_app(
+            e2e_settings(
+                self.emu,
+                self.db_url,
+                webhook_url=f"http://127.0.0.1:{port}/tg/webhook",
+                webhook_secret=secret,
+                webhook_host="127.0.0.1",
+                webhook_port=port,
+            ),
+            clock=self.clock,
+            engine=self.engine,
+        )
+        stop = asyncio.Event()
+        app.extras["stop"] = stop
+        task = asyncio.create_task(_serve_webhook(app, app.settings, stop))
+        self.running.append((app, task))
+
+        def ours() -> bool:
+            hook = self.emu.bot(app.bot.id).webhook
+            return hook is not None and hook.url == app.settings.webhook_url
+
+        await self.emu.wait_for(ours, 10)
+        return app
+
     async def stop(self, app: BotApp) -> None:
+        if "stop" in app.extras:
+            app.extras["stop"].set()
         for item in [r for r in self.running if r[0] is app]:
             self.running.remove(item)
             app.intake.stop()
