@@ -329,21 +329,26 @@ async def get_updates(call: Call) -> list[dict[str, Any]]:
     if "offset" in p:
         confirm(bot, int(p["offset"]))
     loop_deadline = emu.loop_time() + timeout
-    while True:
-        if generation != bot.poll_generation:
-            raise conflict(
-                "terminated by other getUpdates request; make sure that only one bot instance is running"
-            )
-        if bot.webhook is not None:
-            raise conflict("terminated by setWebhook request")
-        batch = bot.queue[:limit]
-        left = loop_deadline - emu.loop_time()
-        if batch or left <= 0 or emu.closing:
-            for q in batch:
-                q.delivered = True
-            emu.changed.notify()
-            return [q.payload for q in batch]
-        await bot.updates_changed.wait(left)
+    bot.waiting_polls += 1
+    try:
+        while True:
+            if generation != bot.poll_generation:
+                raise conflict(
+                    "terminated by other getUpdates request; make sure that only one bot instance is running"
+                )
+            if bot.webhook is not None:
+                raise conflict("terminated by setWebhook request")
+            batch = bot.queue[:limit]
+            left = loop_deadline - emu.loop_time()
+            if batch or left <= 0 or emu.closing:
+                for q in batch:
+                    q.delivered = True
+                return [q.payload for q in batch]
+            emu.changed.notify()  # a test may wait for the bot to be polling
+            await bot.updates_changed.wait(left)
+    finally:
+        bot.waiting_polls -= 1
+        emu.changed.notify()
 
 
 def confirm(bot: SimBot, offset: int) -> None:

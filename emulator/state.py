@@ -365,6 +365,7 @@ class SimBot:
     short_description: dict[str, str] = field(default_factory=dict)
     description: dict[str, str] = field(default_factory=dict)
     poll_generation: int = 0
+    waiting_polls: int = 0  # getUpdates calls waiting for an update right now
     updates_changed: Signal = field(default_factory=Signal)
     callbacks: dict[str, CallbackQuery] = field(default_factory=dict)
     closed: int = 0

@@ -10,7 +10,7 @@ from aiogram import Bot, Dispatcher, F
 from aiogram.exceptions import TelegramConflictError
 from aiogram.types import Message
 
-from emulator import Emulator, SimUser
+from emulator import Emulator, SimBot, SimUser
 from tests.emulator.conftest import TOKEN, close_bot, make_bot
 
 
@@ -34,10 +34,11 @@ async def http_emu_strict(http):
         yield emu, http
 
 
-async def test_long_poll_returns_as_soon_as_an_update_arrives(bot: Bot, emu: Emulator, user: SimUser):
+async def test_long_poll_returns_as_soon_as_an_update_arrives(
+    bot: Bot, emu: Emulator, sim_bot: SimBot, user: SimUser
+):
     poll = asyncio.create_task(bot.get_updates(timeout=30))
-    await emu.wait_for(lambda: emu.stats.requests["getUpdates"] == 1)
-    await asyncio.sleep(0)  # let the request reach its wait
+    await emu.wait_for(lambda: sim_bot.waiting_polls == 1)
     assert not poll.done()
     sent = await emu.send_text(user, "/start")
     updates = await asyncio.wait_for(poll, timeout=5)  # far below the 30 s poll
@@ -70,7 +71,7 @@ async def test_a_second_poller_ends_the_first_with_409(bot: Bot, emu: Emulator, 
     other = make_bot(emu)
     try:
         first = asyncio.create_task(bot.get_updates(timeout=30))
-        await emu.wait_for(lambda: emu.stats.requests["getUpdates"] == 1)
+        await emu.wait_for(lambda: emu.bot().waiting_polls == 1)
         second = asyncio.create_task(other.get_updates(timeout=30))
         with pytest.raises(TelegramConflictError, match="terminated by other getUpdates request"):
             await asyncio.wait_for(first, 5)
@@ -108,7 +109,7 @@ async def test_stopping_the_emulator_ends_a_waiting_poll(user_less_emu):
     b = make_bot(emu)
     try:
         poll = asyncio.create_task(b.get_updates(timeout=30))
-        await emu.wait_for(lambda: emu.stats.requests["getUpdates"] == 1)
+        await emu.wait_for(lambda: emu.bot().waiting_polls == 1)
         await asyncio.wait_for(emu.stop(), timeout=5)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(poll, 5)

@@ -117,7 +117,7 @@ async def test_get_updates_while_a_webhook_is_set_is_a_conflict(
 async def test_set_webhook_ends_a_waiting_long_poll(bot: Bot, emu: Emulator, receiver: Receiver):
     other = Bot(bot.token, session=bot.session)
     poll = asyncio.create_task(bot.get_updates(timeout=30))
-    await emu.wait_for(lambda: emu.stats.requests["getUpdates"] == 1)
+    await emu.wait_for(lambda: emu.bot().waiting_polls == 1)
     await other.set_webhook(receiver.url)
     with pytest.raises(TelegramConflictError):
         await asyncio.wait_for(poll, 5)
