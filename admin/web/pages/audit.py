@@ -1,0 +1,47 @@
+"""The audit log: who viewed or changed whose personal data, when, through which surface."""
+
+from __future__ import annotations
+
+from datetime import date
+from urllib.parse import urlencode
+
+from starlette.responses import Response
+from starlette.routing import Route
+
+from admin.web.context import ABOVE, Ctx, page
+from storage.audit_view import audit_view
+from storage.errors import Invalid
+
+
+def _day(raw: str) -> date | None:
+    try:
+        return date.fromisoformat(raw) if raw else None
+    except ValueError:
+        raise Invalid("web.bad_date", value=raw[:20]) from None
+
+
+@page(roles=ABOVE)
+async def index(ctx: Ctx) -> Response:
+    action = ctx.arg("action")[:40] or None
+    person = ctx.int_arg("person")
+    page_no = int(ctx.arg("page")) if ctx.arg("page").isdigit() else 1
+    view = await audit_view(
+        ctx.db,
+        ctx.me,
+        person_id=person,
+        action=action,
+        date_from=_day(ctx.arg("from")),
+        date_to=_day(ctx.arg("to")),
+        page=min(page_no, 100_000),
+    )
+    keep = {"action": action or "", "person": person or "", "from": ctx.arg("from"), "to": ctx.arg("to")}
+    return await ctx.render(
+        "audit.html",
+        view=view,
+        p=view.page,
+        keep=keep,
+        base="/audit?" + urlencode({k: v for k, v in keep.items() if v} or {"page": 1}),
+    )
+
+
+routes = [Route("/audit", index, methods=["GET"])]
