@@ -269,3 +269,20 @@ async def test_malformed_json_body_is_a_violation(http, emu: Emulator, sim_bot):
     ) as r:
         assert r.status == 400
     assert "JSON" in emu.violations[-1].reason
+
+
+async def test_limits_stated_in_descriptions_apply_to_plain_strings(http, emu: Emulator, sim_bot):
+    v = await expect_violation(
+        http,
+        emu,
+        "answerCallbackQuery",
+        "Bad Request: wrong parameter text",
+        callback_query_id="1",
+        text="长" * 201,
+    )
+    assert v.reason == "text: 201 characters, must be 0-200"
+    v = await expect_violation(
+        http, emu, "setMyCommands", "Bad Request: wrong parameter commands",
+        commands=[{"command": "log", "description": ""}],
+    )  # fmt: skip
+    assert v.reason == "commands[0].description: 0 characters, must be 1-256"
