@@ -9,6 +9,10 @@ from aiogram import Router
 # Each module defines `router = Router(name=__name__)`.
 MODULES = (
     "handlers.start",
+    "handlers.manage",
+    "handlers.review",
+    "handlers.evaluate",
+    "handlers.notify",
     "handlers.fallback",
 )
 

@@ -1,0 +1,167 @@
+"""/pending: approve, reject with a reason, approve all shown; the member is told through the outbox."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from sqlalchemy import select
+
+from handlers.review import pack_ids
+from storage import service_log
+from storage.models import Delivery, EntryStatus, ServiceEntry
+from tests.e2e.forge import forged_button
+from tests.e2e.harness import NOW
+
+TODAY = date(2026, 11, 28)
+
+
+async def log(
+    session, world, person, minutes=90, day=TODAY - timedelta(days=2), description="社区义诊"
+) -> int:
+    actor = await world.actor(session, person)
+    entry = service_log.new_entry(day=day, minutes=minutes, action="volunteer", description=description)
+    row = await service_log.log_service(session, actor, entry, source=None, today=TODAY, window_days=90)
+    await session.commit()
+    return row.id
+
+
+async def entry(db, entry_id: int) -> ServiceEntry:
+    return await db.one(select(ServiceEntry).where(ServiceEntry.id == entry_id))
+
+
+async def test_pending_lists_the_branchs_entries_and_approving_one_tells_the_member(
+    chat, db, world, session
+) -> None:
+    first = await log(session, world, world.member_a, minutes=150)
+    second = await log(session, world, world.member_a2, description="敬老院探访")
+    await log(session, world, world.member_b)  # another branch: not secretary A's
+
+    reply = await chat.send(world.secretary_a, "/pending")
+    listing = reply.sent[0]
+    assert "共 2 条" in listing.text
+    assert "张三" in listing.text and "2.5 小时" in listing.text and "社区义诊" in listing.text
+    assert "李四" in listing.text and "敬老院探访" in listing.text and "王五" not in listing.text
+    assert [b["text"] for b in listing.buttons] == [
+        "✅ 通过 1",
+        "❌ 退回 1",
+        "✅ 通过 2",
+        "❌ 退回 2",
+        "✅ 以上全部通过（2 条）",
+    ]
+
+    pressed = await chat.press(world.secretary_a, listing, "✅ 通过 1")
+    assert pressed.alert and "已通过" in pressed.alert
+    row = await entry(db, first)
+    assert row.status is EntryStatus.APPROVED and row.reviewer_id == world.secretary_a.id
+    assert row.reviewed_at == NOW
+    assert (await entry(db, second)).status is EntryStatus.PENDING
+    told = await db.one(select(Delivery).where(Delivery.dedupe_key == f"review:{first}:approved"))
+    assert told.chat_id == world.member_a.telegram_id and told.person_id == world.member_a.id
+    assert "2.5 小时" in told.payload["text"] and "已通过审核" in told.payload["text"]
+    # The list is redrawn in place: the first is done, the second still has its buttons.
+    redrawn = pressed.edited[-1]
+    assert redrawn.message_id == listing.message_id
+    assert "1. ✔️ 已处理" in redrawn.text and "共 1 条" in redrawn.text
+    assert [b["text"] for b in redrawn.buttons] == ["✅ 通过 2", "❌ 退回 2", "✅ 以上全部通过（1 条）"]
+
+
+async def test_reject_asks_for_a_reason_and_tells_the_member_why(chat, db, world, session) -> None:
+    entry_id = await log(session, world, world.member_a)
+    listing = (await chat.send(world.secretary_a, "/pending")).sent[0]
+
+    asked = await chat.press(world.secretary_a, listing, "❌ 退回 1")
+    assert "理由" in asked.text and "张三" in asked.text
+    too_long = await chat.send(world.secretary_a, "理" * 301)
+    assert "300" in too_long.text and "重新" in too_long.text
+    assert (await entry(db, entry_id)).status is EntryStatus.PENDING
+
+    done = await chat.send(world.secretary_a, "服务时长与签到表不符")
+    assert "已退回" in done.text
+    row = await entry(db, entry_id)
+    assert (row.status, row.reason) == (EntryStatus.REJECTED, "服务时长与签到表不符")
+    told = await db.one(select(Delivery).where(Delivery.dedupe_key == f"review:{entry_id}:rejected"))
+    assert "服务时长与签到表不符" in told.payload["text"]
+    assert "都审核完了" in done.edited[-1].text and not done.edited[-1].buttons
+
+
+async def test_a_photo_instead_of_a_reason_is_explained(chat, db, world, session) -> None:
+    entry_id = await log(session, world, world.member_a)
+    listing = (await chat.send(world.secretary_a, "/pending")).sent[0]
+    await chat.press(world.secretary_a, listing, "❌ 退回 1")
+    reply = await chat.send_photo(world.secretary_a, b"\x89PNG\r\n\x1a\n" + b"\0" * 16)
+    assert "文字" in reply.text
+    assert (await entry(db, entry_id)).status is EntryStatus.PENDING
+
+
+async def test_approve_all_shown_approves_exactly_the_list(chat, db, world, session) -> None:
+    ids = [await log(session, world, p) for p in (world.member_a, world.member_a2)]
+    listing = (await chat.send(world.secretary_a, "/pending")).sent[0]
+    later = await log(session, world, world.member_a, day=TODAY)  # arrives after the list was shown
+
+    pressed = await chat.press(world.secretary_a, listing, "✅ 以上全部通过")
+    assert pressed.alert and "2 条" in pressed.alert
+    assert [(await entry(db, i)).status for i in ids] == [EntryStatus.APPROVED] * 2
+    assert (await entry(db, later)).status is EntryStatus.PENDING
+    keys = await db.all(select(Delivery.dedupe_key).order_by(Delivery.id))
+    assert keys == [f"review:{i}:approved" for i in ids]
+    assert "发送 /pending 查看其余记录" in pressed.edited[-1].text
+
+
+async def test_a_button_from_an_old_list_is_refused_and_changes_nothing(chat, db, world, session) -> None:
+    entry_id = await log(session, world, world.member_a)
+    old = (await chat.send(world.secretary_a, "/pending")).sent[0]
+    older = (await chat.send(world.secretary_a, "/pending")).sent[0]
+    new = (await chat.send(world.secretary_a, "/pending")).sent[0]
+    await chat.press(world.secretary_a, new, "✅ 通过 1")
+    again = await chat.press(world.secretary_a, old, "✅ 通过 1")
+    assert again.alert and "审核过" in again.alert
+    assert "1. ✔️ 已处理" in again.edited[-1].text  # the old list is brought up to date
+    rejected = await chat.press(world.secretary_a, older, "✅ 以上全部通过")
+    assert rejected.alert and "0 条" in rejected.alert and "之前已处理" in rejected.alert
+    row = await entry(db, entry_id)
+    assert row.status is EntryStatus.APPROVED
+    assert await db.count(Delivery) == 1
+
+
+async def test_nothing_pending_is_said_plainly(chat, world) -> None:
+    reply = await chat.send(world.secretary_a, "/pending")
+    assert len(reply.sent) == 1
+    assert "没有等您审核" in reply.text and "没有待评议" in reply.text
+    assert reply.buttons == ["📢 公示本支部的承诺"]
+
+
+async def test_staff_review_a_secretarys_own_entry_and_secretaries_do_not_see_it(
+    chat, db, world, session
+) -> None:
+    entry_id = await log(session, world, world.secretary_a)
+    assert "没有等您审核" in (await chat.send(world.secretary_a, "/pending")).text
+    listing = (await chat.send(world.staff, "/pending")).sent[0]
+    assert "李书记" in listing.text and world.branch_a.name in listing.text
+    await chat.press(world.staff, listing, "✅ 通过 1")
+    assert (await entry(db, entry_id)).reviewer_id == world.staff.id
+
+
+async def test_staff_outside_the_subtree_can_neither_see_nor_review(chat, db, world, session) -> None:
+    entry_id = await log(session, world, world.member_a)
+    reply = await chat.send(world.other_staff, "/pending")
+    assert "没有等您审核" in reply.text
+    for data in (f"srv:{entry_id}:1", f"sra:{pack_ids([entry_id])}"):
+        pressed = await chat.press(
+            world.other_staff, await forged_button(chat, world.other_staff, data), "forged"
+        )
+        assert pressed.alert and "没有权限" in pressed.alert
+    button = await forged_button(chat, world.other_staff, f"srv:{entry_id}:0")
+    refused = await chat.press(world.other_staff, button, "forged")
+    assert refused.alert and "不在您的审核范围" in refused.alert
+    assert (await entry(db, entry_id)).status is EntryStatus.PENDING
+    assert await db.count(Delivery) == 0
+
+
+async def test_a_command_in_the_middle_of_a_rejection_leaves_it(chat, db, world, session) -> None:
+    entry_id = await log(session, world, world.member_a)
+    listing = (await chat.send(world.secretary_a, "/pending")).sent[0]
+    await chat.press(world.secretary_a, listing, "❌ 退回 1")
+    again = await chat.send(world.secretary_a, "/pending")
+    assert "共 1 条" in again.sent[0].text
+    await chat.send(world.secretary_a, "这句话不是理由")
+    assert (await entry(db, entry_id)).status is EntryStatus.PENDING
