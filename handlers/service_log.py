@@ -1,0 +1,690 @@
+"""Logging volunteer service in chat (/log, quick form and wizard) and one's own hours (/my).
+
+Quick form: `/log 2.5 2026-11-20 社区义诊` is read at once; the parsed values wait in the
+conversation state (the description does not fit in callback data) until the service action
+is picked with a button. The quick form records no place: it is meant to stay one line; the
+wizard asks for one.
+
+Wizard: action → day → duration → place → description → optional photo → confirm. Each answer
+is checked as it comes and the step is asked again with a hint when it is wrong; earlier answers
+stay. Its state lives in the database (bot/fsm_storage.py), so it survives a restart.
+
+Both forms record with source "<chat id>:<message id of the /log command>": a redelivered
+button press cannot record twice. Buttons carry that message id ("wid"), so a button from an
+earlier run of the form is recognized as stale.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from aiogram import Bot, F, Router
+from aiogram.filters import Command, CommandObject, StateFilter
+from aiogram.filters.callback_data import CallbackData
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import BufferedInputFile, CallbackQuery, InlineKeyboardMarkup, Message
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.charts import MonthChart, render_month_chart_async
+from bot.filters import Joined
+from bot.forms import check_day, check_entry_field, duration_text, hours_1dp
+from bot.keyboards import button, column, rows, show
+from bot.settings import Settings
+from content.i18n import Raw, Texts
+from content.pack import Pack
+from storage import service_log
+from storage.access import Actor
+from storage.errors import Refused
+from storage.models import Person, ServiceEntry
+from storage.service_log import new_entry, parse_day, parse_duration, parse_quick_log
+
+router = Router(name=__name__)
+router.message.filter(Joined())
+router.callback_query.filter(Joined())
+
+DURATION_BUTTONS = (60, 120, 180, 240)
+TEXT_ONLY = F.text & ~F.text.startswith("/")  # a command always leaves the wizard
+
+
+class LogQuick(StatesGroup):
+    action = State()
+
+
+class LogWizard(StatesGroup):
+    action = State()
+    day = State()
+    day_typed = State()
+    duration = State()
+    place = State()
+    description = State()
+    photo = State()
+    confirm = State()
+
+
+class QuickPick(CallbackData, prefix="lq"):
+    wid: int
+    action: str
+
+
+class LogBtn(CallbackData, prefix="lw"):
+    wid: int
+    step: str  # act | day | dur | place | photo | ok | x
+    value: str
+
+
+# ---------------------------------------------------------------------------------------------
+# Showing what was entered
+
+
+def _action_title(pack: Pack, action_id: str, locale: str) -> str:
+    action = pack.action(action_id)
+    return action.title.get(locale) if action else action_id
+
+
+def summary(_: Texts, pack: Pack, locale: str, data: dict[str, Any]) -> str:
+    return _(
+        "log_chat.summary",
+        action=_action_title(pack, data["action"], locale),
+        day=data["day"],
+        duration=Raw(duration_text(_, int(data["minutes"]))),
+        place=data.get("place") or _("log_chat.no_place"),
+        description=data["description"],
+        photo=_("log_chat.photo_yes") if data.get("photo") else _("log_chat.photo_no"),
+    )
+
+
+def entry_data(row: ServiceEntry) -> dict[str, Any]:
+    return {
+        "action": row.action,
+        "day": row.day.isoformat(),
+        "minutes": row.minutes,
+        "place": row.place,
+        "description": row.description,
+        "photo": row.evidence_file_id,
+    }
+
+
+def refusal(_: Texts, e: Refused) -> str:
+    return _(e.key, **e.params)
+
+
+# ---------------------------------------------------------------------------------------------
+# /log
+
+
+@router.message(Command("log"))
+async def cmd_log(
+    message: Message,
+    command: CommandObject,
+    session: AsyncSession,
+    actor: Actor,
+    _: Texts,
+    today: date,
+    settings: Settings,
+    pack: Pack,
+    locale: str,
+    state: FSMContext,
+) -> None:
+    await state.clear()
+    if actor.home_branch_id() is None:
+        raise Refused("log.not_member")
+    if command.args and command.args.strip():
+        await _quick_start(message, command.args, session, _, today, settings, pack, locale, state)
+        return
+    await state.set_state(LogWizard.action)
+    await state.set_data({"wid": message.message_id})
+    await session.commit()
+    text, markup = prompt(LogWizard.action, _, pack, locale, message.message_id)
+    await message.answer(text, reply_markup=markup)
+
+
+async def _quick_start(
+    message: Message,
+    args: str,
+    session: AsyncSession,
+    _: Texts,
+    today: date,
+    settings: Settings,
+    pack: Pack,
+    locale: str,
+    state: FSMContext,
+) -> None:
+    try:
+        quick = parse_quick_log(args, today)
+        check_day(quick.day, today, settings.log_window_days)
+    except Refused as e:
+        hint = "" if e.key == "log.quick_usage" else "\n" + _("log_chat.quick_example")
+        await message.answer(refusal(_, e) + hint)
+        return
+    wid = message.message_id
+    await state.set_state(LogQuick.action)
+    await state.set_data(
+        {"wid": wid, "day": quick.day.isoformat(), "minutes": quick.minutes, "description": quick.description}
+    )
+    await session.commit()
+    markup = rows(
+        *column(button(a.title.get(locale), QuickPick(wid=wid, action=a.id).pack()) for a in pack.actions)
+    )
+    await message.answer(
+        _(
+            "log_chat.quick_pick",
+            day=quick.day.isoformat(),
+            duration=Raw(duration_text(_, quick.minutes)),
+            description=quick.description,
+        ),
+        reply_markup=markup,
+    )
+
+
+@router.callback_query(QuickPick.filter())
+async def on_quick_action_click(
+    query: CallbackQuery,
+    callback_data: QuickPick,
+    session: AsyncSession,
+    actor: Actor,
+    _: Texts,
+    today: date,
+    settings: Settings,
+    pack: Pack,
+    locale: str,
+    state: FSMContext,
+    bot: Bot,
+) -> None:
+    data = await state.get_data()
+    if await state.get_state() != LogQuick.action.state or data.get("wid") != callback_data.wid:
+        await query.answer(_("log_chat.stale"), show_alert=True)
+        return
+    await state.clear()
+    try:
+        row = await service_log.log_service(
+            session,
+            actor,
+            new_entry(
+                day=date.fromisoformat(data["day"]),
+                minutes=data["minutes"],
+                action=callback_data.action,
+                description=data["description"],
+            ),
+            source=f"{query.from_user.id}:{callback_data.wid}",
+            today=today,
+            window_days=settings.log_window_days,
+            pack=pack,
+        )
+    except Refused as e:
+        # The form is over either way: say why, and how to write it again.
+        await session.commit()
+        await query.answer()
+        await show(
+            query, bot, _("log_chat.failed", reason=Raw(refusal(_, e))) + "\n" + _("log_chat.quick_example")
+        )
+        return
+    await session.commit()
+    await query.answer(_("log_chat.recorded_toast"))
+    await show(query, bot, _("log_chat.recorded", summary=Raw(summary(_, pack, locale, entry_data(row)))))
+
+
+@router.message(LogQuick.action, ~F.text.startswith("/"))
+async def on_quick_waiting_for_action(message: Message, _: Texts) -> None:
+    await message.answer(_("log_chat.use_buttons"))
+
+
+# ---------------------------------------------------------------------------------------------
+# The wizard: prompts
+
+
+def _cancel(_: Texts, wid: int) -> list[Any]:
+    return [button(_("log_chat.btn_cancel"), LogBtn(wid=wid, step="x", value="cancel").pack())]
+
+
+def prompt(
+    step: State, _: Texts, pack: Pack, locale: str, wid: int, data: dict[str, Any] | None = None
+) -> tuple[str, InlineKeyboardMarkup]:
+    """The question of `step` and its buttons."""
+
+    def b(text: str, s: str, value: str) -> Any:
+        return button(text, LogBtn(wid=wid, step=s, value=value).pack())
+
+    if step == LogWizard.action:
+        actions = column(b(a.title.get(locale), "act", a.id) for a in pack.actions)
+        return _("log_chat.step_action"), rows(*actions, _cancel(_, wid))
+    if step == LogWizard.day:
+        days = [
+            b(_("log_chat.btn_today"), "day", "today"),
+            b(_("log_chat.btn_yesterday"), "day", "yesterday"),
+            b(_("log_chat.btn_other_day"), "day", "other"),
+        ]
+        return _("log_chat.step_day"), rows(days, _cancel(_, wid))
+    if step == LogWizard.day_typed:
+        return _("log_chat.step_day_typed"), rows(_cancel(_, wid))
+    if step == LogWizard.duration:
+        durations = [b(_("log_chat.btn_hours", hours=m // 60), "dur", str(m)) for m in DURATION_BUTTONS]
+        return _("log_chat.step_duration"), rows(durations, _cancel(_, wid))
+    if step == LogWizard.place:
+        return _("log_chat.step_place"), rows([b(_("log_chat.btn_skip"), "place", "skip")], _cancel(_, wid))
+    if step == LogWizard.description:
+        return _("log_chat.step_description"), rows(_cancel(_, wid))
+    if step == LogWizard.photo:
+        return _("log_chat.step_photo"), rows([b(_("log_chat.btn_skip"), "photo", "skip")], _cancel(_, wid))
+    if step == LogWizard.confirm:
+        assert data is not None
+        text = _("log_chat.step_confirm", summary=Raw(summary(_, pack, locale, data)))
+        return text, rows(
+            [b(_("log_chat.btn_submit"), "ok", "submit"), b(_("log_chat.btn_redo"), "ok", "redo")],
+            _cancel(_, wid),
+        )
+    raise ValueError(f"no prompt for {step}")
+
+
+async def _go(state: FSMContext, step: State, session: AsyncSession, **changes: Any) -> dict[str, Any]:
+    """Move the wizard to `step`, keeping earlier answers; committed before anything is sent."""
+    data = await state.update_data(**changes) if changes else await state.get_data()
+    await state.set_state(step)
+    await session.commit()
+    return data
+
+
+NEXT = {
+    LogWizard.action.state: LogWizard.day,
+    LogWizard.day.state: LogWizard.duration,
+    LogWizard.day_typed.state: LogWizard.duration,
+    LogWizard.duration.state: LogWizard.place,
+    LogWizard.place.state: LogWizard.description,
+    LogWizard.description.state: LogWizard.photo,
+    LogWizard.photo.state: LogWizard.confirm,
+}
+
+
+async def _answer(state: FSMContext, session: AsyncSession, **changes: Any) -> tuple[State, dict[str, Any]]:
+    """Store the current step's answer and move on: to the next step, or straight back to the
+    confirmation when the member is fixing one answer the store refused."""
+    current = await state.get_state()
+    data = await state.get_data()
+    nxt = LogWizard.confirm if data.get("fixing") else NEXT[str(current)]
+    data = await _go(state, nxt, session, **changes)
+    return nxt, data
+
+
+async def _current(state: FSMContext, callback_data: LogBtn, *steps: State) -> dict[str, Any] | None:
+    """The wizard's answers if this button belongs to the running wizard and its current step."""
+    current = await state.get_state()
+    data = await state.get_data()
+    if data.get("wid") != callback_data.wid:
+        return None
+    if current not in {s.state for s in steps}:
+        return None
+    return data
+
+
+ALL_STEPS = tuple(LogWizard.__states__)
+
+# Where to send the member back when the store refuses the finished form.
+BACK_TO = {
+    "log.future_date": LogWizard.day_typed,
+    "log.too_old": LogWizard.day_typed,
+    "log.day_full": LogWizard.duration,
+    "log.bad_minutes": LogWizard.duration,
+    "log.bad_place": LogWizard.place,
+    "log.bad_description": LogWizard.description,
+    "log.unknown_action": LogWizard.action,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# The wizard: buttons
+
+
+@router.callback_query(LogBtn.filter(F.step == "x"))
+async def on_wizard_cancel_click(
+    query: CallbackQuery, callback_data: LogBtn, session: AsyncSession, _: Texts, state: FSMContext, bot: Bot
+) -> None:
+    if await _current(state, callback_data, *ALL_STEPS) is None:
+        await query.answer(_("log_chat.stale"), show_alert=True)
+        return
+    await state.clear()
+    await session.commit()
+    await query.answer()
+    await show(query, bot, _("log_chat.cancelled"))
+
+
+@router.callback_query(LogBtn.filter(F.step == "act"))
+async def on_wizard_action_click(
+    query: CallbackQuery,
+    callback_data: LogBtn,
+    session: AsyncSession,
+    _: Texts,
+    pack: Pack,
+    locale: str,
+    state: FSMContext,
+    bot: Bot,
+) -> None:
+    if (
+        await _current(state, callback_data, LogWizard.action) is None
+        or pack.action(callback_data.value) is None
+    ):
+        await query.answer(_("log_chat.stale"), show_alert=True)
+        return
+    nxt, data = await _answer(state, session, action=callback_data.value)
+    await query.answer()
+    await _ask_by_edit(query, bot, nxt, _, pack, locale, callback_data.wid, data)
+
+
+@router.callback_query(LogBtn.filter(F.step == "day"))
+async def on_wizard_day_click(
+    query: CallbackQuery,
+    callback_data: LogBtn,
+    session: AsyncSession,
+    _: Texts,
+    pack: Pack,
+    locale: str,
+    today: date,
+    settings: Settings,
+    state: FSMContext,
+    bot: Bot,
+) -> None:
+    if await _current(state, callback_data, LogWizard.day) is None:
+        await query.answer(_("log_chat.stale"), show_alert=True)
+        return
+    if callback_data.value == "other":
+        await _go(state, LogWizard.day_typed, session)
+        await query.answer()
+        await _ask_by_edit(query, bot, LogWizard.day_typed, _, pack, locale, callback_data.wid)
+        return
+    day = today - timedelta(days=1 if callback_data.value == "yesterday" else 0)
+    check_day(day, today, settings.log_window_days)
+    nxt, data = await _answer(state, session, day=day.isoformat())
+    await query.answer()
+    await _ask_by_edit(query, bot, nxt, _, pack, locale, callback_data.wid, data)
+
+
+@router.callback_query(LogBtn.filter(F.step == "dur"))
+async def on_wizard_duration_click(
+    query: CallbackQuery,
+    callback_data: LogBtn,
+    session: AsyncSession,
+    _: Texts,
+    pack: Pack,
+    locale: str,
+    state: FSMContext,
+    bot: Bot,
+) -> None:
+    if await _current(state, callback_data, LogWizard.duration) is None or not callback_data.value.isdigit():
+        await query.answer(_("log_chat.stale"), show_alert=True)
+        return
+    nxt, data = await _answer(state, session, minutes=int(callback_data.value))
+    await query.answer()
+    await _ask_by_edit(query, bot, nxt, _, pack, locale, callback_data.wid, data)
+
+
+@router.callback_query(LogBtn.filter(F.step.in_({"place", "photo"})))
+async def on_wizard_skip_click(
+    query: CallbackQuery,
+    callback_data: LogBtn,
+    session: AsyncSession,
+    _: Texts,
+    pack: Pack,
+    locale: str,
+    state: FSMContext,
+    bot: Bot,
+) -> None:
+    step = LogWizard.place if callback_data.step == "place" else LogWizard.photo
+    if await _current(state, callback_data, step) is None:
+        await query.answer(_("log_chat.stale"), show_alert=True)
+        return
+    nxt, data = await _answer(
+        state, session, **({"place": ""} if step == LogWizard.place else {"photo": None})
+    )
+    await query.answer()
+    await _ask_by_edit(query, bot, nxt, _, pack, locale, callback_data.wid, data)
+
+
+@router.callback_query(LogBtn.filter(F.step == "ok"))
+async def on_wizard_confirm_click(
+    query: CallbackQuery,
+    callback_data: LogBtn,
+    session: AsyncSession,
+    actor: Actor,
+    _: Texts,
+    pack: Pack,
+    locale: str,
+    today: date,
+    settings: Settings,
+    state: FSMContext,
+    bot: Bot,
+) -> None:
+    data = await _current(state, callback_data, LogWizard.confirm)
+    if data is None:
+        await query.answer(_("log_chat.stale"), show_alert=True)
+        return
+    wid = callback_data.wid
+    if callback_data.value == "redo":
+        await state.set_data({"wid": wid})
+        await _go(state, LogWizard.action, session)
+        await query.answer()
+        await _ask_by_edit(query, bot, LogWizard.action, _, pack, locale, wid)
+        return
+    try:
+        row = await service_log.log_service(
+            session,
+            actor,
+            new_entry(
+                day=date.fromisoformat(data["day"]),
+                minutes=data["minutes"],
+                action=data["action"],
+                place=data.get("place") or "",
+                description=data["description"],
+                evidence_file_id=data.get("photo"),
+            ),
+            source=f"{query.from_user.id}:{wid}",
+            today=today,
+            window_days=settings.log_window_days,
+            pack=pack,
+        )
+    except Refused as e:
+        back = BACK_TO.get(e.key)
+        if back is None:
+            raise
+        # Keep every other answer: only the step the store refused is asked again.
+        await _go(state, back, session, fixing=True)
+        await query.answer()
+        text, markup = prompt(back, _, pack, locale, wid, data)
+        await show(query, bot, refusal(_, e) + "\n\n" + text, markup)
+        return
+    await state.clear()
+    await session.commit()
+    await query.answer(_("log_chat.recorded_toast"))
+    await show(query, bot, _("log_chat.recorded", summary=Raw(summary(_, pack, locale, entry_data(row)))))
+
+
+async def _ask_by_edit(
+    query: CallbackQuery,
+    bot: Bot,
+    step: State,
+    _: Texts,
+    pack: Pack,
+    locale: str,
+    wid: int,
+    data: dict[str, Any] | None = None,
+) -> None:
+    text, markup = prompt(step, _, pack, locale, wid, data)
+    await show(query, bot, text, markup)
+
+
+# ---------------------------------------------------------------------------------------------
+# The wizard: typed answers
+
+
+async def _ask(
+    message: Message,
+    step: State,
+    _: Texts,
+    pack: Pack,
+    locale: str,
+    data: dict[str, Any],
+    error: str | None = None,
+) -> None:
+    text, markup = prompt(step, _, pack, locale, int(data["wid"]), data)
+    await message.answer(f"{error}\n\n{text}" if error else text, reply_markup=markup)
+
+
+@router.message(LogWizard.day, TEXT_ONLY)
+@router.message(LogWizard.day_typed, TEXT_ONLY)
+async def on_wizard_day_text(
+    message: Message,
+    session: AsyncSession,
+    _: Texts,
+    pack: Pack,
+    locale: str,
+    today: date,
+    settings: Settings,
+    state: FSMContext,
+) -> None:
+    try:
+        day = parse_day(message.text or "", today)
+        check_day(day, today, settings.log_window_days)
+    except Refused as e:
+        await _go(state, LogWizard.day_typed, session)
+        await _ask(message, LogWizard.day_typed, _, pack, locale, await state.get_data(), refusal(_, e))
+        return
+    nxt, data = await _answer(state, session, day=day.isoformat())
+    await _ask(message, nxt, _, pack, locale, data)
+
+
+@router.message(LogWizard.duration, TEXT_ONLY)
+async def on_wizard_duration_text(
+    message: Message, session: AsyncSession, _: Texts, pack: Pack, locale: str, state: FSMContext
+) -> None:
+    try:
+        minutes = parse_duration(message.text or "")
+    except Refused as e:
+        await _ask(message, LogWizard.duration, _, pack, locale, await state.get_data(), refusal(_, e))
+        return
+    nxt, data = await _answer(state, session, minutes=minutes)
+    await _ask(message, nxt, _, pack, locale, data)
+
+
+@router.message(LogWizard.place, TEXT_ONLY)
+@router.message(LogWizard.description, TEXT_ONLY)
+async def on_wizard_free_text(
+    message: Message, session: AsyncSession, _: Texts, pack: Pack, locale: str, state: FSMContext
+) -> None:
+    current = await state.get_state()
+    field, step = (
+        ("place", LogWizard.place)
+        if current == LogWizard.place.state
+        else ("description", LogWizard.description)
+    )
+    try:
+        value = check_entry_field(field, message.text or "")
+    except Refused as e:
+        await _ask(message, step, _, pack, locale, await state.get_data(), refusal(_, e))
+        return
+    nxt, data = await _answer(state, session, **{field: value})
+    await _ask(message, nxt, _, pack, locale, data)
+
+
+@router.message(LogWizard.photo, F.photo)
+async def on_wizard_photo(
+    message: Message, session: AsyncSession, _: Texts, pack: Pack, locale: str, state: FSMContext
+) -> None:
+    assert message.photo
+    nxt, data = await _answer(state, session, photo=message.photo[-1].file_id)
+    await _ask(message, nxt, _, pack, locale, data)
+
+
+@router.message(LogWizard.photo, ~F.text.startswith("/"))
+async def on_wizard_not_a_photo(
+    message: Message, _: Texts, pack: Pack, locale: str, state: FSMContext
+) -> None:
+    await _ask(
+        message, LogWizard.photo, _, pack, locale, await state.get_data(), _("log_chat.photo_expected")
+    )
+
+
+@router.message(LogWizard.action, ~F.text.startswith("/"))
+@router.message(LogWizard.confirm, ~F.text.startswith("/"))
+async def on_wizard_expects_button(
+    message: Message, _: Texts, pack: Pack, locale: str, state: FSMContext
+) -> None:
+    current = LogWizard.action if await state.get_state() == LogWizard.action.state else LogWizard.confirm
+    await _ask(message, current, _, pack, locale, await state.get_data(), _("log_chat.use_buttons"))
+
+
+@router.message(StateFilter(LogWizard), ~F.text.startswith("/"))
+async def on_wizard_expects_text(
+    message: Message, _: Texts, pack: Pack, locale: str, state: FSMContext
+) -> None:
+    """A photo, sticker or file where the step asks for text."""
+    current = await state.get_state()
+    step = next(s for s in ALL_STEPS if s.state == current)
+    await _ask(message, step, _, pack, locale, await state.get_data(), _("log_chat.text_expected"))
+
+
+# ---------------------------------------------------------------------------------------------
+# /my
+
+
+@router.message(Command("my"))
+async def cmd_my(
+    message: Message,
+    session: AsyncSession,
+    person: Person,
+    actor: Actor,
+    _: Texts,
+    today: date,
+    pack: Pack,
+    locale: str,
+    state: FSMContext,
+) -> None:
+    await state.clear()
+    summary_ = await service_log.my_summary(session, actor, today)
+    months = await service_log.monthly_minutes(session, actor, person.id, today.year)
+    await session.commit()
+    await message.answer(my_text(_, pack, locale, summary_, today))
+    if any(months):
+        chart = MonthChart(
+            title=_.plain("my.chart_title", name=person.name, year=today.year),
+            ylabel=_.plain("my.chart_ylabel"),
+            month_labels=_.plain("my.chart_months").split(","),
+            hours=[m / 60 for m in months],
+        )
+        png = await render_month_chart_async(chart)
+        await message.answer_photo(
+            BufferedInputFile(png, filename=f"hours-{today.year}.png"),
+            caption=_("my.chart_caption", year=today.year),
+        )
+
+
+def my_text(_: Texts, pack: Pack, locale: str, s: service_log.Summary, today: date) -> str:
+    def by_action(minutes: dict[str, int]) -> str:
+        if not minutes:
+            return _("my.none")
+        return "\n".join(
+            _("my.action_line", action=_action_title(pack, a, locale), hours=hours_1dp(m))
+            for a, m in sorted(minutes.items(), key=lambda kv: -kv[1])
+        )
+
+    parts = [
+        _("my.title", year=today.year, month=today.month),
+        _("my.month", hours=hours_1dp(s.month_minutes)) + "\n" + by_action(s.month_by_action),
+        _("my.year", year=today.year, hours=hours_1dp(s.year_minutes)) + "\n" + by_action(s.year_by_action),
+        _("my.pending", count=s.pending_count, hours=hours_1dp(s.pending_minutes))
+        if s.pending_count
+        else _("my.no_pending"),
+    ]
+    if s.rejected_count:
+        lines = [
+            _(
+                "my.rejected_line",
+                day=r.day.isoformat(),
+                action=_action_title(pack, r.action, locale),
+                hours=hours_1dp(r.minutes),
+                reason=r.reason or _("my.no_reason"),
+            )
+            for r in s.rejected
+        ]
+        parts.append(_("my.rejected", count=s.rejected_count) + "\n" + "\n".join(lines))
+    if not s.year_by_action and not s.pending_count:
+        parts.append(_("my.start_hint"))
+    return "\n\n".join(parts)

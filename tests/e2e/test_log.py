@@ -1,0 +1,342 @@
+"""/log: the one-line quick form and the step-by-step wizard, their bad input and stale buttons."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+
+import pytest
+from sqlalchemy import select
+
+from storage.models import ConversationState, EntryStatus, ServiceEntry
+from tests.e2e.harness import plain
+
+# Enough of a PNG for the emulator to take it as a photo.
+PNG = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
+    + (2).to_bytes(4, "big") * 2
+    + b"\x08\x02\x00\x00\x00"
+    + b"\x00" * 32
+)
+TODAY = date(2026, 11, 28)
+
+
+async def entries(db) -> list[ServiceEntry]:
+    return list(await db.all(select(ServiceEntry).order_by(ServiceEntry.id)))
+
+
+# --- quick form -------------------------------------------------------------------------------
+
+
+async def test_quick_form_records_one_pending_entry(chat, db, world) -> None:
+    reply = await chat.send(world.member_a, "/log 2.5 2026-11-20 社区义诊")
+    assert "2.5 小时" in reply.text and "2026-11-20" in reply.text and "社区义诊" in reply.text
+    assert reply.buttons[0] == "党员志愿服务行动" and len(reply.buttons) == 5
+    assert await db.count(ServiceEntry) == 0  # nothing before the action is picked
+
+    done = await chat.press(world.member_a, reply, "党员志愿服务行动")
+    assert done.alert == "已登记"
+    text = plain(done.text)
+    assert "待书记审核" in text and "党员志愿服务行动" in text and "2.5 小时" in text and "社区义诊" in text
+    assert done.buttons == []
+    [row] = await entries(db)
+    assert (row.day, row.minutes, row.action, row.status) == (
+        date(2026, 11, 20),
+        150,
+        "volunteer",
+        EntryStatus.PENDING,
+    )
+    assert row.person_id == world.member_a.id and row.org_id == world.branch_a.id
+    assert row.place == "" and row.description == "社区义诊"
+    assert row.source == f"{world.member_a.telegram_id}:{reply.message.message_id - 1}"
+    assert await db.count(ConversationState) == 0
+
+
+@pytest.mark.parametrize(
+    ("line", "day", "minutes"),
+    [
+        ("/log 90m 昨天 入户走访", date(2026, 11, 27), 90),
+        ("/log 1h30m 清扫楼道", TODAY, 90),
+        ("/log 2h today clean-up", TODAY, 120),
+    ],
+)
+async def test_quick_form_reads_durations_and_days(chat, db, world, line, day, minutes) -> None:
+    reply = await chat.send(world.member_a, line)
+    await chat.press(world.member_a, reply, "诚信服务计划")
+    [row] = await entries(db)
+    assert (row.day, row.minutes, row.action) == (day, minutes, "integrity")
+
+
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [
+        ("/log 0 今天 清扫", "大于 0"),
+        ("/log -1 今天 清扫", "看不懂时长"),
+        ("/log 25 今天 清扫", "不超过 24 小时"),
+        ("/log 2 2026-12-01 清扫", "不能晚于今天"),
+        ("/log 2 2026-08-01 清扫", "最近 90 天"),
+        ("/log 2 2026-13-45 清扫", "看不懂日期"),
+        ("/log abc 今天 清扫", "看不懂时长"),
+        ("/log 2", "用法"),
+        ("/log 2 今天 " + "长" * 501, "最多 500 个字"),
+    ],
+)
+async def test_bad_line_is_explained_and_stores_nothing(chat, db, world, line, says) -> None:
+    reply = await chat.send(world.member_a, line)
+    assert says in reply.text
+    assert "/log" in reply.text  # and how to write it right
+    assert reply.buttons == []
+    assert await db.count(ServiceEntry) == 0
+    assert await db.count(ConversationState) == 0
+
+
+async def test_more_than_24_hours_in_a_day_is_refused_with_what_is_left(chat, db, world) -> None:
+    reply = await chat.send(world.member_a, "/log 20 今天 值守")
+    await chat.press(world.member_a, reply, "党员公益日")
+    reply = await chat.send(world.member_a, "/log 5 今天 值守")
+    done = await chat.press(world.member_a, reply, "党员公益日")
+    assert "24 小时" in done.text and "240 分钟" in done.text and "/log" in done.text
+    assert done.buttons == []
+    assert [r.minutes for r in await entries(db)] == [1200]
+
+
+async def test_button_of_an_earlier_quick_form_is_stale(chat, db, world) -> None:
+    first = await chat.send(world.member_a, "/log 1 今天 第一次")
+    second = await chat.send(world.member_a, "/log 2 今天 第二次")
+    stale = await chat.press(world.member_a, first, "党员志愿服务行动")
+    assert stale.alert and "失效" in stale.alert
+    assert await db.count(ServiceEntry) == 0
+    await chat.press(world.member_a, second, "党员志愿服务行动")
+    assert [r.description for r in await entries(db)] == ["第二次"]
+
+
+async def test_double_tap_records_once(chat, db, world, emulator) -> None:
+    reply = await chat.send(world.member_a, "/log 2 今天 义务植树")
+    data = reply.message.buttons[0]["callback_data"]
+    user = chat.user_for(world.member_a)
+    first = await emulator.press(user, reply.message, data=data)
+    second = await emulator.press(user, reply.message, data=data)  # before the first is handled
+    await asyncio.gather(chat.deliver(first), chat.deliver(second))
+    answers = {a.query_id: a.text for a in emulator.callback_answers}
+    assert answers[first["callback_query"]["id"]] == "已登记"
+    assert "失效" in (answers[second["callback_query"]["id"]] or "")
+    assert len(await entries(db)) == 1
+
+
+async def test_text_while_the_action_is_awaited_points_to_the_buttons(chat, db, world) -> None:
+    await chat.send(world.member_a, "/log 2 今天 义诊")
+    reply = await chat.send(world.member_a, "志愿服务")
+    assert "按钮" in reply.text and "/cancel" in reply.text
+    assert await db.count(ServiceEntry) == 0
+
+
+# --- wizard -----------------------------------------------------------------------------------
+
+
+async def test_wizard_with_buttons_and_a_photo(chat, db, world, emulator) -> None:
+    m = world.member_a
+    reply = await chat.send(m, "/log")
+    assert "第 1/6 步" in reply.text and "党员与您同行" in reply.buttons
+    reply = await chat.press(m, reply, "党员与您同行")
+    assert "第 2/6 步" in reply.text and reply.buttons[:3] == ["今天", "昨天", "其他日期"]
+    reply = await chat.press(m, reply, "昨天")
+    assert "第 3/6 步" in reply.text and "2 小时" in reply.buttons
+    reply = await chat.press(m, reply, "2 小时")
+    assert "第 4/6 步" in reply.text
+    reply = await chat.send(m, "城东社区服务站")
+    assert "第 5/6 步" in reply.text
+    reply = await chat.send(m, "陪同独居老人就医")
+    assert "第 6/6 步" in reply.text and "跳过" in reply.buttons
+    reply = await chat.send_photo(m, PNG)
+    text = plain(reply.text)
+    assert "请核对" in text and "党员与您同行" in text and "2026-11-27" in text and "2 小时" in text
+    assert "城东社区服务站" in text and "陪同独居老人就医" in text and "已附 1 张" in text
+    assert await db.count(ServiceEntry) == 0
+
+    done = await chat.press(m, reply, "✅ 提交")
+    assert "待书记审核" in done.text and done.buttons == []
+    [row] = await entries(db)
+    assert (row.action, row.day, row.minutes, row.place, row.description) == (
+        "walk_with_you",
+        date(2026, 11, 27),
+        120,
+        "城东社区服务站",
+        "陪同独居老人就医",
+    )
+    assert emulator.files.get(row.evidence_file_id).data == PNG
+    assert await db.count(ConversationState) == 0
+
+
+async def test_wizard_typed_answers_and_skips(chat, db, world) -> None:
+    m = world.member_a
+    reply = await chat.send(m, "/log")
+    reply = await chat.press(m, reply, "党员公益日")
+    reply = await chat.press(m, reply, "其他日期")
+    assert "请输入服务日期" in reply.text
+    reply = await chat.send(m, "11-20")
+    assert "第 3/6 步" in reply.text
+    reply = await chat.send(m, "1h20m")
+    reply = await chat.press(m, reply, "跳过")
+    assert "第 5/6 步" in reply.text
+    reply = await chat.send(m, "公益日集中清扫")
+    reply = await chat.press(m, reply, "跳过")
+    assert "1 小时 20 分钟" in reply.text and "未填写" in reply.text and "照片：无" in plain(reply.text)
+    await chat.press(m, reply, "✅ 提交")
+    [row] = await entries(db)
+    assert (row.day, row.minutes, row.place, row.evidence_file_id) == (date(2026, 11, 20), 80, "", None)
+
+
+async def test_wizard_bad_answers_are_asked_again_and_earlier_answers_kept(chat, db, world) -> None:
+    m = world.member_a
+    reply = await chat.send(m, "/log")
+    reply = await chat.press(m, reply, "诚信服务计划")
+    # A typed day straight at the day step: in the future, then unreadable, then right.
+    reply = await chat.send(m, "2026-12-25")
+    assert "不能晚于今天" in reply.text and "请输入服务日期" in reply.text
+    reply = await chat.send(m, "前年某天")
+    assert "看不懂日期" in reply.text
+    reply = await chat.send(m, "2026-11-01")
+    assert "第 3/6 步" in reply.text
+    for bad, says in [("0", "大于 0"), ("30h", "不超过 24 小时"), ("很久", "看不懂时长")]:
+        reply = await chat.send(m, bad)
+        assert says in reply.text and "第 3/6 步" in reply.text, bad
+    reply = await chat.send(m, "3")
+    reply = await chat.send(m, "地" * 101)
+    assert "最多 100 个字" in reply.text and "第 4/6 步" in reply.text
+    reply = await chat.send_photo(m, PNG)  # a photo where text is expected
+    assert "需要输入文字" in reply.text and "第 4/6 步" in reply.text
+    reply = await chat.send(m, "会员单位")
+    reply = await chat.send(m, "   ")
+    assert "服务内容" in reply.text and "第 5/6 步" in reply.text
+    reply = await chat.send(m, "内" * 501)
+    assert "500" in reply.text and "第 5/6 步" in reply.text
+    reply = await chat.send(m, "诚信经营宣传")
+    reply = await chat.send(m, "这是文字不是照片")
+    assert "照片" in reply.text and "第 6/6 步" in reply.text
+    reply = await chat.press(m, reply, "跳过")
+    text = plain(reply.text)
+    assert "诚信服务计划" in text and "2026-11-01" in text and "3 小时" in text and "会员单位" in text
+    await chat.press(m, reply, "✅ 提交")
+    [row] = await entries(db)
+    assert (row.action, row.day, row.minutes, row.place, row.description) == (
+        "integrity",
+        date(2026, 11, 1),
+        180,
+        "会员单位",
+        "诚信经营宣传",
+    )
+
+
+async def test_wizard_text_where_a_button_is_expected(chat, db, world) -> None:
+    reply = await chat.send(world.member_a, "/log")
+    reply = await chat.send(world.member_a, "志愿服务")
+    assert "按钮" in reply.text and "第 1/6 步" in reply.text and "党员志愿服务行动" in reply.buttons
+    assert await db.count(ServiceEntry) == 0
+
+
+async def test_wizard_cancel_button_stores_nothing(chat, db, world) -> None:
+    reply = await chat.send(world.member_a, "/log")
+    reply = await chat.press(world.member_a, reply, "党员志愿服务行动")
+    reply = await chat.press(world.member_a, reply, "✖ 取消")
+    assert "已取消" in reply.text and reply.buttons == []
+    assert await db.count(ServiceEntry) == 0
+    assert await db.count(ConversationState) == 0
+
+
+async def test_wizard_start_over_keeps_nothing_of_the_first_try(chat, db, world) -> None:
+    m = world.member_a
+    reply = await chat.send(m, "/log")
+    reply = await chat.press(m, reply, "党员志愿服务行动")
+    reply = await chat.press(m, reply, "今天")
+    reply = await chat.press(m, reply, "1 小时")
+    reply = await chat.press(m, reply, "跳过")
+    reply = await chat.send(m, "第一次填写")
+    reply = await chat.press(m, reply, "跳过")
+    reply = await chat.press(m, reply, "✏️ 重填")
+    assert "第 1/6 步" in reply.text
+    reply = await chat.press(m, reply, "本支部服务项目")
+    reply = await chat.press(m, reply, "昨天")
+    reply = await chat.press(m, reply, "4 小时")
+    reply = await chat.press(m, reply, "跳过")
+    reply = await chat.send(m, "第二次填写")
+    reply = await chat.press(m, reply, "跳过")
+    await chat.press(m, reply, "✅ 提交")
+    [row] = await entries(db)
+    assert (row.action, row.minutes, row.description) == ("branch_project", 240, "第二次填写")
+
+
+async def test_command_in_the_middle_leaves_the_wizard(chat, db, world) -> None:
+    m = world.member_a
+    reply = await chat.send(m, "/log")
+    day_step = await chat.press(m, reply, "党员志愿服务行动")
+    my = await chat.send(m, "/my")
+    assert "我的志愿服务" in my.texts[0]
+    stale = await chat.press(m, day_step, "今天")
+    assert stale.alert and "失效" in stale.alert
+    reply = await chat.send(m, "随便写点什么")
+    assert "没有理解" in reply.text  # no wizard is waiting any more
+    assert await db.count(ConversationState) == 0
+
+
+async def test_store_refusal_at_submit_goes_back_to_that_step(chat, db, world) -> None:
+    m = world.member_a
+    reply = await chat.send(m, "/log 22 今天 值守")
+    await chat.press(m, reply, "党员公益日")
+    reply = await chat.send(m, "/log")
+    reply = await chat.press(m, reply, "党员志愿服务行动")
+    reply = await chat.press(m, reply, "今天")
+    reply = await chat.press(m, reply, "3 小时")
+    reply = await chat.press(m, reply, "跳过")
+    reply = await chat.send(m, "加班服务")
+    reply = await chat.press(m, reply, "跳过")
+    reply = await chat.press(m, reply, "✅ 提交")
+    assert "120 分钟" in reply.text and "第 3/6 步" in reply.text
+    assert len(await entries(db)) == 1
+    reply = await chat.press(m, reply, "2 小时")
+    text = plain(reply.text)
+    assert "请核对" in text and "加班服务" in text  # the other answers were kept
+    await chat.press(m, reply, "✅ 提交")
+    assert [r.minutes for r in await entries(db)] == [1320, 120]
+
+
+async def test_old_wizard_button_after_submit_is_stale(chat, db, world) -> None:
+    m = world.member_a
+    reply = await chat.send(m, "/log")
+    reply = await chat.press(m, reply, "党员志愿服务行动")
+    reply = await chat.press(m, reply, "今天")
+    reply = await chat.press(m, reply, "1 小时")
+    place_prompt = reply
+    reply = await chat.send(m, "社区")  # typed, so the prompt above keeps its "skip" button
+    reply = await chat.send(m, "服务")
+    reply = await chat.press(m, reply, "跳过")
+    await chat.press(m, reply, "✅ 提交")
+    stale = await chat.press(m, place_prompt, "跳过")
+    assert stale.alert and "失效" in stale.alert
+    assert len(await entries(db)) == 1
+
+
+# --- who may log ------------------------------------------------------------------------------
+
+
+async def test_someone_who_has_not_joined_is_told_how_to_join(chat, db, world) -> None:
+    reply = await chat.send(chat.user("路人"), "/log 2 今天 清扫")
+    assert "邀请链接" in reply.text and reply.buttons == []
+    assert await db.count(ServiceEntry) == 0
+
+
+async def test_staff_without_a_branch_cannot_log(chat, db, world) -> None:
+    reply = await chat.send(world.staff, "/log")
+    assert "党支部的党员或书记" in reply.text
+    assert await db.count(ConversationState) == 0
+
+
+async def test_english_member_gets_english(chat, db, world, session) -> None:
+    world.member_b.locale = "en"
+    session.add(world.member_b)
+    await session.commit()
+    reply = await chat.send(world.member_b, "/log 1.5 yesterday tutoring")
+    assert "1.5 h" in reply.text and "Which service action" in reply.text
+    done = await chat.press(world.member_b, reply, "Members' volunteer action")
+    assert "awaiting the secretary" in done.text
+    [row] = await entries(db)
+    assert row.org_id == world.branch_b.id and row.minutes == 90
