@@ -9,6 +9,7 @@ from aiogram import Router
 # Each module defines `router = Router(name=__name__)`.
 MODULES = (
     "handlers.start",
+    "handlers.service_log",
     "handlers.manage",
     "handlers.review",
     "handlers.evaluate",
