@@ -1,0 +1,101 @@
+"""Notices on the member's side: /notices (what I was sent, and whether I acknowledged it), the
+"✅ 已阅" button ("ack:<delivery id>", on every notice, nudge and list; see storage/notices.py),
+and the monthly nudge's "pause" button ("nudges:pause"; see storage/reminders.py).
+
+Secretaries and staff get their own /notices (what they sent, and what they received) from
+handlers/notify.py; this one answers everyone else.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, tzinfo
+
+from aiogram import F, Router
+from aiogram.filters import Command
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.filters import HasRole, Joined
+from bot.forms import short
+from bot.keyboards import button, rows
+from content.i18n import Texts
+from storage import notices, reminders
+from storage.access import MANAGER_ROLES
+from storage.models import Person
+
+router = Router(name=__name__)
+router.message.filter(Joined())
+router.callback_query.filter(Joined())
+
+ACK = "ack:"
+PAUSE = reminders.PAUSE_CALLBACK
+RESUME = "nudges:resume"
+LISTED = 10
+PREVIEW = 80
+
+
+@router.message(Command("notices"), ~HasRole(*MANAGER_ROLES))
+async def cmd_notices(
+    message: Message, session: AsyncSession, person: Person, _: Texts, tz: tzinfo, state: FSMContext
+) -> None:
+    await state.clear()
+    received = await notices.recipient_notices(session, person, limit=LISTED)
+    if not received:
+        await message.answer(_("member.notices_empty"))
+        return
+    lines = [_("member.notices_header", count=len(received))]
+    buttons = []
+    for n, r in enumerate(received, start=1):
+        lines.append(
+            _(
+                "member.notices_item",
+                n=n,
+                when=r.sent_at.astimezone(tz).strftime("%Y-%m-%d %H:%M") if r.sent_at else "—",
+                org=r.org_name,
+                preview=short(r.text, PREVIEW),
+                state=_("member.notices_acked" if r.acknowledged else "member.notices_not_acked"),
+            )
+        )
+        if not r.acknowledged:
+            buttons.append([button(_("member.notices_ack_n", n=n), f"{ACK}{r.delivery_id}")])
+    await message.answer("\n\n".join(lines), reply_markup=rows(*buttons) if buttons else None)
+
+
+@router.callback_query(F.data.regexp(r"^ack:\d{1,18}$"))
+async def on_ack_click(query: CallbackQuery, session: AsyncSession, _: Texts, now: datetime) -> None:
+    delivery_id = int((query.data or "")[len(ACK) :])
+    first = await notices.acknowledge(session, query.from_user.id, delivery_id, now)
+    await session.commit()
+    await query.answer(_("notices.acknowledged" if first else "notices.already_acknowledged"))
+    if first:
+        # Only the first press changes the message: a second one (a double tap, or another copy of
+        # the button) would ask Telegram for an edit that changes nothing, which it refuses.
+        await _drop_button(query)
+
+
+async def _drop_button(query: CallbackQuery) -> None:
+    """Take the pressed button off its message (a notice, a nudge or a list), keeping the others."""
+    msg = query.message
+    if not isinstance(msg, Message) or msg.reply_markup is None:
+        return
+    keep = [[b for b in row if b.callback_data != query.data] for row in msg.reply_markup.inline_keyboard]
+    keep = [row for row in keep if row]
+    await msg.edit_reply_markup(reply_markup=InlineKeyboardMarkup(inline_keyboard=keep) if keep else None)
+
+
+@router.callback_query(F.data.in_({PAUSE, RESUME}))
+async def on_nudges_click(query: CallbackQuery, session: AsyncSession, person: Person, _: Texts) -> None:
+    pause = query.data == PAUSE
+    changed = person.nudges_paused != pause
+    await reminders.pause_nudges(session, person, pause)
+    await session.commit()
+    await query.answer(_("reminders.paused" if pause else "reminders.resumed"), show_alert=True)
+    if changed and isinstance(query.message, Message):
+        # The button turns into its opposite, so the choice can be undone where it was made.
+        again = (
+            button(_("member.nudges_resume_button"), RESUME)
+            if pause
+            else button(_("reminders.pause_button"), PAUSE)
+        )
+        await query.message.edit_reply_markup(reply_markup=rows([again]))
