@@ -10,6 +10,8 @@ from aiogram import Router
 MODULES = (
     "handlers.start",
     "handlers.service_log",
+    "handlers.settings",
+    "handlers.notices",
     "handlers.manage",
     "handlers.review",
     "handlers.evaluate",
