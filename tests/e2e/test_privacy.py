@@ -1,0 +1,98 @@
+"""/privacy: read what is kept, export it as a file, delete it after a confirmation."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+from sqlalchemy import select
+
+from bot.commands import set_person_menu
+from storage.models import AuditEntry, EntryStatus, Membership, Person, Role, ServiceEntry
+from tests.e2e.harness import NOW
+
+
+def entry(person, org, description: str) -> ServiceEntry:
+    return ServiceEntry(
+        person_id=person.id,
+        org_id=org.id,
+        day=date(2026, 11, 20),
+        minutes=90,
+        action="volunteer",
+        place="社区",
+        description=description,
+        status=EntryStatus.APPROVED,
+    )
+
+
+async def test_notice_says_what_is_kept_and_who_sees_it(chat, world) -> None:
+    reply = await chat.send(world.member_a, "/privacy")
+    assert "谁能看到" in reply.text and "姓名" in reply.text and "志愿服务" in reply.text
+    assert reply.buttons == ["📦 导出我的数据", "🗑 删除我的数据"]
+
+
+async def test_export_sends_my_data_as_a_json_file(chat, db, world, session, emulator) -> None:
+    session.add_all(
+        [entry(world.member_a, world.branch_a, "社区义诊"), entry(world.member_a2, world.branch_a, "别人的")]
+    )
+    await session.commit()
+    reply = await chat.send(world.member_a, "/privacy")
+    done = await chat.press(world.member_a, reply, "📦 导出我的数据")
+    assert done.answer is not None
+    [doc] = [m for m in done.sent if m.document is not None]
+    assert doc.document.file_name == "my-data-2026-11-28.json"
+    assert "全部数据" in (doc.caption or "")
+    data = json.loads(emulator.files.get(doc.document.file_id).data.decode("utf-8"))
+    assert data["profile"]["name"] == "张三" and data["profile"]["telegram_id"] == world.member_a.telegram_id
+    assert [e["description"] for e in data["service_entries"]] == ["社区义诊"]  # not the other member's
+    assert [m["org_name"] for m in data["memberships"]] == [world.branch_a.name]
+    audit = await db.all(select(AuditEntry).where(AuditEntry.action == "person.export"))
+    assert [(a.actor_id, a.subject_person_id, a.via) for a in audit] == [
+        (world.member_a.id, world.member_a.id, "bot")
+    ]
+
+
+async def test_delete_can_be_called_off(chat, db, world) -> None:
+    reply = await chat.send(world.member_a, "/privacy")
+    warning = await chat.press(world.member_a, reply, "🗑 删除我的数据")
+    assert "无法撤销" in warning.text and warning.buttons == ["⚠️ 确认删除", "不删除"]
+    done = await chat.press(world.member_a, warning, "不删除")
+    assert "没有任何变化" in done.text and done.buttons == []
+    person = await db.one(select(Person).where(Person.id == world.member_a.id))
+    assert person.erased_at is None and person.telegram_id == world.member_a.telegram_id
+
+
+async def test_delete_after_confirmation_makes_me_a_stranger(chat, db, world, session) -> None:
+    session.add(entry(world.member_a, world.branch_a, "社区义诊"))
+    await session.commit()
+    older = await chat.send(world.member_a, "/privacy")  # a second notice, left open
+    reply = await chat.send(world.member_a, "/privacy")
+    warning = await chat.press(world.member_a, reply, "🗑 删除我的数据")
+    done = await chat.press(world.member_a, warning, "⚠️ 确认删除")
+    assert "已删除" in done.text and done.buttons == []
+
+    person = await db.one(select(Person).where(Person.id == world.member_a.id))
+    assert person.erased_at == NOW and person.telegram_id is None and person.name != "张三"
+    assert await db.count(Membership, Membership.person_id == person.id) == 0
+    [row] = await db.all(select(ServiceEntry).where(ServiceEntry.person_id == person.id))
+    assert (row.minutes, row.description, row.place) == (90, "", "")  # figures stay, words go
+
+    reply = await chat.send(world.member_a, "/log 2 今天 清扫")
+    assert "邀请链接" in reply.text
+    stale = await chat.press(world.member_a, older, "🗑 删除我的数据")
+    assert "失效" in (stale.alert or "")
+
+
+async def test_a_secretary_who_deletes_loses_the_secretary_menu(chat, world, emulator, bot_app) -> None:
+    user = chat.user_for(world.secretary_a)
+    await set_person_menu(bot_app.bot, user.id, Role.SECRETARY, "zh")
+    assert "pending" in {c["command"] for c in emulator.menu(user)}
+    reply = await chat.send(world.secretary_a, "/privacy")
+    warning = await chat.press(world.secretary_a, reply, "🗑 删除我的数据")
+    await chat.press(world.secretary_a, warning, "⚠️ 确认删除")
+    assert "pending" not in {c["command"] for c in emulator.menu(user)}
+
+
+async def test_someone_who_has_not_joined_is_told_how_to_join(chat, world) -> None:
+    reply = await chat.send(chat.user("路人"), "/privacy")
+    assert "邀请链接" in reply.text
