@@ -31,7 +31,6 @@ HERE = Path(__file__).resolve().parent.parent
 TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
 COOKIE = "branchbot_admin"
-MAX_BODY = 8 * 1024 * 1024
 
 
 def _hours(minutes: int | float | None) -> str:
@@ -127,9 +126,6 @@ def create_app(
             ),
         ],
         exception_handlers={404: http_error_handler, 405: http_error_handler, 500: http_error_handler},
-        # A backstop for bodies sent without a length; pages check the declared length themselves
-        # first, so a person sees a clear page rather than this plain 413.
-        max_body_size=MAX_BODY,
     )
     app.state.web = state
     return app

@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.types import Message
 
 from admin.web.nav import nav_for
 from admin.web.security import CSRF_FIELD, CSRF_HEADER, csrf_ok, csrf_token
@@ -205,7 +206,8 @@ def _locale(request: Request, person: Person | None, default: str) -> str:
 
 def sign_in_redirect(request: Request) -> RedirectResponse:
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=302)
+    # The query is already percent-encoded: keep its escapes as they are.
+    return RedirectResponse(f"/login?next={quote(target, safe='%')}", status_code=302)
 
 
 def error_page(state: WebState, request: Request, status: int, key: str, **params: Any) -> HTMLResponse:
@@ -233,13 +235,28 @@ def _same_origin(request: Request) -> bool:
 
 
 async def _read_form(request: Request, limit: int) -> FormData:
+    """The form, refusing (413) a body over `limit` before reading it when its length is declared,
+    and as soon as it passes the limit when it is not (chunked uploads)."""
+    too_big = PageError(413, "web.too_big", mb=max(1, limit // (1024 * 1024)))
     length = request.headers.get("content-length")
     if length is not None and (not length.isdigit() or int(length) > limit):
-        raise PageError(413, "web.too_big", mb=max(1, limit // (1024 * 1024)))
+        raise too_big
+    seen = 0
+    receive = request.receive
+
+    async def limited() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise too_big
+        return message
+
     try:
-        return await request.form(max_files=2, max_fields=1000, max_part_size=limit)
+        return await Request(request.scope, limited).form(max_files=2, max_fields=1000, max_part_size=limit)
     except MultiPartException:
-        raise PageError(413, "web.too_big", mb=max(1, limit // (1024 * 1024))) from None
+        raise too_big from None
 
 
 def page(
@@ -256,8 +273,6 @@ def page(
                 return await _serve(fn, request, state, allowed, form_limit)
             except PageError as e:
                 return error_page(state, request, e.status, e.key, **e.params)
-            finally:
-                await request.close()  # uploaded files are spooled to disk: close them now
 
         return endpoint
 
@@ -267,13 +282,29 @@ def page(
 async def _serve(
     fn: Endpoint, request: Request, state: WebState, allowed: set[Role] | None, form_limit: int
 ) -> Response:
-    session = request.session
     now = state.clock.now()
     form: FormData | None = None
     if request.method == "POST":
         if not _same_origin(request):
             raise PageError(403, "web.csrf")
         form = await _read_form(request, form_limit)
+    try:
+        return await _serve_form(fn, request, state, allowed, form, now)
+    finally:
+        if form is not None:
+            await form.close()  # uploaded files are spooled to disk: remove them now
+
+
+async def _serve_form(
+    fn: Endpoint,
+    request: Request,
+    state: WebState,
+    allowed: set[Role] | None,
+    form: FormData | None,
+    now: datetime,
+) -> Response:
+    session = request.session
+    if form is not None:
         given = form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER)
         if not csrf_ok(session, given if isinstance(given, str) else None):
             raise PageError(403, "web.csrf")

@@ -7,6 +7,7 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -102,6 +103,18 @@ async def sign_in(
     assert page.status_code == 200, page.text
     r = await client.post(f"/login/link/{token}", data={"csrf": csrf_of(page.text)})
     assert r.status_code == 303 and r.headers["location"] == "/", r.text
+
+
+async def read(sessionmaker: async_sessionmaker[AsyncSession], stmt: Any) -> Any:
+    """One value from the database, in a transaction of its own (on SQLite an open read would hold
+    the write lock the app is waiting for)."""
+    async with sessionmaker() as s:
+        return await s.scalar(stmt)
+
+
+async def read_all(sessionmaker: async_sessionmaker[AsyncSession], stmt: Any) -> list[Any]:
+    async with sessionmaker() as s:
+        return list(await s.scalars(stmt))
 
 
 async def csrf(client: httpx.AsyncClient, path: str = "/") -> str:

@@ -194,7 +194,7 @@ async def import_preview(ctx: Ctx) -> Response:
 @page()
 async def import_confirm(ctx: Ctx) -> Response:
     item = ctx.state.stash.get(ctx.field("token"), ctx.me.person_id, ctx.now)
-    if item is None:
+    if item is None or item.result is not None:  # unknown, expired, someone else's, or done already
         raise PageError(410, "web.import.expired")
     try:
         imported = await people.import_roster(
