@@ -188,11 +188,21 @@ async def on_open_click(
 
 @router.callback_query(EvalRate.filter(~F.skip_comment))
 async def on_rating_click(
-    query: CallbackQuery, callback_data: EvalRate, session: AsyncSession, _: Texts, state: FSMContext
+    query: CallbackQuery,
+    callback_data: EvalRate,
+    session: AsyncSession,
+    actor: Actor,
+    _: Texts,
+    today: date,
+    state: FSMContext,
 ) -> None:
     cd = callback_data
     if cd.rating not in RATINGS:
         await query.answer(_("fallback.stale_button"), show_alert=True)
+        return
+    view = await _find(session, actor, cd.org_id, cd.commitment_id, today)
+    if view is None or view.commitment.status is not CommitmentStatus.REPORTED:
+        await query.answer(_("evaluate.not_reported"), show_alert=True)
         return
     await state.set_state(EvalFlow.comment)
     await state.set_data({"org_id": cd.org_id, "commitment_id": cd.commitment_id, "rating": cd.rating})
