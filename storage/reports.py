@@ -18,13 +18,29 @@ needs numbers, not names) for its parent committee; resubmitting the same period
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from sqlalchemy import CompoundSelect, and_, case, func, literal, or_, select, true, union_all
+from sqlalchemy import (
+    Date,
+    Integer,
+    Select,
+    String,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql import ColumnElement
@@ -32,6 +48,7 @@ from sqlalchemy.sql import ColumnElement
 from content.pack import Pack, get_pack
 from storage.access import Actor, require_manager, require_person_access
 from storage.commitments import overdue_clause
+from storage.db import UTCDateTime
 from storage.errors import Refused
 from storage.models import (
     Assessment,
@@ -53,6 +70,7 @@ from storage.validation import parse
 OTHER = "other"  # minutes under actions the pack no longer lists
 MEMBER_ROLES = (Role.MEMBER, Role.SECRETARY)
 MAX_DAYS = 366 * 5 + 1
+DEFAULT_TZ = "Asia/Shanghai"
 
 
 class Period(BaseModel):
@@ -221,62 +239,73 @@ class PersonReport:
 
 # ---------------------------------------------------------------------------------------------
 # SQL building blocks
+#
+# The statements are built once per list of pack actions, with bound parameters for the org,
+# the period and the clock, and reused: building SQLAlchemy expressions costs more than running
+# these queries on a branch's month. They run on the session's connection (Core rows, no ORM).
+
+ORG = bindparam("org_id", type_=Integer())
+PATH = bindparam("path_prefix", type_=String())
+FROM = bindparam("date_from", type_=Date())
+TO = bindparam("date_to", type_=Date())
+TODAY = bindparam("today", type_=Date())
+END = bindparam("end", type_=UTCDateTime())  # the period's end, as a UTC instant
+E, C, M = ServiceEntry, Commitment, Membership
 
 
 def _sum_if(cond: ColumnElement[bool], value: Any = ServiceEntry.minutes) -> Any:
     return func.coalesce(func.sum(case((cond, value), else_=0)), 0)
 
 
-def _action_columns(actions: list[str], action_col: Any, minutes_col: Any, extra: Any = true()) -> list[Any]:
+def _action_columns(
+    actions: Sequence[str], action_col: Any, minutes_col: Any, extra: Any = None
+) -> list[Any]:
     """One summed column per pack action (a pivot: one row per group, whatever the actions)."""
     return [
-        func.coalesce(func.sum(case((and_(extra, action_col == a), minutes_col), else_=0)), 0).label(f"a{i}")
-        for i, a in enumerate(actions)
+        _sum_if(action_col == a if extra is None else and_(extra, action_col == a), minutes_col)
+        for a in actions
     ]
 
 
-def _by_action(actions: list[str], values: Any, total: int) -> dict[str, int]:
+def _by_action(actions: Sequence[str], values: Sequence[int], total: int) -> dict[str, int]:
+    """Minutes per action (zeros left out); what the listed actions do not cover is OTHER."""
     out = {a: int(v) for a, v in zip(actions, values, strict=True) if v}
-    rest = total - sum(out.values())
+    rest = int(total) - sum(out.values())
     if rest:
         out[OTHER] = rest
     return out
 
 
 def _partner() -> ColumnElement[int]:
-    return case(
-        (Pairing.strong_org_id == ServiceEntry.org_id, Pairing.weak_org_id), else_=Pairing.strong_org_id
-    )
+    return case((Pairing.strong_org_id == E.org_id, Pairing.weak_org_id), else_=Pairing.strong_org_id)
 
 
-def _entry_in(p: Period, statuses: tuple[EntryStatus, ...]) -> list[ColumnElement[bool]]:
-    cond = [ServiceEntry.day.between(p.date_from, p.date_to)]
-    cond.append(
-        ServiceEntry.status == statuses[0] if len(statuses) == 1 else ServiceEntry.status.in_(statuses)
-    )
-    return cond
+def _in_period(*statuses: EntryStatus) -> list[ColumnElement[bool]]:
+    status = E.status == statuses[0] if len(statuses) == 1 else E.status.in_(statuses)
+    return [E.day.between(FROM, TO), status]
 
 
-def _joint_of_pairing() -> ColumnElement[bool]:
-    # Guard against an entry naming a pairing its branch is not part of.
-    return or_(Pairing.strong_org_id == ServiceEntry.org_id, Pairing.weak_org_id == ServiceEntry.org_id)
+def _joint() -> list[ColumnElement[bool]]:
+    # Only entries of a pairing their own branch belongs to (IS NOT NULL lets the partial
+    # index serve the join on both backends).
+    return [
+        E.pairing_id.is_not(None),
+        or_(Pairing.strong_org_id == E.org_id, Pairing.weak_org_id == E.org_id),
+    ]
 
 
-def _commitment_columns(today: date) -> list[Any]:
-    C = Commitment
+def _commitment_columns() -> list[Any]:
     one = literal(1)
     return [
         func.count(C.id),
         _sum_if(C.status == CommitmentStatus.REPORTED, one),
         _sum_if(C.status == CommitmentStatus.EVALUATED, one),
-        _sum_if(overdue_clause(today), one),
+        _sum_if(overdue_clause(TODAY), one),  # type: ignore[arg-type]
     ]
 
 
-def _commitments_in(p: Period, tz: str) -> list[ColumnElement[bool]]:
-    _start, end = _utc_bounds(p, tz)
-    C = Commitment
-    return [C.status != CommitmentStatus.WITHDRAWN, C.created_at < end, C.deadline >= p.date_from]
+def _commitments_in() -> list[ColumnElement[bool]]:
+    return [C.status != CommitmentStatus.WITHDRAWN, C.created_at < END, C.deadline >= FROM]
 
 
 def _counts(row: Any) -> CommitmentCounts:
@@ -285,8 +314,51 @@ def _counts(row: Any) -> CommitmentCounts:
     return CommitmentCounts(*(int(x or 0) for x in row))
 
 
+def _params(p: Period, tz: str, today: date, **more: Any) -> dict[str, Any]:
+    return {
+        "date_from": p.date_from,
+        "date_to": p.date_to,
+        "end": _utc_bounds(p, tz)[1],
+        "today": today,
+        **more,
+    }
+
+
+def _latest(per_checklist: bool, orgs: Any) -> Select[Any]:
+    """Latest finished assessment per org (and per checklist if asked), newest wins."""
+    A = Assessment
+    parts = [A.org_id, A.checklist_id] if per_checklist else [A.org_id]
+    rank = func.row_number().over(partition_by=parts, order_by=(A.finished_at.desc(), A.id.desc()))
+    ranked = (
+        select(A.org_id, A.checklist_id, A.period, A.score, A.finished_at, rank.label("rank"))
+        .where(orgs, A.finished_at.is_not(None))
+        .subquery()
+    )
+    r = ranked.c
+    return (
+        select(r.org_id, r.checklist_id, r.period, r.score, r.finished_at)
+        .where(r.rank == 1)
+        .order_by(r.org_id, r.checklist_id)
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # Person
+
+
+@lru_cache(maxsize=8)
+def _person_statements(actions: tuple[str, ...]) -> tuple[Select[Any], Select[Any]]:
+    person = bindparam("person_id", type_=Integer())
+    approved = E.status == EntryStatus.APPROVED
+    service = select(
+        _sum_if(approved),
+        _sum_if(E.status == EntryStatus.PENDING),
+        *_action_columns(actions, E.action, E.minutes, approved),
+    ).where(E.person_id == person, *_in_period(EntryStatus.APPROVED, EntryStatus.PENDING))
+    commitments = select(*_commitment_columns()).where(
+        C.person_id == person, C.is_branch.is_(False), *_commitments_in()
+    )
+    return service, commitments
 
 
 async def person_report(
@@ -300,33 +372,18 @@ async def person_report(
 ) -> PersonReport:
     person = await require_person_access(s, actor, person_id)
     p = _period(date_from, date_to)
-    actions = [a.id for a in (pack or get_pack()).actions]
-    E = ServiceEntry
-    approved = E.status == EntryStatus.APPROVED
-    row = (
-        await s.execute(
-            select(
-                _sum_if(approved),
-                _sum_if(E.status == EntryStatus.PENDING),
-                *_action_columns(actions, E.action, E.minutes, approved),
-            ).where(E.person_id == person_id, *_entry_in(p, (EntryStatus.APPROVED, EntryStatus.PENDING)))
-        )
-    ).one()
-    total = int(row[0])
+    actions = tuple(a.id for a in (pack or get_pack()).actions)
+    service, commitments = _person_statements(actions)
     tz = await s.scalar(
         select(Org.timezone)
         .join(Membership, Membership.org_id == Org.id)
         .where(Membership.person_id == person_id)
+        .limit(1)
     )
-    commitments = (
-        await s.execute(
-            select(*_commitment_columns(today)).where(
-                Commitment.person_id == person_id,
-                Commitment.is_branch.is_(False),
-                *_commitments_in(p, tz or "Asia/Shanghai"),
-            )
-        )
-    ).one()
+    params = _params(p, tz or DEFAULT_TZ, today, person_id=person_id)
+    conn = await s.connection()
+    row = (await conn.execute(service, params)).one()
+    total = int(row[0])
     return PersonReport(
         person_id=person.id,
         name=person.name,
@@ -335,7 +392,7 @@ async def person_report(
         minutes_by_action=_by_action(actions, row[2:], total),
         minutes=total,
         pending_minutes=int(row[1]),
-        commitments=_counts(commitments),
+        commitments=_counts((await conn.execute(commitments, params)).one()),
     )
 
 
@@ -350,25 +407,67 @@ async def _require_branch(s: AsyncSession, actor: Actor, org_id: int) -> Org:
     return org
 
 
-def _branch_entries(org_id: int, p: Period) -> CompoundSelect[Any]:
-    """Entries counting for one branch: its own (approved or pending) and approved joint ones
-    from its partners, as (own, status, person_id, action, minutes)."""
-    E = ServiceEntry
+@lru_cache(maxsize=8)
+def _branch_statements(actions: tuple[str, ...]) -> tuple[Select[Any], Select[Any], Select[Any]]:
+    # Entries counting for the branch: its own (approved or pending), and approved joint ones
+    # of its partners, as (own, status, person_id, action, minutes).
     own = select(literal(1).label("own"), E.status, E.person_id, E.action, E.minutes).where(
-        E.org_id == org_id, *_entry_in(p, (EntryStatus.APPROVED, EntryStatus.PENDING))
+        E.org_id == ORG, *_in_period(EntryStatus.APPROVED, EntryStatus.PENDING)
     )
     joint = (
         select(literal(0).label("own"), E.status, E.person_id, E.action, E.minutes)
         .select_from(Pairing)
         .join(E, E.pairing_id == Pairing.id)
         .where(
-            or_(Pairing.strong_org_id == org_id, Pairing.weak_org_id == org_id),
-            E.org_id != org_id,
-            _joint_of_pairing(),
-            *_entry_in(p, (EntryStatus.APPROVED,)),
+            or_(Pairing.strong_org_id == ORG, Pairing.weak_org_id == ORG),
+            E.org_id != ORG,
+            *_joint(),
+            *_in_period(EntryStatus.APPROVED),
         )
     )
-    return union_all(own, joint)
+    u = union_all(own, joint).subquery()
+    approved = u.c.status == EntryStatus.APPROVED
+    pending = and_(u.c.own == 1, u.c.status == EntryStatus.PENDING)
+    in_force = select(*_commitment_columns()).where(C.org_id == ORG, *_commitments_in()).subquery()
+    totals = select(
+        _sum_if(approved, u.c.minutes),
+        _sum_if(and_(approved, u.c.own == 0), u.c.minutes),
+        _sum_if(pending, literal(1)),
+        _sum_if(pending, u.c.minutes),
+        func.count(func.distinct(case((and_(approved, u.c.own == 1), u.c.person_id)))),
+        *(func.max(c) for c in in_force.c),  # the branch's commitments: one row, joined
+        *_action_columns(actions, u.c.action, u.c.minutes, approved),
+    ).select_from(in_force.outerjoin(u, true()))  # in_force is one row, entries or not
+
+    # Per member: current members and secretaries, their own approved service and commitments.
+    personal = (
+        select(C.person_id.label("person_id"), *_commitment_columns())
+        .where(C.org_id == ORG, C.is_branch.is_(False), C.person_id.is_not(None), *_commitments_in())
+        .group_by(C.person_id)
+        .subquery()
+    )
+    pc = list(personal.c)[1:]
+    members = (
+        select(
+            M.person_id,
+            Person.name,
+            M.role,
+            func.coalesce(func.sum(E.minutes), 0),
+            *(func.coalesce(func.max(c), 0) for c in pc),
+            *_action_columns(actions, E.action, E.minutes),
+        )
+        .join(Person, Person.id == M.person_id)
+        .outerjoin(personal, personal.c.person_id == M.person_id)
+        .outerjoin(
+            E, and_(E.person_id == M.person_id, E.org_id == M.org_id, *_in_period(EntryStatus.APPROVED))
+        )
+        .where(M.org_id == ORG, M.role.in_(MEMBER_ROLES))
+        # By the keys: SQLite then walks the org's memberships instead of the whole table.
+        .group_by(M.id, Person.id)
+        .order_by(Person.name, M.person_id)
+    )
+    checklists = _latest(True, Assessment.org_id == ORG)
+    return totals, members, checklists
 
 
 async def branch_report(
@@ -382,80 +481,30 @@ async def branch_report(
 ) -> BranchReport:
     org = await _require_branch(s, actor, org_id)
     p = _period(date_from, date_to)
-    actions = [a.id for a in (pack or get_pack()).actions]
+    actions = tuple(a.id for a in (pack or get_pack()).actions)
+    totals, members_q, checklists_q = _branch_statements(actions)
+    params = _params(p, org.timezone, today, org_id=org_id)
+    conn = await s.connection()
 
-    # Branch totals: one pass over the branch's entries (and its joint ones).
-    u = _branch_entries(org_id, p).subquery()
-    approved = u.c.status == EntryStatus.APPROVED
-    pending = and_(u.c.own == 1, u.c.status == EntryStatus.PENDING)
-    tot = (
-        await s.execute(
-            select(
-                _sum_if(approved, u.c.minutes),
-                _sum_if(and_(approved, u.c.own == 0), u.c.minutes),
-                _sum_if(pending, literal(1)),
-                _sum_if(pending, u.c.minutes),
-                func.count(func.distinct(case((and_(approved, u.c.own == 1), u.c.person_id)))),
-                *_action_columns(actions, u.c.action, u.c.minutes, approved),
-            )
-        )
-    ).one()
+    tot = (await conn.execute(totals, params)).one()
     minutes = int(tot[0])
-
-    # Per member: current members and secretaries, with their own approved service.
-    E, M = ServiceEntry, Membership
-    member_rows = await s.execute(
-        select(
-            M.person_id,
-            Person.name,
-            M.role,
-            func.coalesce(func.sum(E.minutes), 0),
-            *_action_columns(actions, E.action, E.minutes),
-        )
-        .join(Person, Person.id == M.person_id)
-        .outerjoin(
-            E,
-            and_(
-                E.person_id == M.person_id,
-                E.org_id == M.org_id,
-                *_entry_in(p, (EntryStatus.APPROVED,)),
-            ),
-        )
-        .where(M.org_id == org_id, M.role.in_(MEMBER_ROLES))
-        .group_by(M.person_id, Person.name, M.role)
-        .order_by(Person.name, M.person_id)
-    )
-    C = Commitment
-    in_force = _commitments_in(p, org.timezone)
-    per_person = {
-        pid: _counts(rest)
-        for pid, *rest in await s.execute(
-            select(C.person_id, *_commitment_columns(today))
-            .where(C.org_id == org_id, C.is_branch.is_(False), C.person_id.is_not(None), *in_force)
-            .group_by(C.person_id)
-        )
-    }
+    # A thousand members a branch: rows are unpacked as they come (integers already, the role
+    # already a Role), with no per-value conversions.
     members = [
-        MemberRow(
-            person_id=pid,
-            name=name,
-            role=Role(role),
-            minutes=int(total),
-            minutes_by_action=_by_action(actions, rest, int(total)),
-            commitments=per_person.get(pid, CommitmentCounts()),
-        )
-        for pid, name, role, total, *rest in member_rows
+        MemberRow(pid, name, role, _by_action(actions, rest, total), total, CommitmentCounts(cm, cr, ce, co))
+        for pid, name, role, total, cm, cr, ce, co, *rest in (await conn.execute(members_q, params)).all()
     ]
-    commitments = (
-        await s.execute(select(*_commitment_columns(today)).where(C.org_id == org_id, *in_force))
-    ).one()
+    checklists = [
+        ChecklistScore(c, pe, float(sc or 0), f)
+        for _o, c, pe, sc, f in await conn.execute(checklists_q, params)
+    ]
     return BranchReport(
         org_id=org.id,
         org_name=org.name,
         date_from=p.date_from,
         date_to=p.date_to,
         today=today,
-        minutes_by_action=_by_action(actions, tot[5:], minutes),
+        minutes_by_action=_by_action(actions, tot[9:], minutes),
         minutes=minutes,
         joint_minutes=int(tot[1]),
         pending_entries=int(tot[2]),
@@ -463,36 +512,75 @@ async def branch_report(
         participants=int(tot[4]),
         members_total=len(members),
         members=members,
-        commitments=_counts(commitments),
-        checklists=await _latest_assessments(s, [org_id], per_checklist=True),
+        commitments=_counts(tot[5:9]),
+        checklists=checklists,
         timezone=org.timezone,
     )
 
 
-async def _latest_assessments(s: AsyncSession, org_ids: list[int] | Any, *, per_checklist: bool) -> list[Any]:
-    """Latest finished assessment per branch (and per checklist if asked), newest wins."""
-    A = Assessment
-    parts = [A.org_id, A.checklist_id] if per_checklist else [A.org_id]
-    rank = (
-        func.row_number().over(partition_by=parts, order_by=(A.finished_at.desc(), A.id.desc())).label("rank")
-    )
-    ranked = (
-        select(A.org_id, A.checklist_id, A.period, A.score, A.finished_at, rank)
-        .where(A.org_id.in_(org_ids), A.finished_at.is_not(None))
-        .subquery()
-    )
-    rows = await s.execute(
-        select(ranked.c.org_id, ranked.c.checklist_id, ranked.c.period, ranked.c.score, ranked.c.finished_at)
-        .where(ranked.c.rank == 1)
-        .order_by(ranked.c.org_id, ranked.c.checklist_id)
-    )
-    if per_checklist:
-        return [ChecklistScore(c, pe, float(sc or 0), f) for _o, c, pe, sc, f in rows]
-    return [(o, ChecklistScore(c, pe, float(sc or 0), f)) for o, c, pe, sc, f in rows]
-
-
 # ---------------------------------------------------------------------------------------------
 # Subtree
+
+
+@lru_cache(maxsize=8)
+def _subtree_statements(actions: tuple[str, ...]) -> tuple[Select[Any], ...]:
+    inside = Org.path.like(PATH)
+    branches = (
+        select(Org.id, Org.name, func.count(M.id))
+        .outerjoin(M, and_(M.org_id == Org.id, M.role.in_(MEMBER_ROLES)))
+        .where(inside, Org.kind == OrgKind.BRANCH)
+        .group_by(Org.id, Org.name, Org.path)
+        .order_by(Org.path)
+    )
+    # Service in two passes: each branch's own entries (grouped in index order, no union to
+    # sort), and the joint ones credited to the partner branch (few, by the partial index).
+    approved = _in_period(EntryStatus.APPROVED)
+    own = (
+        select(
+            E.org_id,
+            func.sum(E.minutes),
+            func.count(func.distinct(E.person_id)),
+            *_action_columns(actions, E.action, E.minutes),
+        )
+        .join(Org, Org.id == E.org_id)
+        .where(inside, *approved)
+        .group_by(E.org_id)
+    )
+    origin = aliased(Org)
+    partner = _partner()
+    # Whether the entry's own branch is inside too: then the subtree's totals have it already.
+    origin_inside = case((origin.path.like(PATH), 1), else_=0)
+    joint = (
+        select(
+            partner,
+            origin_inside,
+            func.sum(E.minutes),
+            *_action_columns(actions, E.action, E.minutes),
+        )
+        .select_from(Pairing)
+        .join(E, E.pairing_id == Pairing.id)
+        .join(Org, Org.id == partner)
+        .join(origin, origin.id == E.org_id)
+        .where(inside, *_joint(), *approved)
+        .group_by(partner, origin_inside)
+    )
+    commitments = (
+        select(C.org_id, *_commitment_columns())
+        .join(Org, Org.id == C.org_id)
+        .where(inside, *_commitments_in())
+        .group_by(C.org_id)
+    )
+    last = _latest(False, Assessment.org_id.in_(select(Org.id).where(inside, Org.kind == OrgKind.BRANCH)))
+    submitted = (
+        select(Report.org_id)
+        .join(Org, Org.id == Report.org_id)
+        .where(inside, Report.period_start == FROM, Report.period_end == TO)
+    )
+    return branches, own, joint, commitments, last, submitted
+
+
+def _add(a: Sequence[int], b: Sequence[int]) -> list[int]:
+    return [int(x) + int(y) for x, y in zip(a, b, strict=True)]
 
 
 async def subtree_report(
@@ -506,119 +594,59 @@ async def subtree_report(
 ) -> SubtreeReport:
     root = await require_manager(s, actor, org_id)
     p = _period(date_from, date_to)
-    actions = [a.id for a in (pack or get_pack()).actions]
-    inside = Org.path.like(root.path + "%")
+    actions = tuple(a.id for a in (pack or get_pack()).actions)
+    branches_q, own_q, joint_q, commitments_q, last_q, submitted_q = _subtree_statements(actions)
+    params = _params(p, root.timezone, today, path_prefix=root.path + "%")
+    conn = await s.connection()
 
-    branches = (
-        await s.execute(
-            select(Org.id, Org.name, func.count(Membership.id))
-            .outerjoin(Membership, and_(Membership.org_id == Org.id, Membership.role.in_(MEMBER_ROLES)))
-            .where(inside, Org.kind == OrgKind.BRANCH)
-            .group_by(Org.id, Org.name)
-            .order_by(Org.path)
-        )
-    ).all()
-
-    # Service: each entry credited to its own branch and, when joint, to the partner branch.
-    # `origin_inside` tells the subtree's totals whether the entry is already counted as own.
-    E = ServiceEntry
-    approved = _entry_in(p, (EntryStatus.APPROVED,))
-    own = (
-        select(
-            E.org_id.label("branch_id"),
-            literal(1).label("own"),
-            literal(1).label("origin_inside"),
-            E.person_id,
-            E.action,
-            E.minutes,
-        )
-        .join(Org, Org.id == E.org_id)
-        .where(inside, *approved)
-    )
-    origin = aliased(Org)
-    joint = (
-        select(
-            _partner().label("branch_id"),
-            literal(0).label("own"),
-            case((origin.path.like(root.path + "%"), 1), else_=0).label("origin_inside"),
-            E.person_id,
-            E.action,
-            E.minutes,
-        )
-        .select_from(Pairing)
-        .join(E, E.pairing_id == Pairing.id)
-        .join(Org, Org.id == _partner())
-        .join(origin, origin.id == E.org_id)
-        .where(inside, _joint_of_pairing(), *approved)
-    )
-    u = union_all(own, joint).subquery()
-    counted_once = or_(u.c.own == 1, u.c.origin_inside == 0)
-    service = {
-        r[0]: r[1:]
-        for r in await s.execute(
-            select(
-                u.c.branch_id,
-                func.sum(u.c.minutes),
-                _sum_if(u.c.own == 0, u.c.minutes),
-                _sum_if(counted_once, u.c.minutes),
-                func.count(func.distinct(case((u.c.own == 1, u.c.person_id)))),
-                *_action_columns(actions, u.c.action, u.c.minutes),
-                *_action_columns(actions, u.c.action, u.c.minutes, counted_once),
-            ).group_by(u.c.branch_id)
-        )
-    }
-
-    C = Commitment
-    commitments = {
-        r[0]: _counts(r[1:])
-        for r in await s.execute(
-            select(C.org_id, *_commitment_columns(today))
-            .join(Org, Org.id == C.org_id)
-            .where(inside, *_commitments_in(p, root.timezone))
-            .group_by(C.org_id)
-        )
-    }
-    branch_ids = select(Org.id).where(inside, Org.kind == OrgKind.BRANCH)
-    last = dict(await _latest_assessments(s, branch_ids, per_checklist=False))
-    submitted = set(
-        await s.scalars(
-            select(Report.org_id)
-            .join(Org, Org.id == Report.org_id)
-            .where(inside, Report.period_start == p.date_from, Report.period_end == p.date_to)
-        )
-    )
-
+    branches = (await conn.execute(branches_q, params)).all()
+    # org -> [minutes, participants, by action...]
+    own = {r[0]: r[1:] for r in (await conn.execute(own_q, params)).all()}
     n = len(actions)
+    zero = [0] * (1 + n)
+    joint: dict[int, list[int]] = {}  # org -> [minutes, by action...], all joint credit
+    from_outside = zero  # joint credit from branches outside the subtree: [minutes, by action...]
+    for bid, origin_inside, *values in (await conn.execute(joint_q, params)).all():
+        joint[bid] = _add(joint.get(bid, zero), values)
+        if not origin_inside:
+            from_outside = _add(from_outside, values)
+    commitments = {r[0]: _counts(r[1:]) for r in await conn.execute(commitments_q, params)}
+    last = {
+        o: ChecklistScore(c, pe, float(sc or 0), f) for o, c, pe, sc, f in await conn.execute(last_q, params)
+    }
+    submitted = set((await conn.execute(submitted_q, params)).scalars())
+
     rows: list[BranchRow] = []
     for bid, name, members_total in branches:
-        sv = service.get(bid)
-        total = int(sv[0]) if sv else 0
+        mine = own.get(bid)
+        own_values = [mine[0], *mine[2:]] if mine else zero
+        values = _add(own_values, joint.get(bid, zero))
         rows.append(
             BranchRow(
                 org_id=bid,
                 name=name,
                 members_total=int(members_total),
-                participants=int(sv[3]) if sv else 0,
-                minutes=total,
-                minutes_by_action=_by_action(actions, sv[4 : 4 + n], total) if sv else {},
-                joint_minutes=int(sv[1]) if sv else 0,
+                participants=int(mine[1]) if mine else 0,
+                minutes=values[0],
+                minutes_by_action=_by_action(actions, values[1:], values[0]),
+                joint_minutes=joint.get(bid, zero)[0],
                 commitments=commitments.get(bid, CommitmentCounts()),
                 last_assessment=last.get(bid),
                 submitted=bid in submitted,
             )
         )
-    # The subtree's totals add up the grouped rows above (a handful per branch); each entry is
-    # counted once through the `counted_once` columns.
-    once_total = sum(int(sv[2]) for sv in service.values())
-    once_by_action = [sum(int(sv[4 + n + i]) for sv in service.values()) for i in range(n)]
+    # The subtree's totals: every own entry once, plus joint ones whose own branch is outside.
+    once = from_outside
+    for mine in own.values():
+        once = _add(once, [mine[0], *mine[2:]])
     return SubtreeReport(
         org_id=root.id,
         org_name=root.name,
         date_from=p.date_from,
         date_to=p.date_to,
         today=today,
-        minutes_by_action=_by_action(actions, once_by_action, once_total),
-        minutes=once_total,
+        minutes_by_action=_by_action(actions, once[1:], once[0]),
+        minutes=once[0],
         members_total=sum(r.members_total for r in rows),
         participants=sum(r.participants for r in rows),
         commitments=CommitmentCounts(

@@ -195,6 +195,22 @@ async def test_an_empty_period_reports_zeros_and_every_member(session, scene) ->
     assert all(m.minutes == 0 for m in got.members)
 
 
+async def test_commitments_count_in_a_period_without_service(session, scene) -> None:
+    # Regression: the branch's commitment counts came from a join with its service entries, so a
+    # period without any service reported no commitments either.
+    w = scene.world
+    got = await rp.branch_report(
+        session,
+        await actor(session, scene, "secretary_a"),
+        w.branch_a.id,
+        date(2026, 11, 21),
+        date(2026, 11, 29),
+        TODAY,
+    )
+    assert got.minutes == 0
+    assert got.commitments == rp.CommitmentCounts(made=2, reported=1)
+
+
 async def test_summary_is_json_ready_and_names_no_member(session, scene) -> None:
     import json
 

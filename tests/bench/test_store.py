@@ -1,0 +1,39 @@
+"""The store benchmark runs end to end at a tiny scale (no timing assertions: it must not rot)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench import store
+from tests import dbutil
+
+
+def _args(tmp_path: Path, *more: str):
+    pg = dbutil.pg_requested()
+    backend = ["--backend", "postgres", "--pg", pg] if pg else ["--backend", "sqlite"]
+    return store.parse_args(
+        ["--scale", "0.0005", "--runs", "1", "--doc", str(tmp_path / "b.md"), *backend, *more]
+    )
+
+
+async def test_tiny_run_agrees_with_the_hand_written_queries_and_writes_its_section(tmp_path: Path) -> None:
+    doc = tmp_path / "b.md"
+    doc.write_text("# Benchmarks\n\n<!-- other:begin -->\nkept\n<!-- other:end -->\n", encoding="utf-8")
+    # main_async raises SystemExit if the store and the hand-written SQL disagree.
+    results = await store.main_async(_args(tmp_path))
+    assert len(results) == 1
+    r = results[0]
+    assert r.rows == store.Scale.of(0.0005).entries and r.rate > 0
+    assert set(r.timings) == {"branch monthly report", "province yearly summary"}
+    await store.main_async(_args(tmp_path))  # a second run replaces the section
+    text = doc.read_text(encoding="utf-8")
+    assert text.count(store.BEGIN) == 1 and text.count(store.END) == 1
+    assert "kept" in text
+    assert "province yearly summary" in text
+
+
+def test_scale_options() -> None:
+    full = store.Scale.of(1)
+    assert (full.branches, full.members_per_branch, full.entries) == (100, 1000, 1_000_000)
+    tiny = store.Scale.of(0.01)
+    assert (tiny.branches, tiny.members_per_branch, tiny.entries) == (2, 10, 10_000)
