@@ -1,0 +1,570 @@
+"""Public commitments, the owner's side: make one (/commit: a pack template or one's own words,
+then a deadline), list them (/commitments), report fulfilment (践诺: text and an optional photo),
+or withdraw one that is still open.
+
+The reviewer's side (evaluation, returning for more work, publication) is handlers/evaluate.py.
+
+Templates whose id starts with "branch_" are the branch's own commitments (本支部承诺…): only a
+secretary is offered them, and making one makes the branch's commitment, not a personal one.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from aiogram import Bot, F, Router
+from aiogram.filters import Command
+from aiogram.filters.callback_data import CallbackData
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.filters import Joined
+from bot.forms import months_later, parse_deadline, short
+from bot.keyboards import button, column, rows, show
+from content.i18n import Raw, Texts
+from content.pack import Pack
+from storage import commitments
+from storage.access import Actor
+from storage.errors import Refused
+from storage.models import Commitment, CommitmentStatus, Role
+from storage.service_log import clean_text
+
+router = Router(name=__name__)
+router.message.filter(Joined())
+router.callback_query.filter(Joined())
+
+BRANCH_TEMPLATE = "branch_"
+FREE = "free"
+LISTED = 20
+NOT_COMMAND = ~F.text.startswith("/")
+
+
+class CommitWizard(StatesGroup):
+    template = State()
+    text = State()
+    deadline = State()
+
+
+class ReportFlow(StatesGroup):
+    text = State()
+    photo = State()
+
+
+class CommitBtn(CallbackData, prefix="cc"):
+    wid: int
+    step: str  # tpl | due | x
+    value: str
+
+
+class CommitAct(CallbackData, prefix="ca"):
+    id: int
+    action: str  # rep | wd | wd-yes | wd-no | send | x
+
+
+def _is_secretary(actor: Actor) -> bool:
+    return Role.SECRETARY in actor.roles()
+
+
+# ---------------------------------------------------------------------------------------------
+# /commit
+
+
+@router.message(Command("commit"))
+async def cmd_commit(
+    message: Message,
+    session: AsyncSession,
+    actor: Actor,
+    _: Texts,
+    pack: Pack,
+    locale: str,
+    state: FSMContext,
+) -> None:
+    await state.clear()
+    if actor.home_branch_id() is None:
+        raise Refused("commitment.not_member")
+    wid = message.message_id
+    await state.set_state(CommitWizard.template)
+    await state.set_data({"wid": wid})
+    await session.commit()
+
+    def b(text: str, value: str) -> InlineKeyboardButton:
+        return button(text, CommitBtn(wid=wid, step="tpl", value=value).pack())
+
+    offered = [t for t in pack.templates if _is_secretary(actor) or not t.id.startswith(BRANCH_TEMPLATE)]
+    choices = [
+        b(
+            _("commit_chat.branch_template", title=t.title.get(locale))
+            if t.id.startswith(BRANCH_TEMPLATE)
+            else t.title.get(locale),
+            t.id,
+        )
+        for t in offered
+    ]
+    markup = rows(*column(choices), [b(_("commit_chat.btn_free"), FREE)], [_cancel(_, wid)])
+    await message.answer(_("commit_chat.pick"), reply_markup=markup)
+
+
+def _cancel(_: Texts, wid: int) -> InlineKeyboardButton:
+    return button(_("commit_chat.btn_cancel"), CommitBtn(wid=wid, step="x", value="cancel").pack())
+
+
+async def _wizard(state: FSMContext, wid: int, *steps: State) -> dict[str, Any] | None:
+    data = await state.get_data()
+    if data.get("wid") != wid or await state.get_state() not in {s.state for s in steps}:
+        return None
+    return data
+
+
+def deadline_prompt(_: Texts, pack: Pack, locale: str, today: date, data: dict[str, Any]) -> tuple[str, Any]:
+    wid = int(data["wid"])
+
+    def b(label: str, day: date) -> InlineKeyboardButton:
+        return button(
+            _("commit_chat.btn_deadline", label=label, day=day.isoformat()),
+            CommitBtn(wid=wid, step="due", value=day.isoformat()).pack(),
+        )
+
+    choices = [
+        b(_("commit_chat.one_month"), months_later(today, 1)),
+        b(_("commit_chat.three_months"), months_later(today, 3)),
+        b(_("commit_chat.six_months"), months_later(today, 6)),
+        b(_("commit_chat.year_end"), date(today.year, 12, 31)),
+    ]
+    template = pack.template(data["template_id"]) if data.get("template_id") else None
+    if template is not None:
+        default = date.fromordinal(today.toordinal() + template.default_days)
+        choices.insert(0, b(_("commit_chat.suggested", days=template.default_days), default))
+    text = data.get("text") or (template.text.get(locale) if template else "")
+    prompt = _("commit_chat.ask_deadline", text=text)
+    return prompt, rows(*column(choices), [_cancel(_, wid)])
+
+
+@router.callback_query(CommitBtn.filter(F.step == "x"))
+async def on_commit_cancel_click(
+    query: CallbackQuery,
+    callback_data: CommitBtn,
+    session: AsyncSession,
+    _: Texts,
+    state: FSMContext,
+    bot: Bot,
+) -> None:
+    if await _wizard(state, callback_data.wid, *CommitWizard.__states__) is None:
+        await query.answer(_("commit_chat.stale"), show_alert=True)
+        return
+    await state.clear()
+    await session.commit()
+    await query.answer()
+    await show(query, bot, _("commit_chat.cancelled"))
+
+
+@router.callback_query(CommitBtn.filter(F.step == "tpl"))
+async def on_template_click(
+    query: CallbackQuery,
+    callback_data: CommitBtn,
+    session: AsyncSession,
+    actor: Actor,
+    _: Texts,
+    pack: Pack,
+    locale: str,
+    today: date,
+    state: FSMContext,
+    bot: Bot,
+) -> None:
+    cd = callback_data
+    data = await _wizard(state, cd.wid, CommitWizard.template)
+    template = pack.template(cd.value) if cd.value != FREE else None
+    allowed = template is not None and (_is_secretary(actor) or not template.id.startswith(BRANCH_TEMPLATE))
+    if data is None or (cd.value != FREE and not allowed):
+        await query.answer(_("commit_chat.stale"), show_alert=True)
+        return
+    await query.answer()
+    if template is None:
+        await state.set_state(CommitWizard.text)
+        await session.commit()
+        await show(query, bot, _("commit_chat.ask_text"), rows([_cancel(_, cd.wid)]))
+        return
+    data = await state.update_data(
+        template_id=template.id, for_branch=template.id.startswith(BRANCH_TEMPLATE)
+    )
+    await state.set_state(CommitWizard.deadline)
+    await session.commit()
+    text, markup = deadline_prompt(_, pack, locale, today, data)
+    await show(query, bot, text, markup)
+
+
+@router.message(CommitWizard.text, F.text, NOT_COMMAND)
+async def on_commit_text(
+    message: Message, session: AsyncSession, _: Texts, pack: Pack, locale: str, today: date, state: FSMContext
+) -> None:
+    text = clean_text(message.text or "")
+    wid = int((await state.get_data())["wid"])
+    if not text or len(text) > 500:
+        await message.answer(
+            _("commitment.bad_text") + "\n\n" + _("commit_chat.ask_text"),
+            reply_markup=rows([_cancel(_, wid)]),
+        )
+        return
+    data = await state.update_data(text=text)
+    await state.set_state(CommitWizard.deadline)
+    await session.commit()
+    prompt, markup = deadline_prompt(_, pack, locale, today, data)
+    await message.answer(prompt, reply_markup=markup)
+
+
+@router.callback_query(CommitBtn.filter(F.step == "due"))
+async def on_deadline_click(
+    query: CallbackQuery,
+    callback_data: CommitBtn,
+    session: AsyncSession,
+    actor: Actor,
+    _: Texts,
+    pack: Pack,
+    locale: str,
+    today: date,
+    state: FSMContext,
+    bot: Bot,
+) -> None:
+    data = await _wizard(state, callback_data.wid, CommitWizard.deadline)
+    if data is None:
+        await query.answer(_("commit_chat.stale"), show_alert=True)
+        return
+    await query.answer()
+    text, markup = await _make(
+        session,
+        actor,
+        _,
+        pack,
+        locale,
+        today,
+        state,
+        data,
+        date.fromisoformat(callback_data.value),
+        query.from_user.id,
+    )
+    await show(query, bot, text, markup)
+
+
+@router.message(CommitWizard.deadline, F.text, NOT_COMMAND)
+async def on_deadline_text(
+    message: Message,
+    session: AsyncSession,
+    actor: Actor,
+    _: Texts,
+    pack: Pack,
+    locale: str,
+    today: date,
+    state: FSMContext,
+) -> None:
+    data = await state.get_data()
+    try:
+        deadline = parse_deadline(message.text or "", today)
+    except Refused as e:
+        prompt, markup = deadline_prompt(_, pack, locale, today, data)
+        await message.answer(_(e.key, **e.params) + "\n\n" + prompt, reply_markup=markup)
+        return
+    text, markup = await _make(session, actor, _, pack, locale, today, state, data, deadline, message.chat.id)
+    await message.answer(text, reply_markup=markup)
+
+
+async def _make(
+    session: AsyncSession,
+    actor: Actor,
+    _: Texts,
+    pack: Pack,
+    locale: str,
+    today: date,
+    state: FSMContext,
+    data: dict[str, Any],
+    deadline: date,
+    chat_id: int,
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    """Make the commitment; a refused deadline keeps the wizard at the deadline step."""
+    try:
+        c = await commitments.make_commitment(
+            session,
+            actor,
+            commitments.new_commitment(
+                template_id=data.get("template_id"),
+                text=data.get("text"),
+                deadline=deadline,
+                for_branch=bool(data.get("for_branch")),
+            ),
+            today=today,
+            locale=locale,
+            source=f"{chat_id}:{data['wid']}",
+            pack=pack,
+        )
+    except Refused as e:
+        if not e.key.startswith("commitment.deadline"):
+            raise
+        prompt, markup = deadline_prompt(_, pack, locale, today, data)
+        return _(e.key, **e.params) + "\n\n" + prompt, markup
+    await state.clear()
+    await session.commit()
+    key = "commit_chat.made_branch" if c.is_branch else "commit_chat.made"
+    return _(key, text=c.text, deadline=c.deadline.isoformat()), None
+
+
+@router.message(CommitWizard.template, NOT_COMMAND)
+@router.message(CommitWizard.deadline, NOT_COMMAND)
+@router.message(CommitWizard.text, NOT_COMMAND)
+async def on_commit_wizard_other(message: Message, _: Texts, state: FSMContext) -> None:
+    """Text where a button is expected, or a photo or file where text is."""
+    current = await state.get_state()
+    key = "commit_chat.use_buttons" if current == CommitWizard.template.state else "commit_chat.text_expected"
+    await message.answer(_(key))
+
+
+# ---------------------------------------------------------------------------------------------
+# /commitments
+
+
+def _status(_: Texts, c: Commitment, overdue: bool) -> str:
+    if overdue:
+        return _("commitment.status.overdue")
+    return _(f"commitment.status.{c.status.value}")
+
+
+@router.message(Command("commitments"))
+async def cmd_commitments(
+    message: Message, session: AsyncSession, actor: Actor, _: Texts, today: date, state: FSMContext
+) -> None:
+    await state.clear()
+    views = await commitments.list_commitments(session, actor, "mine", today)
+    if not views:
+        await message.answer(_("commit_chat.none"))
+        return
+    lines = [_("commit_chat.list_header", count=len(views))]
+    buttons: list[list[InlineKeyboardButton]] = []
+    for n, v in enumerate(views[:LISTED], start=1):
+        c = v.commitment
+        item = _(
+            "commit_chat.item",
+            n=n,
+            text=short(c.text, 120),
+            deadline=c.deadline.isoformat(),
+            status=_status(_, c, v.overdue),
+        )
+        if c.status is CommitmentStatus.EVALUATED and c.rating:
+            item += "\n" + _(
+                "commit_chat.item_rating",
+                rating=_(f"commitment.rating.{c.rating}"),
+                comment=c.evaluation or "—",
+            )
+        elif c.status is CommitmentStatus.MADE and c.evaluation:
+            item += "\n" + _("commit_chat.item_returned", comment=c.evaluation)
+        lines.append(item)
+        if c.status is CommitmentStatus.MADE:
+            buttons.append(
+                [
+                    button(_("commit_chat.btn_report_n", n=n), CommitAct(id=c.id, action="rep").pack()),
+                    button(_("commit_chat.btn_withdraw_n", n=n), CommitAct(id=c.id, action="wd").pack()),
+                ]
+            )
+    if buttons:
+        lines.append(_("commit_chat.list_footer"))
+    await message.answer("\n\n".join(lines), reply_markup=rows(*buttons) if buttons else None)
+
+
+async def _open_commitment(session: AsyncSession, actor: Actor, commitment_id: int) -> Commitment | None:
+    """The actor's own personal commitment, if it is still open (made, not yet reported)."""
+    c = await session.get(Commitment, commitment_id)
+    if c is None or c.is_branch or c.person_id != actor.person_id or c.status is not CommitmentStatus.MADE:
+        return None
+    return c
+
+
+@router.callback_query(CommitAct.filter(F.action == "rep"))
+async def on_report_click(
+    query: CallbackQuery,
+    callback_data: CommitAct,
+    session: AsyncSession,
+    actor: Actor,
+    _: Texts,
+    state: FSMContext,
+    bot: Bot,
+) -> None:
+    c = await _open_commitment(session, actor, callback_data.id)
+    if c is None:
+        await query.answer(_("commit_chat.not_open"), show_alert=True)
+        return
+    await state.set_state(ReportFlow.text)
+    await state.set_data({"cid": c.id})
+    await session.commit()
+    await query.answer()
+    await bot.send_message(
+        query.from_user.id,
+        _("commit_chat.ask_fulfilment", text=short(c.text, 200)),
+        reply_markup=rows([_report_cancel(_, c.id)]),
+    )
+
+
+def _report_cancel(_: Texts, cid: int) -> InlineKeyboardButton:
+    return button(_("commit_chat.btn_cancel"), CommitAct(id=cid, action="x").pack())
+
+
+@router.message(ReportFlow.text, F.photo)
+@router.message(ReportFlow.photo, F.photo)
+async def on_fulfilment_photo(
+    message: Message, session: AsyncSession, actor: Actor, _: Texts, now: datetime, state: FSMContext
+) -> None:
+    assert message.photo
+    file_id = message.photo[-1].file_id
+    data = await state.get_data()
+    text = clean_text(message.caption or "") or data.get("text")
+    if not text:
+        # A photo first: keep it, and ask for the words.
+        await state.update_data(photo=file_id)
+        await session.commit()
+        await message.answer(
+            _("commit_chat.photo_kept_need_text"), reply_markup=rows([_report_cancel(_, data["cid"])])
+        )
+        return
+    await message.answer(**await _report(session, actor, _, now, state, data, text, file_id))
+
+
+@router.message(ReportFlow.text, F.text, NOT_COMMAND)
+async def on_fulfilment_text(
+    message: Message, session: AsyncSession, actor: Actor, _: Texts, now: datetime, state: FSMContext
+) -> None:
+    data = await state.get_data()
+    text = clean_text(message.text or "")
+    if not text or len(text) > 1000:
+        await message.answer(
+            _("commitment.bad_fulfilment") + "\n\n" + _("commit_chat.ask_fulfilment_again"),
+            reply_markup=rows([_report_cancel(_, data["cid"])]),
+        )
+        return
+    if data.get("photo"):
+        await message.answer(**await _report(session, actor, _, now, state, data, text, data["photo"]))
+        return
+    await state.update_data(text=text)
+    await state.set_state(ReportFlow.photo)
+    await session.commit()
+    markup = rows(
+        [button(_("commit_chat.btn_send_without_photo"), CommitAct(id=data["cid"], action="send").pack())],
+        [_report_cancel(_, data["cid"])],
+    )
+    await message.answer(_("commit_chat.ask_photo"), reply_markup=markup)
+
+
+@router.callback_query(CommitAct.filter(F.action == "send"))
+async def on_send_without_photo_click(
+    query: CallbackQuery,
+    callback_data: CommitAct,
+    session: AsyncSession,
+    actor: Actor,
+    _: Texts,
+    now: datetime,
+    state: FSMContext,
+    bot: Bot,
+) -> None:
+    data = await state.get_data()
+    if await state.get_state() != ReportFlow.photo.state or data.get("cid") != callback_data.id:
+        await query.answer(_("commit_chat.stale"), show_alert=True)
+        return
+    await query.answer()
+    reply = await _report(session, actor, _, now, state, data, data["text"], None)
+    await show(query, bot, reply["text"])
+
+
+@router.message(ReportFlow.photo, NOT_COMMAND)
+@router.message(ReportFlow.text, NOT_COMMAND)
+async def on_fulfilment_other(message: Message, _: Texts, state: FSMContext) -> None:
+    key = (
+        "commit_chat.photo_expected"
+        if await state.get_state() == ReportFlow.photo.state
+        else "commit_chat.text_expected"
+    )
+    await message.answer(_(key))
+
+
+async def _report(
+    session: AsyncSession,
+    actor: Actor,
+    _: Texts,
+    now: datetime,
+    state: FSMContext,
+    data: dict[str, Any],
+    text: str,
+    file_id: str | None,
+) -> dict[str, Any]:
+    """Report the fulfilment; the flow ends either way (a refusal says why)."""
+    await state.clear()
+    try:
+        c = await commitments.report_fulfilment(session, actor, int(data["cid"]), text, file_id, now)
+    except Refused as e:
+        await session.commit()
+        return {"text": _("commit_chat.report_failed", reason=Raw(_(e.key, **e.params)))}
+    await session.commit()
+    return {"text": _("commit_chat.reported", text=short(c.text, 200))}
+
+
+@router.callback_query(CommitAct.filter(F.action == "x"))
+async def on_report_cancel_click(
+    query: CallbackQuery,
+    callback_data: CommitAct,
+    session: AsyncSession,
+    _: Texts,
+    state: FSMContext,
+    bot: Bot,
+) -> None:
+    data = await state.get_data()
+    if (
+        await state.get_state() not in {s.state for s in ReportFlow.__states__}
+        or data.get("cid") != callback_data.id
+    ):
+        await query.answer(_("commit_chat.stale"), show_alert=True)
+        return
+    await state.clear()
+    await session.commit()
+    await query.answer()
+    await show(query, bot, _("commit_chat.report_cancelled"))
+
+
+@router.callback_query(CommitAct.filter(F.action == "wd"))
+async def on_withdraw_click(
+    query: CallbackQuery, callback_data: CommitAct, session: AsyncSession, actor: Actor, _: Texts, bot: Bot
+) -> None:
+    c = await _open_commitment(session, actor, callback_data.id)
+    if c is None:
+        await query.answer(_("commit_chat.not_open"), show_alert=True)
+        return
+    await query.answer()
+    markup = rows(
+        [
+            button(_("commit_chat.btn_withdraw_yes"), CommitAct(id=c.id, action="wd-yes").pack()),
+            button(_("commit_chat.btn_withdraw_no"), CommitAct(id=c.id, action="wd-no").pack()),
+        ]
+    )
+    await bot.send_message(
+        query.from_user.id, _("commit_chat.withdraw_confirm", text=short(c.text, 200)), reply_markup=markup
+    )
+
+
+@router.callback_query(CommitAct.filter(F.action == "wd-no"))
+async def on_withdraw_no_click(query: CallbackQuery, _: Texts, bot: Bot) -> None:
+    await query.answer()
+    await show(query, bot, _("commit_chat.withdraw_kept"))
+
+
+@router.callback_query(CommitAct.filter(F.action == "wd-yes"))
+async def on_withdraw_yes_click(
+    query: CallbackQuery,
+    callback_data: CommitAct,
+    session: AsyncSession,
+    actor: Actor,
+    _: Texts,
+    now: datetime,
+    bot: Bot,
+) -> None:
+    if await _open_commitment(session, actor, callback_data.id) is None:
+        await query.answer(_("commit_chat.not_open"), show_alert=True)
+        return
+    c = await commitments.withdraw(session, actor, callback_data.id, now)
+    await session.commit()
+    await query.answer()
+    await show(query, bot, _("commit_chat.withdrawn", text=short(c.text, 200)))
