@@ -10,6 +10,7 @@ from aiogram import Router
 MODULES = (
     "handlers.start",
     "handlers.service_log",
+    "handlers.commitments",
     "handlers.privacy",
     "handlers.settings",
     "handlers.notices",
