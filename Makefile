@@ -15,9 +15,11 @@ $(STAMP): pyproject.toml
 migrate: $(STAMP)
 	$(BIN)/branchbot db upgrade
 
-seed: migrate
+# The demo's own database (data/demo.db unless DATABASE_URL is set): migrated and seeded if empty.
+seed: $(STAMP)
 	$(BIN)/branchbot demo seed
 
+# Migrates and seeds as `seed` does, then starts everything with a chat in the terminal.
 demo: $(STAMP)
 	$(BIN)/branchbot demo
 
