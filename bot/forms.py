@@ -98,3 +98,23 @@ def months_later(today: date, months: int) -> date:
     y, m = divmod(today.month - 1 + months, 12)
     year, month = today.year + y, m + 1
     return date(year, month, min(today.day, calendar.monthrange(year, month)[1]))
+
+
+MESSAGE_MAX = 3900  # below Telegram's 4096 characters, with room for a header line
+
+
+def pack_messages(parts: list[str], limit: int = MESSAGE_MAX, sep: str = "\n\n") -> list[str]:
+    """Join `parts` into as few messages as fit in `limit` each, never splitting a part
+    (a part longer than `limit` is cut, so nothing Telegram would refuse is ever sent)."""
+    out: list[str] = []
+    current = ""
+    for part in parts:
+        part = part if len(part) <= limit else part[: limit - 1] + "…"
+        if current and len(current) + len(sep) + len(part) > limit:
+            out.append(current)
+            current = part
+        else:
+            current = f"{current}{sep}{part}" if current else part
+    if current:
+        out.append(current)
+    return out

@@ -12,6 +12,7 @@ from bot.forms import (
     duration_text,
     hours_1dp,
     months_later,
+    pack_messages,
     parse_deadline,
     short,
 )
@@ -98,3 +99,12 @@ def test_months_later_keeps_the_day_or_takes_the_month_end() -> None:
     assert months_later(TODAY, 3) == date(2027, 2, 28)
     assert months_later(date(2026, 1, 31), 1) == date(2026, 2, 28)
     assert months_later(date(2026, 5, 15), 12) == date(2027, 5, 15)
+
+
+def test_pack_messages_fills_each_message_without_splitting_a_part() -> None:
+    assert pack_messages(["aa", "bb", "cc"], limit=6) == ["aa\n\nbb", "cc"]
+    assert pack_messages(["a" * 10], limit=5) == ["aaaa…"]
+    assert pack_messages([]) == []
+    parts = [f"{i}" * 100 for i in range(100)]
+    out = pack_messages(parts, limit=1000)
+    assert all(len(m) <= 1000 for m in out) and "\n\n".join(out) == "\n\n".join(parts)
