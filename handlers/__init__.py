@@ -10,6 +10,8 @@ from aiogram import Router
 MODULES = (
     "handlers.start",
     "handlers.service_log",
+    "handlers.checklists",
+    "handlers.services",
     "handlers.commitments",
     "handlers.privacy",
     "handlers.settings",
