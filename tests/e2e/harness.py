@@ -206,3 +206,19 @@ class Db:
 
     async def session(self) -> AsyncSession:
         return self.sessionmaker()
+
+
+async def poll_until(predicate: Any, timeout: float = 30.0, interval: float = 0.05) -> Any:
+    """Wait until an async predicate (typically over the database, which has no change
+    notification) returns something truthy; fail after `timeout`."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = await predicate()
+        if result:
+            return result
+        if loop.time() > deadline:
+            raise TimeoutError(f"condition not met within {timeout} s (last: {result!r})")
+        await asyncio.sleep(interval)
