@@ -9,17 +9,17 @@ from aiogram import Router
 # Each module defines `router = Router(name=__name__)`.
 MODULES = (
     "handlers.start",
-    "handlers.service_log",
-    "handlers.checklists",
-    "handlers.services",
-    "handlers.commitments",
-    "handlers.privacy",
-    "handlers.settings",
-    "handlers.notices",
     "handlers.manage",
     "handlers.review",
     "handlers.evaluate",
     "handlers.notify",
+    "handlers.members",
+    "handlers.web",
+    "handlers.service_log",
+    "handlers.commitments",
+    "handlers.privacy",
+    "handlers.settings",
+    "handlers.notices",
     "handlers.fallback",
 )
 
