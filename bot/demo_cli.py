@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TextIO
 
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.clock import Clock
@@ -305,6 +306,12 @@ def _sqlite_file(url: str) -> Path | None:
     return Path(rest) if rest and rest != ":memory:" else None
 
 
+def shown_database(url: str) -> str:
+    """The database as the banner names it: a file's path, or a server URL without its password."""
+    path = _sqlite_file(url)
+    return str(path) if path is not None else make_url(url).render_as_string(hide_password=True)
+
+
 def _remove_database(url: str) -> None:
     """--fresh: delete the demo's SQLite file (never a server database)."""
     path = _sqlite_file(url)
@@ -330,7 +337,7 @@ async def _demo(args: argparse.Namespace) -> int:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, leave.set)
     try:
-        show_banner(demo, db=str(_sqlite_file(url) or url), log_path=log_path)
+        show_banner(demo, db=shown_database(url), log_path=log_path)
         _watch_parts(demo, log_path)
         chat_task = asyncio.create_task(demo.chat.run(stdin_lines()), name="terminal-chat")
         leave_task = asyncio.create_task(leave.wait())
@@ -344,7 +351,7 @@ async def _demo(args: argparse.Namespace) -> int:
             with contextlib.suppress(NotImplementedError):
                 loop.remove_signal_handler(sig)
         await stop_demo(demo)
-    demo.chat.write(demo.chat._.plain("demo.bye", db=str(_sqlite_file(url) or url)))
+    demo.chat.write(demo.chat._.plain("demo.bye", db=shown_database(url)))
     return 0
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from bot.cli import main
 from bot.clock import FrozenClock
-from bot.demo_cli import Demo, free_port, show_banner, start_demo, stop_demo
+from bot.demo_cli import Demo, _remove_database, free_port, show_banner, shown_database, start_demo, stop_demo
 from bot.settings import get_settings
 from bot.terminal_chat import TerminalChat
 from storage import seed
@@ -170,3 +170,16 @@ async def test_demo_seed_twice_seeds_once(tmp_path, monkeypatch, capsys) -> None
             assert await s.scalar(select(func.count()).select_from(Person)) == len(seed.PEOPLE)
     finally:
         await engine.dispose()
+
+
+def test_fresh_removes_only_a_sqlite_file_and_the_banner_hides_passwords(tmp_path) -> None:
+    db = tmp_path / "demo.db"
+    for p in (db, tmp_path / "demo.db-wal", tmp_path / "keep.db"):
+        p.write_bytes(b"x")
+    _remove_database(sqlite_url(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.db"]
+    server = "postgresql+asyncpg://demo:s3cret@127.0.0.1:5432/demo"
+    with pytest.raises(SystemExit):
+        _remove_database(server)
+    assert "s3cret" not in shown_database(server) and "127.0.0.1:5432/demo" in shown_database(server)
+    assert shown_database(sqlite_url(tmp_path)) == str(db)
