@@ -376,3 +376,15 @@ def test_month_labels_carry_the_year_where_it_changes() -> None:
 
     assert _month_label(C(), MonthTotal(2026, 1, 0, 0), first=False) == "1月\n2026"  # type: ignore[arg-type]
     assert _month_label(C(), MonthTotal(2026, 5, 0, 0), first=False) == "5月"  # type: ignore[arg-type]
+
+
+async def test_charts_follow_the_language_and_are_not_kept_by_the_browser(
+    client, sessionmaker, world
+) -> None:
+    """Regression: a chart cached by the browser stayed in Chinese after switching to English."""
+    await sign_in(client, sessionmaker, world.staff)
+    url = f"/charts/commitments.svg?org={world.committee.id}"
+    zh = await client.get(url)
+    assert zh.headers["cache-control"] == "no-store"
+    await client.post("/lang", data={"csrf": await csrf(client), "lang": "en"})
+    assert (await client.get(url)).text != zh.text

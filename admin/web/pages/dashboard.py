@@ -73,7 +73,9 @@ async def home(ctx: Ctx) -> Response:
 
 
 def _svg(data: bytes) -> Response:
-    return Response(data, media_type="image/svg+xml", headers={"Cache-Control": "private, max-age=60"})
+    # Not cached by the browser: a chart follows the data (and the language) at once. Drawing is
+    # cached on the server by its data, so a reload costs the queries only.
+    return Response(data, media_type="image/svg+xml")
 
 
 async def _chart_org(ctx: Ctx) -> Org:
