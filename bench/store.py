@@ -425,8 +425,9 @@ WITH own AS (
 ), joint AS (
     SELECT e.person_id, e.action, e.minutes FROM pairings p
     JOIN service_entries e ON e.pairing_id = p.id
-    WHERE (p.strong_org_id = :b OR p.weak_org_id = :b) AND e.org_id <> :b AND e.pairing_id IS NOT NULL
-      AND (p.strong_org_id = e.org_id OR p.weak_org_id = e.org_id)
+    WHERE (p.strong_org_id = :b OR p.weak_org_id = :b) AND e.pairing_id IS NOT NULL
+      AND CASE WHEN p.strong_org_id = e.org_id THEN p.weak_org_id
+               WHEN p.weak_org_id = e.org_id THEN p.strong_org_id END = :b
       AND e.day BETWEEN :f AND :t AND e.status = 'approved'
 ), counted AS (
     SELECT 1 AS own, status, person_id, action, minutes FROM own
@@ -480,7 +481,10 @@ FROM ranked WHERE rn = 1
 
 
 def subtree_sql(actions: list[str]) -> str:
-    partner = "CASE WHEN p.strong_org_id = e.org_id THEN p.weak_org_id ELSE p.strong_org_id END"
+    partner = (
+        "CASE WHEN p.strong_org_id = e.org_id THEN p.weak_org_id "
+        "WHEN p.weak_org_id = e.org_id THEN p.strong_org_id END"
+    )
     n = range(len(actions))
     sum_a = ", ".join(f"SUM(a{i}) AS a{i}" for i in n)
     out_a = ", ".join(f"SUM(CASE WHEN origin_inside = 0 THEN a{i} ELSE 0 END) AS x{i}" for i in n)
@@ -494,12 +498,12 @@ WITH own AS (
     WHERE o.path LIKE :p AND e.day BETWEEN :f AND :t AND e.status = 'approved'
     GROUP BY e.org_id
 ), joint_parts AS (
-    SELECT {partner} AS branch_id, CASE WHEN origin.path LIKE :p THEN 1 ELSE 0 END AS origin_inside,
+    SELECT {partner} AS branch_id,
+           CASE WHEN e.org_id IN (SELECT id FROM orgs WHERE path LIKE :p) THEN 1 ELSE 0 END AS origin_inside,
            SUM(e.minutes) AS minutes, {_pivot(actions, alias="e")}
     FROM pairings p JOIN service_entries e ON e.pairing_id = p.id
-    JOIN orgs o ON o.id = {partner} JOIN orgs origin ON origin.id = e.org_id
+    JOIN orgs o ON o.id = {partner}
     WHERE o.path LIKE :p AND e.pairing_id IS NOT NULL
-      AND (p.strong_org_id = e.org_id OR p.weak_org_id = e.org_id)
       AND e.day BETWEEN :f AND :t AND e.status = 'approved'
     GROUP BY 1, 2
 ), j AS (
