@@ -23,7 +23,8 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-CHROMIUM = Path("/usr/bin/chromium")
+# Debian's package; BRANCHBOT_CHROMIUM points elsewhere (the gate's own test uses a missing path).
+CHROMIUM = Path(os.environ.get("BRANCHBOT_CHROMIUM", "/usr/bin/chromium"))
 ARGS = [
     "--headless",
     "--no-sandbox",
