@@ -37,7 +37,7 @@ from content.pack import Pack
 from storage import service_log
 from storage.access import Actor
 from storage.errors import Refused
-from storage.models import Person, ServiceEntry
+from storage.models import Person, Role, ServiceEntry
 from storage.service_log import new_entry, parse_day, parse_duration, parse_quick_log
 
 router = Router(name=__name__)
@@ -104,6 +104,12 @@ def entry_data(row: ServiceEntry) -> dict[str, Any]:
         "description": row.description,
         "photo": row.evidence_file_id,
     }
+
+
+def recorded_text(_: Texts, actor: Actor, pack: Pack, locale: str, row: ServiceEntry) -> str:
+    # A secretary's own service is reviewed by the committee above, not by a secretary.
+    key = "log_chat.recorded_secretary" if Role.SECRETARY in actor.roles() else "log_chat.recorded"
+    return _(key, summary=Raw(summary(_, pack, locale, entry_data(row))))
 
 
 def refusal(_: Texts, e: Refused) -> str:
@@ -222,7 +228,7 @@ async def on_quick_action_click(
         return
     await session.commit()
     await query.answer(_("log_chat.recorded_toast"))
-    await show(query, bot, _("log_chat.recorded", summary=Raw(summary(_, pack, locale, entry_data(row)))))
+    await show(query, bot, recorded_text(_, actor, pack, locale, row))
 
 
 @router.message(LogQuick.action, ~F.text.startswith("/"))
@@ -494,7 +500,7 @@ async def on_wizard_confirm_click(
     await state.clear()
     await session.commit()
     await query.answer(_("log_chat.recorded_toast"))
-    await show(query, bot, _("log_chat.recorded", summary=Raw(summary(_, pack, locale, entry_data(row)))))
+    await show(query, bot, recorded_text(_, actor, pack, locale, row))
 
 
 async def _ask_by_edit(

@@ -340,3 +340,11 @@ async def test_english_member_gets_english(chat, db, world, session) -> None:
     assert "awaiting the secretary" in done.text
     [row] = await entries(db)
     assert row.org_id == world.branch_b.id and row.minutes == 90
+
+
+async def test_a_secretary_is_told_the_committee_reviews_their_entry(chat, db, world) -> None:
+    reply = await chat.send(world.secretary_a, "/log 2 今天 支部共建活动")
+    done = await chat.press(world.secretary_a, reply, "本支部服务项目")
+    assert "待上级党工委审核" in done.text
+    [row] = await entries(db)
+    assert row.person_id == world.secretary_a.id and row.org_id == world.branch_a.id

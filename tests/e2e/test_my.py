@@ -45,7 +45,7 @@ async def test_summary_and_chart(chat, session, world, emulator) -> None:
     assert "本月已审核：4.0 小时" in text
     assert "党员公益日：2.5 小时" in text and "党员志愿服务行动：1.5 小时" in text
     assert "2026 年已审核：8.0 小时" in text and "党员志愿服务行动：5.5 小时" in text
-    assert "待书记审核：2 条，共 1.5 小时" in text
+    assert "待审核：2 条，共 1.5 小时" in text
     assert "未通过审核：1 条" in text and "2026-10-02" in text and "<缺少佐证>" in text
     assert "8.3" not in text  # the other member's 500 minutes are not added in
 
