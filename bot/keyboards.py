@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from aiogram import Bot
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
 
@@ -26,10 +27,28 @@ def column(buttons: Iterable[InlineKeyboardButton]) -> list[list[InlineKeyboardB
 async def show(query: CallbackQuery, bot: Bot, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
     """Turn the pressed message into `text` (and `markup`, or no buttons).
 
-    A message too old for Telegram to hand back (inaccessible) cannot be edited: the answer
-    then comes as a new message.
+    A double tap asks for the same edit twice: Telegram answers "message is not modified", which
+    changes nothing and is ignored. A message that cannot be edited (too old, deleted, not text)
+    gets the answer as a new message instead.
     """
     if isinstance(query.message, Message):
-        await query.message.edit_text(text, reply_markup=markup)
-    else:
-        await bot.send_message(query.from_user.id, text, reply_markup=markup)
+        try:
+            await query.message.edit_text(text, reply_markup=markup)
+            return
+        except TelegramBadRequest as e:
+            if not_modified(e):
+                return
+    await bot.send_message(query.from_user.id, text, reply_markup=markup)
+
+
+async def edit_markup(message: Message, markup: InlineKeyboardMarkup | None) -> None:
+    """Change only the buttons of `message`; the same buttons again is not an error."""
+    try:
+        await message.edit_reply_markup(reply_markup=markup)
+    except TelegramBadRequest as e:
+        if not not_modified(e):
+            raise
+
+
+def not_modified(e: TelegramBadRequest) -> bool:
+    return "message is not modified" in str(e.message)

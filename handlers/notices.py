@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.filters import HasRole, Joined
 from bot.forms import short
-from bot.keyboards import button, rows
+from bot.keyboards import button, edit_markup, rows
 from content.i18n import Texts
 from storage import notices, reminders
 from storage.access import MANAGER_ROLES
@@ -81,7 +81,7 @@ async def _drop_button(query: CallbackQuery) -> None:
         return
     keep = [[b for b in row if b.callback_data != query.data] for row in msg.reply_markup.inline_keyboard]
     keep = [row for row in keep if row]
-    await msg.edit_reply_markup(reply_markup=InlineKeyboardMarkup(inline_keyboard=keep) if keep else None)
+    await edit_markup(msg, InlineKeyboardMarkup(inline_keyboard=keep) if keep else None)
 
 
 @router.callback_query(F.data.in_({PAUSE, RESUME}))
@@ -98,4 +98,4 @@ async def on_nudges_click(query: CallbackQuery, session: AsyncSession, person: P
             if pause
             else button(_("reminders.pause_button"), PAUSE)
         )
-        await query.message.edit_reply_markup(reply_markup=rows([again]))
+        await edit_markup(query.message, rows([again]))

@@ -59,3 +59,17 @@ async def test_a_button_for_a_checklist_no_longer_in_the_pack_is_stale(chat, wor
 async def test_someone_who_has_not_joined_is_told_how_to_join(chat, world) -> None:
     reply = await chat.send(chat.user("路人"), "/checklist")
     assert "邀请链接" in reply.text
+
+
+async def test_a_double_tap_on_a_checklist_is_harmless(chat, world, emulator) -> None:
+    reply = await chat.send(world.member_a, "/checklist")
+    user = chat.user_for(world.member_a)
+    data = reply.message.buttons[0]["callback_data"]
+    one = await emulator.press(user, reply.message, data=data)
+    two = await emulator.press(user, reply.message, data=data)  # the same edit, asked twice
+    await chat.deliver(one)
+    await chat.deliver(two)
+    answers = {a.query_id: a for a in emulator.callback_answers}
+    assert not answers[two["callback_query"]["id"]].show_alert  # no apology, no alert
+    assert "有坚强有力的领导班子" in (reply.message.text or "")
+    assert len(chat.messages(world.member_a)) == 1  # nothing extra was sent
