@@ -228,7 +228,8 @@ async def stop_demo(demo: Demo) -> None:
 def banner(demo: Demo, _: Texts, *, db: str, log_path: Path | None) -> list[str]:
     rule = "=" * 72
     lines = [rule, _.plain("demo.title"), rule, _.plain("demo.what"), ""]
-    lines.append(_.plain("demo.running", parts="、".join(_.plain(f"demo.part.{p}") for p in demo.parts)))
+    sep = _.plain("demo.list_separator")
+    lines.append(_.plain("demo.running", parts=sep.join(_.plain(f"demo.part.{p}") for p in demo.parts)))
     lines.append(_.plain("demo.database", db=db, log=str(log_path) if log_path else "-"))
     if demo.seeded is not None:
         lines.append(_.plain("demo.seeded", people=len(demo.seeded.people)))

@@ -203,7 +203,7 @@ class TerminalChat:
     def show_people(self) -> None:
         self.write(self._.plain("demo.people_title"))
         for n, p in enumerate(self.people, 1):
-            aliases = f"({'、'.join(p.aliases)})" if p.aliases else ""
+            aliases = f"({self._.plain('demo.list_separator').join(p.aliases)})" if p.aliases else ""
             line = self._.plain(
                 "demo.person_line", n=n, name=p.name, aliases=aliases, role=self._role(p), org=p.org_name
             )
@@ -223,9 +223,8 @@ class TerminalChat:
             self.write(self._.plain("demo.no_such_person", name=query))
             return
         if len(found) > 1:
-            self.write(
-                self._.plain("demo.ambiguous_person", name=query, names="、".join(p.name for p in found))
-            )
+            names = self._.plain("demo.list_separator").join(p.name for p in found)
+            self.write(self._.plain("demo.ambiguous_person", name=query, names=names))
             return
         self.current = found[0]
         self.show_who()

@@ -224,3 +224,16 @@ async def test_buttons_that_went_away_cannot_be_pressed(chat, emu, bot) -> None:
     await chat.handle_line("1")
     assert chat.transcript[-1].startswith("现在没有可以按的按钮")
     assert emu.pending_updates() == []
+
+
+async def test_english_chrome_lists_names_the_english_way(emu, tmp_path) -> None:
+    li_ming = DemoPerson(4, 7_700_000_005, "李明", "zh", Role.SECRETARY, "地理学会党支部")
+    chat = TerminalChat(
+        emu, emu.bot().id, [ZHANG, LI, li_ming], out=io.StringIO(), files_dir=tmp_path, locale="en"
+    )
+    await chat.handle_line("/as 李")
+    assert chat.transcript[-1] == '"李" could be several people: 李建华, 李明. Please be more specific.'
+    await chat.handle_line("/as 李书记")  # both are 李书记
+    assert chat.transcript[-1].startswith('"李书记" could be several people: 李建华, 李明.')
+    await chat.handle_line("/as 李建华")  # an exact name is one person
+    assert chat.transcript[-1] == "You are now 李建华 (secretary · 餐饮协会党支部)."
