@@ -47,6 +47,7 @@ ROUTES = (
     R("GET", "/?org={org}"),
     R("GET", "/charts/hours.svg?org={org}"),
     R("GET", "/charts/participation.svg?org={org}"),
+    R("GET", "/charts/actions.svg?org={org}"),
     R("GET", "/charts/commitments.svg?org={org}"),
     R("GET", "/charts/checklists.svg?org={org}"),
     R("GET", "/orgs"),

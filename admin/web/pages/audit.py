@@ -9,6 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from admin.web.context import ABOVE, Ctx, page
+from content.i18n import catalog
 from storage.audit_view import audit_view
 from storage.errors import Invalid
 
@@ -35,8 +36,11 @@ async def index(ctx: Ctx) -> Response:
         page=min(page_no, 100_000),
     )
     keep = {"action": action or "", "person": person or "", "from": ctx.arg("from"), "to": ctx.arg("to")}
+    prefix = "web.audit.a."
+    known = sorted(k.removeprefix(prefix) for k in catalog(ctx.locale) if k.startswith(prefix))
     return await ctx.render(
         "audit.html",
+        known_actions=known,
         view=view,
         p=view.page,
         keep=keep,

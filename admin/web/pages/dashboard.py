@@ -69,6 +69,7 @@ async def home(ctx: Ctx) -> Response:
         checklist_titles={c.id: c.title.get(ctx.locale) for c in ctx.state.pack.checklists},
         recent=recent,
         year_start=_year_start(today),
+        actions=[(a.id, a.title.get(ctx.locale)) for a in ctx.state.pack.actions],
     )
 
 
@@ -110,6 +111,25 @@ async def chart_participation(ctx: Ctx) -> Response:
 
 
 @page()
+async def chart_actions(ctx: Ctx) -> Response:
+    """Hours by service action: a branch's second chart (one branch needs no comparison)."""
+    org = await _chart_org(ctx)
+    today = ctx.today
+    report = await reports.subtree_report(ctx.db, ctx.me, org.id, _year_start(today), today, today)
+    bars = [
+        charts.Bar(a.title.get(ctx.locale), round(report.minutes_by_action.get(a.id, 0) / 60, 1))
+        for a in ctx.state.pack.actions
+    ]
+    if report.minutes_by_action.get(reports.OTHER):
+        bars.append(
+            charts.Bar(
+                ctx._.plain("web.other_action"), round(report.minutes_by_action[reports.OTHER] / 60, 1)
+            )
+        )
+    return _svg(await charts.render("actions", bars, lambda: charts.hbars(bars, color=charts.RED)))
+
+
+@page()
 async def chart_commitments(ctx: Ctx) -> Response:
     org = await _chart_org(ctx)
     today = ctx.today
@@ -144,6 +164,7 @@ routes = [
     Route("/", home, methods=["GET"]),
     Route("/charts/hours.svg", chart_hours, methods=["GET"]),
     Route("/charts/participation.svg", chart_participation, methods=["GET"]),
+    Route("/charts/actions.svg", chart_actions, methods=["GET"]),
     Route("/charts/commitments.svg", chart_commitments, methods=["GET"]),
     Route("/charts/checklists.svg", chart_checklists, methods=["GET"]),
 ]
