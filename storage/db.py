@@ -73,6 +73,12 @@ def make_engine(url: str, **kw: Any) -> AsyncEngine:
             path.parent.mkdir(parents=True, exist_ok=True)
         # The busy timeout lets a writer wait for another instead of failing at once.
         kw.setdefault("connect_args", {"timeout": 30})
+        if path is not None:
+            # SQLite has one writer at a time. Several connections in one process would queue on
+            # SQLite's busy handler, which sleeps in growing steps; one connection queues them in
+            # the pool instead, first come first served, with no idle gaps.
+            kw.setdefault("pool_size", int(os.environ.get("DB_POOL_SIZE", "1")))
+            kw.setdefault("max_overflow", 0)
         engine = create_async_engine(url, **kw)
         _sqlite_pragmas(engine)
         return engine

@@ -138,18 +138,27 @@ async def test_sigkill_with_updates_in_flight_loses_and_doubles_nothing(
     lines = await log_lines(emulator, bot_id, users)
     await emulator.wait_for(lambda: all(quick_form(emulator, bot_id, u) for u in users), 60)
 
-    # Slow answers keep many presses in flight; kill once some, not all, are stored.
-    emulator.faults.slow(0.3, method="editMessageText")
-    presses = await press_all(emulator, bot_id, users)
+    # Three waves of button presses: the bot is killed while the second is being handled
+    # (answers slowed down so it is mid-flight), the third arrives while it is down.
+    emulator.faults.slow(0.2, method="answerCallbackQuery")
+    waves = [users[:10], users[10:20], users[20:]]
+    presses = await press_all(emulator, bot_id, waves[0])
 
-    async def some_stored() -> bool:
-        return 3 <= await db.count(ServiceEntry) < len(users)
+    async def first_wave_started() -> bool:
+        return await db.count(ServiceEntry) >= 3
 
-    await poll_until(some_stored, 60, interval=0.01)
+    await poll_until(first_wave_started, 60, interval=0.01)
+    presses += await press_all(emulator, bot_id, waves[1])
+
+    async def second_wave_in_flight() -> bool:
+        return await db.count(ServiceEntry) >= 12
+
+    await poll_until(second_wave_in_flight, 60, interval=0.01)
     bot_process.kill()
     assert await bot_process.wait() == -signal.SIGKILL
     stored_at_kill = await db.count(ServiceEntry)
-    assert stored_at_kill < len(users)
+    assert 3 <= stored_at_kill < len(users)
+    presses += await press_all(emulator, bot_id, waves[2])
 
     emulator.faults.clear()
     await bot_process.start()
