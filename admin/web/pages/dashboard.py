@@ -73,6 +73,11 @@ async def home(ctx: Ctx) -> Response:
     )
 
 
+async def _done_reading(ctx: Ctx) -> None:
+    """End the read transaction before drawing: on SQLite it holds the lock the bot writes with."""
+    await ctx.db.commit()
+
+
 def _svg(data: bytes) -> Response:
     # Not cached by the browser: a chart follows the data (and the language) at once. Drawing is
     # cached on the server by its data, so a reload costs the queries only.
@@ -89,6 +94,7 @@ async def chart_hours(ctx: Ctx) -> Response:
     months = await dashboard.monthly_minutes(ctx.db, ctx.me, org.id, today=ctx.today)
     bars = [charts.Bar(_month_label(ctx, m, i == 0), m.hours) for i, m in enumerate(months)]
     unit = ctx._.plain("web.dash.hours_unit")
+    await _done_reading(ctx)
     return _svg(await charts.render("hours", [bars, unit], lambda: charts.columns(bars, unit)))
 
 
@@ -105,6 +111,7 @@ async def chart_participation(ctx: Ctx) -> Response:
         )
         for b in report.branches
     ]
+    await _done_reading(ctx)
     return _svg(
         await charts.render("participation", bars, lambda: charts.hbars(bars, limit=100, percent=True))
     )
@@ -126,6 +133,7 @@ async def chart_actions(ctx: Ctx) -> Response:
                 ctx._.plain("web.other_action"), round(report.minutes_by_action[reports.OTHER] / 60, 1)
             )
         )
+    await _done_reading(ctx)
     return _svg(await charts.render("actions", bars, lambda: charts.hbars(bars, color=charts.RED)))
 
 
@@ -143,6 +151,7 @@ async def chart_commitments(ctx: Ctx) -> Response:
         (t("web.dash.c_evaluated"), float(sl.evaluated), charts.GREEN),
     ]
     center = str(sl.total)
+    await _done_reading(ctx)
     return _svg(await charts.render("commitments", [parts, center], lambda: charts.donut(parts, center)))
 
 
@@ -155,6 +164,7 @@ async def chart_checklists(ctx: Ctx) -> Response:
         a = averages.get(cl.id)
         note = ctx._.plain("web.dash.score_note", score=f"{a.average:g}", n=a.branches) if a else "—"
         bars.append(charts.Bar(cl.title.get(ctx.locale), a.average if a else 0.0, note))
+    await _done_reading(ctx)
     return _svg(
         await charts.render("checklists", bars, lambda: charts.hbars(bars, limit=100, color=charts.GREEN))
     )
