@@ -347,13 +347,14 @@ class DeliveryWorker:
         dispatcher = asyncio.create_task(self._dispatcher(done), name="delivery-dispatch")
         status = asyncio.create_task(self._status_loop(done), name="delivery-status")
         recorder = asyncio.create_task(self._recorder(done), name="delivery-record")
+        relay = asyncio.create_task(self._relay(stop), name="delivery-stop")
         try:
             await self._feeder(stop, drain, horizon)
         finally:
             done.set()
-            dispatcher.cancel()
-            status.cancel()
-            await asyncio.gather(dispatcher, status, return_exceptions=True)
+            for t in (dispatcher, status, relay):
+                t.cancel()
+            await asyncio.gather(dispatcher, status, relay, return_exceptions=True)
             # Let sends already on the wire finish and their outcomes be written.
             if self._in_flight:
                 await asyncio.wait(set(self._in_flight), timeout=REQUEST_TIMEOUT + 5)
@@ -362,6 +363,10 @@ class DeliveryWorker:
                 await asyncio.wait_for(recorder, timeout=30)
             await self._release_unsent()
             self.stats.paused_seconds = self.pacer.paused_total
+
+    async def _relay(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self._wake_feeder.set()  # the feeder may be waiting for work: let it see the stop at once
 
     async def _sleep(self, event: asyncio.Event, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -11,6 +11,7 @@ from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from emulator import Emulator, SimUser
@@ -92,3 +93,18 @@ def copies_per_chat(emu: Emulator, chats: set[int]) -> Counter[int]:
     """How many messages each of these chats received from the bot (sends only, not edits)."""
     got = emu.stats.per_chat()
     return Counter({c: got.get(c, 0) for c in chats})
+
+
+class FlakySessions:
+    """A sessionmaker whose n-th calls (those in `fail_calls`) fail, as when the database is away."""
+
+    def __init__(self, sessionmaker, fail_calls: set[int]) -> None:
+        self.sessionmaker = sessionmaker
+        self.fail_calls = fail_calls
+        self.calls = 0
+
+    def __call__(self):
+        self.calls += 1
+        if self.calls in self.fail_calls:
+            raise OperationalError("BEGIN", {}, ConnectionRefusedError("database is away"))
+        return self.sessionmaker()

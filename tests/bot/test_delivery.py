@@ -13,7 +13,6 @@ from datetime import timedelta
 import pytest
 from aiogram import Bot
 from sqlalchemy import select
-from sqlalchemy.exc import OperationalError
 
 from bot.clock import Clock, FrozenClock
 from bot.delivery import ChatPacer, DeliveryWorker, Window, build_method
@@ -26,6 +25,7 @@ from tests import dbutil
 from tests.bot.outbox_world import (
     NOW,
     TOKEN,
+    FlakySessions,
     copies_per_chat,
     delivery_counts,
     make_branch,
@@ -279,21 +279,6 @@ async def test_a_row_whose_lease_is_nearly_over_waits_for_the_next_claim(
     assert w.stats.lease_dropped >= 1
     assert [m.text for m in emu.chat(u)] == [f"m{i}" for i in range(6)]  # each once, in order
     assert {r.status for r in (await _rows(session)).values()} == {DeliveryStatus.SENT}
-
-
-class FlakySessions:
-    """A sessionmaker whose calls fail while `down` is set, as when the database is away."""
-
-    def __init__(self, sessionmaker, fail_calls: set[int]) -> None:
-        self.sessionmaker = sessionmaker
-        self.fail_calls = fail_calls
-        self.calls = 0
-
-    def __call__(self):
-        self.calls += 1
-        if self.calls in self.fail_calls:
-            raise OperationalError("BEGIN", {}, ConnectionRefusedError("database is away"))
-        return self.sessionmaker()
 
 
 async def test_the_worker_outlives_a_database_outage(session, sessionmaker, emu, tg) -> None:
