@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from content.pack import get_pack
@@ -100,6 +102,18 @@ async def test_deadline_from_today_up_to_two_years(session, world) -> None:
         await make(session, world, world.member_a, deadline=date(2028, 11, 21))
     assert (e.value.key, e.value.params) == ("commitment.deadline_too_far", {"latest": "2028-11-20"})
     assert await count(session) == 2
+
+
+@given(st.text(max_size=600))
+@example("\x00\x1f ")
+def test_commitment_text_is_cleaned_blank_means_none_and_at_most_500(text: str) -> None:
+    visible = "".join(c for c in text if c in "\n\t" or not (ord(c) < 32 or ord(c) == 127)).strip()
+    if len(visible) > 500:
+        with pytest.raises(Invalid) as e:
+            cm.new_commitment(text=text)
+        assert e.value.key == "commitment.bad_text"
+    else:
+        assert cm.new_commitment(text=text).text == (visible or None)
 
 
 def test_two_years_from_29_february_is_28_february() -> None:

@@ -123,3 +123,27 @@ def test_empty_report_still_makes_a_workbook() -> None:
     raw = branch_report_xlsx(report(members=[], checklists=[], minutes_by_action={}, minutes=0))
     wb = load(raw)
     assert wb["党员明细"].max_row == 1
+
+
+def test_every_catalog_key_these_store_modules_use_exists_in_both_languages() -> None:
+    import re
+    from pathlib import Path
+
+    from content.i18n import catalog
+
+    root = Path(__file__).resolve().parents[2] / "storage"
+    modules = [
+        "service_log",
+        "commitments",
+        "checklists",
+        "service_list",
+        "pairings",
+        "reports",
+        "report_files",
+    ]
+    pattern = r'"((?:log|commitment|checklist|services|pairing|exemplar|report|error)\.[a-z_.]+)"'
+    keys = {k for m in modules for k in re.findall(pattern, (root / f"{m}.py").read_text(encoding="utf-8"))}
+    keys |= {f"report.role.{r.value}" for r in (Role.MEMBER, Role.SECRETARY)}
+    assert len(keys) > 60
+    for locale in ("zh", "en"):
+        assert sorted(keys - set(catalog(locale))) == [], locale
