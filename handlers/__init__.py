@@ -15,6 +15,7 @@ MODULES = (
     "handlers.notify",
     "handlers.members",
     "handlers.web",
+    "handlers.reports",
     "handlers.assess",
     "handlers.service_log",
     "handlers.commitments",

@@ -1,0 +1,649 @@
+"""/report: a report for a chosen period, as a short summary in chat and an .xlsx attachment.
+
+A secretary gets the branch's report (storage.reports.branch_report, written by
+storage.report_files) and can submit it upward (报送). Staff get the compiled report of their
+subtree: each branch's numbers and whether (and when) it submitted for exactly that period, as
+text and as a workbook written here from storage.reports.subtree_report and submissions.
+
+Periods are offered as buttons (this month, last month, this quarter, this year, last year) or
+typed ("2026-11", "2026-Q4", "2026", "2026-11-01 2026-11-15"); the buttons carry the dates, so
+an old button means the period it showed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta, tzinfo
+from io import BytesIO
+from typing import Any
+
+from aiogram import F, Router
+from aiogram.filters import Command
+from aiogram.filters.callback_data import CallbackData
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import (
+    BufferedInputFile,
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+)
+from openpyxl import Workbook
+from openpyxl.styles import Alignment, Font
+from openpyxl.utils import get_column_letter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from content.i18n import Texts, texts
+from content.pack import Pack
+from handlers.manage import hours, local_time, managers, message_of, secretary_branch, staff_root
+from storage import reports
+from storage.access import Actor, get_org
+from storage.report_files import branch_report_xlsx, safe_text
+from storage.reports import OTHER, BranchReport, SubmissionRow, SubtreeReport
+
+router = Router(name=__name__)
+router.message.filter(managers())
+router.callback_query.filter(managers())
+
+BRANCH, SUBTREE = "b", "s"
+HOURS_FORMAT, COUNT_FORMAT, DAY_FORMAT, SCORE_FORMAT = "0.00", "0", "yyyy-mm-dd", "0.0"
+MESSAGE_MAX = 3800
+
+
+class ReportPeriod(CallbackData, prefix="srp"):
+    kind: str  # BRANCH | SUBTREE
+    org_id: int
+    start: int  # yyyymmdd
+    end: int
+
+
+class ReportCustom(CallbackData, prefix="src"):
+    kind: str
+    org_id: int
+
+
+class ReportSubmit(CallbackData, prefix="srs"):
+    org_id: int
+    start: int
+    end: int
+
+
+class ReportFlow(StatesGroup):
+    period = State()
+
+
+# ---- periods (pure) ----
+
+
+class PeriodError(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def month_range(year: int, month: int) -> tuple[date, date]:
+    first = date(year, month, 1)
+    nxt = date(year + month // 12, month % 12 + 1, 1)
+    return first, nxt - timedelta(days=1)
+
+
+def quarter_range(year: int, quarter: int) -> tuple[date, date]:
+    first = 3 * (quarter - 1) + 1
+    return date(year, first, 1), month_range(year, first + 2)[1]
+
+
+def presets(today: date) -> list[tuple[str, dict[str, Any], date, date]]:
+    """(catalog key, its params, first day, last day) of the periods offered as buttons."""
+    last_month = today.replace(day=1) - timedelta(days=1)
+    quarter = (today.month - 1) // 3 + 1
+    return [
+        ("reports_chat.this_month", {"month": today.month}, *month_range(today.year, today.month)),
+        (
+            "reports_chat.last_month",
+            {"month": last_month.month},
+            *month_range(last_month.year, last_month.month),
+        ),
+        ("reports_chat.this_quarter", {"quarter": quarter}, *quarter_range(today.year, quarter)),
+        ("reports_chat.this_year", {"year": today.year}, date(today.year, 1, 1), date(today.year, 12, 31)),
+        (
+            "reports_chat.last_year",
+            {"year": today.year - 1},
+            date(today.year - 1, 1, 1),
+            date(today.year - 1, 12, 31),
+        ),
+    ]
+
+
+_DAY = r"(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?"
+_RANGE = re.compile(rf"^{_DAY}\s*(?:~|～|-|—|至|到|to|\s)\s*{_DAY}$", re.I)
+_MONTH = re.compile(r"^(\d{4})[-/.年](\d{1,2})月?$")
+_QUARTER = re.compile(r"^(\d{4})[-\s]?[qQ]([1-4])$|^(\d{4})年?第?([1-4一二三四])季度$")
+_YEAR = re.compile(r"^(\d{4})年?$")
+_CN = {"一": 1, "二": 2, "三": 3, "四": 4}
+
+
+def parse_period(text: str) -> tuple[date, date]:
+    """A period typed by a person: "2026-11", "2026年11月", "2026-Q4", "2026年第四季度", "2026",
+    or two days ("2026-11-01 2026-11-15", "2026-11-01至2026-11-15"). Raises `PeriodError`."""
+    t = " ".join((text or "").split())
+    try:
+        if m := _RANGE.match(t):
+            a = date(int(m[1]), int(m[2]), int(m[3]))
+            b = date(int(m[4]), int(m[5]), int(m[6]))
+            if b < a:
+                raise PeriodError("reports_chat.period_order")
+            return a, b
+        if m := _MONTH.match(t):
+            return month_range(int(m[1]), int(m[2]))
+        if m := _QUARTER.match(t):
+            year, q = (m[1], m[2]) if m[1] else (m[3], m[4])
+            return quarter_range(int(year), int(_CN.get(q, q)))
+        if m := _YEAR.match(t):
+            return date(int(m[1]), 1, 1), date(int(m[1]), 12, 31)
+    except ValueError as e:
+        if isinstance(e, PeriodError):
+            raise
+        raise PeriodError("reports_chat.bad_period") from None
+    raise PeriodError("reports_chat.bad_period")
+
+
+def as_int(d: date) -> int:
+    return d.year * 10000 + d.month * 100 + d.day
+
+
+def as_date(n: int) -> date:
+    return date(n // 10000, n // 100 % 100, n % 100)
+
+
+# ---- choosing ----
+
+
+def _target(actor: Actor) -> tuple[str, int] | None:
+    root = staff_root(actor)
+    if root is not None:
+        return SUBTREE, root
+    branch = secretary_branch(actor)
+    return (BRANCH, branch) if branch is not None else None
+
+
+def period_keyboard(_: Texts, kind: str, org_id: int, today: date) -> InlineKeyboardMarkup:
+    rows = [
+        [
+            InlineKeyboardButton(
+                text=_(key, **params),
+                callback_data=ReportPeriod(kind=kind, org_id=org_id, start=as_int(a), end=as_int(b)).pack(),
+            )
+        ]
+        for key, params, a, b in presets(today)
+    ]
+    rows.append(
+        [
+            InlineKeyboardButton(
+                text=_("reports_chat.custom"), callback_data=ReportCustom(kind=kind, org_id=org_id).pack()
+            )
+        ]
+    )
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+@router.message(Command("report"))
+async def cmd_report(
+    message: Message, session: AsyncSession, actor: Actor, _: Texts, today: date, state: FSMContext
+) -> None:
+    await state.clear()
+    target = _target(actor)
+    if target is None:
+        await message.answer(_("manage_chat.no_branches"))
+        return
+    kind, org_id = target
+    org = await get_org(session, org_id)
+    key = "reports_chat.pick_period_subtree" if kind == SUBTREE else "reports_chat.pick_period"
+    await message.answer(_(key, org=org.name), reply_markup=period_keyboard(_, kind, org_id, today))
+
+
+@router.callback_query(ReportCustom.filter())
+async def on_custom_click(
+    query: CallbackQuery, callback_data: ReportCustom, _: Texts, state: FSMContext
+) -> None:
+    if callback_data.kind not in (BRANCH, SUBTREE):
+        await query.answer(_("fallback.stale_button"), show_alert=True)
+        return
+    await state.set_state(ReportFlow.period)
+    await state.set_data({"kind": callback_data.kind, "org_id": callback_data.org_id})
+    await query.answer()
+    msg = message_of(query)
+    if msg is not None:
+        await msg.answer(_("reports_chat.ask_period"))
+
+
+@router.message(ReportFlow.period, F.text, ~F.text.startswith("/"))
+async def on_period_text(
+    message: Message,
+    session: AsyncSession,
+    actor: Actor,
+    _: Texts,
+    pack: Pack,
+    today: date,
+    tz: tzinfo,
+    state: FSMContext,
+) -> None:
+    try:
+        start, end = parse_period(message.text or "")
+    except PeriodError as e:
+        await message.answer(_(e.key) + "\n" + _("reports_chat.period_example"))
+        return
+    data = await state.get_data()
+    await state.clear()
+    await _send_report(
+        message, session, actor, str(data["kind"]), int(data["org_id"]), start, end, _, pack, today, tz
+    )
+
+
+@router.message(ReportFlow.period, ~F.text.startswith("/"))
+async def on_period_not_text(message: Message, _: Texts) -> None:
+    await message.answer(_("reports_chat.ask_period"))
+
+
+@router.callback_query(ReportPeriod.filter())
+async def on_period_click(
+    query: CallbackQuery,
+    callback_data: ReportPeriod,
+    session: AsyncSession,
+    actor: Actor,
+    _: Texts,
+    pack: Pack,
+    today: date,
+    tz: tzinfo,
+) -> None:
+    cd = callback_data
+    msg = message_of(query)
+    try:
+        start, end = as_date(cd.start), as_date(cd.end)
+    except ValueError:
+        await query.answer(_("fallback.stale_button"), show_alert=True)
+        return
+    if msg is None or cd.kind not in (BRANCH, SUBTREE):
+        await query.answer(_("fallback.stale_button"), show_alert=True)
+        return
+    # Build first (the store checks the scope), answer the button, then send.
+    made = await _build(session, actor, cd.kind, cd.org_id, start, end, _, pack, today, tz)
+    await query.answer()
+    await _deliver(msg, made)
+
+
+# ---- building and sending ----
+
+
+async def _build(
+    s: AsyncSession,
+    actor: Actor,
+    kind: str,
+    org_id: int,
+    start: date,
+    end: date,
+    _: Texts,
+    pack: Pack,
+    today: date,
+    tz: tzinfo,
+) -> tuple[list[str], InlineKeyboardMarkup | None, BufferedInputFile, str]:
+    period = f"{start.isoformat()}_{end.isoformat()}"
+    if kind == BRANCH:
+        report = await reports.branch_report(s, actor, org_id, start, end, today, pack)
+        chunks = [branch_summary(_, report, pack)]
+        markup = InlineKeyboardMarkup(
+            inline_keyboard=[
+                [
+                    InlineKeyboardButton(
+                        text=_("reports_chat.submit_button"),
+                        callback_data=ReportSubmit(
+                            org_id=org_id, start=as_int(start), end=as_int(end)
+                        ).pack(),
+                    )
+                ]
+            ]
+        )
+        data = branch_report_xlsx(report, pack, _.locale)
+        name = f"branch-report_{period}.xlsx"
+        caption = _(
+            "reports_chat.file_branch", org=report.org_name, start=start.isoformat(), end=end.isoformat()
+        )
+    else:
+        report_s = await reports.subtree_report(s, actor, org_id, start, end, today, pack)
+        subs = await reports.submissions(s, actor, org_id, start, end)
+        chunks = subtree_summary(_, report_s, subs, pack, tz)
+        markup = None
+        data = subtree_report_xlsx(report_s, subs, pack, _.locale, tz)
+        name = f"subtree-report_{period}.xlsx"
+        caption = _(
+            "reports_chat.file_subtree", org=report_s.org_name, start=start.isoformat(), end=end.isoformat()
+        )
+    return chunks, markup, BufferedInputFile(data, filename=name), caption
+
+
+async def _deliver(
+    msg: Message, made: tuple[list[str], InlineKeyboardMarkup | None, BufferedInputFile, str]
+) -> None:
+    chunks, markup, file, caption = made
+    for i, chunk in enumerate(chunks):
+        await msg.answer(chunk, reply_markup=markup if i == len(chunks) - 1 else None)
+    await msg.answer_document(file, caption=caption)
+
+
+async def _send_report(
+    msg: Message,
+    s: AsyncSession,
+    actor: Actor,
+    kind: str,
+    org_id: int,
+    start: date,
+    end: date,
+    _: Texts,
+    pack: Pack,
+    today: date,
+    tz: tzinfo,
+) -> None:
+    await _deliver(msg, await _build(s, actor, kind, org_id, start, end, _, pack, today, tz))
+
+
+def _action_lines(_: Texts, by_action: dict[str, int], pack: Pack) -> list[str]:
+    titles = {a.id: a.title.get(_.locale) for a in pack.actions}
+    out = []
+    for action_id, minutes in by_action.items():
+        title = titles.get(action_id) or (_("report.xlsx.other_action") if action_id == OTHER else action_id)
+        out.append(_("reports_chat.action_line", action=title, hours=hours(minutes)))
+    return out
+
+
+def branch_summary(_: Texts, r: BranchReport, pack: Pack) -> str:
+    lines = [
+        _(
+            "reports_chat.branch_title",
+            org=r.org_name,
+            start=r.date_from.isoformat(),
+            end=r.date_to.isoformat(),
+        ),
+        _("reports_chat.hours", hours=hours(r.minutes), participants=r.participants, members=r.members_total),
+        *_action_lines(_, r.minutes_by_action, pack),
+    ]
+    if r.joint_minutes:
+        lines.append(_("reports_chat.joint", hours=hours(r.joint_minutes)))
+    if r.pending_entries:
+        lines.append(_("reports_chat.pending", count=r.pending_entries, hours=hours(r.pending_minutes)))
+    c = r.commitments
+    lines.append(
+        _(
+            "reports_chat.commitments",
+            made=c.made,
+            fulfilled=c.fulfilled,
+            evaluated=c.evaluated,
+            overdue=c.overdue,
+        )
+    )
+    titles = {cl.id: cl.title.get(_.locale) for cl in pack.checklists}
+    if r.checklists:
+        scores = " · ".join(
+            _(
+                "reports_chat.score",
+                title=titles.get(x.checklist_id, x.checklist_id),
+                period=x.period,
+                score=f"{x.score:g}",
+            )
+            for x in r.checklists
+        )
+        lines.append(_("reports_chat.checklists", scores=scores))
+    else:
+        lines.append(_("reports_chat.no_checklists"))
+    lines.append(_("reports_chat.submit_hint"))
+    return "\n".join(lines)
+
+
+def subtree_summary(
+    _: Texts, r: SubtreeReport, subs: Sequence[SubmissionRow], pack: Pack, tz: tzinfo
+) -> list[str]:
+    c = r.commitments
+    head = "\n".join(
+        [
+            _(
+                "reports_chat.subtree_title",
+                org=r.org_name,
+                start=r.date_from.isoformat(),
+                end=r.date_to.isoformat(),
+            ),
+            _("reports_chat.submitted_count", submitted=r.submitted, branches=len(r.branches)),
+            _(
+                "reports_chat.hours_once",
+                hours=hours(r.minutes),
+                participants=r.participants,
+                members=r.members_total,
+            ),
+            *_action_lines(_, r.minutes_by_action, pack),
+            _(
+                "reports_chat.commitments",
+                made=c.made,
+                fulfilled=c.fulfilled,
+                evaluated=c.evaluated,
+                overdue=c.overdue,
+            ),
+            _("reports_chat.branches_header"),
+        ]
+    )
+    by_id = {x.org_id: x for x in subs}
+    titles = {cl.id: cl.title.get(_.locale) for cl in pack.checklists}
+    chunks, current = [], head
+    for n, b in enumerate(r.branches, start=1):
+        sub = by_id.get(b.org_id)
+        last = b.last_assessment
+        line = _(
+            "reports_chat.branch_line",
+            n=n,
+            name=b.name,
+            hours=hours(b.minutes),
+            participants=b.participants,
+            members=b.members_total,
+            made=b.commitments.made,
+            overdue=b.commitments.overdue,
+            assessment=(
+                _(
+                    "reports_chat.score",
+                    title=titles.get(last.checklist_id, last.checklist_id),
+                    period=last.period,
+                    score=f"{last.score:g}",
+                )
+                if last
+                else _("reports_chat.not_assessed")
+            ),
+            submitted=(
+                _("reports_chat.submitted_at", when=local_time(sub.submitted_at, tz))
+                if sub is not None and sub.submitted_at is not None
+                else _("reports_chat.not_submitted")
+            ),
+        )
+        if len(current) + len(line) + 1 > MESSAGE_MAX:
+            chunks.append(current)
+            current = line
+        else:
+            current += "\n" + line
+    chunks.append(current)
+    return chunks
+
+
+# ---- submitting ----
+
+
+@router.callback_query(ReportSubmit.filter())
+async def on_submit_click(
+    query: CallbackQuery,
+    callback_data: ReportSubmit,
+    session: AsyncSession,
+    actor: Actor,
+    _: Texts,
+    pack: Pack,
+    now: datetime,
+    tz: tzinfo,
+) -> None:
+    cd = callback_data
+    try:
+        start, end = as_date(cd.start), as_date(cd.end)
+    except ValueError:
+        await query.answer(_("fallback.stale_button"), show_alert=True)
+        return
+    row = await reports.submit_report(session, actor, cd.org_id, start, end, None, now, pack)
+    parent = await get_org(session, row.to_org_id) if row.to_org_id is not None else None
+    await session.commit()
+    await query.answer()
+    msg = message_of(query)
+    if msg is not None:
+        await msg.answer(
+            _(
+                "reports_chat.submitted",
+                to=parent.name if parent else "—",
+                start=start.isoformat(),
+                end=end.isoformat(),
+                when=local_time(row.submitted_at, tz),
+            )
+        )
+
+
+# ---- the compiled workbook ----
+
+
+def _write(
+    ws: Any, headers: Sequence[str], rows: Sequence[Sequence[Any]], formats: Sequence[str | None]
+) -> None:
+    ws.append([safe_text(h) for h in headers])
+    for cell in ws[1]:
+        cell.font = Font(bold=True)
+        cell.alignment = Alignment(wrap_text=True, vertical="center")
+    for row in rows:
+        ws.append([safe_text(v) if isinstance(v, str) else v for v in row])
+    for i, fmt in enumerate(formats, start=1):
+        if fmt:
+            for (cell,) in ws.iter_rows(min_row=2, min_col=i, max_col=i):
+                cell.number_format = fmt
+    for i, h in enumerate(headers, start=1):
+        ws.column_dimensions[get_column_letter(i)].width = max(10, min(40, len(h) * 2 + 2))
+    ws.freeze_panes = "A2"
+
+
+def subtree_report_xlsx(
+    r: SubtreeReport, subs: Sequence[SubmissionRow], pack: Pack, locale: str, tz: tzinfo
+) -> bytes:
+    """The compiled report of a subtree: the totals, and one row per branch with its submission."""
+    t = texts(locale).plain
+    titles = {a.id: a.title.get(locale) for a in pack.actions}
+    cl_titles = {cl.id: cl.title.get(locale) for cl in pack.checklists}
+    extra = sorted(
+        {k for k in r.minutes_by_action if k not in titles}
+        | {k for b in r.branches for k in b.minutes_by_action if k not in titles}
+    )
+    columns = [a.id for a in pack.actions] + extra
+
+    def title(action: str) -> str:
+        return titles.get(action) or (t("report.xlsx.other_action") if action == OTHER else action)
+
+    def h(minutes: int) -> float:
+        return round(minutes / 60, 2)
+
+    wb = Workbook()
+    summary = wb.active
+    assert summary is not None
+    summary.title = t("report.xlsx.summary")
+    c = r.commitments
+    lines: list[tuple[str, Any, str | None]] = [
+        (t("reports_chat.xlsx.org"), r.org_name, None),
+        (t("report.xlsx.date_from"), r.date_from, DAY_FORMAT),
+        (t("report.xlsx.date_to"), r.date_to, DAY_FORMAT),
+        (t("report.xlsx.generated"), r.today, DAY_FORMAT),
+        (t("reports_chat.xlsx.branches"), len(r.branches), COUNT_FORMAT),
+        (t("reports_chat.xlsx.submitted_branches"), r.submitted, COUNT_FORMAT),
+        (t("report.xlsx.hours_total"), h(r.minutes), HOURS_FORMAT),
+        *(
+            (t("report.xlsx.hours_action", action=title(a)), h(r.minutes_by_action.get(a, 0)), HOURS_FORMAT)
+            for a in columns
+        ),
+        (t("report.xlsx.participants"), r.participants, COUNT_FORMAT),
+        (t("report.xlsx.members_total"), r.members_total, COUNT_FORMAT),
+        (t("report.xlsx.commitments_made"), c.made, COUNT_FORMAT),
+        (t("report.xlsx.commitments_reported"), c.reported, COUNT_FORMAT),
+        (t("report.xlsx.commitments_evaluated"), c.evaluated, COUNT_FORMAT),
+        (t("report.xlsx.commitments_overdue"), c.overdue, COUNT_FORMAT),
+    ]
+    _write(summary, [t("report.xlsx.item"), t("report.xlsx.value")], [ln[:2] for ln in lines], [])
+    summary.column_dimensions["A"].width = 36
+    summary.column_dimensions["B"].width = 40
+    for row, (_label, _value, fmt) in enumerate(lines, start=2):
+        if fmt:
+            summary.cell(row=row, column=2).number_format = fmt
+
+    branches = wb.create_sheet(t("reports_chat.xlsx.branch_sheet"))
+    by_id = {x.org_id: x for x in subs}
+    headers = [
+        t("report.xlsx.branch"),
+        t("report.xlsx.members_total"),
+        t("report.xlsx.participants"),
+        t("report.xlsx.hours_total"),
+        *(t("report.xlsx.hours_action", action=title(a)) for a in columns),
+        t("report.xlsx.hours_joint"),
+        t("report.xlsx.commitments_made"),
+        t("report.xlsx.commitments_fulfilled"),
+        t("report.xlsx.commitments_overdue"),
+        t("reports_chat.xlsx.last_checklist"),
+        t("report.xlsx.period"),
+        t("report.xlsx.score"),
+        t("reports_chat.xlsx.submitted"),
+        t("reports_chat.xlsx.submitted_at"),
+        t("reports_chat.xlsx.submitted_by"),
+        t("reports_chat.xlsx.note"),
+    ]
+    rows = []
+    for b in r.branches:
+        sub = by_id.get(b.org_id)
+        last = b.last_assessment
+        done = sub is not None and sub.submitted_at is not None
+        rows.append(
+            [
+                b.name,
+                b.members_total,
+                b.participants,
+                h(b.minutes),
+                *(h(b.minutes_by_action.get(a, 0)) for a in columns),
+                h(b.joint_minutes),
+                b.commitments.made,
+                b.commitments.fulfilled,
+                b.commitments.overdue,
+                cl_titles.get(last.checklist_id, last.checklist_id) if last else None,
+                last.period if last else None,
+                last.score if last else None,
+                t("reports_chat.xlsx.yes") if done else t("reports_chat.xlsx.no"),
+                sub.submitted_at.astimezone(tz).replace(tzinfo=None)
+                if done and sub and sub.submitted_at
+                else None,
+                sub.submitted_by if done and sub else None,
+                sub.note if done and sub else None,
+            ]
+        )
+    n = len(columns)
+    formats = [
+        None,
+        COUNT_FORMAT,
+        COUNT_FORMAT,
+        HOURS_FORMAT,
+        *([HOURS_FORMAT] * n),
+        HOURS_FORMAT,
+        COUNT_FORMAT,
+        COUNT_FORMAT,
+        COUNT_FORMAT,
+        None,
+        None,
+        SCORE_FORMAT,
+        None,
+        "yyyy-mm-dd hh:mm",
+        None,
+        None,
+    ]
+    _write(branches, headers, rows, formats)
+    out = BytesIO()
+    wb.save(out)
+    return out.getvalue()
