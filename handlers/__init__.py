@@ -16,12 +16,15 @@ MODULES = (
     "handlers.members",
     "handlers.web",
     "handlers.reports",
+    "handlers.branches",
     "handlers.assess",
     "handlers.service_log",
     "handlers.commitments",
     "handlers.privacy",
     "handlers.settings",
     "handlers.notices",
+    "handlers.checklists",
+    "handlers.services",
     "handlers.fallback",
 )
 
