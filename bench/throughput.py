@@ -214,10 +214,11 @@ def render(results: dict[str, tuple[Run, Run]], members: int, per_member: int) -
         "## Throughput: `/log` quick form against a bare aiogram echo bot",
         "",
         f"`python -m bench.throughput --members {members} --per-member {per_member}`. {machine_line()}",
-        f"{members} simulated members × {per_member} `/log` lines = {members * per_member:,} updates per bot; "
-        "a member sends the next line once the previous one is answered (closed loop). Both bots poll the same",
-        "local emulator in the same run; each runs in its own process. Latency: from the update entering the",
-        "emulator to the bot's reply arriving there.",
+        f"{members} simulated members × {per_member} `/log` lines = {members * per_member:,} updates",
+        "per bot;"
+        "a member sends the next line once the previous one is answered (closed loop). Both bots poll the",
+        "same local emulator in the same run; each runs in its own process. Latency: from the update",
+        "entering the emulator to the bot's reply arriving there.",
         "",
         "| backend | bot | updates/s | p50 ms | p95 ms | peak RSS MB | ratio to echo |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: |",

@@ -430,6 +430,22 @@ class ProcessedUpdate(Base):
     processed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class InboundUpdate(Base):
+    """Updates taken from Telegram by long polling, kept until handled.
+
+    Storing them is what lets the poller confirm a batch at once (no re-downloading what is
+    still being handled) without losing it if the process dies: at start-up, rows still here
+    are handled first. Handled rows are deleted in batches.
+    """
+
+    __tablename__ = "inbound_updates"
+
+    bot_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class ConversationState(Base):
     """aiogram FSM state and data, so a wizard survives a restart (when Redis is not used)."""
 

@@ -129,7 +129,7 @@ async def test_unknown_command_is_explained(chat, world) -> None:
     assert "/frobnicate" in reply.text and "/help" in reply.text
 
 
-async def test_person_with_two_roles_gets_both_regression_collection_loaded_whole(chat, world, session) -> None:
+async def test_person_with_two_roles_gets_both_regression_one_row_read(chat, world, session) -> None:
     # Regression: the person is loaded with their memberships in one joined query; reading only
     # its first row would have dropped every role but one.
     session.add(Membership(person_id=world.member_a.id, org_id=world.committee.id, role=Role.STAFF))

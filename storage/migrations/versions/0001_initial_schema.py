@@ -80,6 +80,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("bot_id", "update_id", name=op.f("pk_processed_updates")),
     )
     op.create_table(
+        "inbound_updates",
+        sa.Column("bot_id", sa.BigInteger(), nullable=False),
+        sa.Column("update_id", sa.BigInteger(), nullable=False),
+        sa.Column("payload", sa.JSON(), nullable=False),
+        sa.Column("received_at", storage.db.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("bot_id", "update_id", name=op.f("pk_inbound_updates")),
+    )
+    op.create_table(
         "assessments",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("org_id", sa.Integer(), nullable=False),
@@ -653,6 +661,7 @@ def downgrade() -> None:
 
     op.drop_table("assessments")
     op.drop_table("processed_updates")
+    op.drop_table("inbound_updates")
     op.drop_table("people")
     with op.batch_alter_table("orgs", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_orgs_path"))
