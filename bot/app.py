@@ -100,5 +100,5 @@ def create_app(
     sm = make_sessionmaker(engine)
     bot = make_bot(settings)
     dp = make_dispatcher(settings, sm, clock, pack)
-    intake = Intake(dp, bot, max_in_flight=max_in_flight)
+    intake = Intake(dp, bot, sm, max_in_flight=max_in_flight)
     return BotApp(settings, engine, sm, bot, dp, clock, pack, intake, owns_engine=owns)

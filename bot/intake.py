@@ -1,12 +1,14 @@
 """Taking updates in without losing any: long polling and webhooks.
 
 aiogram's own polling confirms updates to Telegram (the next getUpdates offset) before their
-handlers have run, so a crash loses them. Here an update is confirmed only once it is handled:
-the offset we send is always the lowest update id not yet finished, and updates already in
-flight are not started twice. If the process dies, Telegram hands the unconfirmed updates out
-again and the processed-updates table (see `bot/middlewares.UpdateGuard`) skips those that had
-committed. While the database is unavailable an update is retried, never confirmed, never
-answered with a failure.
+handlers have run, so a crash loses them. Here a polled batch is first stored in the database
+(the inbox, `storage/updates.py`) and only then confirmed, by the next poll's offset; at
+start-up whatever the inbox still holds is handled first. (Confirming only once handled would
+also be safe, but Telegram then sends every unfinished update again with each poll.) A webhook
+answers 200 only once the update is handled. If the process dies, the processed-updates table
+(see `bot/middlewares.UpdateGuard`) skips updates whose handling had committed. While the
+database is unavailable nothing is stored, so nothing is confirmed; updates in hand are
+retried, never answered with a failure.
 
 Updates of one chat run one after another (a wizard's steps must not race); different chats
 run concurrently, up to `max_in_flight`.
@@ -21,12 +23,19 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import aiohttp
 from aiogram import Bot, Dispatcher
-from aiogram.exceptions import TelegramAPIError, TelegramNetworkError, TelegramRetryAfter
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.exceptions import TelegramAPIError, TelegramNetworkError
 from aiogram.types import Update
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.transient import DatabaseUnavailable
+from bot.transient import DatabaseUnavailable, is_transient_db_error
+from storage import updates as updates_store
+from storage.db import utcnow
+
+_FAILED = object()
 
 log = logging.getLogger("branchbot.intake")
 
@@ -45,6 +54,15 @@ def chat_key(update: Update) -> int:
         if user is not None:
             return int(user.id)
     return -int(update.update_id)
+
+
+class PollRefused(Exception):
+    """Telegram answered getUpdates with an error (409 conflict, 429 flood, 401 ...)."""
+
+    def __init__(self, description: str, retry_after: int | None) -> None:
+        super().__init__(description)
+        self.description = description
+        self.retry_after = retry_after
 
 
 class _ChatLocks:
@@ -73,6 +91,7 @@ class Intake:
         self,
         dp: Dispatcher,
         bot: Bot,
+        sessionmaker: async_sessionmaker[AsyncSession],
         *,
         max_in_flight: int = 64,
         retry_delays: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0, 5.0),
@@ -80,6 +99,7 @@ class Intake:
     ) -> None:
         self.dp = dp
         self.bot = bot
+        self.sessionmaker = sessionmaker
         self.max_in_flight = max_in_flight
         self.retry_delays = retry_delays
         self.feed_kwargs = feed_kwargs
@@ -143,47 +163,100 @@ class Intake:
     async def run_polling(
         self, *, poll_timeout: int = 25, on_started: Callable[[], Awaitable[None]] | None = None
     ) -> None:
+        """Long polling: store each batch, confirm it with the next poll, handle it concurrently."""
         await self._delete_webhook()
         if on_started is not None:
             await on_started()
         in_flight: dict[int, asyncio.Task[bool]] = {}
-        unhandled: set[int] = set()  # stopped before they were handled: never confirm these
-        next_new = 0  # the lowest update id we have not yet seen
+        handled: list[int] = []  # to drop from the inbox, in batches
+        next_new = 0  # the next update id we have not seen; sent as the offset, it confirms the rest
         allowed = self.dp.resolve_used_update_types()
         failures = 0
+
+        def start(raw: dict[str, Any]) -> None:
+            nonlocal next_new
+            update = Update.model_validate(raw, context={"bot": self.bot})
+            next_new = max(next_new, update.update_id + 1)
+            in_flight[update.update_id] = asyncio.create_task(
+                self.handle(update), name=f"update-{update.update_id}"
+            )
+
+        # What an earlier run took in but did not finish comes first.
+        leftovers = await self._with_db(lambda s: updates_store.pending_inbound(s, self.bot.id))
+        for raw in leftovers or []:
+            start(raw)
         while not self._stop.is_set():
-            # Confirm only what has finished: everything below the lowest unfinished id.
-            offset = min(in_flight) if in_flight else (next_new or None)
+            if len(in_flight) >= self.max_in_flight:
+                await self._wait_any(in_flight.values())
+            for uid in [uid for uid, t in in_flight.items() if t.done()]:
+                if in_flight.pop(uid).result():
+                    handled.append(uid)
+            if (
+                handled
+                and await self._with_db(
+                    lambda s, ids=list(handled): updates_store.drop_inbound(s, self.bot.id, ids), retry=False
+                )
+                is not _FAILED
+            ):
+                handled.clear()
+            room = max(1, min(100, self.max_in_flight - len(in_flight)))
             try:
-                updates = await self._get_updates(offset, 0 if in_flight else poll_timeout, allowed)
+                raw = await self._get_updates(next_new or None, poll_timeout, allowed, room)
                 failures = 0
-            except TelegramRetryAfter as e:
-                await self._pause(e.retry_after)
+            except PollRefused as e:
+                failures += 1
+                log.warning("getUpdates refused: %s", e.description)
+                await self._pause(e.retry_after if e.retry_after is not None else min(0.5 * failures, 5.0))
                 continue
-            except (TelegramNetworkError, TelegramAPIError, OSError) as e:
+            except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as e:
                 failures += 1
                 log.warning("getUpdates failed (%s); retrying", type(e).__name__)
                 await self._pause(min(0.5 * failures, 5.0))
                 continue
-            if updates is None:
+            if raw is None:
                 break
-            fresh = [u for u in updates if u.update_id >= next_new]
+            fresh = [u for u in raw if u["update_id"] >= next_new]
+            if not fresh:
+                continue
+            # Durable before confirmed: if this fails, the next poll (same offset) gets them again.
+            stored = await self._with_db(
+                lambda s, batch=fresh: updates_store.store_inbound(s, self.bot.id, batch, utcnow()),
+                retry=False,
+            )
+            if stored is _FAILED:
+                await self._pause(1.0)
+                continue
             for u in fresh:
-                next_new = u.update_id + 1
-                in_flight[u.update_id] = asyncio.create_task(self.handle(u), name=f"update-{u.update_id}")
-            if in_flight and (not fresh or len(in_flight) >= self.max_in_flight):
-                # Nothing new, or too much at once: wait for something to finish before polling again.
-                await self._wait_any(in_flight.values())
-            for uid in [uid for uid, t in in_flight.items() if t.done()]:
-                if not in_flight.pop(uid).result():
-                    unhandled.add(uid)
-        # Shutting down: let what is in flight finish, then confirm what was handled.
+                start(u)
+        # Stopping: finish what is in flight; whatever could not finish stays in the inbox.
         for uid, ok in zip(in_flight, await asyncio.gather(*in_flight.values()), strict=True):
-            if not ok:
-                unhandled.add(uid)
+            if ok:
+                handled.append(uid)
+        if handled:
+            await self._with_db(lambda s: updates_store.drop_inbound(s, self.bot.id, handled), retry=False)
         if next_new:
             with contextlib.suppress(Exception):
-                await self.bot.get_updates(offset=min(unhandled | {next_new}), timeout=0, limit=1)
+                await self._fetch(next_new, 0, allowed, 1)  # confirm what is stored
+
+    async def _with_db(self, work: Callable[[AsyncSession], Awaitable[Any]], *, retry: bool = True) -> Any:
+        """Run `work` in its own committed transaction; on a database outage retry (or give up
+        with `_FAILED` when `retry` is False). None if stopped while retrying."""
+        attempt = 0
+        while not self._stop.is_set() or not retry:
+            try:
+                async with self.sessionmaker() as s:
+                    result = await work(s)
+                    await s.commit()
+                    return result
+            except Exception as e:
+                if not is_transient_db_error(e):
+                    raise
+                log.warning("inbox: database unavailable (%s)", type(e).__name__)
+                if not retry:
+                    return _FAILED
+                await self._pause(self.retry_delays[min(attempt, len(self.retry_delays) - 1)])
+                attempt += 1
+        return None
 
     async def _wait_any(self, tasks: Any) -> None:
         stop = asyncio.ensure_future(self._stop.wait())
@@ -192,12 +265,11 @@ class Intake:
         finally:
             stop.cancel()
 
-    async def _get_updates(self, offset: int | None, wait: int, allowed: list[str]) -> list[Update] | None:
-        poll = asyncio.ensure_future(
-            self.bot.get_updates(
-                offset=offset, timeout=wait, allowed_updates=allowed, request_timeout=wait + 10
-            )
-        )
+    async def _get_updates(
+        self, offset: int | None, wait: int, allowed: list[str], limit: int = 100
+    ) -> list[dict[str, Any]] | None:
+        """One getUpdates call as raw JSON (None if stopped meanwhile)."""
+        poll = asyncio.ensure_future(self._fetch(offset, wait, allowed, limit))
         stop = asyncio.ensure_future(self._stop.wait())
         done, _ = await asyncio.wait([poll, stop], return_when=asyncio.FIRST_COMPLETED)
         if poll not in done:
@@ -207,6 +279,23 @@ class Intake:
             return None
         stop.cancel()
         return poll.result()
+
+    async def _fetch(
+        self, offset: int | None, wait: int, allowed: list[str], limit: int = 100
+    ) -> list[dict[str, Any]]:
+        session = self.bot.session
+        assert isinstance(session, AiohttpSession)
+        http = await session.create_session()
+        params: dict[str, Any] = {"timeout": wait, "allowed_updates": allowed, "limit": limit}
+        if offset is not None:
+            params["offset"] = offset
+        url = session.api.api_url(token=self.bot.token, method="getUpdates")
+        async with http.post(url, json=params, timeout=aiohttp.ClientTimeout(total=wait + 10)) as resp:
+            body = await resp.json(content_type=None)
+        if not body.get("ok"):
+            retry = (body.get("parameters") or {}).get("retry_after")
+            raise PollRefused(f"{body.get('error_code')} {body.get('description')}", retry)
+        return list(body["result"])
 
     async def _delete_webhook(self) -> None:
         while not self._stop.is_set():

@@ -19,6 +19,7 @@ from aiogram import BaseMiddleware, Bot
 from aiogram.types import CallbackQuery, Message, TelegramObject, Update, User
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import joinedload
 
 from bot.clock import Clock
 from bot.fsm_storage import current_session
@@ -26,9 +27,9 @@ from bot.settings import Settings
 from bot.transient import DatabaseUnavailable, is_transient_db_error
 from content.i18n import Texts, normalize_locale, texts
 from content.pack import Pack
-from storage.access import load_actor
+from storage.access import actor_of
 from storage.errors import Refused
-from storage.models import Org, Person
+from storage.models import Membership, Person
 from storage.updates import claim_update
 
 log = logging.getLogger("branchbot.updates")
@@ -83,11 +84,13 @@ class UpdateGuard(BaseMiddleware):
         except Refused as e:
             # A rule said no: nothing the handler wrote stays, the person is told why.
             await s.rollback()
+            s.info.pop("fsm_rows", None)
             await self._reply(update, data, e.key, e.params)
             await self._mark_done(bot, update)
             return None
         except Exception as e:
             await _rollback_quietly(s)
+            s.info.pop("fsm_rows", None)
             if is_transient_db_error(e):
                 log.warning(
                     "update %s: database unavailable (%s); will retry", update.update_id, type(e).__name__
@@ -146,10 +149,17 @@ class PersonContext(BaseMiddleware):
         user: User | None = data.get("event_from_user")
         person: Person | None = None
         if user is not None:
-            person = await s.scalar(select(Person).where(Person.telegram_id == user.id))
+            # One round trip for the person, their memberships and those orgs (the actor and the
+            # time zone come from these): this runs for every update.
+            found = await s.scalars(
+                select(Person)
+                .where(Person.telegram_id == user.id)
+                .options(joinedload(Person.memberships).joinedload(Membership.org))
+            )
+            person = found.unique().one_or_none()  # all rows read: the whole collection is loaded
             if person is not None and (person.consent_at is None or person.erased_at is not None):
                 person = None
-        actor = await load_actor(s, person.id) if person else None
+        actor = actor_of(person) if person else None
         locale = normalize_locale(
             (person.locale if person else None) or (user.language_code if user else None),
             self.settings.default_locale,
@@ -157,9 +167,9 @@ class PersonContext(BaseMiddleware):
         if person is not None and user is not None and user.language_code and not person.locale:
             locale = normalize_locale(user.language_code, self.settings.default_locale)
         tz = self.settings.tz
-        if actor is not None and actor.grants:
+        if person is not None and actor is not None and actor.grants:
             org_id = actor.home_branch_id() or actor.grants[0].org_id
-            tz_name = await s.scalar(select(Org.timezone).where(Org.id == org_id))
+            tz_name = next(m.org.timezone for m in person.memberships if m.org_id == org_id)
             if tz_name:
                 tz = ZoneInfo(tz_name)
         now = self.clock.now()

@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,6 +69,10 @@ async def start(
     clock: Clock | None = None,
     engine: AsyncEngine | None = None,
 ) -> Running:
+    # The database driver answers from its own thread; a shorter GIL switch interval lets that
+    # thread hand results back promptly while the loop is busy (it halves the time a SQLite
+    # transaction stays open under load; see docs/benchmarks.md).
+    sys.setswitchinterval(0.001)
     app = create_app(settings, clock=clock, engine=engine)
     run = Running(app)
     if "bot" in parts:

@@ -1,16 +1,18 @@
-"""Processed update ids: the de-duplication record for redelivered Telegram updates."""
+"""Updates in and out: polled updates kept until handled, and the ids of handled updates
+(the de-duplication record for redelivered Telegram updates)."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import utcnow
-from storage.models import ProcessedUpdate
+from storage.models import InboundUpdate, ProcessedUpdate
 
 
 async def claim_update(s: AsyncSession, bot_id: int, update_id: int) -> bool:
@@ -29,3 +31,30 @@ async def forget_before(s: AsyncSession, before: datetime) -> int:
     """Drop old records; Telegram never redelivers an update after about a day."""
     result = await s.execute(delete(ProcessedUpdate).where(ProcessedUpdate.processed_at < before))
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def store_inbound(s: AsyncSession, bot_id: int, updates: list[dict[str, Any]], now: datetime) -> None:
+    """Keep polled updates until they are handled (a second copy of one is ignored)."""
+    if not updates:
+        return
+    insert = pg_insert if s.bind.dialect.name == "postgresql" else sqlite_insert
+    rows = [
+        {"bot_id": bot_id, "update_id": u["update_id"], "payload": u, "received_at": now} for u in updates
+    ]
+    await s.execute(
+        insert(InboundUpdate).values(rows).on_conflict_do_nothing(index_elements=["bot_id", "update_id"])
+    )
+
+
+async def pending_inbound(s: AsyncSession, bot_id: int) -> list[dict[str, Any]]:
+    """Updates taken in before a stop or a crash and not yet handled, oldest first."""
+    rows = await s.scalars(
+        select(InboundUpdate.payload).where(InboundUpdate.bot_id == bot_id).order_by(InboundUpdate.update_id)
+    )
+    return list(rows)
+
+
+async def drop_inbound(s: AsyncSession, bot_id: int, update_ids: list[int]) -> None:
+    await s.execute(
+        delete(InboundUpdate).where(InboundUpdate.bot_id == bot_id, InboundUpdate.update_id.in_(update_ids))
+    )

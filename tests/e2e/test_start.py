@@ -127,3 +127,12 @@ async def test_member_using_a_secretary_command_is_told_it_is_for_secretaries(ch
 async def test_unknown_command_is_explained(chat, world) -> None:
     reply = await chat.send(world.member_a, "/frobnicate")
     assert "/frobnicate" in reply.text and "/help" in reply.text
+
+
+async def test_person_with_two_roles_gets_both_regression_one_row_read(chat, world, session) -> None:
+    # Regression: the person is loaded with their memberships in one joined query; reading only
+    # its first row would have dropped every role but one.
+    session.add(Membership(person_id=world.member_a.id, org_id=world.committee.id, role=Role.STAFF))
+    await session.commit()
+    reply = await chat.send(world.member_a, "/help")
+    assert "/log" in reply.text and "/branches" in reply.text

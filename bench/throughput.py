@@ -1,0 +1,270 @@
+"""Throughput benchmark: our bot against a bare aiogram echo bot, on the same emulator, in one run.
+
+    python -m bench.throughput [--members 500] [--per-member 10] [--backend both|sqlite|postgres]
+
+500 simulated members each send 10 `/log` quick-form lines (5,000 updates); a member sends the
+next line once the bot has answered the previous one, so both bots face the same closed-loop
+load of 500 concurrent conversations. Each bot runs in its own process (ours: `branchbot run
+--only bot`, which polls, de-duplicates, keeps conversation state in the database and answers
+from the catalog; the baseline: bench/echo_bot.py). Reported: updates per second, p50/p95
+time from the update entering the emulator to the bot's reply arriving, their ratio, and the
+bot process's peak memory (VmHWM). Results go to docs/benchmarks.md between the throughput
+markers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import insert
+from sqlalchemy.engine import make_url
+
+from bench.doc import machine_line, write_section
+from emulator.core import Emulator
+from emulator.state import SimUser
+from storage.db import make_engine, utcnow
+from storage.migrate import upgrade
+from storage.models import Membership, Org, OrgKind, Person, Role
+
+ROOT = Path(__file__).resolve().parent.parent
+OURS_TOKEN = "700001:bench-ours-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+ECHO_TOKEN = "700002:bench-echo-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+PG_BASE = os.environ.get("BENCH_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+
+
+@dataclass
+class Run:
+    label: str
+    updates: int
+    seconds: float
+    latencies: list[float]
+    peak_rss_mb: float
+
+    @property
+    def rate(self) -> float:
+        return self.updates / self.seconds
+
+    def pct(self, q: float) -> float:
+        return statistics.quantiles(self.latencies, n=100, method="inclusive")[int(q) - 1] * 1000
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+async def seed(db_url: str, users: list[SimUser]) -> None:
+    await asyncio.to_thread(upgrade, db_url)
+    engine = make_engine(db_url)
+    now = utcnow()
+    async with engine.begin() as conn:
+        for org_id, (name, kind, parent, path) in enumerate(
+            [
+                ("省社会组织党工委", OrgKind.PROVINCE, None, "/1/"),
+                ("市社会组织党工委", OrgKind.COMMITTEE, 1, "/1/2/"),
+                ("测试行业协会党支部", OrgKind.BRANCH, 2, "/1/2/3/"),
+            ],
+            start=1,
+        ):
+            await conn.execute(
+                insert(Org).values(
+                    id=org_id,
+                    name=name,
+                    kind=kind,
+                    parent_id=parent,
+                    path=path,
+                    category="trade" if kind is OrgKind.BRANCH else None,
+                    timezone="Asia/Shanghai",
+                    created_at=now,
+                )
+            )
+        await conn.execute(
+            insert(Person),
+            [
+                {
+                    "id": i + 1,
+                    "telegram_id": u.id,
+                    "name": u.first_name,
+                    "locale": "zh",
+                    "consent_at": now,
+                    "nudges_paused": False,
+                    "created_at": now,
+                }
+                for i, u in enumerate(users)
+            ],
+        )
+        await conn.execute(
+            insert(Membership),
+            [
+                {"person_id": i + 1, "org_id": 3, "role": Role.MEMBER, "created_at": now}
+                for i in range(len(users))
+            ],
+        )
+    await engine.dispose()
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def start_process(args: list[str], env: dict[str, str], log: Path) -> asyncio.subprocess.Process:
+    with log.open("ab") as out:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, *args, cwd=ROOT, env=env, stdout=out, stderr=asyncio.subprocess.STDOUT
+        )
+
+
+async def drive(
+    emu: Emulator,
+    token: str,
+    users: list[SimUser],
+    per_member: int,
+    label: str,
+    proc: asyncio.subprocess.Process,
+) -> Run:
+    bot = emu.bot(token)
+    loop = asyncio.get_running_loop()
+    await emu.wait_for(lambda: bot.waiting_polls > 0, 60)  # the bot is up and polling
+    latencies: list[float] = []
+
+    async def member(user: SimUser, rounds: int, record: bool) -> None:
+        for i in range(rounds):
+            t0 = loop.time()
+            await emu.send_text(user, f"/log 1 今天 社区志愿服务{i}", bot=bot.id)
+            await emu.next_message(user, bot=bot.id, timeout=120)
+            if record:
+                latencies.append(loop.time() - t0)
+
+    # Warm-up: a round for a few members, not measured.
+    await asyncio.gather(*(member(u, 1, False) for u in users[:20]))
+    start = loop.time()
+    await asyncio.gather(*(member(u, per_member, True) for u in users))
+    seconds = loop.time() - start
+    rss = peak_rss_mb(proc.pid)
+    if os.environ.get("BENCH_DEBUG"):
+        _say(f"{label}: requests {dict(emu.stats.requests)}")
+        emu.stats.requests.clear()
+    return Run(label, len(users) * per_member, seconds, latencies, rss)
+
+
+async def stop_process(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), 20)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
+async def run_backend(backend: str, members: int, per_member: int, tmp: Path) -> tuple[Run, Run]:
+    emu = Emulator()
+    await emu.start()
+    created_pg: str | None = None
+    try:
+        emu.add_bot(OURS_TOKEN, username="bench_ours_bot")
+        emu.add_bot(ECHO_TOKEN, username="bench_echo_bot")
+        users = [emu.add_user(f"党员{i:03d}", language_code="zh") for i in range(members)]
+        if backend == "sqlite":
+            db_url = f"sqlite+aiosqlite:///{tmp / 'throughput.db'}"
+        else:
+            from tests.dbutil import create_pg_database
+
+            db_url = created_pg = await create_pg_database(PG_BASE)
+        await seed(db_url, users)
+        env = {**os.environ, "TELEGRAM_API_URL": emu.base_url, "LOG_LEVEL": "WARNING"}
+
+        echo = await start_process(["-m", "bench.echo_bot", emu.base_url, ECHO_TOKEN], env, tmp / "echo.log")
+        try:
+            echo_run = await drive(emu, ECHO_TOKEN, users, per_member, "aiogram echo bot", echo)
+        finally:
+            await stop_process(echo)
+        ours = await start_process(
+            os.environ.get("BENCH_OURS_CMD", "-m bot.cli run --only bot").split(),
+            {**env, "BOT_TOKEN": OURS_TOKEN, "DATABASE_URL": db_url},
+            tmp / "ours.log",
+        )
+        try:
+            ours_run = await drive(emu, OURS_TOKEN, users, per_member, f"branchbot ({backend})", ours)
+        finally:
+            await stop_process(ours)
+        if emu.violations:
+            raise RuntimeError(f"emulator violations: {emu.violations[:3]}")
+        return echo_run, ours_run
+    finally:
+        await emu.stop()
+        if created_pg:
+            from tests.dbutil import drop_pg_database
+
+            await drop_pg_database(created_pg, PG_BASE)
+
+
+def render(results: dict[str, tuple[Run, Run]], members: int, per_member: int) -> str:
+    lines = [
+        "## Throughput: `/log` quick form against a bare aiogram echo bot",
+        "",
+        f"`python -m bench.throughput --members {members} --per-member {per_member}`. {machine_line()}",
+        f"{members} simulated members × {per_member} `/log` lines = {members * per_member:,} updates",
+        "per bot;"
+        "a member sends the next line once the previous one is answered (closed loop). Both bots poll the",
+        "same local emulator in the same run; each runs in its own process. Latency: from the update",
+        "entering the emulator to the bot's reply arriving there.",
+        "",
+        "| backend | bot | updates/s | p50 ms | p95 ms | peak RSS MB | ratio to echo |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for backend, (echo, ours) in results.items():
+        for r in (echo, ours):
+            ratio = f"{r.rate / echo.rate:.2f}" if r is ours else "1.00"
+            lines.append(
+                f"| {backend} | {r.label} | {r.rate:,.0f} | {r.pct(50):.0f} | {r.pct(95):.0f} | "
+                f"{r.peak_rss_mb:.0f} | {ratio} |"
+            )
+    lines += ["", "Aim: ours ≥ 0.5 of the echo bot's rate on each backend."]
+    return "\n".join(lines)
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, tuple[Run, Run]]:
+    backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    results: dict[str, tuple[Run, Run]] = {}
+    with tempfile.TemporaryDirectory(prefix=f"bench-{uuid.uuid4().hex[:6]}-") as tmp:
+        for b in backends:
+            _say(f"throughput: {b} ...")
+            results[b] = await run_backend(b, args.members, args.per_member, Path(tmp))
+            echo, ours = results[b]
+            _say(f"  echo {echo.rate:,.0f}/s, ours {ours.rate:,.0f}/s, ratio {ours.rate / echo.rate:.2f}")
+    text = render(results, args.members, args.per_member)
+    _say(text)
+    if not args.no_write:
+        write_section("throughput", text)
+    return results
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.throughput", description=__doc__.split("\n\n")[0])
+    p.add_argument("--members", type=int, default=500)
+    p.add_argument("--per-member", type=int, default=10)
+    p.add_argument("--backend", choices=("both", "sqlite", "postgres"), default="both")
+    p.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    args = p.parse_args(argv)
+    if make_url(PG_BASE).get_backend_name() != "postgresql":
+        p.error("BENCH_DATABASE_URL must be a PostgreSQL URL")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    asyncio.run(main_async(parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()
