@@ -15,11 +15,12 @@ A crash loses at most the outcomes not yet written: those rows are claimed again
 lease runs out, so their recipients may get a second copy, and nobody gets none.
 
 Pacing. Telegram allows about 30 messages/s per bot, 1/s per chat and 20/min per group, and
-counts them at its own end, after network jitter. So every limit is kept with `headroom` (3%)
-to spare: sends go out evenly spaced, never two at once (aiolimiter's leaky bucket with room
-for one), and a sliding log keeps any window of 1 s x (1 + headroom) to at most `global_rate`
-sends, so sends bunched by a stall cannot overfill a window either. Per chat, sends (and the edits of
-a notice's status message) are spaced by `per_chat_interval`; groups also keep 20 per minute.
+counts them at its own end, after network jitter. Sends go out evenly spaced (aiolimiter's leaky
+bucket, which never lets two go at once), and a window allows at most `global_rate` sends in any
+1 s x (1 + headroom), each counted from when Telegram's answer came back: whatever the jitter, a
+send then reaches Telegram after the one it replaces in the window has left Telegram's window
+too (see AnswerWindow). Per chat, sends (and the edits of a notice's status message) are spaced
+by `per_chat_interval`, and groups keep 20 per minute, with the same few percent of headroom.
 Several workers against one bot share its 30/s: give each `global_rate=30 / n`.
 
 Logs carry ids and error class names only, never texts or names.
@@ -31,6 +32,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import random
 import signal
@@ -152,20 +154,59 @@ class ChatPacer:
         return len(self._chats)
 
 
+class AnswerWindow:
+    """At most `limit` sends in any `seconds`, each counted from when its answer came back.
+
+    Telegram counts a send when it arrives, somewhere between our request and its answer; how
+    long the request takes on the way is unknown (network jitter, a busy server). Counting from
+    the answer is the one rule that keeps Telegram's count under the limit whatever the jitter:
+    a send started `seconds` after an earlier one was answered arrives at least `seconds` after
+    that one arrived. A send still on the wire holds its place until answered.
+    """
+
+    def __init__(self, limit: int, seconds: float) -> None:
+        if limit < 1 or seconds <= 0:
+            raise ValueError("a window needs limit >= 1 and seconds > 0")
+        self.limit = limit
+        self.seconds = seconds
+        self.open = 0  # sent, not answered yet
+        self._answered: deque[float] = deque()  # answer times, in the order they came
+
+    def ready_at(self, now: float) -> float:
+        """When one more send may start (inf: only once a send on the wire is answered)."""
+        while self._answered and self._answered[0] + self.seconds <= now:
+            self._answered.popleft()
+        over = len(self._answered) + self.open - self.limit  # how many must leave the window first
+        if over < 0:
+            return now
+        if over >= len(self._answered):
+            return math.inf
+        return self._answered[over] + self.seconds
+
+    def start(self) -> None:
+        self.open += 1
+
+    def answered(self, now: float) -> None:
+        self.open = max(0, self.open - 1)
+        self._answered.append(now)
+
+
 class GlobalPacer:
-    """The bot's overall rate: evenly spaced sends, a sliding window as a guard, and the pause
-    a 429 imposes on every send of the bot."""
+    """The bot's overall rate: evenly spaced sends, a window counted from the answers, and the
+    pause a 429 imposes on every send of the bot."""
 
     def __init__(self, rate: float, headroom: float) -> None:
         if rate <= 0:
             raise ValueError("global_rate must be positive")
-        # Evenly spaced at the nominal rate, never two at once (room for one in the bucket). The
-        # window below, with the headroom, is what binds: its few percent of slack absorb the
-        # event loop's late wake-ups, which a bucket of one would otherwise lose for good.
-        self.spacing = AsyncLimiter(1, 1 / rate)
-        self.window = Window(max(1, int(rate)), 1.0 + headroom) if rate >= 1 else None
+        # Evenly spaced at the nominal rate. The bucket holds one and a half sends: a send the
+        # event loop woke late for is made up by sending the next up to half a period early
+        # (a bucket of one would lose every late wake-up for good), yet two never go at once.
+        self.spacing = AsyncLimiter(1.5, 1.5 / rate)
+        # The window keeps Telegram's own count under the limit (see AnswerWindow).
+        self.window = AnswerWindow(max(1, int(rate)), 1.0 + headroom) if rate >= 1 else None
         self.paused_until = 0.0
         self.paused_total = 0.0
+        self._answer = asyncio.Event()
 
     def pause(self, seconds: float, now: float) -> None:
         until = now + seconds + PAUSE_MARGIN
@@ -177,17 +218,26 @@ class GlobalPacer:
         return max(0.0, self.paused_until - now)
 
     async def acquire(self) -> None:
-        """Wait for the next send slot; it is taken when this returns."""
+        """Wait for the next send slot; it is taken when this returns. Call `answered()` when
+        the send's answer (or its failure) comes back."""
         loop = asyncio.get_running_loop()
+        await self.spacing.acquire()
         while True:
-            await self.spacing.acquire()
             now = loop.time()
             ready = max(self.paused_until, self.window.ready_at(now) if self.window else now)
             if ready <= now:
                 if self.window is not None:
-                    self.window.note(now)
+                    self.window.start()
                 return
-            await asyncio.sleep(ready - now)
+            self._answer.clear()
+            wait = ready - now if ready != math.inf else REQUEST_TIMEOUT
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._answer.wait(), wait)
+
+    def answered(self) -> None:
+        if self.window is not None:
+            self.window.answered(asyncio.get_running_loop().time())
+        self._answer.set()
 
 
 # ---- jobs and outcomes ----
@@ -501,6 +551,7 @@ class DeliveryWorker:
                 if isinstance(job, _Send):
                     await self.pacer.acquire()
                     if not self._lease_ok(job):
+                        self.pacer.answered()  # the slot goes unused
                         self._slots.release()
                         continue
                 else:
@@ -559,7 +610,10 @@ class DeliveryWorker:
         loop = asyncio.get_running_loop()
         out: _Outcome
         try:
-            result = await self.bot(job.method, request_timeout=REQUEST_TIMEOUT)
+            try:
+                result = await self.bot(job.method, request_timeout=REQUEST_TIMEOUT)
+            finally:
+                self.pacer.answered()
         except TelegramRetryAfter as e:
             self.stats.rate_limited += 1
             self.pacer.pause(e.retry_after, loop.time())

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -15,7 +16,7 @@ from aiogram import Bot
 from sqlalchemy import select
 
 from bot.clock import Clock, FrozenClock
-from bot.delivery import ChatPacer, DeliveryWorker, Window, build_method
+from bot.delivery import AnswerWindow, ChatPacer, DeliveryWorker, Window, build_method
 from content.i18n import texts
 from emulator import Emulator
 from storage import outbox
@@ -137,6 +138,20 @@ def test_a_window_allows_limit_events_in_any_interval() -> None:
     assert w.ready_at(1.0) == 1.0
     w.note(1.0)
     assert w.ready_at(1.05) == 1.1
+
+
+def test_the_global_window_counts_each_send_from_its_answer() -> None:
+    w = AnswerWindow(2, 1.0)
+    assert w.ready_at(0.0) == 0.0
+    w.start()
+    w.start()
+    assert w.ready_at(0.1) == math.inf  # both on the wire: only an answer frees a place
+    w.answered(0.3)
+    assert w.ready_at(0.4) == pytest.approx(1.3)  # a second after that answer, not after the send
+    w.answered(0.5)
+    assert w.ready_at(1.3) == 1.3
+    w.start()
+    assert w.ready_at(1.3) == pytest.approx(1.5)
 
 
 def test_group_chats_keep_twenty_a_minute_and_private_chats_one_a_second() -> None:

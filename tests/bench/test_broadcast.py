@@ -1,0 +1,25 @@
+"""The broadcast benchmark runs end to end at a tiny scale (no timing assertions: it must not rot)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench import broadcast
+from tests import dbutil
+
+
+async def test_tiny_run_loses_and_doubles_nothing_and_writes_its_section(tmp_path: Path) -> None:
+    doc = tmp_path / "b.md"
+    doc.write_text("# Benchmarks\n\n<!-- other:begin -->\nkept\n<!-- other:end -->\n", encoding="utf-8")
+    pg = dbutil.pg_requested()
+    backend = ["--backend", "postgres", "--pg", pg] if pg else ["--backend", "sqlite"]
+    args = broadcast.parse_args(["--scale", "0.01", "--rate", "200", "--out", str(doc), *backend])
+    notice, baseline, reminders = await broadcast.main_async(args)
+    assert (notice.recipients, notice.blocked) == (30, 1)
+    assert notice.lost == notice.duplicates == 0 and notice.injected == 3
+    assert baseline.lost == baseline.duplicates == 0
+    assert reminders.reminders == 100 and reminders.lost == reminders.duplicates == 0
+    text = doc.read_text(encoding="utf-8")
+    assert "<!-- other:begin -->\nkept\n<!-- other:end -->" in text
+    assert text.count("<!-- broadcast:begin -->") == 1 and text.count("<!-- broadcast:end -->") == 1
+    assert "| delivery worker | 30 (1 blocked) |" in text
