@@ -93,7 +93,10 @@ async def on_decline_click(query: CallbackQuery, _: Texts) -> None:
 
 
 @router.message(Command("help"))
-async def cmd_help(message: Message, person: Person | None, actor: Actor | None, _: Texts) -> None:
+async def cmd_help(
+    message: Message, person: Person | None, actor: Actor | None, _: Texts, state: FSMContext
+) -> None:
+    await state.clear()  # like every other command, /help leaves a form in progress
     if person is None:
         await message.answer(_("start.stranger"))
         return

@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from storage import invites
-from storage.models import Membership, Person, ProcessedUpdate, Role
+from storage.models import ConversationState, Membership, Person, ProcessedUpdate, Role
 from tests.e2e.harness import NOW
 
 
@@ -136,3 +136,11 @@ async def test_person_with_two_roles_gets_both_regression_one_row_read(chat, wor
     await session.commit()
     reply = await chat.send(world.member_a, "/help")
     assert "/log" in reply.text and "/branches" in reply.text
+
+
+async def test_help_in_the_middle_of_a_form_leaves_the_form_regression(chat, world, db) -> None:
+    reply = await chat.send(world.member_a, "/log")
+    assert reply.buttons  # the wizard asks for the service action
+    assert await db.count(ConversationState) == 1
+    await chat.send(world.member_a, "/help")
+    assert await db.count(ConversationState) == 0
