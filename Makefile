@@ -26,7 +26,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-run: $(STAMP)
+run: migrate
 	$(BIN)/branchbot run
 
 bench: $(STAMP)
