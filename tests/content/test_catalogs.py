@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import ast
+import re
+from pathlib import Path
+
 import pytest
 
 from content.i18n import LOCALES, catalog, placeholders, texts
@@ -27,3 +31,63 @@ def test_arguments_are_html_escaped() -> None:
 def test_unknown_locale_falls_back_to_chinese() -> None:
     assert texts("fr").locale == "zh"
     assert texts("en-US").locale == "en"
+
+
+# --- every key the code and the templates name exists -------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+# Calls whose first argument is a catalog key (texts, store errors) and the web templates' t().
+KEY_CALLS = {"_", "t", "plain", "template", "Refused", "Forbidden", "NotFound", "Invalid", "ParseError"}
+KEY = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")
+
+
+def _keys_in_python(path: Path) -> set[tuple[str, int]]:
+    found: set[tuple[str, int]] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call) and node.args:
+            f = node.func
+            name = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else None
+            arg = node.args[0]
+            if name in KEY_CALLS and isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                if KEY.match(arg.value):
+                    found.add((arg.value, node.lineno))
+        if isinstance(node, ast.Dict):  # json_schema_extra={"error_key": "..."}
+            for k, v in zip(node.keys, node.values, strict=True):
+                if (
+                    isinstance(k, ast.Constant)
+                    and k.value == "error_key"
+                    and isinstance(v, ast.Constant)
+                    and isinstance(v.value, str)
+                ):
+                    found.add((v.value, node.lineno))
+    return found
+
+
+def _keys_in_templates() -> set[tuple[str, str]]:
+    # A whole literal key: `t('web.x.y')` or `t('web.x.y', n=1)`, not `t('web.x.' ~ kind)`.
+    pattern = re.compile(r"""\bt\(\s*['"]([a-z][a-z0-9_]*(?:\.[a-z0-9_]+)+)['"]\s*[,)]""")
+    return {
+        (m.group(1), str(p.relative_to(ROOT)))
+        for p in (ROOT / "admin" / "templates").rglob("*.html")
+        for m in pattern.finditer(p.read_text(encoding="utf-8"))
+    }
+
+
+def test_every_key_named_in_the_code_exists() -> None:
+    known = set(catalog("zh"))
+    missing = []
+    for folder in ("bot", "handlers", "storage", "admin", "content"):
+        for path in (ROOT / folder).rglob("*.py"):
+            missing += [
+                f"{path.relative_to(ROOT)}:{line}: {key}"
+                for key, line in _keys_in_python(path)
+                if key not in known
+            ]
+    missing += [f"{where}: {key}" for key, where in _keys_in_templates() if key not in known]
+    assert missing == []
+
+
+def test_the_key_scan_finds_keys() -> None:
+    # The scan above must see real uses, or it proves nothing.
+    assert any(k == "fallback.text" for k, _ in _keys_in_python(ROOT / "handlers" / "fallback.py"))
+    assert len(_keys_in_templates()) > 50
