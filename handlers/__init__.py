@@ -17,6 +17,7 @@ MODULES = (
     "handlers.web",
     "handlers.reports",
     "handlers.branches",
+    "handlers.reminders",
     "handlers.assess",
     "handlers.service_log",
     "handlers.commitments",
