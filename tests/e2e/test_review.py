@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from handlers.review import pack_ids
 from storage import service_log
-from storage.models import Delivery, EntryStatus, ServiceEntry
+from storage.models import Delivery, EntryStatus, Person, ServiceEntry
 from tests.e2e.forge import forged_button
 from tests.e2e.harness import NOW
 
@@ -165,3 +165,30 @@ async def test_a_command_in_the_middle_of_a_rejection_leaves_it(chat, db, world,
     assert "共 1 条" in again.sent[0].text
     await chat.send(world.secretary_a, "这句话不是理由")
     assert (await entry(db, entry_id)).status is EntryStatus.PENDING
+
+
+def test_the_ids_of_a_full_list_fit_in_one_button() -> None:
+    from handlers.review import SHOWN, ReviewAll, unpack_ids
+
+    ids = [2**31 - 1 - i for i in range(SHOWN)]
+    data = ReviewAll(ids=pack_ids(ids)).pack()
+    assert len(data.encode()) <= 64
+    assert unpack_ids(ReviewAll.unpack(data).ids) == ids
+
+
+async def test_a_long_queue_shows_the_oldest_first(chat, world, session) -> None:
+    for i in range(8):
+        await log(session, world, world.member_a, minutes=30, description=f"第{i + 1}次服务")
+    listing = (await chat.send(world.secretary_a, "/pending")).sent[0]
+    assert "共 8 条，下面是最早的 6 条" in listing.text
+    assert "第1次服务" in listing.text and "第6次服务" in listing.text and "第7次服务" not in listing.text
+
+
+async def test_english_speaking_secretary_gets_english(chat, world, session) -> None:
+    secretary = await session.get(Person, world.secretary_a.id)
+    secretary.locale = "en"
+    await session.commit()
+    await log(session, world, world.member_a)
+    listing = (await chat.send(world.secretary_a, "/pending")).sent[0]
+    assert "awaiting review" in listing.text and "1.5 h" in listing.text
+    assert [b["text"] for b in listing.buttons][:2] == ["✅ Approve 1", "❌ Reject 1"]
