@@ -38,7 +38,7 @@ import random
 import signal
 import socket
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -394,9 +394,9 @@ class DeliveryWorker:
 
     async def _run(self, stop: asyncio.Event, *, drain: bool, horizon: float) -> None:
         done = asyncio.Event()
-        dispatcher = asyncio.create_task(self._dispatcher(done), name="delivery-dispatch")
-        status = asyncio.create_task(self._status_loop(done), name="delivery-status")
-        recorder = asyncio.create_task(self._recorder(done), name="delivery-record")
+        dispatcher = asyncio.create_task(self._supervised(self._dispatcher, done), name="delivery-dispatch")
+        status = asyncio.create_task(self._supervised(self._status_loop, done), name="delivery-status")
+        recorder = asyncio.create_task(self._supervised(self._recorder, done), name="delivery-record")
         relay = asyncio.create_task(self._relay(stop), name="delivery-stop")
         try:
             await self._feeder(stop, drain, horizon)
@@ -413,6 +413,18 @@ class DeliveryWorker:
                 await asyncio.wait_for(recorder, timeout=30)
             await self._release_unsent()
             self.stats.paused_seconds = self.pacer.paused_total
+
+    async def _supervised(
+        self, loop: Callable[[asyncio.Event], Awaitable[None]], done: asyncio.Event
+    ) -> None:
+        """Run one of the worker's loops; should it fail on something unforeseen, log and restart it."""
+        while True:
+            try:
+                await loop(done)
+                return
+            except Exception as e:
+                log.error("delivery %s failed (%s); restarting it", loop.__name__, type(e).__name__)
+                await asyncio.sleep(1.0)
 
     async def _relay(self, stop: asyncio.Event) -> None:
         await stop.wait()
@@ -468,8 +480,16 @@ class DeliveryWorker:
         now = self.clock.now()
         async with self.sm() as s:
             rows = await outbox.claim_due(s, self.worker_id, now, self.batch, self.lease_seconds)
+            # Only a notice's own rows count towards its status (a nudge about it does not).
             claimed = [
-                (r.id, r.chat_id, dict(r.payload or {}), r.claimed_until, r.notice_id, r.attempts)
+                (
+                    r.id,
+                    r.chat_id,
+                    dict(r.payload or {}),
+                    r.claimed_until,
+                    r.notice_id if r.kind == notices_store.KIND_NOTICE else None,
+                    r.attempts,
+                )
                 for r in rows
             ]
             await s.commit()
@@ -830,8 +850,9 @@ class DeliveryWorker:
             return
         self.stats.edits += 1
         self._last_text[job.notice_id] = job.text
-        if job.final:
+        if job.final:  # nothing more to say about this notice: forget it
             self._last_edit.pop(job.notice_id, None)
+            self._last_text.pop(job.notice_id, None)
 
     # -- stopping --
 

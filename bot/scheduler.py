@@ -44,6 +44,19 @@ KEEP_UPDATES = timedelta(days=2)
 MAX_ROUNDS = 50
 
 
+class _QuietSkips(logging.Filter):
+    """A tick still running when the next is due is skipped on purpose (max_instances=1): that
+    is not worth a warning each time."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in record.getMessage()
+
+
+logging.getLogger("apscheduler.scheduler").addFilter(_QuietSkips())
+# APScheduler reports every run of every job at INFO; ours log what they did themselves.
+logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
+
+
 @dataclass(frozen=True, slots=True)
 class TickResult:
     runs: int  # reminder runs claimed (sent or empty)

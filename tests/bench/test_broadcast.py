@@ -14,11 +14,12 @@ async def test_tiny_run_loses_and_doubles_nothing_and_writes_its_section(tmp_pat
     pg = dbutil.pg_requested()
     backend = ["--backend", "postgres", "--pg", pg] if pg else ["--backend", "sqlite"]
     args = broadcast.parse_args(["--scale", "0.01", "--rate", "200", "--out", str(doc), *backend])
-    notice, baseline, reminders = await broadcast.main_async(args)
-    assert (notice.recipients, notice.blocked) == (30, 1)
-    assert notice.lost == notice.duplicates == 0 and notice.injected == 3
-    assert baseline.lost == baseline.duplicates == 0
-    assert reminders.reminders == 100 and reminders.lost == reminders.duplicates == 0
+    r = await broadcast.main_async(args)
+    assert (r.notice.recipients, r.notice.blocked) == (30, 1)
+    assert r.notice.lost == r.notice.duplicates == 0 and r.notice.injected == 3
+    assert r.slow.lost == r.slow.duplicates == 0 and r.slow.latency > 0
+    assert r.baseline.lost == r.baseline.duplicates == 0
+    assert r.reminders.reminders == 100 and r.reminders.lost == r.reminders.duplicates == 0
     text = doc.read_text(encoding="utf-8")
     assert "<!-- other:begin -->\nkept\n<!-- other:end -->" in text
     assert text.count("<!-- broadcast:begin -->") == 1 and text.count("<!-- broadcast:end -->") == 1

@@ -19,7 +19,8 @@ from bot.clock import Clock, FrozenClock
 from bot.delivery import AnswerWindow, ChatPacer, DeliveryWorker, Window, build_method
 from content.i18n import texts
 from emulator import Emulator
-from storage import outbox
+from storage import notices, outbox
+from storage.access import load_actor
 from storage.db import make_engine, make_sessionmaker
 from storage.models import Delivery, DeliveryStatus, Notice, NoticeStatus, Person
 from tests import dbutil
@@ -403,3 +404,17 @@ if dbutil.pg_requested():
         assert copies_per_chat(emu, {u.id for u in users}) == {u.id: 1 for u in users}
         assert all(w.stats.sent > 0 for w in workers)
         assert sum(w.stats.sent for w in workers) == 120
+
+
+async def test_nudges_about_a_notice_leave_its_status_message_alone(session, sessionmaker, emu, tg) -> None:
+    br = await make_branch(session, emu, 2)
+    status = await tg.send_message(br.secretary_user.id, "…")
+    notice = await send_branch_notice(session, br, status=(br.secretary_user.id, status.message_id))
+    await asyncio.wait_for(worker(tg, sessionmaker, per_chat_interval=0.05).drain(), timeout=30)
+    edits = emu.stats.requests["editMessageText"]
+    actor = await load_actor(session, br.secretary.id)
+    assert await notices.nudge(session, actor, notice.id, now=Clock().now()) == 2
+    await session.commit()
+    await asyncio.wait_for(worker(tg, sessionmaker, per_chat_interval=0.05).drain(), timeout=30)
+    assert copies_per_chat(emu, br.reachable) == dict.fromkeys(br.reachable, 2)  # notice and nudge
+    assert emu.stats.requests["editMessageText"] == edits

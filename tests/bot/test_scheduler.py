@@ -8,6 +8,7 @@ reminder once."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -381,3 +382,11 @@ if dbutil.pg_requested():
         # digest (commitments due soon). Nothing else, and nothing twice.
         people = {p.telegram_id for br in branches for p in [br.secretary, *br.members]}
         assert emu.stats.per_chat() == dict.fromkeys(people, 1)
+
+
+def test_a_tick_skipped_while_the_last_one_runs_is_not_warned_about(caplog) -> None:
+    logging.getLogger("apscheduler.scheduler").warning(
+        'Execution of job "%s" skipped: maximum number of running instances reached (%d)', "reminders", 1
+    )
+    logging.getLogger("apscheduler.scheduler").warning("something else")
+    assert "maximum number" not in caplog.text and "something else" in caplog.text
