@@ -442,7 +442,6 @@ async def on_publish_send_click(
     _: Texts,
     today: date,
     now: datetime,
-    bot: Bot,
 ) -> None:
     msg = message_of(query)
     org = await require_manager(session, actor, callback_data.org_id)
