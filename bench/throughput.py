@@ -10,6 +10,9 @@ from the catalog; the baseline: bench/echo_bot.py). Reported: updates per second
 time from the update entering the emulator to the bot's reply arriving, their ratio, and the
 bot process's peak memory (VmHWM). Results go to docs/benchmarks.md between the throughput
 markers.
+
+For profiling: BENCH_OURS_CMD replaces the arguments that start our bot (e.g. a script that
+wraps it with timers), and BENCH_DEBUG=1 prints how many calls of each method the emulator got.
 """
 
 from __future__ import annotations
