@@ -526,15 +526,17 @@ arrives, as Telegram does); the emulator runs in its own process. Load average a
   never counts 31 in a second (its own pacing caused no 429); a 429 holds every send of the bot
   until retry_after has passed. The sender's status message was edited {notice.edits} times (at
   most every 2 s).
-- *Sends before retry_after passed* can only be sends already on the wire when a 429 was
-  answered: with the {slow_ms} answers, about that long's worth of sends ({r.slow.early} here)
-  had left before the first 429 came back; without latency, none.
+- With answers after {slow_ms}, the window counted from the answers spans 1.03 s plus the round
+  trip, so the rate drops to about 30 / (1.03 s + round trip): the price of never being counted
+  over the limit whatever the jitter. *Sends before retry_after passed* can only be sends
+  already on the wire when a 429 was answered: {r.slow.early} here, none without latency.
 - The baseline (send, sleep 1/30 s, on a 429 sleep retry_after and retry) falls below the limit
   by however long each send takes.
 
 Reminders: {rem.reminders:,} due at the same moment ({rem.reminders // 100} branches' monthly
 nudges), the scheduler ticking every {rem.tick_seconds:g} s (30 s by default, which can add up to
-that much to the first delay):
+that much to the first delay). The outbox rows are built and committed in one transaction per
+tick; the worker, woken by the scheduler, sends the first within milliseconds:
 
 {rem_head}
 | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
