@@ -27,6 +27,7 @@ from bot.settings import Settings
 from bot.transient import DatabaseUnavailable, is_transient_db_error
 from content.i18n import Texts, normalize_locale, texts
 from content.pack import Pack
+from storage import outbox
 from storage.access import actor_of
 from storage.errors import Refused
 from storage.models import Membership, Person
@@ -80,6 +81,7 @@ class UpdateGuard(BaseMiddleware):
         try:
             result = await handler(update, data)
             await s.commit()
+            self._wake_outbox(s, data)
             return result
         except Refused as e:
             # A rule said no: nothing the handler wrote stays, the person is told why.
@@ -100,6 +102,13 @@ class UpdateGuard(BaseMiddleware):
             await self._reply(update, data, "error.internal", {})
             await self._mark_done(bot, update)
             return None
+
+    @staticmethod
+    def _wake_outbox(s: AsyncSession, data: dict[str, Any]) -> None:
+        """Messages this update queued for others go out now, not at the worker's next poll."""
+        wake = data.get("wake_outbox")
+        if s.info.pop(outbox.ENQUEUED, False) and wake is not None:
+            wake()
 
     async def _mark_done(self, bot: Bot, update: Update) -> None:
         """Record a failed or refused update as handled, so a redelivery does not repeat the reply."""

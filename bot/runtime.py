@@ -83,21 +83,25 @@ async def start(
             run.tasks.append(asyncio.create_task(_serve_webhook(app, settings, run.stop), name="webhook"))
         else:
             run.tasks.append(asyncio.create_task(app.intake.run_polling(), name="polling"))
+    # The worker polls the outbox; whoever enqueues in this process wakes it at once instead.
+    wake: Callable[[], None] | None = None
     if "worker" in parts:
         from bot.delivery import DeliveryWorker
 
         worker = DeliveryWorker(app.bot, app.sessionmaker, app.clock, worker_id())
+        wake = worker.wake
         run.tasks.append(asyncio.create_task(worker.run(run.stop), name="delivery"))
+    app.dp["wake_outbox"] = wake
     if "scheduler" in parts:
         from bot.scheduler import Scheduler
 
-        scheduler = Scheduler(app.sessionmaker, app.clock, worker_id(), app.pack)
+        scheduler = Scheduler(app.sessionmaker, app.clock, worker_id(), app.pack, on_enqueued=wake)
         run.tasks.append(asyncio.create_task(scheduler.run(run.stop), name="scheduler"))
     if "admin" in parts:
         from admin.web import create_app as create_admin
         from admin.web import serve_admin
 
-        admin = create_admin(app.sessionmaker, settings, clock=app.clock)
+        admin = create_admin(app.sessionmaker, settings, clock=app.clock, outbox_notify=wake)
         run.admin_url = settings.admin_public_url or f"http://{settings.admin_host}:{settings.admin_port}"
         run.tasks.append(
             asyncio.create_task(

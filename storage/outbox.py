@@ -66,6 +66,10 @@ def _row(m: OutMessage, now: datetime) -> dict[str, Any]:
     }
 
 
+# Session flag: this transaction put messages in the outbox (see `bot/middlewares.UpdateGuard`).
+ENQUEUED = "outbox_enqueued"
+
+
 async def enqueue(
     s: AsyncSession,
     *,
@@ -109,8 +113,10 @@ async def _insert_batch(s: AsyncSession, chunk: Sequence[OutMessage], now: datet
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
         .returning(Delivery.dedupe_key, Delivery.id)
     )
-    rows = await s.execute(stmt)
-    return [(k, i) for k, i in rows]
+    rows = [(k, i) for k, i in await s.execute(stmt)]
+    if rows:
+        s.info[ENQUEUED] = True  # so whoever commits this session can wake the delivery worker
+    return rows
 
 
 async def set_payloads(s: AsyncSession, payloads: dict[int, dict[str, Any]]) -> None:
