@@ -36,6 +36,7 @@ from sqlalchemy import Date, bindparam, insert, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from bench.doc import DOC, write_section
 from content.pack import get_pack
 from storage import reports
 from storage.access import Actor, load_actor
@@ -56,8 +57,6 @@ from storage.models import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-DOC = ROOT / "docs" / "benchmarks.md"
-BEGIN, END = "<!-- store:begin -->", "<!-- store:end -->"
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 YEAR = 2026
 MONTH = (date(YEAR, 11, 1), date(YEAR, 11, 30))
@@ -800,7 +799,6 @@ def _say(line: str) -> None:
 
 def render(results: list[Result], scale: Scale, factor: float, runs: int, skipped: list[str]) -> str:
     lines = [
-        BEGIN,
         "## Store (`bench/store.py`)",
         "",
         f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.machine()} with {os.cpu_count()} CPUs, "
@@ -824,7 +822,7 @@ def render(results: list[Result], scale: Scale, factor: float, runs: int, skippe
             first = False
     for s in skipped:
         lines.append(f"\n{s}")
-    lines += ["", *NOTES, "", END]
+    lines += ["", *NOTES]
     return "\n".join(lines)
 
 
@@ -867,18 +865,6 @@ NOTES = [
 ]
 
 
-def write_doc(section: str, path: Path = DOC) -> None:
-    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    if BEGIN in old and END in old:
-        head, rest = old.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
-        new = head + section + tail
-    else:
-        new = old.rstrip("\n") + "\n\n" + section + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(new, encoding="utf-8")
-
-
 async def main_async(args: argparse.Namespace) -> list[Result]:
     scale = Scale.of(args.scale)
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
@@ -894,7 +880,7 @@ async def main_async(args: argparse.Namespace) -> list[Result]:
     section = render(results, scale, args.scale, args.runs, skipped)
     _say(section)
     if not args.no_write:
-        write_doc(section, Path(args.doc))
+        write_section("store", section, Path(args.doc))
     return results
 
 

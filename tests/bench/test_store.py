@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench import store
+from bench.doc import markers
 from tests import dbutil
 
 
@@ -27,7 +28,8 @@ async def test_tiny_run_agrees_with_the_hand_written_queries_and_writes_its_sect
     assert set(r.timings) == {"branch monthly report", "province yearly summary"}
     await store.main_async(_args(tmp_path))  # a second run replaces the section
     text = doc.read_text(encoding="utf-8")
-    assert text.count(store.BEGIN) == 1 and text.count(store.END) == 1
+    begin, end = markers("store")
+    assert text.count(begin) == 1 and text.count(end) == 1
     assert "kept" in text
     assert "province yearly summary" in text
 
