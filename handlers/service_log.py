@@ -652,7 +652,7 @@ async def cmd_my(
         chart = MonthChart(
             title=_.plain("my.chart_title", name=person.name, year=today.year),
             ylabel=_.plain("my.chart_ylabel"),
-            month_labels=_.plain("my.chart_months").split(","),
+            month_labels=_.plain("my.chart_months").split(),  # twelve labels, space-separated
             hours=[m / 60 for m in months],
         )
         png = await render_month_chart_async(chart)

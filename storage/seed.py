@@ -102,14 +102,16 @@ class Service:
 
 
 SERVICE: tuple[Service, ...] = (
-    Service("zhang", 58, 180, "volunteer", "城东区八一路社区", "社区食品安全知识宣传,发放宣传册", "approved"),
-    Service("zhang", 45, 120, "integrity", "协会会议室", "为会员餐馆讲解明码标价与诚信经营", "approved"),
-    Service("zhang", 30, 240, "welfare_day", "南山公园", "党员公益日:清理公园步道垃圾", "approved"),
     Service(
-        "zhang", 12, 90, "walk_with_you", "城中区结对户家中", "走访结对户,帮助更换老旧燃气灶", "approved"
+        "zhang", 58, 180, "volunteer", "城东区八一路社区", "社区食品安全知识宣传，发放宣传册", "approved"
     ),
-    Service("zhang", 3, 120, "volunteer", "西宁火车站", "节假日志愿服务,引导旅客进站", "pending"),
-    Service("liu", 50, 240, "welfare_day", "南山公园", "党员公益日:植树护绿", "approved"),
+    Service("zhang", 45, 120, "integrity", "协会会议室", "为会员餐馆讲解明码标价与诚信经营", "approved"),
+    Service("zhang", 30, 240, "welfare_day", "南山公园", "党员公益日：清理公园步道垃圾", "approved"),
+    Service(
+        "zhang", 12, 90, "walk_with_you", "城中区结对户家中", "走访结对户，帮助更换老旧燃气灶", "approved"
+    ),
+    Service("zhang", 3, 120, "volunteer", "西宁火车站", "节假日志愿服务，引导旅客进站", "pending"),
+    Service("liu", 50, 240, "welfare_day", "南山公园", "党员公益日：植树护绿", "approved"),
     Service(
         "liu",
         20,
@@ -118,7 +120,7 @@ SERVICE: tuple[Service, ...] = (
         "城西区敬老院",
         "为老人送餐并陪同聊天",
         "rejected",
-        "时长与活动签到记录不符,请核实后重新登记",
+        "时长与活动签到记录不符，请核实后重新登记",
     ),
     Service("liu", 5, 60, "integrity", "协会会议室", "整理会员企业诚信经营承诺书", "pending"),
     Service("chen", 40, 120, "walk_with_you", "城北区结对户家中", "陪同结对老人就医取药", "approved"),
@@ -126,7 +128,7 @@ SERVICE: tuple[Service, ...] = (
     Service("li", 35, 180, "volunteer", "城东区八一路社区", "带领党员开展食品安全入户宣传", "approved"),
     Service("yang", 55, 180, "volunteer", "青海湖科普基地", "为中小学生讲解青海湖地理与生态", "approved"),
     Service("yang", 15, 120, "walk_with_you", "湟中区结对户家中", "帮助结对户整理土地确权资料", "approved"),
-    Service("yang", 4, 180, "welfare_day", "西宁市科技馆", "党员公益日:地理科普开放日讲解", "pending"),
+    Service("yang", 4, 180, "welfare_day", "西宁市科技馆", "党员公益日：地理科普开放日讲解", "pending"),
     Service("huang", 25, 120, "integrity", "学会秘书处", "审核学术会议经费公开明细", "approved"),
     Service("huang", 6, 120, "volunteer", "城中区图书馆", "地图与地理读物公益导读", "pending"),
     Service("zhao", 28, 240, "welfare_day", "西宁市科技馆", "组织学会党员公益日科普活动", "approved"),
@@ -144,8 +146,8 @@ SERVICE_LIST = (
 )
 
 NOTICE_TEXT = (
-    "关于开展“党员公益日”活动的通知:本月最后一个周六上午 9 点在南山公园东门集合,"
-    "开展环境清洁志愿服务。请各位党员按时参加,活动后用 /log 登记服务时长。"
+    "关于开展“党员公益日”活动的通知：本月最后一个周六上午 9 点在南山公园东门集合，"
+    "开展环境清洁志愿服务。请各位党员按时参加，活动后用 /log 登记服务时长。"
 )
 
 
@@ -170,7 +172,7 @@ class DemoPerson:
 
     @property
     def aliases(self) -> tuple[str, ...]:
-        """How colleagues address them in Chinese: 李书记, 王干事."""
+        """How colleagues address them in Chinese: 李书记， 王干事."""
         title = {Role.SECRETARY: "书记", Role.STAFF: "干事"}.get(self.role)
         return (self.name[0] + title,) if title and self.name else ()
 
@@ -288,15 +290,15 @@ async def seed_demo(s: AsyncSession, *, now: datetime, pack: Pack | None = None)
         s,
         actors["liu"],
         reported,
-        "已为 12 家会员餐馆逐一讲解明码标价要求,并收回诚信经营承诺书。",
+        "已为 12 家会员餐馆逐一讲解明码标价要求，并收回诚信经营承诺书。",
         None,
         at(10),
     )
     evaluated = await commit("chen", 55, template_id="welfare_day")
     await commitments.report_fulfilment(
-        s, actors["chen"], evaluated, "参加了南山公园党员公益日,并带动一名同事一同参与。", None, at(25)
+        s, actors["chen"], evaluated, "参加了南山公园党员公益日，并带动一名同事一同参与。", None, at(25)
     )
-    await commitments.evaluate(s, actors["li"], evaluated, "excellent", "按期兑现,带动作用明显。", at(20))
+    await commitments.evaluate(s, actors["li"], evaluated, "excellent", "按期兑现，带动作用明显。", at(20))
     await commit("yang", 50, text="整理并公开一份青海湖湿地科普讲解提纲", deadline=day(10))  # overdue now
     await commit("huang", 10, template_id="expertise_service")
 
@@ -346,7 +348,7 @@ async def seed_demo(s: AsyncSession, *, now: datetime, pack: Pack | None = None)
             strong_org_id=trade.id,
             weak_org_id=academic.id,
             started_on=day(30),
-            note="餐饮协会支部与地理学会支部结对,联合开展社区科普与食品安全宣传",
+            note="餐饮协会支部与地理学会支部结对，联合开展社区科普与食品安全宣传",
         ),
     )
     for branch in (trade, academic):

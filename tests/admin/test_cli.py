@@ -57,7 +57,7 @@ async def test_org_add_and_list(cli: Run, session, capsys) -> None:
         == 0
     )
     out = capsys.readouterr().out
-    assert "已添加组织 #3「餐饮协会党支部」(党支部)" in out
+    assert "已添加组织 #3「餐饮协会党支部」（党支部）" in out
     assert await cli("org", "list") == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines == [
@@ -115,7 +115,7 @@ async def test_invite_create_prints_the_code_and_the_deep_link(cli: Run, session
     inv = await session.scalar(select(Invite))
     await session.commit()
     assert inv is not None and inv.uses_left == 20 and inv.org_id == org
-    assert f"邀请码:{inv.code}" in out
+    assert f"邀请码：{inv.code}" in out
     assert f"https://t.me/test_branch_bot?start={inv.code}" in out
 
 
@@ -182,10 +182,10 @@ async def test_member_import_with_a_bad_row_prints_the_preview_and_imports_nothi
     assert await cli("member", "import", str(f), "--org", str(world.branch_a.id)) == 1
     captured = capsys.readouterr()
     assert captured.out.splitlines() == [
-        "第 3 行:“姓名”一栏以 =、+、-、@ 开头,看起来像公式,请改为纯文字。",
-        "第 4 行:无法识别角色“团员”,请填写“党员”或“书记”(也可留空,默认为党员)。",
+        "第 3 行：“姓名”一栏以 =、+、-、@ 开头，看起来像公式，请改为纯文字。",
+        "第 4 行：无法识别角色“团员”，请填写“党员”或“书记”（也可留空，默认为党员）。",
     ]
-    assert "名册中有 2 处问题,未导入任何人员" in captured.err
+    assert "名册中有 2 处问题，未导入任何人员" in captured.err
     no_traceback(captured.err)
     assert await count(session, Person) == before
     assert await count(session, AuditEntry) == 0
@@ -195,7 +195,7 @@ async def test_member_import_with_a_bad_row_prints_the_preview_and_imports_nothi
     ("name", "content", "message"),
     [
         ("missing.csv", None, "无法打开文件"),
-        ("big.csv", b"x" * (MAX_BYTES + 1), "文件太大了,最大 5 MB"),
+        ("big.csv", b"x" * (MAX_BYTES + 1), "文件太大了，最大 5 MB"),
         ("broken.xlsx", b"PK\x03\x04broken", "无法读取这个 .xlsx 文件"),
         ("empty.csv", b"", "文件是空的"),
         ("old.xls", b"\xd0\xcf\x11\xe0", "只支持 .xlsx 或 .csv"),

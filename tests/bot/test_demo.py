@@ -81,11 +81,11 @@ async def test_banner_says_what_it_is_who_you_are_and_how_to_sign_in(demo: Demo)
     assert demo.seeded is not None and "已创建演示数据" in out
     if "admin" in demo.parts:
         assert demo.admin_error is None
-        assert f"管理后台:http://127.0.0.1:{demo.settings.admin_port}" in out
-        assert f"用户名 {seed.ADMIN_USERNAME},密码 {seed.ADMIN_PASSWORD}" in out
+        assert f"管理后台：http://127.0.0.1:{demo.settings.admin_port}" in out
+        assert f"用户名 {seed.ADMIN_USERNAME}，密码 {seed.ADMIN_PASSWORD}" in out
     assert "/quit" in out and "Ctrl-D" in out
     assert "6. 李建华(李书记)  书记 · 西宁市餐饮行业协会党支部" in out
-    assert out.rstrip().endswith("你现在的身份是 张伟(党员 · 西宁市餐饮行业协会党支部)。")
+    assert out.rstrip().endswith("你现在的身份是 张伟（党员 · 西宁市餐饮行业协会党支部）。")
 
 
 async def test_member_logs_service_and_the_secretary_approves_it_by_number(demo: Demo, tmp_path) -> None:
@@ -110,7 +110,7 @@ async def test_member_logs_service_and_the_secretary_approves_it_by_number(demo:
     await chat.handle_line("/my")
     saved = sorted((tmp_path / "files").glob("*.png"))
     assert len(saved) == 1 and saved[0].read_bytes().startswith(b"\x89PNG")
-    assert f"  [图片已保存:{saved[0]}]" in chat.transcript
+    assert f"  [图片已保存：{saved[0]}]" in chat.transcript
 
     await chat.handle_line("/as 李书记")
     mark = len(chat.transcript)
@@ -120,14 +120,14 @@ async def test_member_logs_service_and_the_secretary_approves_it_by_number(demo:
     async with sm() as s:
         entry = await s.get(ServiceEntry, entry.id)
     assert entry is not None and entry.status is EntryStatus.APPROVED, chat.output
-    assert "(按下「✅ 通过" in chat.output
+    assert "（按下「✅ 通过" in chat.output
 
     # The member is told through the outbox; the chat says a message is waiting for them.
     if "worker" in demo.parts:
         await chat.wait_output("张伟 收到", 10)
         await chat.handle_line("/as 张伟")
-        assert "(张伟 不在时收到的消息:)" in chat.transcript
-        assert chat.transcript[-1] != "(张伟 不在时收到的消息:)"
+        assert "（张伟 不在时收到的消息：）" in chat.transcript
+        assert chat.transcript[-1] != "（张伟 不在时收到的消息：）"
 
 
 async def test_demo_restarted_on_the_same_database_still_answers(tmp_path) -> None:

@@ -81,7 +81,7 @@ async def test_bot_message_is_printed_with_numbered_buttons_and_a_number_presses
     (update,) = emu.pending_updates()
     assert update["callback_query"]["data"] == "b:1"
     assert update["callback_query"]["from"]["id"] == ZHANG.telegram_id
-    assert "(按下「驳回」)" in chat.transcript
+    assert "（按下「驳回」）" in chat.transcript
 
 
 async def test_bad_button_number_explains_and_backslash_sends_the_number(chat, emu, bot) -> None:
@@ -90,7 +90,7 @@ async def test_bad_button_number_explains_and_backslash_sends_the_number(chat, e
     await bot.send_message(ZHANG.telegram_id, "请选择", reply_markup=keyboard("是", "否"))
     await chat.drain()
     await chat.handle_line("3")
-    assert "没有第 3 个按钮(一共 2 个)" in chat.transcript[-1]
+    assert "没有第 3 个按钮（一共 2 个）" in chat.transcript[-1]
     assert emu.pending_updates() == []
     await chat.handle_line("\\3")
     (update,) = emu.pending_updates()
@@ -102,7 +102,7 @@ async def test_photo_from_the_bot_is_saved_and_its_path_printed(chat, bot, tmp_p
     await chat.drain()
     saved = list((tmp_path / "files").iterdir())
     assert len(saved) == 1 and saved[0].read_bytes() == PNG
-    assert f"  [图片已保存:{saved[0]}]" in chat.transcript
+    assert f"  [图片已保存：{saved[0]}]" in chat.transcript
     assert "  本月服务时长" in chat.transcript
 
 
@@ -113,7 +113,7 @@ async def test_edit_shows_the_message_again_and_its_new_buttons(chat, emu, bot) 
         "第二步", chat_id=ZHANG.telegram_id, message_id=msg.message_id, reply_markup=keyboard("完成", "返回")
     )
     await chat.drain()
-    assert "支部助手 (修改了之前的消息)" in chat.transcript
+    assert "支部助手 （修改了之前的消息）" in chat.transcript
     assert chat.transcript[-1] == "  [1] 完成   [2] 返回"
     await chat.handle_line("1")
     assert emu.pending_updates()[-1]["callback_query"]["data"] == "b:0"
@@ -122,12 +122,12 @@ async def test_edit_shows_the_message_again_and_its_new_buttons(chat, emu, bot) 
 async def test_messages_to_someone_else_wait_until_you_switch_to_them(chat, bot) -> None:
     await bot.send_message(LI.telegram_id, "有 1 条服务记录待审核")
     await chat.drain()
-    assert chat.transcript[-1] == "(李建华 收到 1 条新消息,输入 /as 李建华 查看)"
+    assert chat.transcript[-1] == "（李建华 收到 1 条新消息，输入 /as 李建华 查看）"
     assert "  有 1 条服务记录待审核" not in chat.transcript
 
     await chat.handle_line("/as 李书记")
     assert chat.current is LI
-    assert "你现在的身份是 李建华(书记 · 餐饮协会党支部)。" in chat.transcript
+    assert "你现在的身份是 李建华（书记 · 餐饮协会党支部）。" in chat.transcript
     assert chat.transcript[-1] == "  有 1 条服务记录待审核"
 
 
@@ -154,8 +154,8 @@ async def test_photo_and_file_are_sent_as_the_current_person(chat, emu, tmp_path
     photo, document = emu.pending_updates()
     assert photo["message"]["caption"] == "活动照片" and photo["message"]["photo"]
     assert document["message"]["document"]["file_name"] == "名单.csv"
-    assert chat.transcript[-2] == f"{txt} 不是图片(支持 PNG、JPEG、GIF、WebP)。"
-    assert chat.transcript[-1] == f"找不到文件:{tmp_path / 'missing.png'}"
+    assert chat.transcript[-2] == f"{txt} 不是图片（支持 PNG、JPEG、GIF、WebP）。"
+    assert chat.transcript[-1] == f"找不到文件：{tmp_path / 'missing.png'}"
 
 
 async def test_text_goes_to_the_bot_and_quit_leaves(chat, emu) -> None:

@@ -91,3 +91,11 @@ def test_the_key_scan_finds_keys() -> None:
     # The scan above must see real uses, or it proves nothing.
     assert any(k == "fallback.text" for k, _ in _keys_in_python(ROOT / "handlers" / "fallback.py"))
     assert len(_keys_in_templates()) > 50
+
+
+def test_chinese_texts_use_chinese_punctuation() -> None:
+    # An ASCII comma or colon between Chinese words reads as a typo to a Chinese reader.
+    cjk = "[\u3400-\u9fff\u3000-\u303f\uff01-\uff5e\u201c\u201d]"
+    ascii_next_to_chinese = re.compile(rf"(?<={cjk})[,:;?!]|[,:;?!](?={cjk})")
+    wrong = {key: text for key, text in catalog("zh").items() if ascii_next_to_chinese.search(text)}
+    assert wrong == {}

@@ -23,16 +23,26 @@ def pack() -> Pack:
     return load_pack_dir(REAL)
 
 
+CJK = "[\u3400-\u9fff\u3000-\u303f\uff01-\uff5e\u201c\u201d]"
+FULL_WIDTH = {",": "\uff0c", ":": "\uff1a", ";": "\uff1b", "?": "\uff1f", "!": "\uff01"}
+
+
+def full_width(text: str) -> str:
+    """Chinese punctuation as printed: this copy of the notice has ASCII commas and colons
+    between Chinese words, the pack (like the official text) has the full-width ones."""
+    return re.sub(rf"(?<={CJK})[,:;?!]|[,:;?!](?={CJK})", lambda m: FULL_WIDTH[m.group(0)], text)
+
+
 @pytest.fixture(scope="module")
 def notice() -> str:
-    return NOTICE.read_text(encoding="utf-8")
+    return full_width(NOTICE.read_text(encoding="utf-8"))
 
 
 def _quoted_list(notice: str, label: str) -> list[str]:
     """The items of a list the notice quotes before its label: “a、b、c”的“六有”."""
     m = re.search(r"“([^”]+)”的“" + re.escape(label) + "”", notice)
     assert m, label
-    return [x for x in re.split(r"[、,]", m.group(1)) if x]
+    return [x for x in re.split(r"[、\uff0c]", m.group(1)) if x]
 
 
 def test_six_haves_are_the_notices_six_items_in_order(pack: Pack, notice: str) -> None:
@@ -51,7 +61,7 @@ def test_six_grasps_are_the_notices_six_pairs_in_order(pack: Pack, notice: str) 
     titles = [i.title.zh for i in pack.checklist("six_grasps").items]
     m = re.search(r"“([^”]+)”的“六抓六服务”", notice)
     assert m
-    pairs = m.group(1).split(",")
+    pairs = m.group(1).split("\uff0c")
     assert titles == pairs
     assert len(titles) == 6
     for t in titles:
@@ -82,10 +92,10 @@ def test_categories_carry_the_notices_focus(pack: Pack, notice: str) -> None:
 
 def test_directions_are_the_notices_four(pack: Pack, notice: str) -> None:
     assert [d.title.zh for d in pack.directions] == [
-        "服务企业,促进发展",
-        "服务农村,促进增收",
-        "服务社区,促进和谐",
-        "服务民生,促进保障",
+        "服务企业\uff0c促进发展",
+        "服务农村\uff0c促进增收",
+        "服务社区\uff0c促进和谐",
+        "服务民生\uff0c促进保障",
     ]
     for d in pack.directions:
         assert d.title.zh in notice

@@ -16,7 +16,7 @@ PNG = (
     + b"\x08\x02\x00\x00\x00"
     + b"\x00" * 32
 )
-MONTHLY = "本人承诺每月至少参加一次党员志愿服务活动,并如实记录服务内容和时长。"
+MONTHLY = "本人承诺每月至少参加一次党员志愿服务活动，并如实记录服务内容和时长。"
 
 
 async def all_commitments(db) -> list[Commitment]:

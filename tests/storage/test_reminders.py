@@ -254,7 +254,7 @@ async def test_an_empty_digest_is_recorded_but_not_sent(session, world, pack) ->
     assert run.status is RunStatus.SENT and run.recipients == 1
     (d,) = await _deliveries(session)
     assert d.person_id == w.secretary_a.id and d.kind == "digest" and d.chat_id == w.secretary_a.telegram_id
-    assert "待审核的服务记录:1 条" in d.payload["text"]
+    assert "待审核的服务记录：1 条" in d.payload["text"]
     assert "逾期" not in d.payload["text"]
 
 
