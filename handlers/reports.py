@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta, tzinfo
-from io import BytesIO
 from typing import Any
 
 from aiogram import F, Router
@@ -30,17 +29,14 @@ from aiogram.types import (
     InlineKeyboardMarkup,
     Message,
 )
-from openpyxl import Workbook
-from openpyxl.styles import Alignment, Font
-from openpyxl.utils import get_column_letter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from content.i18n import Texts, texts
+from content.i18n import Texts
 from content.pack import Pack
 from handlers.manage import hours, local_time, managers, message_of, secretary_branch, staff_root
 from storage import reports
 from storage.access import Actor, get_org
-from storage.report_files import branch_report_xlsx, safe_text
+from storage.report_files import branch_report_xlsx, subtree_report_xlsx
 from storage.reports import OTHER, BranchReport, SubmissionRow, SubtreeReport
 
 router = Router(name=__name__)
@@ -504,146 +500,3 @@ async def on_submit_click(
                 when=local_time(row.submitted_at, tz),
             )
         )
-
-
-# ---- the compiled workbook ----
-
-
-def _write(
-    ws: Any, headers: Sequence[str], rows: Sequence[Sequence[Any]], formats: Sequence[str | None]
-) -> None:
-    ws.append([safe_text(h) for h in headers])
-    for cell in ws[1]:
-        cell.font = Font(bold=True)
-        cell.alignment = Alignment(wrap_text=True, vertical="center")
-    for row in rows:
-        ws.append([safe_text(v) if isinstance(v, str) else v for v in row])
-    for i, fmt in enumerate(formats, start=1):
-        if fmt:
-            for (cell,) in ws.iter_rows(min_row=2, min_col=i, max_col=i):
-                cell.number_format = fmt
-    for i, h in enumerate(headers, start=1):
-        ws.column_dimensions[get_column_letter(i)].width = max(10, min(40, len(h) * 2 + 2))
-    ws.freeze_panes = "A2"
-
-
-def subtree_report_xlsx(
-    r: SubtreeReport, subs: Sequence[SubmissionRow], pack: Pack, locale: str, tz: tzinfo
-) -> bytes:
-    """The compiled report of a subtree: the totals, and one row per branch with its submission."""
-    t = texts(locale).plain
-    titles = {a.id: a.title.get(locale) for a in pack.actions}
-    cl_titles = {cl.id: cl.title.get(locale) for cl in pack.checklists}
-    extra = sorted(
-        {k for k in r.minutes_by_action if k not in titles}
-        | {k for b in r.branches for k in b.minutes_by_action if k not in titles}
-    )
-    columns = [a.id for a in pack.actions] + extra
-
-    def title(action: str) -> str:
-        return titles.get(action) or (t("report.xlsx.other_action") if action == OTHER else action)
-
-    def h(minutes: int) -> float:
-        return round(minutes / 60, 2)
-
-    wb = Workbook()
-    summary = wb.active
-    assert summary is not None
-    summary.title = t("report.xlsx.summary")
-    c = r.commitments
-    lines: list[tuple[str, Any, str | None]] = [
-        (t("reports_chat.xlsx.org"), r.org_name, None),
-        (t("report.xlsx.date_from"), r.date_from, DAY_FORMAT),
-        (t("report.xlsx.date_to"), r.date_to, DAY_FORMAT),
-        (t("report.xlsx.generated"), r.today, DAY_FORMAT),
-        (t("reports_chat.xlsx.branches"), len(r.branches), COUNT_FORMAT),
-        (t("reports_chat.xlsx.submitted_branches"), r.submitted, COUNT_FORMAT),
-        (t("report.xlsx.hours_total"), h(r.minutes), HOURS_FORMAT),
-        *(
-            (t("report.xlsx.hours_action", action=title(a)), h(r.minutes_by_action.get(a, 0)), HOURS_FORMAT)
-            for a in columns
-        ),
-        (t("report.xlsx.participants"), r.participants, COUNT_FORMAT),
-        (t("report.xlsx.members_total"), r.members_total, COUNT_FORMAT),
-        (t("report.xlsx.commitments_made"), c.made, COUNT_FORMAT),
-        (t("report.xlsx.commitments_reported"), c.reported, COUNT_FORMAT),
-        (t("report.xlsx.commitments_evaluated"), c.evaluated, COUNT_FORMAT),
-        (t("report.xlsx.commitments_overdue"), c.overdue, COUNT_FORMAT),
-    ]
-    _write(summary, [t("report.xlsx.item"), t("report.xlsx.value")], [ln[:2] for ln in lines], [])
-    summary.column_dimensions["A"].width = 36
-    summary.column_dimensions["B"].width = 40
-    for row, (_label, _value, fmt) in enumerate(lines, start=2):
-        if fmt:
-            summary.cell(row=row, column=2).number_format = fmt
-
-    branches = wb.create_sheet(t("reports_chat.xlsx.branch_sheet"))
-    by_id = {x.org_id: x for x in subs}
-    headers = [
-        t("report.xlsx.branch"),
-        t("report.xlsx.members_total"),
-        t("report.xlsx.participants"),
-        t("report.xlsx.hours_total"),
-        *(t("report.xlsx.hours_action", action=title(a)) for a in columns),
-        t("report.xlsx.hours_joint"),
-        t("report.xlsx.commitments_made"),
-        t("report.xlsx.commitments_fulfilled"),
-        t("report.xlsx.commitments_overdue"),
-        t("reports_chat.xlsx.last_checklist"),
-        t("report.xlsx.period"),
-        t("report.xlsx.score"),
-        t("reports_chat.xlsx.submitted"),
-        t("reports_chat.xlsx.submitted_at"),
-        t("reports_chat.xlsx.submitted_by"),
-        t("reports_chat.xlsx.note"),
-    ]
-    rows = []
-    for b in r.branches:
-        sub = by_id.get(b.org_id)
-        last = b.last_assessment
-        done = sub is not None and sub.submitted_at is not None
-        rows.append(
-            [
-                b.name,
-                b.members_total,
-                b.participants,
-                h(b.minutes),
-                *(h(b.minutes_by_action.get(a, 0)) for a in columns),
-                h(b.joint_minutes),
-                b.commitments.made,
-                b.commitments.fulfilled,
-                b.commitments.overdue,
-                cl_titles.get(last.checklist_id, last.checklist_id) if last else None,
-                last.period if last else None,
-                last.score if last else None,
-                t("reports_chat.xlsx.yes") if done else t("reports_chat.xlsx.no"),
-                sub.submitted_at.astimezone(tz).replace(tzinfo=None)
-                if done and sub and sub.submitted_at
-                else None,
-                sub.submitted_by if done and sub else None,
-                sub.note if done and sub else None,
-            ]
-        )
-    n = len(columns)
-    formats = [
-        None,
-        COUNT_FORMAT,
-        COUNT_FORMAT,
-        HOURS_FORMAT,
-        *([HOURS_FORMAT] * n),
-        HOURS_FORMAT,
-        COUNT_FORMAT,
-        COUNT_FORMAT,
-        COUNT_FORMAT,
-        None,
-        None,
-        SCORE_FORMAT,
-        None,
-        "yyyy-mm-dd hh:mm",
-        None,
-        None,
-    ]
-    _write(branches, headers, rows, formats)
-    out = BytesIO()
-    wb.save(out)
-    return out.getvalue()

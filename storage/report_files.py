@@ -9,6 +9,7 @@ is prefixed with a quote, so a member named "=HYPERLINK(...)" stays a name.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import tzinfo
 from io import BytesIO
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,7 +21,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from content.i18n import texts
 from content.pack import Pack, get_pack
-from storage.reports import OTHER, BranchReport
+from storage.reports import OTHER, BranchReport, SubmissionRow, SubtreeReport
 
 HOURS = "0.00"
 COUNT = "0"
@@ -162,6 +163,129 @@ def branch_report_xlsx(report: BranchReport, pack: Pack | None = None, locale: s
         [30, 12, 10, 14],
     )
 
+    out = BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+# ---- the compiled report of a subtree ----
+
+
+def subtree_report_xlsx(
+    r: SubtreeReport, subs: Sequence[SubmissionRow], pack: Pack, locale: str, tz: tzinfo
+) -> bytes:
+    """The compiled report of a subtree: the totals, and one row per branch with its submission."""
+    t = texts(locale).plain
+    titles = {a.id: a.title.get(locale) for a in pack.actions}
+    cl_titles = {cl.id: cl.title.get(locale) for cl in pack.checklists}
+    extra = sorted(
+        {k for k in r.minutes_by_action if k not in titles}
+        | {k for b in r.branches for k in b.minutes_by_action if k not in titles}
+    )
+    columns = [a.id for a in pack.actions] + extra
+
+    def title(action: str) -> str:
+        return titles.get(action) or (t("report.xlsx.other_action") if action == OTHER else action)
+
+    def h(minutes: int) -> float:
+        return round(minutes / 60, 2)
+
+    wb = Workbook()
+    summary = wb.active
+    assert summary is not None
+    summary.title = t("report.xlsx.summary")
+    c = r.commitments
+    lines: list[tuple[str, Any, str | None]] = [
+        (t("reports_chat.xlsx.org"), r.org_name, None),
+        (t("report.xlsx.date_from"), r.date_from, DAY),
+        (t("report.xlsx.date_to"), r.date_to, DAY),
+        (t("report.xlsx.generated"), r.today, DAY),
+        (t("reports_chat.xlsx.branches"), len(r.branches), COUNT),
+        (t("reports_chat.xlsx.submitted_branches"), r.submitted, COUNT),
+        (t("report.xlsx.hours_total"), h(r.minutes), HOURS),
+        *(
+            (t("report.xlsx.hours_action", action=title(a)), h(r.minutes_by_action.get(a, 0)), HOURS)
+            for a in columns
+        ),
+        (t("report.xlsx.participants"), r.participants, COUNT),
+        (t("report.xlsx.members_total"), r.members_total, COUNT),
+        (t("report.xlsx.commitments_made"), c.made, COUNT),
+        (t("report.xlsx.commitments_reported"), c.reported, COUNT),
+        (t("report.xlsx.commitments_evaluated"), c.evaluated, COUNT),
+        (t("report.xlsx.commitments_overdue"), c.overdue, COUNT),
+    ]
+    _sheet(summary, [t("report.xlsx.item"), t("report.xlsx.value")], [ln[:2] for ln in lines], [], [36, 40])
+    for row, (_label, _value, fmt) in enumerate(lines, start=2):
+        if fmt:
+            summary.cell(row=row, column=2).number_format = fmt
+
+    branches = wb.create_sheet(t("reports_chat.xlsx.branch_sheet"))
+    by_id = {x.org_id: x for x in subs}
+    headers = [
+        t("report.xlsx.branch"),
+        t("report.xlsx.members_total"),
+        t("report.xlsx.participants"),
+        t("report.xlsx.hours_total"),
+        *(t("report.xlsx.hours_action", action=title(a)) for a in columns),
+        t("report.xlsx.hours_joint"),
+        t("report.xlsx.commitments_made"),
+        t("report.xlsx.commitments_fulfilled"),
+        t("report.xlsx.commitments_overdue"),
+        t("reports_chat.xlsx.last_checklist"),
+        t("report.xlsx.period"),
+        t("report.xlsx.score"),
+        t("reports_chat.xlsx.submitted"),
+        t("reports_chat.xlsx.submitted_at"),
+        t("reports_chat.xlsx.submitted_by"),
+        t("reports_chat.xlsx.note"),
+    ]
+    rows = []
+    for b in r.branches:
+        sub = by_id.get(b.org_id)
+        last = b.last_assessment
+        done = sub is not None and sub.submitted_at is not None
+        rows.append(
+            [
+                b.name,
+                b.members_total,
+                b.participants,
+                h(b.minutes),
+                *(h(b.minutes_by_action.get(a, 0)) for a in columns),
+                h(b.joint_minutes),
+                b.commitments.made,
+                b.commitments.fulfilled,
+                b.commitments.overdue,
+                cl_titles.get(last.checklist_id, last.checklist_id) if last else None,
+                last.period if last else None,
+                last.score if last else None,
+                t("reports_chat.xlsx.yes") if done else t("reports_chat.xlsx.no"),
+                sub.submitted_at.astimezone(tz).replace(tzinfo=None)
+                if done and sub and sub.submitted_at
+                else None,
+                sub.submitted_by if done and sub else None,
+                sub.note if done and sub else None,
+            ]
+        )
+    n = len(columns)
+    formats = [
+        None,
+        COUNT,
+        COUNT,
+        HOURS,
+        *([HOURS] * n),
+        HOURS,
+        COUNT,
+        COUNT,
+        COUNT,
+        None,
+        None,
+        SCORE,
+        None,
+        "yyyy-mm-dd hh:mm",
+        None,
+        None,
+    ]
+    _sheet(branches, headers, rows, formats, [max(10, min(40, len(head) * 2 + 2)) for head in headers])
     out = BytesIO()
     wb.save(out)
     return out.getvalue()

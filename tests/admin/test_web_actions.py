@@ -13,6 +13,7 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import func, select
 
+from content.i18n import texts
 from storage import outbox
 from storage.models import (
     AuditEntry,
@@ -288,6 +289,9 @@ async def test_a_committee_report_downloads_per_branch(client, sessionmaker, wor
     x = await client.get(f"/reports/download?org={world.committee.id}&from=2026-01-01&to=2026-11-28&fmt=xlsx")
     wb = load_workbook(io.BytesIO(x.content))
     assert len(wb.worksheets) == 2 and wb.worksheets[1].max_row == 3
+    # The same compiled workbook as the chat's /report: who submitted is part of it.
+    headers = [c.value for c in wb.worksheets[1][1]]
+    assert texts("zh").plain("reports_chat.xlsx.submitted") in headers
 
 
 async def test_member_export_neutralizes_formulas_and_is_audited(

@@ -106,29 +106,9 @@ def _branch_table(ctx: Ctx, r: reports.BranchReport) -> tuple[list[str], list[li
     return headers, rows
 
 
-def _subtree_tables(ctx: Ctx, r: reports.SubtreeReport) -> list[tuple[str, list[str], list[list[Any]]]]:
+def _subtree_table(ctx: Ctx, r: reports.SubtreeReport) -> tuple[list[str], list[list[Any]]]:
+    """One row per branch, for the .csv download (the .xlsx is storage.report_files')."""
     t = ctx._.plain
-    c = r.commitments
-    summary = [
-        [t("report.xlsx.branch"), r.org_name],
-        [t("report.xlsx.date_from"), r.date_from],
-        [t("report.xlsx.date_to"), r.date_to],
-        [t("report.xlsx.generated"), r.today],
-        [t("report.xlsx.hours_total"), round(r.minutes / 60, 2)],
-        *(
-            [
-                t("report.xlsx.hours_action", action=a.title.get(ctx.locale)),
-                round(r.minutes_by_action.get(a.id, 0) / 60, 2),
-            ]
-            for a in ctx.state.pack.actions
-        ),
-        [t("report.xlsx.participants"), r.participants],
-        [t("report.xlsx.members_total"), r.members_total],
-        [t("report.xlsx.commitments_made"), c.made],
-        [t("report.xlsx.commitments_fulfilled"), c.fulfilled],
-        [t("report.xlsx.commitments_overdue"), c.overdue],
-        [t("web.reports.submitted"), r.submitted],
-    ]
     headers = [
         t("web.branch"),
         t("report.xlsx.members_total"),
@@ -156,10 +136,7 @@ def _subtree_tables(ctx: Ctx, r: reports.SubtreeReport) -> list[tuple[str, list[
         ]
         for b in r.branches
     ]
-    return [
-        (t("report.xlsx.summary"), [t("report.xlsx.item"), t("report.xlsx.value")], summary),
-        (t("web.reports.branches"), headers, rows),
-    ]
+    return headers, rows
 
 
 @page()
@@ -175,9 +152,18 @@ async def download(ctx: Ctx) -> Response:
             data = report_files.branch_report_xlsx(report, ctx.state.pack, ctx.locale)
         else:
             data = files.csv_bytes(*_branch_table(ctx, report))
+    elif fmt == "xlsx":
+        # The same compiled workbook the chat's /report sends (storage/report_files.py).
+        subs = (
+            await reports.submissions(ctx.db, ctx.me, org.id, start, end)
+            if ctx.me.manages(org, ABOVE)
+            else []
+        )
+        data = report_files.subtree_report_xlsx(
+            report, subs, ctx.state.pack, ctx.locale, ctx.state.settings.tz
+        )
     else:
-        tables = _subtree_tables(ctx, report)
-        data = files.xlsx(tables) if fmt == "xlsx" else files.csv_bytes(tables[1][1], tables[1][2])
+        data = files.csv_bytes(*_subtree_table(ctx, report))
     await audit.record(
         ctx.db,
         ctx.me,
