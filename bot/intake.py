@@ -169,6 +169,7 @@ class Intake:
             await on_started()
         in_flight: dict[int, asyncio.Task[bool]] = {}
         handled: list[int] = []  # to drop from the inbox, in batches
+        tidied = 0.0
         next_new = 0  # the next update id we have not seen; sent as the offset, it confirms the rest
         allowed = self.dp.resolve_used_update_types()
         failures = 0
@@ -191,14 +192,19 @@ class Intake:
             for uid in [uid for uid, t in in_flight.items() if t.done()]:
                 if in_flight.pop(uid).result():
                     handled.append(uid)
-            if (
-                handled
-                and await self._with_db(
-                    lambda s, ids=list(handled): updates_store.drop_inbound(s, self.bot.id, ids), retry=False
-                )
-                is not _FAILED
-            ):
-                handled.clear()
+            # Tidying the inbox is one more transaction in the queue ahead of handlers (on SQLite,
+            # the only connection): do it in large batches, or once things are quiet.
+            loop_time = asyncio.get_running_loop().time()
+            if handled and (len(handled) >= 500 or not in_flight or loop_time - tidied > 5.0):
+                tidied = loop_time
+                if (
+                    await self._with_db(
+                        lambda s, ids=list(handled): updates_store.drop_inbound(s, self.bot.id, ids),
+                        retry=False,
+                    )
+                    is not _FAILED
+                ):
+                    handled.clear()
             room = max(1, min(100, self.max_in_flight - len(in_flight)))
             try:
                 raw = await self._get_updates(next_new or None, poll_timeout, allowed, room)
