@@ -13,6 +13,6 @@ async def test_tiny_run_answers_every_update_of_both_bots() -> None:
     echo, ours = results[backend]
     assert echo.updates == ours.updates == 8
     assert len(echo.latencies) == len(ours.latencies) == 8
-    assert ours.peak_rss_mb > 0 and ours.rate > 0
+    assert ours.peak_rss_mb > 0 and ours.rate > 0 and ours.cpu_seconds > 0
     text = throughput.render(results, 4, 2)
     assert f"| {backend} | branchbot ({backend}) |" in text
