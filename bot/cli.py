@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 
 from bot.settings import SettingsError, exit_on_bad_settings, get_settings
+from content.pack import PackError
 
 Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
@@ -73,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
             result = asyncio.run(result)
     except SettingsError as e:
         exit_on_bad_settings(e)
+    except PackError as e:
+        # A broken content pack: one line naming the file, the line and the problem.
+        print(f"branchbot: {e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     return int(result or 0)

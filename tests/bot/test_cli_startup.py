@@ -1,0 +1,67 @@
+"""Start-up refuses bad configuration with one line and exit code 2, never a traceback."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def base_env(tmp_path: Path) -> dict[str, str]:
+    import os
+
+    return {**os.environ, "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"}
+
+
+def test_a_bad_setting_is_one_line_naming_it(tmp_path: Path) -> None:
+    r = run("db", "upgrade", env={**base_env(tmp_path), "TIMEZONE": "Mars/Olympus"})
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        "branchbot: bad setting TIMEZONE: unknown time zone 'Mars/Olympus'"
+    ]
+
+
+def test_run_without_a_token_says_so(tmp_path: Path) -> None:
+    env = {k: v for k, v in base_env(tmp_path).items() if k != "BOT_TOKEN"}
+    r = run("run", env={**env, "BOT_TOKEN": ""})
+    assert r.returncode == 2
+    assert "BOT_TOKEN" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_a_broken_content_pack_names_file_and_line(tmp_path: Path) -> None:
+    packs = ROOT / "content" / "packs"
+    broken = packs / "zz-broken-test-pack"
+    shutil.copytree(packs / "qh-2015", broken)
+    try:
+        (broken / "actions.yaml").write_text(
+            "- id: volunteer\n  title: {zh: 志愿, en: x}\n  nonsense: 1\n", encoding="utf-8"
+        )
+        r = run(
+            "run",
+            env={
+                **base_env(tmp_path),
+                "BOT_TOKEN": "1:x",
+                "CONTENT_PACK": "zz-broken-test-pack",
+                "TELEGRAM_API_URL": "http://127.0.0.1:9",
+            },
+        )
+    finally:
+        shutil.rmtree(broken)
+    assert r.returncode == 2, r.stderr
+    [line] = r.stderr.strip().splitlines()
+    assert "zz-broken-test-pack/actions.yaml:1:" in line and "description: Field required" in line
