@@ -6,11 +6,14 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test run bench lint migrate seed clean
 
+# The install's chatter (build warnings) goes to a log; it is shown only if the install fails.
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	@echo "installing branchbot and its dependencies into $(VENV) (log: $(VENV)/install.log) ..."
+	@( $(BIN)/python -m pip install --quiet --upgrade pip && \
+	   $(BIN)/python -m pip install --quiet -e '.[dev]' ) > $(VENV)/install.log 2>&1 \
+	   || { cat $(VENV)/install.log; echo "install failed: see above"; exit 1; }
+	@touch $(STAMP)
 
 migrate: $(STAMP)
 	$(BIN)/branchbot db upgrade
