@@ -8,7 +8,7 @@ is prefixed with a quote, so a member named "=HYPERLINK(...)" stays a name.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import tzinfo
 from io import BytesIO
 from typing import Any
@@ -66,6 +66,16 @@ def _sheet(
     ws.freeze_panes = "A2"
 
 
+def _summary_sheet(
+    ws: Worksheet, t: Callable[..., str], lines: Sequence[tuple[str, Any, str | None]]
+) -> None:
+    """Two columns, item and value, each value with its own number format."""
+    _sheet(ws, [t("report.xlsx.item"), t("report.xlsx.value")], [ln[:2] for ln in lines], [], [36, 40])
+    for row, (_label, _value, fmt) in enumerate(lines, start=2):
+        if fmt:
+            ws.cell(row=row, column=2).number_format = fmt
+
+
 def branch_report_xlsx(report: BranchReport, pack: Pack | None = None, locale: str = "zh") -> bytes:
     pack = pack or get_pack()
     t = texts(locale).plain
@@ -109,10 +119,7 @@ def branch_report_xlsx(report: BranchReport, pack: Pack | None = None, locale: s
         (t("report.xlsx.commitments_evaluated"), c.evaluated, COUNT),
         (t("report.xlsx.commitments_overdue"), c.overdue, COUNT),
     ]
-    _sheet(summary, [t("report.xlsx.item"), t("report.xlsx.value")], [ln[:2] for ln in lines], [], [36, 40])
-    for row, (_label, _value, fmt) in enumerate(lines, start=2):
-        if fmt:
-            summary.cell(row=row, column=2).number_format = fmt
+    _summary_sheet(summary, t, lines)
 
     members = wb.create_sheet(t("report.xlsx.members"))
     headers = [
@@ -187,9 +194,6 @@ def subtree_report_xlsx(
     def title(action: str) -> str:
         return titles.get(action) or (t("report.xlsx.other_action") if action == OTHER else action)
 
-    def h(minutes: int) -> float:
-        return round(minutes / 60, 2)
-
     wb = Workbook()
     summary = wb.active
     assert summary is not None
@@ -202,9 +206,9 @@ def subtree_report_xlsx(
         (t("report.xlsx.generated"), r.today, DAY),
         (t("reports_chat.xlsx.branches"), len(r.branches), COUNT),
         (t("reports_chat.xlsx.submitted_branches"), r.submitted, COUNT),
-        (t("report.xlsx.hours_total"), h(r.minutes), HOURS),
+        (t("report.xlsx.hours_total"), _hours(r.minutes), HOURS),
         *(
-            (t("report.xlsx.hours_action", action=title(a)), h(r.minutes_by_action.get(a, 0)), HOURS)
+            (t("report.xlsx.hours_action", action=title(a)), _hours(r.minutes_by_action.get(a, 0)), HOURS)
             for a in columns
         ),
         (t("report.xlsx.participants"), r.participants, COUNT),
@@ -214,10 +218,7 @@ def subtree_report_xlsx(
         (t("report.xlsx.commitments_evaluated"), c.evaluated, COUNT),
         (t("report.xlsx.commitments_overdue"), c.overdue, COUNT),
     ]
-    _sheet(summary, [t("report.xlsx.item"), t("report.xlsx.value")], [ln[:2] for ln in lines], [], [36, 40])
-    for row, (_label, _value, fmt) in enumerate(lines, start=2):
-        if fmt:
-            summary.cell(row=row, column=2).number_format = fmt
+    _summary_sheet(summary, t, lines)
 
     branches = wb.create_sheet(t("reports_chat.xlsx.branch_sheet"))
     by_id = {x.org_id: x for x in subs}
@@ -249,9 +250,9 @@ def subtree_report_xlsx(
                 b.name,
                 b.members_total,
                 b.participants,
-                h(b.minutes),
-                *(h(b.minutes_by_action.get(a, 0)) for a in columns),
-                h(b.joint_minutes),
+                _hours(b.minutes),
+                *(_hours(b.minutes_by_action.get(a, 0)) for a in columns),
+                _hours(b.joint_minutes),
                 b.commitments.made,
                 b.commitments.fulfilled,
                 b.commitments.overdue,
