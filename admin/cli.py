@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.settings import get_settings
+from config.settings import get_settings
 from content.i18n import texts
 from storage.db import make_engine, make_sessionmaker, utcnow
 from storage.errors import Refused

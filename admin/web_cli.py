@@ -15,7 +15,7 @@ import asyncio
 import getpass
 import sys
 
-from bot.settings import Settings, get_settings
+from config.settings import Settings, get_settings
 from content.i18n import texts
 from storage.errors import Refused
 
@@ -45,7 +45,7 @@ def _say(key: str, **params: object) -> str:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from bot.logs import setup_logging
+    from config.logs import setup_logging
 
     settings = get_settings()
     setup_logging(settings.log_level)

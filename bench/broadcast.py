@@ -42,9 +42,9 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bench.doc import DOC, machine_line, write_section
-from bot.clock import Clock
 from bot.delivery import DeliveryWorker
 from bot.scheduler import Scheduler
+from config.clock import Clock
 from content.pack import get_pack
 from emulator.client import RemoteEmulator
 from storage import notices

@@ -31,7 +31,7 @@ from sqlalchemy import insert
 from sqlalchemy.engine import make_url
 
 from bench.doc import machine_line, write_section
-from emulator.core import Emulator
+from emulator import Emulator
 from emulator.state import SimUser
 from storage.db import make_engine, utcnow
 from storage.migrate import upgrade

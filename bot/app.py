@@ -14,11 +14,11 @@ from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseStorage
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.clock import Clock
 from bot.fsm_storage import DbStorage
 from bot.intake import Intake
 from bot.middlewares import PersonContext, UpdateGuard
-from bot.settings import Settings
+from config.clock import Clock
+from config.settings import Settings
 from content.pack import Pack, get_pack
 from storage.db import make_engine, make_sessionmaker
 

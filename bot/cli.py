@@ -8,7 +8,7 @@ import asyncio
 import sys
 from collections.abc import Callable
 
-from bot.settings import SettingsError, exit_on_bad_settings, get_settings
+from config.settings import SettingsError, exit_on_bad_settings, get_settings
 from content.pack import PackError
 
 Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]

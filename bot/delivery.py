@@ -62,7 +62,7 @@ from pydantic import ValidationError
 from sqlalchemy import case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.clock import Clock
+from config.clock import Clock
 from content.i18n import normalize_locale, texts
 from storage import notices as notices_store
 from storage import outbox
@@ -916,7 +916,7 @@ async def serve(args: argparse.Namespace, on_ready: Callable[[], None] | None = 
     from aiogram.client.session.aiohttp import AiohttpSession
     from aiogram.client.telegram import TelegramAPIServer
 
-    from bot.settings import get_settings
+    from config.settings import get_settings
     from storage.db import make_engine, make_sessionmaker
 
     settings = None if (args.db and args.api and args.token) else get_settings()
@@ -949,7 +949,7 @@ async def serve(args: argparse.Namespace, on_ready: Callable[[], None] | None = 
 
 
 def main(argv: list[str] | None = None) -> None:
-    from bot.logs import setup_logging
+    from config.logs import setup_logging
 
     args = parse_args(argv)
     setup_logging(args.log_level)

@@ -29,15 +29,15 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.clock import Clock
 from bot.commands import set_person_menu
 from bot.runtime import PARTS, Running
 from bot.runtime import start as start_runtime
 from bot.runtime import stop as stop_runtime
-from bot.settings import Settings, get_settings
 from bot.terminal_chat import TerminalChat, stdin_lines
+from config.clock import Clock
+from config.settings import Settings, get_settings
 from content.i18n import LOCALES, Texts, texts
-from emulator.core import Emulator
+from emulator import Emulator
 from storage import seed
 from storage.db import make_engine, make_sessionmaker
 from storage.migrate import upgrade

@@ -21,10 +21,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import joinedload
 
-from bot.clock import Clock
 from bot.fsm_storage import current_session
-from bot.settings import Settings
 from bot.transient import DatabaseUnavailable, is_transient_db_error
+from config.clock import Clock
+from config.settings import Settings
 from content.i18n import Texts, normalize_locale, texts
 from content.pack import Pack
 from storage import outbox

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from bot.logs import setup_logging
 from bot.runtime import PARTS, serve_forever
-from bot.settings import get_settings
+from config.logs import setup_logging
+from config.settings import get_settings
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.clock import Clock, FrozenClock
+from config.clock import Clock, FrozenClock
 from content.pack import Pack
 from storage import notices, reminders, updates
 
@@ -219,7 +219,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    from bot.settings import get_settings
+    from config.settings import get_settings
     from content.pack import get_pack
     from storage.db import make_engine, make_sessionmaker
 
@@ -253,7 +253,7 @@ async def serve(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from bot.logs import setup_logging
+    from config.logs import setup_logging
 
     args = parse_args(argv)
     setup_logging(args.log_level)

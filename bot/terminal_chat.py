@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from content.i18n import Texts, texts
-from emulator.core import Emulator
+from emulator import Emulator
 from emulator.files import image_info
 from emulator.state import ChatMessage, SimUser
 from storage.seed import DemoPerson

@@ -15,6 +15,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 PACKS_DIR = Path(__file__).parent / "packs"
+# The pack a store operation uses when its caller passes none (the default of CONTENT_PACK).
+DEFAULT_PACK_ID = "qh-2015"
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,39}$"
 
 
@@ -219,9 +221,7 @@ def _duplicate_ids(data: dict[str, Any]) -> list[tuple[str, tuple[Any, ...], str
 
 
 @lru_cache(maxsize=8)
-def get_pack(pack_id: str | None = None) -> Pack:
-    if pack_id is None:
-        from bot.settings import get_settings
-
-        pack_id = get_settings().content_pack
+def get_pack(pack_id: str = DEFAULT_PACK_ID) -> Pack:
+    """The pack named `pack_id` (loaded once). The fronts pass the configured `CONTENT_PACK`;
+    a store operation called without a pack gets the default pack."""
     return load_pack_dir(PACKS_DIR / pack_id)

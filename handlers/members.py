@@ -24,7 +24,7 @@ from aiogram.types import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.settings import Settings
+from config.settings import Settings
 from content.i18n import Texts
 from handlers.manage import PickBranch, ask_branch, local_day, managers, message_of, secretary_branch
 from storage import invites, people

@@ -31,7 +31,7 @@ from bot.charts import MonthChart, render_month_chart_async
 from bot.filters import Joined
 from bot.forms import check_day, check_entry_field, duration_text, hours_1dp
 from bot.keyboards import button, column, rows, show
-from bot.settings import Settings
+from config.settings import Settings
 from content.i18n import Raw, Texts
 from content.pack import Pack
 from storage import service_log

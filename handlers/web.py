@@ -13,7 +13,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.settings import Settings
+from config.settings import Settings
 from content.i18n import Texts
 from handlers.manage import managers
 from storage import web_auth

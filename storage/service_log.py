@@ -94,7 +94,7 @@ async def log_service(
     *,
     source: str | None,
     today: date,
-    window_days: int | None = None,
+    window_days: int,
     pack: Pack | None = None,
 ) -> ServiceEntry:
     """Record one pending entry for the actor in their branch.
@@ -114,14 +114,13 @@ async def log_service(
                 raise Refused("log.duplicate_source")
             return existing
     pack = pack or get_pack()
-    window = window_days if window_days is not None else _default_window()
     branch_id = actor.home_branch_id()
     if branch_id is None:
         raise Refused("log.not_member")
     if entry.day > today:
         raise Refused("log.future_date")
-    if (today - entry.day).days > window:
-        raise Refused("log.too_old", days=window)
+    if (today - entry.day).days > window_days:
+        raise Refused("log.too_old", days=window_days)
     if pack.action(entry.action) is None:
         raise Refused("log.unknown_action")
     if entry.pairing_id is not None:
@@ -158,12 +157,6 @@ async def log_service(
             raise Refused("log.duplicate_source") from None
         return existing
     return row
-
-
-def _default_window() -> int:
-    from bot.settings import get_settings
-
-    return get_settings().log_window_days
 
 
 async def _by_source(s: AsyncSession, source: str) -> ServiceEntry | None:

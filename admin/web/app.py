@@ -21,8 +21,8 @@ from starlette.staticfiles import StaticFiles
 from admin.web.context import SESSION_HOURS, http_error_handler
 from admin.web.security import SecureHeaders
 from admin.web.state import Notify, WebState
-from bot.clock import Clock
-from bot.settings import Settings
+from config.clock import Clock
+from config.settings import Settings
 from content.pack import get_pack
 
 log = logging.getLogger("branchbot.admin")

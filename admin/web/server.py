@@ -10,7 +10,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from admin.web.app import public_base
-from bot.settings import Settings
+from config.settings import Settings
 
 log = logging.getLogger("branchbot.admin")
 

@@ -13,8 +13,8 @@ from jinja2 import Environment
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from admin.web.security import SignInLimiter
-from bot.clock import Clock
-from bot.settings import Settings
+from config.clock import Clock
+from config.settings import Settings
 from content.pack import Pack
 
 Notify = Callable[[], Awaitable[None] | None]

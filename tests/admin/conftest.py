@@ -13,8 +13,8 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.clock import FrozenClock
-from bot.settings import Settings
+from config.clock import FrozenClock
+from config.settings import Settings
 from storage import web_auth
 from storage.access import load_actor
 from storage.models import Person

@@ -15,7 +15,7 @@ from openpyxl import Workbook, load_workbook
 from sqlalchemy import func, select
 
 from bot.cli import main
-from bot.settings import get_settings
+from config.settings import get_settings
 from storage.models import AuditEntry, EntryStatus, Invite, Org, Person, ServiceEntry
 from storage.roster import MAX_BYTES
 

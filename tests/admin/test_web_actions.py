@@ -334,7 +334,9 @@ async def test_a_change_in_the_bot_shows_on_the_web_at_once(client, session, ses
         entry = service_log.new_entry(
             day=date(2026, 11, 27), minutes=60, action="volunteer", description="社区义诊（来自机器人）"
         )
-        await service_log.log_service(s, actor, entry, source="chat:1", today=date(2026, 11, 28))
+        await service_log.log_service(
+            s, actor, entry, source="chat:1", today=date(2026, 11, 28), window_days=90
+        )
         await s.commit()
     assert "社区义诊（来自机器人）" in (await client.get("/entries")).text
 

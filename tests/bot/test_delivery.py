@@ -15,8 +15,8 @@ import pytest
 from aiogram import Bot
 from sqlalchemy import select
 
-from bot.clock import Clock, FrozenClock
 from bot.delivery import AnswerWindow, ChatPacer, DeliveryWorker, Window, build_method
+from config.clock import Clock, FrozenClock
 from content.i18n import texts
 from emulator import Emulator
 from storage import notices, outbox

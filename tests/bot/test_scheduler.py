@@ -18,9 +18,9 @@ import pytest
 from aiogram import Bot
 from sqlalchemy import func, select
 
-from bot.clock import FrozenClock
 from bot.delivery import DeliveryWorker
 from bot.scheduler import Scheduler
+from config.clock import FrozenClock
 from content.pack import PACKS_DIR, Bilingual, Milestone, Pack, load_pack_dir
 from emulator import Emulator
 from storage import notices, reminders

@@ -107,8 +107,8 @@ async def site(clean_db, session, sessionmaker) -> AsyncIterator[Site]:
     """The admin web on a free port, served by uvicorn in this test's loop, over a lived-in province."""
     from admin.web import create_app
     from admin.web.server import make_server, serve_admin
-    from bot.clock import FrozenClock
-    from bot.settings import Settings
+    from config.clock import FrozenClock
+    from config.settings import Settings
     from tests.browser.seed import seed
 
     lived = await seed(session, TODAY)

@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.app import BotApp, create_app
-from bot.clock import FrozenClock
-from bot.settings import Settings
-from emulator.core import Emulator
+from config.clock import FrozenClock
+from config.settings import Settings
+from emulator import Emulator
 from tests.e2e.harness import NOW, TOKEN, Chat, Db
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.app import BotApp
-from emulator.core import Emulator
+from emulator import Emulator
 from emulator.state import CallbackAnswer, ChatMessage, SimUser
 from storage.models import Person
 

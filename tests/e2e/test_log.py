@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from storage.models import ConversationState, EntryStatus, ServiceEntry
-from tests.e2e.harness import plain
+from tests.e2e.harness import Chat, plain
 
 # Enough of a PNG for the emulator to take it as a photo.
 PNG = (
@@ -348,3 +348,14 @@ async def test_a_secretary_is_told_the_committee_reviews_their_entry(chat, db, w
     assert "待上级党工委审核" in done.text
     [row] = await entries(db)
     assert row.person_id == world.secretary_a.id and row.org_id == world.branch_a.id
+
+
+async def test_the_log_window_is_the_setting(bots, emulator, db, world) -> None:
+    # The store takes the window as a parameter; the chat passes LOG_WINDOW_DAYS down.
+    chat = Chat(emulator, await bots.start(log_window_days=5))
+    reply = await chat.send(world.member_a, "/log 2 2026-11-22 清扫")
+    assert "最近 5 天" in reply.text
+    reply = await chat.send(world.member_a, "/log 2 2026-11-23 清扫")
+    await chat.press(world.member_a, reply, "诚信服务计划")
+    [row] = await entries(db)
+    assert row.day == date(2026, 11, 23)

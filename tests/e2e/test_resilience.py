@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from emulator.core import Emulator
+from emulator import Emulator
 from emulator.state import SimUser
 from storage.db import make_engine
 from storage.models import ProcessedUpdate, ServiceEntry

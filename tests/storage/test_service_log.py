@@ -99,16 +99,6 @@ async def test_window_edge_is_inside_and_one_day_more_is_refused(session, world)
     assert await count(session) == 1
 
 
-async def test_window_defaults_to_the_setting(session, world, monkeypatch) -> None:
-    from bot import settings
-
-    monkeypatch.setattr(settings.get_settings(), "log_window_days", 5)
-    actor = await world.actor(session, world.member_a)
-    with pytest.raises(Refused) as e:
-        await sl.log_service(session, actor, entry(day=TODAY - timedelta(days=6)), source=None, today=TODAY)
-    assert e.value.params == {"days": 5}
-
-
 async def test_unknown_action_is_refused(session, world) -> None:
     with pytest.raises(Refused) as e:
         await log(session, world, world.member_a, action="no_such_action")
