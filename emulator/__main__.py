@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import signal
 
-from emulator.core import Emulator
+from emulator.server import Emulator
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

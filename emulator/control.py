@@ -1,4 +1,4 @@
-"""The control API: the Python API of core.Emulator over HTTP (JSON in, JSON out), for a
+"""The control API: the Python API of core.Engine over HTTP (JSON in, JSON out), for a
 test process driving an emulator that runs in another process (`python -m emulator`).
 
     POST /_emu/bots            {token, username?, first_name?}          -> bot
@@ -34,13 +34,13 @@ from typing import Any
 
 from aiohttp import web
 
-from emulator.core import Emulator
+from emulator.core import Engine
 from emulator.errors import SimError
 from emulator.keys import EMULATOR
 from emulator.state import ChatMessage, SimGroup, SimUser
 from emulator.wire import json_dumps
 
-Route = Callable[[Emulator, dict[str, Any], web.Request], Awaitable[Any]]
+Route = Callable[[Engine, dict[str, Any], web.Request], Awaitable[Any]]
 _routes: list[tuple[str, str, Route]] = []
 
 
@@ -95,14 +95,14 @@ def user_view(user: SimUser) -> dict[str, Any]:
     return {**user.to_api(), "chat_id": user.chat_id, "started": user.started}
 
 
-def _user(emu: Emulator, body: dict[str, Any]) -> SimUser:
+def _user(emu: Engine, body: dict[str, Any]) -> SimUser:
     user = emu.users.get(int(body["user_id"]))
     if user is None:
         raise SimError(f"unknown user {body['user_id']}")
     return user
 
 
-def _group(emu: Emulator, body: dict[str, Any]) -> SimGroup | None:
+def _group(emu: Engine, body: dict[str, Any]) -> SimGroup | None:
     if body.get("chat_id") is None:
         return None
     group = emu.groups.get(int(body["chat_id"]))
@@ -121,7 +121,7 @@ def _bot_ref(value: Any) -> str | int | None:
 
 
 @route("GET", "")
-async def overview(emu: Emulator, body: dict[str, Any], request: web.Request) -> Any:
+async def overview(emu: Engine, body: dict[str, Any], request: web.Request) -> Any:
     return {
         "base_url": emu.base_url,
         "bots": [{"id": b.id, "username": b.username} for b in emu.bots.values()],
@@ -131,13 +131,13 @@ async def overview(emu: Emulator, body: dict[str, Any], request: web.Request) ->
 
 
 @route("POST", "/bots")
-async def add_bot(emu: Emulator, body: dict[str, Any], request: web.Request) -> Any:
+async def add_bot(emu: Engine, body: dict[str, Any], request: web.Request) -> Any:
     bot = emu.add_bot(body["token"], username=body.get("username"), first_name=body.get("first_name"))
     return bot.me()
 
 
 @route("GET", "/bots/{bot}")
-async def bot_state(emu: Emulator, body: dict[str, Any], request: web.Request) -> Any:
+async def bot_state(emu: Engine, body: dict[str, Any], request: web.Request) -> Any:
     bot = emu.bot(_bot_ref(request.match_info["bot"]))
     return {
         **bot.me(),
@@ -149,7 +149,7 @@ async def bot_state(emu: Emulator, body: dict[str, Any], request: web.Request) -
 
 
 @route("POST", "/users")
-async def add_user(emu: Emulator, body: dict[str, Any], request: web.Request) -> Any:
+async def add_user(emu: Engine, body: dict[str, Any], request: web.Request) -> Any:
     user = emu.add_user(
         body.get("first_name", "Test"),
         last_name=body.get("last_name"),
@@ -162,21 +162,21 @@ async def add_user(emu: Emulator, body: dict[str, Any], request: web.Request) ->
 
 
 @route("POST", "/groups")
-async def add_group(emu: Emulator, body: dict[str, Any], request: web.Request) -> Any:
+async def add_group(emu: Engine, body: dict[str, Any], request: web.Request) -> Any:
     members = [_user(emu, {"user_id": uid}) for uid in body.get("member_ids", [])]
     group = emu.add_group(body["title"], members, id=body.get("id"))
     return {**group.chat_api(), "member_ids": [m.id for m in group.members]}
 
 
 @route("POST", "/send_text")
-async def send_text(emu: Emulator, body: dict[str, Any], request: web.Request) -> Any:
+async def send_text(emu: Engine, body: dict[str, Any], request: web.Request) -> Any:
     return await emu.send_text(
         _user(emu, body), body["text"], bot=_bot_ref(body.get("bot")), chat=_group(emu, body)
     )
 
 
 @route("POST", "/send_photo")
-async def send_photo(emu: Emulator, body: dict[str, Any], request: web.Request) -> Any:
+async def send_photo(emu: Engine, body: dict[str, Any], request: web.Request) -> Any:
     data = base64.b64decode(body["data_base64"])
     return await emu.send_photo(
         _user(emu, body), data, body.get("caption"), bot=_bot_ref(body.get("bot")), chat=_group(emu, body)
@@ -184,7 +184,7 @@ async def send_photo(emu: Emulator, body: dict[str, Any], request: web.Request) 
 
 
 @route("POST", "/press")
-async def press(emu: Emulator, body: dict[str, Any], request: web.Request) -> Any:
+async def press(emu: Engine, body: dict[str, Any], request: web.Request) -> Any:
     user = _user(emu, body)
     bot = emu.bot(_bot_ref(body.get("bot")))
     chat_id = int(body.get("chat_id") or user.id)
@@ -195,19 +195,19 @@ async def press(emu: Emulator, body: dict[str, Any], request: web.Request) -> An
 
 
 @route("POST", "/block")
-async def block(emu: Emulator, body: dict[str, Any], request: web.Request) -> Any:
+async def block(emu: Engine, body: dict[str, Any], request: web.Request) -> Any:
     emu.block(_user(emu, body), _bot_ref(body.get("bot")), notify=bool(body.get("notify", True)))
     return True
 
 
 @route("POST", "/unblock")
-async def unblock(emu: Emulator, body: dict[str, Any], request: web.Request) -> Any:
+async def unblock(emu: Engine, body: dict[str, Any], request: web.Request) -> Any:
     emu.unblock(_user(emu, body), _bot_ref(body.get("bot")), notify=bool(body.get("notify", True)))
     return True
 
 
 @route("POST", "/redeliver")
-async def redeliver(emu: Emulator, body: dict[str, Any], request: web.Request) -> Any:
+async def redeliver(emu: Engine, body: dict[str, Any], request: web.Request) -> Any:
     bot = emu.bot(_bot_ref(body.get("bot")))
     update = bot.all_updates.get(int(body["update_id"]))
     if update is None:
@@ -216,7 +216,7 @@ async def redeliver(emu: Emulator, body: dict[str, Any], request: web.Request) -
 
 
 @route("GET", "/chat/{chat_id}")
-async def chat(emu: Emulator, body: dict[str, Any], request: web.Request) -> Any:
+async def chat(emu: Engine, body: dict[str, Any], request: web.Request) -> Any:
     q = request.query
     messages = emu.chat(
         int(request.match_info["chat_id"]),
@@ -227,7 +227,7 @@ async def chat(emu: Emulator, body: dict[str, Any], request: web.Request) -> Any
 
 
 @route("GET", "/next_message/{chat_id}")
-async def next_message(emu: Emulator, body: dict[str, Any], request: web.Request) -> Any:
+async def next_message(emu: Engine, body: dict[str, Any], request: web.Request) -> Any:
     q = request.query
     msg = await emu.next_message(
         int(request.match_info["chat_id"]), timeout=float(q.get("timeout", 5)), bot=_bot_ref(q.get("bot"))
@@ -236,7 +236,7 @@ async def next_message(emu: Emulator, body: dict[str, Any], request: web.Request
 
 
 @route("POST", "/faults/429")
-async def fault_429(emu: Emulator, body: dict[str, Any], request: web.Request) -> Any:
+async def fault_429(emu: Engine, body: dict[str, Any], request: web.Request) -> Any:
     emu.faults.inject_429(
         count=body.get("count", 1),
         retry_after=int(body.get("retry_after", 1)),
@@ -247,7 +247,7 @@ async def fault_429(emu: Emulator, body: dict[str, Any], request: web.Request) -
 
 
 @route("POST", "/faults/5xx")
-async def fault_5xx(emu: Emulator, body: dict[str, Any], request: web.Request) -> Any:
+async def fault_5xx(emu: Engine, body: dict[str, Any], request: web.Request) -> Any:
     emu.faults.inject_5xx(
         count=body.get("count", 1),
         status=int(body.get("status", 500)),
@@ -260,7 +260,7 @@ async def fault_5xx(emu: Emulator, body: dict[str, Any], request: web.Request) -
 
 
 @route("POST", "/faults/slow")
-async def fault_slow(emu: Emulator, body: dict[str, Any], request: web.Request) -> Any:
+async def fault_slow(emu: Engine, body: dict[str, Any], request: web.Request) -> Any:
     emu.faults.slow(
         float(body["seconds"]),
         method=body.get("method"),
@@ -271,13 +271,13 @@ async def fault_slow(emu: Emulator, body: dict[str, Any], request: web.Request) 
 
 
 @route("POST", "/faults/clear")
-async def faults_clear(emu: Emulator, body: dict[str, Any], request: web.Request) -> Any:
+async def faults_clear(emu: Engine, body: dict[str, Any], request: web.Request) -> Any:
     emu.faults.clear()
     return True
 
 
 @route("POST", "/limits")
-async def limits(emu: Emulator, body: dict[str, Any], request: web.Request) -> Any:
+async def limits(emu: Engine, body: dict[str, Any], request: web.Request) -> Any:
     if body.get("enabled", True):
         settings = ("global_per_sec", "per_chat_per_sec", "per_group_per_min", "per_chat_burst")
         emu.limits.enable(**{k: body[k] for k in settings if k in body})
@@ -287,7 +287,7 @@ async def limits(emu: Emulator, body: dict[str, Any], request: web.Request) -> A
 
 
 @route("GET", "/stats")
-async def stats(emu: Emulator, body: dict[str, Any], request: web.Request) -> Any:
+async def stats(emu: Engine, body: dict[str, Any], request: web.Request) -> Any:
     return {
         **emu.stats.summary(),
         "per_chat": {str(k): v for k, v in emu.stats.per_chat().items()},
@@ -296,21 +296,21 @@ async def stats(emu: Emulator, body: dict[str, Any], request: web.Request) -> An
 
 
 @route("GET", "/violations")
-async def violations(emu: Emulator, body: dict[str, Any], request: web.Request) -> Any:
+async def violations(emu: Engine, body: dict[str, Any], request: web.Request) -> Any:
     return [dataclasses.asdict(v) for v in emu.violations]
 
 
 @route("GET", "/errors")
-async def errors(emu: Emulator, body: dict[str, Any], request: web.Request) -> Any:
+async def errors(emu: Engine, body: dict[str, Any], request: web.Request) -> Any:
     return [dataclasses.asdict(e) for e in emu.errors]
 
 
 @route("GET", "/callback_answers")
-async def callback_answers(emu: Emulator, body: dict[str, Any], request: web.Request) -> Any:
+async def callback_answers(emu: Engine, body: dict[str, Any], request: web.Request) -> Any:
     return [dataclasses.asdict(a) for a in emu.callback_answers]
 
 
 @route("POST", "/reset_records")
-async def reset_records(emu: Emulator, body: dict[str, Any], request: web.Request) -> Any:
+async def reset_records(emu: Engine, body: dict[str, Any], request: web.Request) -> Any:
     emu.reset_records()
     return True

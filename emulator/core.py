@@ -1,5 +1,6 @@
-"""The emulator: its HTTP server's life, the call pipeline every Bot API request goes through,
-and the Python API tests and the demo use to play the people on the other side.
+"""The emulator's engine: the call pipeline every Bot API request goes through, and the Python
+API tests and the demo use to play the people on the other side. Its HTTP server's life is
+`server.Emulator` (exported as `emulator.Emulator`):
 
     async with Emulator() as emu:
         bot = emu.add_bot("123456:TEST")
@@ -18,8 +19,6 @@ import re
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
-
-from aiohttp import web
 
 from emulator import methods
 from emulator.entities import detect
@@ -52,8 +51,9 @@ BotRef = SimBot | str | int | None
 ChatRef = SimUser | SimGroup | int
 
 
-class Emulator:
-    """A local Telegram Bot API. Several bots (tokens) can share one emulator."""
+class Engine:
+    """A local Telegram Bot API without its HTTP face (that is `server.Emulator`): the bots,
+    people and chats, the call pipeline, and the Python API. Several bots (tokens) share one."""
 
     def __init__(
         self,
@@ -94,35 +94,15 @@ class Emulator:
         self._user_ids = itertools.count(5_000_000_001)  # above 2**32, as real ids are
         self._group_ids = itertools.count(4_000_000_001)
         self._query_ids = itertools.count(7_000_000_000_001)
-        self._runner: web.AppRunner | None = None
 
     # -- life -------------------------------------------------------------------------------------
 
-    async def start(self) -> Emulator:
-        from emulator.server import make_app
-
-        self.closing = False
-        self._runner = web.AppRunner(make_app(self), handler_cancellation=True, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-        return self
-
-    async def stop(self) -> None:
+    async def close(self) -> None:
+        """Ends what runs on its own: waiting long polls return now, webhook senders stop."""
         self.closing = True
         for bot in self.bots.values():
             bot.updates_changed.notify()  # waiting long polls return now
         await self.webhooks.stop()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> Emulator:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     @property
     def base_url(self) -> str:

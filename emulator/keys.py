@@ -7,6 +7,6 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from emulator.core import Emulator
+    from emulator.core import Engine
 
-EMULATOR: web.AppKey[Emulator] = web.AppKey("emulator")
+EMULATOR: web.AppKey[Engine] = web.AppKey("emulator")

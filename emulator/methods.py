@@ -31,12 +31,12 @@ from emulator.state import (
 from emulator.stats import SendRecord
 
 if TYPE_CHECKING:
-    from emulator.core import Emulator
+    from emulator.host import Host
 
 
 @dataclass
 class Call:
-    emu: Emulator
+    emu: Host
     bot: SimBot
     name: str  # canonical method name, e.g. "sendMessage"
     params: dict[str, Any]

@@ -1,21 +1,52 @@
 """The HTTP face of the emulator: Bot API calls at `/bot<token>/<method>` (GET or POST, any
 parameter encoding), file downloads at `/file/bot<token>/<file_path>`, and the control API
-under `/_emu/` (control.py)."""
+under `/_emu/` (control.py). `Emulator` is the engine (core.py) served over HTTP."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from aiohttp import web
 
 from emulator.control import add_control_routes
-from emulator.core import Emulator
+from emulator.core import Engine
 from emulator.errors import violation
 from emulator.keys import EMULATOR
 from emulator.wire import BadBody, json_dumps, read_params
 
-__all__ = ["EMULATOR", "make_app"]
+__all__ = ["EMULATOR", "Emulator", "make_app"]
 
 
-def make_app(emu: Emulator) -> web.Application:
+class Emulator(Engine):
+    """A local Telegram Bot API: the engine plus its HTTP server's life."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> Emulator:
+        self.closing = False
+        self._runner = web.AppRunner(make_app(self), handler_cancellation=True, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        return self
+
+    async def stop(self) -> None:
+        await self.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> Emulator:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+def make_app(emu: Engine) -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024)  # Bot API uploads go up to 50 MB
     app[EMULATOR] = emu
     app.router.add_route("*", "/bot{token}/{method}", handle_api)

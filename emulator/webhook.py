@@ -25,13 +25,13 @@ from emulator.state import SimBot, Webhook, WebhookAttempt, now_unix
 from emulator.wire import read_multipart
 
 if TYPE_CHECKING:
-    from emulator.core import Emulator
+    from emulator.host import Host
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 
 class Webhooks:
-    def __init__(self, emu: Emulator, *, retry_base: float, retry_max: float, timeout: float) -> None:
+    def __init__(self, emu: Host, *, retry_base: float, retry_max: float, timeout: float) -> None:
         self.emu = emu
         self.retry_base = retry_base
         self.retry_max = retry_max
