@@ -29,7 +29,6 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.commands import set_person_menu
 from bot.runtime import PARTS, Running
 from bot.runtime import start as start_runtime
 from bot.runtime import stop as stop_runtime
@@ -38,6 +37,7 @@ from config.clock import Clock
 from config.settings import Settings, get_settings
 from content.i18n import LOCALES, Texts, texts
 from emulator import Emulator
+from handlers.kit.commands import set_person_menu
 from storage import seed
 from storage.db import make_engine, make_sessionmaker
 from storage.migrate import upgrade

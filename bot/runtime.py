@@ -24,9 +24,9 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.app import BotApp, create_app
-from bot.commands import set_default_menus
 from config.clock import Clock
 from config.settings import Settings
+from handlers.kit.commands import set_default_menus
 
 log = logging.getLogger("branchbot.runtime")
 

@@ -12,11 +12,11 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.filters import Joined
-from bot.forms import pack_messages
-from bot.keyboards import button, column, rows, show
 from content.i18n import Texts
 from content.pack import Category, Checklist, Pack
+from handlers.kit.filters import Joined
+from handlers.kit.forms import pack_messages
+from handlers.kit.keyboards import button, column, rows, show
 from storage.access import Actor
 from storage.models import Org
 

@@ -21,11 +21,11 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.filters import Joined
-from bot.forms import months_later, parse_deadline, short
-from bot.keyboards import button, column, rows, show
 from content.i18n import Raw, Texts
 from content.pack import Pack
+from handlers.kit.filters import Joined
+from handlers.kit.forms import months_later, parse_deadline, short
+from handlers.kit.keyboards import button, column, rows, show
 from storage import commitments
 from storage.access import Actor
 from storage.errors import Refused

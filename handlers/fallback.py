@@ -9,8 +9,8 @@ from __future__ import annotations
 from aiogram import F, Router
 from aiogram.types import CallbackQuery, Message
 
-from bot.commands import ROLE_COMMANDS
 from content.i18n import Texts
+from handlers.kit.commands import ROLE_COMMANDS
 from storage.access import Actor
 from storage.models import Person, Role
 

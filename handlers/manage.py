@@ -14,8 +14,8 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.filters import HasRole
 from content.i18n import Texts
+from handlers.kit.filters import HasRole
 from storage.access import Actor
 from storage.models import Org, OrgKind, Role
 from storage.orgs import org_tree

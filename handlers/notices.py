@@ -16,10 +16,10 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.filters import HasRole, Joined
-from bot.forms import short
-from bot.keyboards import button, edit_markup, rows
 from content.i18n import Texts
+from handlers.kit.filters import HasRole, Joined
+from handlers.kit.forms import short
+from handlers.kit.keyboards import button, edit_markup, rows
 from storage import notices, reminders
 from storage.access import MANAGER_ROLES
 from storage.models import Person

@@ -15,10 +15,10 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import BufferedInputFile, CallbackQuery, InlineKeyboardMarkup, Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.commands import set_person_menu
-from bot.filters import Joined
-from bot.keyboards import button, rows, show
 from content.i18n import Texts
+from handlers.kit.commands import set_person_menu
+from handlers.kit.filters import Joined
+from handlers.kit.keyboards import button, rows, show
 from storage import privacy
 from storage.access import Actor
 from storage.models import Person

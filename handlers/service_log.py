@@ -27,13 +27,13 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import BufferedInputFile, CallbackQuery, InlineKeyboardMarkup, Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.charts import MonthChart, render_month_chart_async
-from bot.filters import Joined
-from bot.forms import check_day, check_entry_field, duration_text, hours_1dp
-from bot.keyboards import button, column, rows, show
 from config.settings import Settings
 from content.i18n import Raw, Texts
 from content.pack import Pack
+from handlers.kit.charts import MonthChart, render_month_chart_async
+from handlers.kit.filters import Joined
+from handlers.kit.forms import check_day, check_entry_field, duration_text, hours_1dp
+from handlers.kit.keyboards import button, column, rows, show
 from storage import service_log
 from storage.access import Actor
 from storage.errors import Refused

@@ -9,9 +9,9 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.filters import Joined
-from bot.forms import pack_messages
 from content.i18n import Texts
+from handlers.kit.filters import Joined
+from handlers.kit.forms import pack_messages
 from storage import service_list
 from storage.access import Actor, get_org
 

@@ -8,10 +8,10 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.commands import set_person_menu
-from bot.filters import Joined
-from bot.keyboards import button, rows, show
 from content.i18n import LOCALES, Texts, texts
+from handlers.kit.commands import set_person_menu
+from handlers.kit.filters import Joined
+from handlers.kit.keyboards import button, rows, show
 from storage import people
 from storage.access import Actor
 from storage.models import Person

@@ -14,8 +14,8 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.commands import set_person_menu
 from content.i18n import Texts
+from handlers.kit.commands import set_person_menu
 from storage import people
 from storage.access import Actor, load_actor
 from storage.models import Person, Role

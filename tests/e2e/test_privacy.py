@@ -7,7 +7,7 @@ from datetime import date
 
 from sqlalchemy import select
 
-from bot.commands import set_person_menu
+from handlers.kit.commands import set_person_menu
 from storage.models import AuditEntry, EntryStatus, Membership, Person, Role, ServiceEntry
 from tests.e2e.harness import NOW
 

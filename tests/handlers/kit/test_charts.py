@@ -7,7 +7,7 @@ import warnings
 
 import pytest
 
-from bot.charts import (
+from handlers.kit.charts import (
     MonthChart,
     cjk_font_family,
     cjk_font_path,

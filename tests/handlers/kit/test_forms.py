@@ -6,7 +6,8 @@ from datetime import date
 
 import pytest
 
-from bot.forms import (
+from content.i18n import texts
+from handlers.kit.forms import (
     check_day,
     check_entry_field,
     duration_text,
@@ -16,7 +17,6 @@ from bot.forms import (
     parse_deadline,
     short,
 )
-from content.i18n import texts
 from storage.errors import Invalid, Refused
 
 TODAY = date(2026, 11, 28)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.filters import HasRole, Joined
+from handlers.kit.filters import HasRole, Joined
 from storage.access import Actor, Grant
 from storage.models import OrgKind, Person, Role
 
