@@ -45,7 +45,7 @@ def _db_downgrade(args: argparse.Namespace) -> int:
 def _registrars() -> list[Registrar]:
     regs: list[Registrar] = [_db]
     # Optional areas register themselves when present.
-    for mod_name in ("admin.cli", "admin.web_cli", "bot.demo_cli", "bot.run_cli"):
+    for mod_name in ("admin.cli", "admin.web_cli", "demo.cli", "bot.run_cli"):
         try:
             mod = __import__(mod_name, fromlist=["register"])
         except ModuleNotFoundError as e:

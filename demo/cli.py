@@ -32,10 +32,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.runtime import PARTS, Running
 from bot.runtime import start as start_runtime
 from bot.runtime import stop as stop_runtime
-from bot.terminal_chat import TerminalChat, stdin_lines
 from config.clock import Clock
 from config.settings import Settings, get_settings
 from content.i18n import LOCALES, Texts, texts
+from demo.terminal_chat import TerminalChat, stdin_lines
 from emulator import Emulator
 from handlers.kit.commands import set_person_menu
 from storage import seed

@@ -16,10 +16,10 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.cli import main
-from bot.demo_cli import Demo, _remove_database, free_port, show_banner, shown_database, start_demo, stop_demo
-from bot.terminal_chat import TerminalChat
 from config.clock import FrozenClock
 from config.settings import get_settings
+from demo.cli import Demo, _remove_database, free_port, show_banner, shown_database, start_demo, stop_demo
+from demo.terminal_chat import TerminalChat
 from storage import seed
 from storage.db import make_engine, make_sessionmaker
 from storage.models import EntryStatus, Person, ServiceEntry

@@ -13,7 +13,7 @@ import pytest
 from aiogram import Bot
 from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.terminal_chat import TerminalChat, merge_changes, render, stdin_lines
+from demo.terminal_chat import TerminalChat, merge_changes, render, stdin_lines
 from emulator import Emulator
 from storage.models import Role
 from storage.seed import DemoPerson
