@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from content.errors import PackError
+
 PACKS_DIR = Path(__file__).parent / "packs"
 # The pack a store operation uses when its caller passes none (the default of CONTENT_PACK).
 DEFAULT_PACK_ID = "qh-2015"
@@ -147,15 +149,6 @@ def _require_unique(ids: list[str], what: str) -> None:
         if i in seen:
             raise ValueError(f"duplicate {what} {i!r}")
         seen.add(i)
-
-
-class PackError(Exception):
-    """A broken pack: names the file, the line and the problem."""
-
-    def __init__(self, file: Path, line: int | None, problem: str) -> None:
-        self.file, self.line, self.problem = file, line, problem
-        where = f"{file}:{line}" if line else str(file)
-        super().__init__(f"content pack error in {where}: {problem}")
 
 
 # One file per section; the file name is the section name.

@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml
 
+from content.errors import PackError
+
 
 class _PackLoader(yaml.SafeLoader):
     """SafeLoader that leaves dates as strings: pydantic parses them, so a bad date such as
@@ -22,8 +24,6 @@ _PackLoader.yaml_implicit_resolvers = {
 
 def load_with_lines(path: Path) -> tuple[Any, yaml.Node | None]:
     """Parse a YAML file; return the data and its node tree (for `locate`)."""
-    from content.pack import PackError
-
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
@@ -41,8 +41,6 @@ def load_with_lines(path: Path) -> tuple[Any, yaml.Node | None]:
 
 def _check_duplicate_keys(path: Path, node: yaml.Node) -> None:
     # PyYAML keeps the last of two equal keys without a word; a pack author would never notice.
-    from content.pack import PackError
-
     if isinstance(node, yaml.MappingNode):
         seen: set[Any] = set()
         for k, v in node.value:
