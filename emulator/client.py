@@ -5,7 +5,7 @@
         await emu.send_text(user["id"], "/start")
         reply = await emu.next_message(user["id"])
 
-Method names follow core.Emulator; arguments and results are plain JSON (dicts, ids).
+Method names follow emulator.Emulator; arguments and results are plain JSON (dicts, ids).
 """
 
 from __future__ import annotations
