@@ -4,7 +4,15 @@
 One message lists the oldest entries; its buttons carry the entry ids, so the message itself is
 the list a press acts on (a press from an old list acts on exactly what that list showed, and an
 entry reviewed meanwhile is refused or skipped by the store). After each review the message is
-redrawn from the store.
+redrawn from the store, with a line saying what just changed.
+
+Each entry is labelled by its own id (`#17`), never by its position: the label on a button, in
+the list, on its photo and in another entry's "possible duplicate" mark is the same in every
+list and after every action, so nothing moves under the reviewer's thumb. The header counts what
+is still open: all of the reviewer's pending entries, and how many of them this list shows.
+
+Photos sent as evidence go out (by their Telegram file id, nothing is uploaded again) just before
+the list, each captioned with its entry's label.
 
 The member hears the outcome through the outbox (storage.review_notices), in the same
 transaction as the review: a review is never committed without its message queued, the message
@@ -33,6 +41,7 @@ from handlers.manage import STAFF_ROLES, hours, managers, message_of
 from storage import service_log
 from storage.access import Actor
 from storage.errors import Refused
+from storage.models import EntryStatus
 from storage.review_notices import enqueue_review_notices
 from storage.service_log import PendingItem
 
@@ -79,12 +88,12 @@ def _b36(n: int) -> str:
             return out
 
 
-def _item_line(_: Texts, n: int, item: PendingItem, pack: Pack, with_branch: bool) -> str:
+def _item_line(_: Texts, item: PendingItem, pack: Pack, with_branch: bool, duplicate_of: int | None) -> str:
     e = item.entry
     action = pack.action(e.action)
-    return _(
+    line = _(
         "review.item_branch" if with_branch else "review.item",
-        n=n,
+        n=e.id,
         name=item.person_name or _("review.someone"),
         branch=item.branch_name,
         day=e.day.isoformat(),
@@ -93,33 +102,57 @@ def _item_line(_: Texts, n: int, item: PendingItem, pack: Pack, with_branch: boo
         description=e.description,
         place=e.place or "—",
     )
+    if e.evidence_file_id:
+        line += " " + _("review.has_photo")
+    if duplicate_of is not None:
+        line += "\n" + _("review.possible_duplicate", other=duplicate_of)
+    return line
+
+
+def _done_line(_: Texts, entry_id: int, status: EntryStatus | None) -> str:
+    if status is EntryStatus.APPROVED:
+        return _("review.item_approved", n=entry_id)
+    if status is EntryStatus.REJECTED:
+        return _("review.item_rejected", n=entry_id)
+    return _("review.item_done", n=entry_id)
 
 
 async def render_list(
-    s: AsyncSession, actor: Actor, ids: list[int], _: Texts, pack: Pack
+    s: AsyncSession, actor: Actor, ids: list[int], _: Texts, pack: Pack, note: str | None = None
 ) -> tuple[str, InlineKeyboardMarkup | None]:
-    """The list message for `ids`, as the store has them now."""
+    """The list message for `ids`, as the store has them now; `note` says what just changed."""
     total = await service_log.count_pending_for(s, actor)
     pending = {i.entry.id: i for i in await service_log.pending_for(s, actor, limit=200)}
+    shown = [pending[i] for i in ids if i in pending]
+    duplicates = await service_log.possible_duplicates(s, [i.entry for i in shown])
+    states = await service_log.review_states(s, actor, [i for i in ids if i not in pending])
     with_branch = bool(actor.roles() & set(STAFF_ROLES))
-    lines = [_("review.header", total=total, shown=len(ids)) if total else _("review.header_done")]
+    if not total:
+        head = _("review.header_done")
+    elif len(shown) < total:
+        head = _("review.header", total=total, shown=len(shown))
+    else:
+        head = _("review.header_all", total=total)
+    lines = [head]
+    if note:
+        lines.append(note)
     rows: list[list[InlineKeyboardButton]] = []
     open_ids = []
-    for n, entry_id in enumerate(ids, start=1):
+    for entry_id in ids:
         item = pending.get(entry_id)
         if item is None:
-            lines.append(_("review.item_done", n=n))
+            lines.append(_done_line(_, entry_id, states.get(entry_id)))
             continue
         open_ids.append(entry_id)
-        lines.append(_item_line(_, n, item, pack, with_branch))
+        lines.append(_item_line(_, item, pack, with_branch, duplicates.get(entry_id)))
         rows.append(
             [
                 InlineKeyboardButton(
-                    text=_("review.approve_n", n=n),
+                    text=_("review.approve_n", n=entry_id),
                     callback_data=ReviewOne(entry_id=entry_id, approve=True).pack(),
                 ),
                 InlineKeyboardButton(
-                    text=_("review.reject_n", n=n),
+                    text=_("review.reject_n", n=entry_id),
                     callback_data=ReviewOne(entry_id=entry_id, approve=False).pack(),
                 ),
             ]
@@ -167,10 +200,11 @@ async def _redraw(
     ids: list[int],
     _: Texts,
     pack: Pack,
+    note: str | None = None,
 ) -> None:
     if not ids:
         return
-    text, markup = await render_list(s, actor, ids, _, pack)
+    text, markup = await render_list(s, actor, ids, _, pack, note)
     try:
         await bot.edit_message_text(text=text, chat_id=chat_id, message_id=message_id, reply_markup=markup)
     except TelegramBadRequest:
@@ -191,6 +225,9 @@ async def cmd_pending(
     items = await service_log.pending_for(session, actor, limit=SHOWN)
     inbox = await evaluate.inbox(session, actor, _, today)
     if items:
+        for item in items:
+            if item.entry.evidence_file_id:
+                await message.answer_photo(item.entry.evidence_file_id, caption=_photo_caption(_, item))
         text, markup = await render_list(session, actor, [i.entry.id for i in items], _, pack)
         await message.answer(text, reply_markup=markup)
         if inbox is not None:
@@ -199,6 +236,23 @@ async def cmd_pending(
         await message.answer(_("review.none") + "\n\n" + inbox[0], reply_markup=inbox[1])
     else:
         await message.answer(_("review.none"))
+
+
+def _photo_caption(_: Texts, item: PendingItem) -> str:
+    e = item.entry
+    return _(
+        "review.photo_caption",
+        n=e.id,
+        name=item.person_name or _("review.someone"),
+        day=e.day.isoformat(),
+        hours=hours(e.minutes),
+    )
+
+
+def _changed(_: Texts, key: str, outcome: service_log.ReviewOutcome) -> str:
+    """The line that says what the last press changed, e.g. "已通过 #17（张三，2.5 小时）"."""
+    e = outcome.entry
+    return _(key, n=e.id, name=outcome.name or _("review.someone"), hours=hours(e.minutes))
 
 
 @router.callback_query(ReviewOne.filter(F.approve))
@@ -226,7 +280,8 @@ async def on_approve_click(
     await session.commit()
     await query.answer(_("review.approved_one"))
     if msg is not None:
-        await _redraw(bot, session, actor, msg.chat.id, msg.message_id, ids, _, pack)
+        note = _changed(_, "review.changed_approved", outcome)
+        await _redraw(bot, session, actor, msg.chat.id, msg.message_id, ids, _, pack, note)
 
 
 @router.callback_query(ReviewOne.filter(~F.approve))
@@ -299,7 +354,10 @@ async def on_reason_text(
     await message.answer(_("review.rejected_one" if outcome.reachable else "review.rejected_unreachable"))
     ids = unpack_ids(data["list_ids"]) if data.get("list_ids") else []
     if data.get("list_chat") and data.get("list_message"):
-        await _redraw(bot, session, actor, int(data["list_chat"]), int(data["list_message"]), ids, _, pack)
+        note = _changed(_, "review.changed_rejected", outcome)
+        await _redraw(
+            bot, session, actor, int(data["list_chat"]), int(data["list_message"]), ids, _, pack, note
+        )
 
 
 @router.message(RejectFlow.reason, ~F.text.startswith("/"))
@@ -332,4 +390,6 @@ async def on_approve_all_click(
     await query.answer(text, show_alert=True)
     msg = message_of(query)
     if msg is not None:
-        await _redraw(bot, session, actor, msg.chat.id, msg.message_id, ids, _, pack)
+        labels = _("review.list_sep").join(f"#{o.entry.id}" for o in batch.outcomes)
+        note = _("review.changed_many", count=batch.done, labels=labels) if batch.done else text
+        await _redraw(bot, session, actor, msg.chat.id, msg.message_id, ids, _, pack, note)

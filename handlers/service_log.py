@@ -9,6 +9,11 @@ Wizard: action → day → duration → place → description → optional photo
 is checked as it comes and the step is asked again with a hint when it is wrong; earlier answers
 stay. Its state lives in the database (bot/fsm_storage.py), so it survives a restart.
 
+Both forms check the day's 24 hours as soon as the day and the duration are known (the quick
+form before the action is picked). When the store finds the entry may duplicate one the member
+already has, the form asks "log it anyway?" with two buttons; the answers wait in the state
+(`LogDuplicate`) and "yes" records with the same source, so a double tap still records once.
+
 Both forms record with source "<chat id>:<message id of the /log command>": a redelivered
 button press cannot record twice. Buttons carry that message id ("wid"), so a button from an
 earlier run of the form is recognized as stale.
@@ -38,7 +43,14 @@ from storage import service_log
 from storage.access import Actor
 from storage.errors import Refused
 from storage.models import Person, Role, ServiceEntry
-from storage.service_log import new_entry, parse_day, parse_duration, parse_quick_log
+from storage.service_log import (
+    ParseError,
+    PossibleDuplicate,
+    new_entry,
+    parse_day,
+    parse_duration,
+    parse_quick_log,
+)
 
 router = Router(name=__name__)
 router.message.filter(Joined())
@@ -61,6 +73,15 @@ class LogWizard(StatesGroup):
     description = State()
     photo = State()
     confirm = State()
+
+
+class LogDuplicate(StatesGroup):
+    confirm = State()
+
+
+class DupAnswer(CallbackData, prefix="ld"):
+    wid: int
+    go: bool
 
 
 class QuickPick(CallbackData, prefix="lq"):
@@ -137,7 +158,7 @@ async def cmd_log(
     if actor.home_branch_id() is None:
         raise Refused("log.not_member")
     if command.args and command.args.strip():
-        await _quick_start(message, command.args, session, _, today, settings, pack, locale, state)
+        await _quick_start(message, command.args, session, actor, _, today, settings, pack, locale, state)
         return
     await state.set_state(LogWizard.action)
     await state.set_data({"wid": message.message_id})
@@ -150,6 +171,7 @@ async def _quick_start(
     message: Message,
     args: str,
     session: AsyncSession,
+    actor: Actor,
     _: Texts,
     today: date,
     settings: Settings,
@@ -160,9 +182,12 @@ async def _quick_start(
     try:
         quick = parse_quick_log(args, today)
         check_day(quick.day, today, settings.log_window_days)
+        await service_log.check_day_room(session, actor.person_id, quick.day, quick.minutes)
     except Refused as e:
-        hint = "" if e.key == "log.quick_usage" else "\n" + _("log_chat.quick_example")
-        await message.answer(refusal(_, e) + hint)
+        # The example helps only when the line could not be read; a full day or a future date
+        # was read correctly, and the usage text already is the example.
+        hint = isinstance(e, ParseError) and e.key != "log.quick_usage"
+        await message.answer(refusal(_, e) + ("\n" + _("log_chat.quick_example") if hint else ""))
         return
     wid = message.message_id
     await state.set_state(LogQuick.action)
@@ -202,33 +227,153 @@ async def on_quick_action_click(
     if await state.get_state() != LogQuick.action.state or data.get("wid") != callback_data.wid:
         await query.answer(_("log_chat.stale"), show_alert=True)
         return
+    fields = {
+        "day": data["day"],
+        "minutes": data["minutes"],
+        "action": callback_data.action,
+        "description": data["description"],
+    }
     await state.clear()
+    await _record(
+        query, session, actor, _, today, settings, pack, locale, state, bot, callback_data.wid, fields
+    )
+
+
+async def _record(
+    query: CallbackQuery,
+    session: AsyncSession,
+    actor: Actor,
+    _: Texts,
+    today: date,
+    settings: Settings,
+    pack: Pack,
+    locale: str,
+    state: FSMContext,
+    bot: Bot,
+    wid: int,
+    fields: dict[str, Any],
+    *,
+    confirmed: bool = False,
+) -> None:
+    """Record the quick form's (or a confirmed duplicate's) answers and say so in the form's message."""
     try:
         row = await service_log.log_service(
             session,
             actor,
-            new_entry(
-                day=date.fromisoformat(data["day"]),
-                minutes=data["minutes"],
-                action=callback_data.action,
-                description=data["description"],
-            ),
-            source=f"{query.from_user.id}:{callback_data.wid}",
+            _new_entry(fields),
+            source=f"{query.from_user.id}:{wid}",
             today=today,
             window_days=settings.log_window_days,
             pack=pack,
+            allow_duplicate=confirmed,
         )
+    except PossibleDuplicate as e:
+        await _ask_duplicate(query, session, _, state, bot, wid, fields, e)
+        return
     except Refused as e:
-        # The form is over either way: say why, and how to write it again.
+        # The form is over either way: say why, and that /log starts it again.
         await session.commit()
         await query.answer()
         await show(
-            query, bot, _("log_chat.failed", reason=Raw(refusal(_, e))) + "\n" + _("log_chat.quick_example")
+            query, bot, _("log_chat.failed", reason=Raw(refusal(_, e))) + "\n" + _("log_chat.try_again")
         )
         return
     await session.commit()
     await query.answer(_("log_chat.recorded_toast"))
     await show(query, bot, recorded_text(_, actor, pack, locale, row))
+
+
+def _new_entry(fields: dict[str, Any]) -> service_log.NewEntry:
+    return new_entry(
+        day=date.fromisoformat(fields["day"]),
+        minutes=fields["minutes"],
+        action=fields["action"],
+        place=fields.get("place") or "",
+        description=fields["description"],
+        evidence_file_id=fields.get("photo"),
+    )
+
+
+async def _ask_duplicate(
+    query: CallbackQuery,
+    session: AsyncSession,
+    _: Texts,
+    state: FSMContext,
+    bot: Bot,
+    wid: int,
+    fields: dict[str, Any],
+    e: PossibleDuplicate,
+) -> None:
+    """Keep the answers and ask whether this really is a second entry."""
+    await state.set_state(LogDuplicate.confirm)
+    await state.set_data({"wid": wid, "fields": fields})
+    await session.commit()
+    await query.answer()
+    other = e.other
+    text = (
+        refusal(_, e)
+        + "\n"
+        + _(
+            "log_chat.duplicate_other",
+            description=other.description or "—",
+            hours=service_log.hours_text(other.minutes),
+        )
+        + "\n\n"
+        + _("log_chat.duplicate_ask")
+    )
+    markup = rows(
+        [
+            button(_("log_chat.btn_log_anyway"), DupAnswer(wid=wid, go=True).pack()),
+            button(_("log_chat.btn_dont_log"), DupAnswer(wid=wid, go=False).pack()),
+        ]
+    )
+    await show(query, bot, text, markup)
+
+
+@router.callback_query(DupAnswer.filter())
+async def on_duplicate_answer_click(
+    query: CallbackQuery,
+    callback_data: DupAnswer,
+    session: AsyncSession,
+    actor: Actor,
+    _: Texts,
+    today: date,
+    settings: Settings,
+    pack: Pack,
+    locale: str,
+    state: FSMContext,
+    bot: Bot,
+) -> None:
+    data = await state.get_data()
+    if await state.get_state() != LogDuplicate.confirm.state or data.get("wid") != callback_data.wid:
+        await query.answer(_("log_chat.stale"), show_alert=True)
+        return
+    await state.clear()
+    if not callback_data.go:
+        await session.commit()
+        await query.answer()
+        await show(query, bot, _("log_chat.duplicate_dropped"))
+        return
+    await _record(
+        query,
+        session,
+        actor,
+        _,
+        today,
+        settings,
+        pack,
+        locale,
+        state,
+        bot,
+        callback_data.wid,
+        data["fields"],
+        confirmed=True,
+    )
+
+
+@router.message(LogDuplicate.confirm, ~F.text.startswith("/"))
+async def on_duplicate_waiting(message: Message, _: Texts) -> None:
+    await message.answer(_("log_chat.use_buttons"))
 
 
 @router.message(LogQuick.action, ~F.text.startswith("/"))
@@ -330,6 +475,7 @@ BACK_TO = {
     "log.future_date": LogWizard.day_typed,
     "log.too_old": LogWizard.day_typed,
     "log.day_full": LogWizard.duration,
+    "log.day_no_room": LogWizard.day_typed,
     "log.bad_minutes": LogWizard.duration,
     "log.bad_place": LogWizard.place,
     "log.bad_description": LogWizard.description,
@@ -409,16 +555,26 @@ async def on_wizard_duration_click(
     query: CallbackQuery,
     callback_data: LogBtn,
     session: AsyncSession,
+    actor: Actor,
     _: Texts,
     pack: Pack,
     locale: str,
     state: FSMContext,
     bot: Bot,
 ) -> None:
-    if await _current(state, callback_data, LogWizard.duration) is None or not callback_data.value.isdigit():
+    data = await _current(state, callback_data, LogWizard.duration)
+    if data is None or not callback_data.value.isdigit():
         await query.answer(_("log_chat.stale"), show_alert=True)
         return
-    nxt, data = await _answer(state, session, minutes=int(callback_data.value))
+    minutes = int(callback_data.value)
+    try:
+        await _check_room(session, actor, data, minutes)
+    except Refused as e:
+        await query.answer()
+        text, markup = prompt(LogWizard.duration, _, pack, locale, callback_data.wid, data)
+        await show(query, bot, refusal(_, e) + "\n\n" + text, markup)
+        return
+    nxt, data = await _answer(state, session, minutes=minutes)
     await query.answer()
     await _ask_by_edit(query, bot, nxt, _, pack, locale, callback_data.wid, data)
 
@@ -470,23 +626,21 @@ async def on_wizard_confirm_click(
         await query.answer()
         await _ask_by_edit(query, bot, LogWizard.action, _, pack, locale, wid)
         return
+    fields = {k: data.get(k) for k in ("day", "minutes", "action", "place", "description", "photo")}
     try:
         row = await service_log.log_service(
             session,
             actor,
-            new_entry(
-                day=date.fromisoformat(data["day"]),
-                minutes=data["minutes"],
-                action=data["action"],
-                place=data.get("place") or "",
-                description=data["description"],
-                evidence_file_id=data.get("photo"),
-            ),
+            _new_entry(fields),
             source=f"{query.from_user.id}:{wid}",
             today=today,
             window_days=settings.log_window_days,
             pack=pack,
+            allow_duplicate=False,
         )
+    except PossibleDuplicate as e:
+        await _ask_duplicate(query, session, _, state, bot, wid, fields, e)
+        return
     except Refused as e:
         back = BACK_TO.get(e.key)
         if back is None:
@@ -557,12 +711,25 @@ async def on_wizard_day_text(
     await _ask(message, nxt, _, pack, locale, data)
 
 
+async def _check_room(session: AsyncSession, actor: Actor, data: dict[str, Any], minutes: int) -> None:
+    """The day's 24 hours, as soon as the wizard knows both the day and the duration."""
+    if data.get("day"):
+        await service_log.check_day_room(session, actor.person_id, date.fromisoformat(data["day"]), minutes)
+
+
 @router.message(LogWizard.duration, TEXT_ONLY)
 async def on_wizard_duration_text(
-    message: Message, session: AsyncSession, _: Texts, pack: Pack, locale: str, state: FSMContext
+    message: Message,
+    session: AsyncSession,
+    actor: Actor,
+    _: Texts,
+    pack: Pack,
+    locale: str,
+    state: FSMContext,
 ) -> None:
     try:
         minutes = parse_duration(message.text or "")
+        await _check_room(session, actor, await state.get_data(), minutes)
     except Refused as e:
         await _ask(message, LogWizard.duration, _, pack, locale, await state.get_data(), refusal(_, e))
         return

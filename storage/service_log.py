@@ -2,7 +2,10 @@
 
 Rules: no future days, nothing older than the log window, at most 24 hours per person per day
 (pending and approved entries count, rejected ones do not), only members and secretaries of a
-branch may log, and nobody reviews their own entries. A secretary's own entries go to the staff
+branch may log, and nobody reviews their own entries. A new entry that looks like one the person
+already has (same day and action, and the same duration or the same description once spaces and
+punctuation are ignored) is a `PossibleDuplicate` unless the caller says the person confirmed it;
+reviewers see the same rule's marks (`possible_duplicates`). A secretary's own entries go to the staff
 above, so they appear in staff's pending list and not in any secretary's.
 
 The chat's quick form is parsed here too, by pure functions (`parse_duration`, `parse_day`,
@@ -35,6 +38,21 @@ DAY_MINUTES = 24 * 60
 MAX_BATCH = 200
 REASON_MAX = 300
 DESCRIPTION_MAX = 500
+
+
+class PossibleDuplicate(Refused):
+    """The entry matches one the person already has; `other` is that entry. Nothing was written."""
+
+    default_key = "log.possible_duplicate"
+
+    def __init__(self, other: ServiceEntry) -> None:
+        super().__init__(other_id=other.id, day=other.day.isoformat(), hours=hours_text(other.minutes))
+        self.other = other
+
+
+def hours_text(minutes: int) -> str:
+    """Minutes as hours for a refusal's words ("20", "1.5", "1.33"): the chat and the web speak hours."""
+    return f"{minutes / 60:.2f}".rstrip("0").rstrip(".")
 
 
 class ParseError(Refused):
@@ -96,8 +114,12 @@ async def log_service(
     today: date,
     window_days: int,
     pack: Pack | None = None,
+    allow_duplicate: bool = True,
 ) -> ServiceEntry:
     """Record one pending entry for the actor in their branch.
+
+    With `allow_duplicate=False` an entry matching one the person already has raises
+    `PossibleDuplicate` (the chat asks first, then calls again with True once confirmed).
 
     `source` ("chat_id:message_id") makes redelivery harmless: if an entry with that source
     exists for this person, it is returned unchanged and no rule is re-checked (the day may be
@@ -126,16 +148,13 @@ async def log_service(
     if entry.pairing_id is not None:
         await _require_pairing(s, entry.pairing_id, branch_id)
 
-    done = await s.scalar(
-        select(func.coalesce(func.sum(ServiceEntry.minutes), 0)).where(
-            ServiceEntry.person_id == actor.person_id,
-            ServiceEntry.day == entry.day,
-            ServiceEntry.status != EntryStatus.REJECTED,
+    await check_day_room(s, actor.person_id, entry.day, entry.minutes)
+    if not allow_duplicate:
+        other = await find_duplicate(
+            s, actor.person_id, entry.day, entry.action, entry.minutes, entry.description
         )
-    )
-    done = int(done or 0)
-    if done + entry.minutes > DAY_MINUTES:
-        raise Refused("log.day_full", left=max(0, DAY_MINUTES - done))
+        if other is not None:
+            raise PossibleDuplicate(other)
 
     row = ServiceEntry(
         person_id=actor.person_id,
@@ -157,6 +176,100 @@ async def log_service(
             raise Refused("log.duplicate_source") from None
         return existing
     return row
+
+
+async def day_room(s: AsyncSession, person_id: int, day: date) -> int:
+    """Minutes the person may still log on `day` (pending and approved entries count)."""
+    done = await s.scalar(
+        select(func.coalesce(func.sum(ServiceEntry.minutes), 0)).where(
+            ServiceEntry.person_id == person_id,
+            ServiceEntry.day == day,
+            ServiceEntry.status != EntryStatus.REJECTED,
+        )
+    )
+    return max(0, DAY_MINUTES - int(done or 0))
+
+
+async def check_day_room(s: AsyncSession, person_id: int, day: date, minutes: int) -> None:
+    """The 24-hour rule, said as soon as the day and the duration are known (the chat asks it
+    before the action is picked; `log_service` asks it again when writing)."""
+    left = await day_room(s, person_id, day)
+    if minutes > left:
+        if left == 0:
+            raise Refused("log.day_no_room", day=day.isoformat())
+        raise Refused("log.day_full", left=hours_text(left))
+
+
+# ---------------------------------------------------------------------------------------------
+# Possible duplicates
+
+
+_NOT_WORDS = re.compile(r"[\s\W_]+")
+
+
+def same_text_key(text: str) -> str:
+    """A description as compared for duplicates: width-folded (NFKC), lower case, with spaces and
+    punctuation (Chinese or Latin) removed, so "社区义诊。" and "社区 义诊" match."""
+    return _NOT_WORDS.sub("", unicodedata.normalize("NFKC", text or "")).lower()
+
+
+def is_duplicate(a: ServiceEntry | NewEntry, b: ServiceEntry | NewEntry) -> bool:
+    """The rule: same day and service action, and the same duration or the same description."""
+    if a.day != b.day or a.action != b.action:
+        return False
+    return a.minutes == b.minutes or (
+        bool(same_text_key(a.description)) and same_text_key(a.description) == same_text_key(b.description)
+    )
+
+
+def _same_day_entries(person_id: int, day: date, action: str) -> Any:
+    return select(ServiceEntry).where(
+        ServiceEntry.person_id == person_id,
+        ServiceEntry.day == day,
+        ServiceEntry.action == action,
+        ServiceEntry.status != EntryStatus.REJECTED,
+    )
+
+
+async def find_duplicate(
+    s: AsyncSession, person_id: int, day: date, action: str, minutes: int, description: str
+) -> ServiceEntry | None:
+    """The person's earliest non-rejected entry that the new one would duplicate, if any."""
+    probe = NewEntry.model_construct(day=day, action=action, minutes=minutes, description=description)
+    rows = await s.scalars(_same_day_entries(person_id, day, action).order_by(ServiceEntry.id))
+    return next((r for r in rows if is_duplicate(r, probe)), None)
+
+
+async def possible_duplicates(s: AsyncSession, entries: Sequence[ServiceEntry]) -> dict[int, int]:
+    """For each of `entries` that matches another non-rejected entry of the same person, that
+    other entry's id (the earliest one). One query for the whole list; reviewers see the mark,
+    the person already confirmed it in chat."""
+    keys = {(e.person_id, e.day) for e in entries if e.person_id is not None}
+    if not keys:
+        return {}
+    people = {p for p, _ in keys}
+    days = {d for _, d in keys}
+    rows = list(
+        await s.scalars(
+            select(ServiceEntry)
+            .where(
+                ServiceEntry.person_id.in_(people),
+                ServiceEntry.day.in_(days),
+                ServiceEntry.status != EntryStatus.REJECTED,
+            )
+            .order_by(ServiceEntry.id)
+        )
+    )
+    out: dict[int, int] = {}
+    for e in entries:
+        if e.person_id is None or e.status is EntryStatus.REJECTED:
+            continue
+        other = next(
+            (r for r in rows if r.id != e.id and r.person_id == e.person_id and is_duplicate(r, e)), None
+        )
+        if other is not None:
+            out[e.id] = other.id
+    return out
 
 
 async def _by_source(s: AsyncSession, source: str) -> ServiceEntry | None:
@@ -296,6 +409,7 @@ class ReviewOutcome:
     telegram_id: int | None
     locale: str | None
     reachable: bool
+    name: str | None = None  # the member's name, for the reviewer's "what changed" line
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,6 +459,19 @@ async def count_pending_for(s: AsyncSession, actor: Actor) -> int:
     return int(n or 0)
 
 
+async def review_states(s: AsyncSession, actor: Actor, ids: Sequence[int]) -> dict[int, EntryStatus]:
+    """The status of each of `ids` this actor may review (pending or not): a list the reviewer
+    was shown says what became of its entries, and nothing about anyone else's."""
+    if not ids:
+        return {}
+    rows = await s.execute(
+        select(ServiceEntry.id, ServiceEntry.status)
+        .join(Org, Org.id == ServiceEntry.org_id)
+        .where(ServiceEntry.id.in_(list(ids)), _reviewable(actor))
+    )
+    return {i: st for i, st in rows}
+
+
 def _clean_reason(approve: bool, reason: str | None) -> str | None:
     text = clean_text(reason or "")
     if len(text) > REASON_MAX:
@@ -389,6 +516,7 @@ async def _outcome(s: AsyncSession, entry: ServiceEntry) -> ReviewOutcome:
         telegram_id=person.telegram_id if person else None,
         locale=person.locale if person else None,
         reachable=bool(person and person.reachable),
+        name=person.name if person else None,
     )
 
 

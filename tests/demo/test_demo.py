@@ -46,7 +46,7 @@ def item_number(chat: TerminalChat, since: int, description: str) -> int:
     """The number of the /pending list item whose description line mentions `description`."""
     lines = chat.transcript[since:]
     at = next(i for i, line in enumerate(lines) if description in line)
-    m = re.match(r"\s*(\d+)\.", lines[at - 1])
+    m = re.match(r"\s*#(\d+) ", lines[at - 1])
     assert m, lines[at - 1]
     return int(m[1])
 
@@ -116,7 +116,7 @@ async def test_member_logs_service_and_the_secretary_approves_it_by_number(demo:
     mark = len(chat.transcript)
     await chat.handle_line("/pending")
     n = item_number(chat, mark, "社区义诊")
-    await chat.handle_line(str(button_number(chat, f"通过 {n}")))
+    await chat.handle_line(str(button_number(chat, f"通过 #{n}")))
     async with sm() as s:
         entry = await s.get(ServiceEntry, entry.id)
     assert entry is not None and entry.status is EntryStatus.APPROVED, chat.output

@@ -8,7 +8,9 @@ from datetime import date
 import pytest
 from sqlalchemy import select
 
+from storage import service_log
 from storage.models import ConversationState, EntryStatus, ServiceEntry
+from tests.e2e.forge import forged_button
 from tests.e2e.harness import Chat, plain
 
 # Enough of a PNG for the emulator to take it as a photo.
@@ -68,36 +70,106 @@ async def test_quick_form_reads_durations_and_days(chat, db, world, line, day, m
 
 
 @pytest.mark.parametrize(
-    ("line", "says"),
+    ("line", "says", "format_hint"),
     [
-        ("/log 0 今天 清扫", "大于 0"),
-        ("/log -1 今天 清扫", "看不懂时长"),
-        ("/log 25 今天 清扫", "不超过 24 小时"),
-        ("/log 2 2026-12-01 清扫", "不能晚于今天"),
-        ("/log 2 2026-08-01 清扫", "最近 90 天"),
-        ("/log 2 2026-13-45 清扫", "看不懂日期"),
-        ("/log abc 今天 清扫", "看不懂时长"),
-        ("/log 2", "用法"),
-        ("/log 2 今天 " + "长" * 501, "最多 500 个字"),
+        ("/log 0 今天 清扫", "大于 0", True),
+        ("/log -1 今天 清扫", "看不懂时长", True),
+        ("/log 25 今天 清扫", "不超过 24 小时", True),
+        ("/log 2 2026-12-01 清扫", "不能晚于今天", False),  # read right: the day is the problem
+        ("/log 2 2026-08-01 清扫", "最近 90 天", False),
+        ("/log 2 2026-13-45 清扫", "看不懂日期", True),
+        ("/log abc 今天 清扫", "看不懂时长", True),
+        ("/log 2", "用法", False),  # the usage text is the example already
+        ("/log 2 今天 " + "长" * 501, "最多 500 个字", True),
     ],
 )
-async def test_bad_line_is_explained_and_stores_nothing(chat, db, world, line, says) -> None:
+async def test_bad_line_is_explained_and_stores_nothing(chat, db, world, line, says, format_hint) -> None:
     reply = await chat.send(world.member_a, line)
     assert says in reply.text
-    assert "/log" in reply.text  # and how to write it right
+    assert ("正确写法" in reply.text) is format_hint  # how to write it, only when it was misread
     assert reply.buttons == []
     assert await db.count(ServiceEntry) == 0
     assert await db.count(ConversationState) == 0
 
 
-async def test_more_than_24_hours_in_a_day_is_refused_with_what_is_left(chat, db, world) -> None:
-    reply = await chat.send(world.member_a, "/log 20 今天 值守")
+async def test_more_than_24_hours_in_a_day_is_refused_at_once_in_hours(chat, db, world) -> None:
+    """The reported case: 4 hours logged, then `/log 23 今天 …`. The day's room is checked as soon
+    as the line is read (before any action is picked), said in hours, with no format hint."""
+    reply = await chat.send(world.member_a, "/log 4 今天 值守")
     await chat.press(world.member_a, reply, "党员公益日")
-    reply = await chat.send(world.member_a, "/log 5 今天 值守")
-    done = await chat.press(world.member_a, reply, "党员公益日")
-    assert "24 小时" in done.text and "240 分钟" in done.text and "/log" in done.text
-    assert done.buttons == []
-    assert [r.minutes for r in await entries(db)] == [1200]
+    reply = await chat.send(world.member_a, "/log 23 今天 夜间值守")
+    assert "24 小时" in reply.text and "最多还能登记 20 小时" in reply.text
+    assert "分钟" not in reply.text and "正确写法" not in reply.text
+    assert reply.buttons == []  # no action to pick: nothing would fit
+    assert [r.minutes for r in await entries(db)] == [240]
+    assert await db.count(ConversationState) == 0
+
+
+async def test_a_full_day_is_said_so(chat, db, world) -> None:
+    reply = await chat.send(world.member_a, "/log 24 今天 值守")
+    await chat.press(world.member_a, reply, "党员公益日")
+    reply = await chat.send(world.member_a, "/log 1 今天 值守")
+    assert "2026-11-28 这一天已经登记满 24 小时" in reply.text and reply.buttons == []
+
+
+async def test_wizard_checks_the_day_as_soon_as_the_duration_is_given(chat, db, world) -> None:
+    m = world.member_a
+    reply = await chat.send(m, "/log 22 今天 值守")
+    await chat.press(m, reply, "党员公益日")
+    reply = await chat.send(m, "/log")
+    reply = await chat.press(m, reply, "党员志愿服务行动")
+    reply = await chat.press(m, reply, "今天")
+    reply = await chat.press(m, reply, "3 小时")  # a button
+    assert "最多还能登记 2 小时" in reply.text and "第 3/6 步" in reply.text
+    reply = await chat.send(m, "2.5")  # typed
+    assert "最多还能登记 2 小时" in reply.text and "第 3/6 步" in reply.text
+    reply = await chat.send(m, "2")
+    assert "第 4/6 步" in reply.text
+
+
+async def test_a_possible_duplicate_is_asked_about_and_logged_only_if_confirmed(chat, db, world) -> None:
+    m = world.member_a
+    reply = await chat.send(m, "/log 2 今天 社区义诊")
+    await chat.press(m, reply, "党员志愿服务行动")
+    # The same line again: the bot says so and asks.
+    reply = await chat.send(m, "/log 2 今天 社区义诊。")
+    asked = await chat.press(m, reply, "党员志愿服务行动")
+    [first] = await entries(db)
+    assert f"#{first.id}" in asked.text and "可能是重复的" in asked.text and "社区义诊" in asked.text
+    assert asked.buttons == ["仍然登记", "不登记"]
+    dropped = await chat.press(m, asked, "不登记")
+    assert "没有登记" in dropped.text and dropped.buttons == []
+    assert len(await entries(db)) == 1
+    # Once more, and this time it really was a second time.
+    reply = await chat.send(m, "/log 2 今天 社区 义诊")
+    asked = await chat.press(m, reply, "党员志愿服务行动")
+    yes = asked.message.buttons[0]["callback_data"]
+    done = await chat.press(m, asked, "仍然登记")
+    assert done.alert == "已登记" and "待书记审核" in done.text
+    old_copy = await forged_button(chat, m, yes)  # the same button pressed again later
+    again = await chat.press(m, old_copy, "forged")
+    assert again.alert and "失效" in again.alert
+    assert [(r.minutes, r.description) for r in await entries(db)] == [(120, "社区义诊"), (120, "社区 义诊")]
+    assert await db.count(ConversationState) == 0
+
+
+async def test_the_wizard_asks_about_a_possible_duplicate_too(chat, db, world) -> None:
+    m = world.member_a
+    reply = await chat.send(m, "/log 1 昨天 看望老人")
+    await chat.press(m, reply, "党员与您同行")
+    reply = await chat.send(m, "/log")
+    reply = await chat.press(m, reply, "党员与您同行")
+    reply = await chat.press(m, reply, "昨天")
+    reply = await chat.press(m, reply, "1 小时")
+    reply = await chat.press(m, reply, "跳过")
+    reply = await chat.send(m, "入户走访")
+    reply = await chat.press(m, reply, "跳过")
+    asked = await chat.press(m, reply, "✅ 提交")
+    assert "可能是重复的" in asked.text and asked.buttons == ["仍然登记", "不登记"]
+    assert len(await entries(db)) == 1
+    done = await chat.press(m, asked, "仍然登记")
+    assert "待书记审核" in done.text
+    assert [r.description for r in await entries(db)] == ["看望老人", "入户走访"]
 
 
 async def test_button_of_an_earlier_quick_form_is_stale(chat, db, world) -> None:
@@ -278,10 +350,8 @@ async def test_command_in_the_middle_leaves_the_wizard(chat, db, world) -> None:
     assert await db.count(ConversationState) == 0
 
 
-async def test_store_refusal_at_submit_goes_back_to_that_step(chat, db, world) -> None:
+async def test_store_refusal_at_submit_goes_back_to_that_step(chat, db, world, session) -> None:
     m = world.member_a
-    reply = await chat.send(m, "/log 22 今天 值守")
-    await chat.press(m, reply, "党员公益日")
     reply = await chat.send(m, "/log")
     reply = await chat.press(m, reply, "党员志愿服务行动")
     reply = await chat.press(m, reply, "今天")
@@ -289,8 +359,13 @@ async def test_store_refusal_at_submit_goes_back_to_that_step(chat, db, world) -
     reply = await chat.press(m, reply, "跳过")
     reply = await chat.send(m, "加班服务")
     reply = await chat.press(m, reply, "跳过")
+    # Meanwhile 22 hours of that day were logged another way: the store refuses at submit.
+    actor = await world.actor(session, m)
+    entry = service_log.new_entry(day=TODAY, minutes=22 * 60, action="welfare_day", description="值守")
+    await service_log.log_service(session, actor, entry, source=None, today=TODAY, window_days=90)
+    await session.commit()
     reply = await chat.press(m, reply, "✅ 提交")
-    assert "120 分钟" in reply.text and "第 3/6 步" in reply.text
+    assert "最多还能登记 2 小时" in reply.text and "第 3/6 步" in reply.text
     assert len(await entries(db)) == 1
     reply = await chat.press(m, reply, "2 小时")
     text = plain(reply.text)

@@ -68,7 +68,7 @@ async def test_a_review_outcome_reaches_the_member(chat, db, world, session, bot
     await session.commit()
 
     listing = (await chat.send(world.secretary_a, "/pending")).sent[0]
-    await chat.press(world.secretary_a, listing, "✅ 通过 1")
+    await chat.press(world.secretary_a, listing, "✅ 通过 #")
     await drain(bot_app)
     told = [m for m in chat.messages(member) if "已通过审核" in (m.text or "")]
     assert len(told) == 1 and "1.5 小时" in told[0].text and "2026-11-26" in told[0].text

@@ -38,18 +38,20 @@ async def test_pending_lists_the_branchs_entries_and_approving_one_tells_the_mem
 
     reply = await chat.send(world.secretary_a, "/pending")
     listing = reply.sent[0]
-    assert "共 2 条" in listing.text
+    assert "共 2 条待审，全部列在下面" in listing.text
     assert "张三" in listing.text and "2.5 小时" in listing.text and "社区义诊" in listing.text
     assert "李四" in listing.text and "敬老院探访" in listing.text and "王五" not in listing.text
+    # Each entry is labelled by its id, on its line and on its buttons.
+    assert f"#{first} 张三" in listing.text and f"#{second} 李四" in listing.text
     assert [b["text"] for b in listing.buttons] == [
-        "✅ 通过 1",
-        "❌ 退回 1",
-        "✅ 通过 2",
-        "❌ 退回 2",
+        f"✅ 通过 #{first}",
+        f"❌ 退回 #{first}",
+        f"✅ 通过 #{second}",
+        f"❌ 退回 #{second}",
         "✅ 以上全部通过（2 条）",
     ]
 
-    pressed = await chat.press(world.secretary_a, listing, "✅ 通过 1")
+    pressed = await chat.press(world.secretary_a, listing, f"✅ 通过 #{first}")
     assert pressed.alert and "已通过" in pressed.alert
     row = await entry(db, first)
     assert row.status is EntryStatus.APPROVED and row.reviewer_id == world.secretary_a.id
@@ -58,18 +60,24 @@ async def test_pending_lists_the_branchs_entries_and_approving_one_tells_the_mem
     told = await db.one(select(Delivery).where(Delivery.dedupe_key == f"review:{first}:approved"))
     assert told.chat_id == world.member_a.telegram_id and told.person_id == world.member_a.id
     assert "2.5 小时" in told.payload["text"] and "已通过审核" in told.payload["text"]
-    # The list is redrawn in place: the first is done, the second still has its buttons.
+    # The list is redrawn in place: it says what changed, the first is done, and the second
+    # keeps its label and its buttons.
     redrawn = pressed.edited[-1]
     assert redrawn.message_id == listing.message_id
-    assert "1. ✔️ 已处理" in redrawn.text and "共 1 条" in redrawn.text
-    assert [b["text"] for b in redrawn.buttons] == ["✅ 通过 2", "❌ 退回 2", "✅ 以上全部通过（1 条）"]
+    assert f"刚才：✅ 已通过 #{first}（张三，2.5 小时）" in redrawn.text
+    assert f"#{first} ✅ 已通过" in redrawn.text and "共 1 条待审，全部列在下面" in redrawn.text
+    assert [b["text"] for b in redrawn.buttons] == [
+        f"✅ 通过 #{second}",
+        f"❌ 退回 #{second}",
+        "✅ 以上全部通过（1 条）",
+    ]
 
 
 async def test_reject_asks_for_a_reason_and_tells_the_member_why(chat, db, world, session) -> None:
     entry_id = await log(session, world, world.member_a)
     listing = (await chat.send(world.secretary_a, "/pending")).sent[0]
 
-    asked = await chat.press(world.secretary_a, listing, "❌ 退回 1")
+    asked = await chat.press(world.secretary_a, listing, f"❌ 退回 #{entry_id}")
     assert "理由" in asked.text and "张三" in asked.text
     too_long = await chat.send(world.secretary_a, "理" * 301)
     assert "300" in too_long.text and "重新" in too_long.text
@@ -82,12 +90,14 @@ async def test_reject_asks_for_a_reason_and_tells_the_member_why(chat, db, world
     told = await db.one(select(Delivery).where(Delivery.dedupe_key == f"review:{entry_id}:rejected"))
     assert "服务时长与签到表不符" in told.payload["text"]
     assert "都审核完了" in done.edited[-1].text and not done.edited[-1].buttons
+    assert f"刚才：❌ 已退回 #{entry_id}（张三，1.5 小时）" in done.edited[-1].text
+    assert f"#{entry_id} ❌ 已退回" in done.edited[-1].text
 
 
 async def test_a_photo_instead_of_a_reason_is_explained(chat, db, world, session) -> None:
     entry_id = await log(session, world, world.member_a)
     listing = (await chat.send(world.secretary_a, "/pending")).sent[0]
-    await chat.press(world.secretary_a, listing, "❌ 退回 1")
+    await chat.press(world.secretary_a, listing, f"❌ 退回 #{entry_id}")
     reply = await chat.send_photo(world.secretary_a, b"\x89PNG\r\n\x1a\n" + b"\0" * 16)
     assert "文字" in reply.text
     assert (await entry(db, entry_id)).status is EntryStatus.PENDING
@@ -105,6 +115,8 @@ async def test_approve_all_shown_approves_exactly_the_list(chat, db, world, sess
     keys = await db.all(select(Delivery.dedupe_key).order_by(Delivery.id))
     assert keys == [f"review:{i}:approved" for i in ids]
     assert "发送 /pending 查看其余记录" in pressed.edited[-1].text
+    assert f"刚才：✅ 已通过 2 条（#{ids[0]}、#{ids[1]}）" in pressed.edited[-1].text
+    assert "共 1 条待审" in pressed.edited[-1].text  # the one that came later
 
 
 async def test_a_button_from_an_old_list_is_refused_and_changes_nothing(chat, db, world, session) -> None:
@@ -112,10 +124,10 @@ async def test_a_button_from_an_old_list_is_refused_and_changes_nothing(chat, db
     old = (await chat.send(world.secretary_a, "/pending")).sent[0]
     older = (await chat.send(world.secretary_a, "/pending")).sent[0]
     new = (await chat.send(world.secretary_a, "/pending")).sent[0]
-    await chat.press(world.secretary_a, new, "✅ 通过 1")
-    again = await chat.press(world.secretary_a, old, "✅ 通过 1")
+    await chat.press(world.secretary_a, new, f"✅ 通过 #{entry_id}")
+    again = await chat.press(world.secretary_a, old, f"✅ 通过 #{entry_id}")
     assert again.alert and "审核过" in again.alert
-    assert "1. ✔️ 已处理" in again.edited[-1].text  # the old list is brought up to date
+    assert f"#{entry_id} ✅ 已通过" in again.edited[-1].text  # the old list is brought up to date
     rejected = await chat.press(world.secretary_a, older, "✅ 以上全部通过")
     assert rejected.alert and "0 条" in rejected.alert and "之前已处理" in rejected.alert
     row = await entry(db, entry_id)
@@ -137,7 +149,7 @@ async def test_staff_review_a_secretarys_own_entry_and_secretaries_do_not_see_it
     assert "没有等您审核" in (await chat.send(world.secretary_a, "/pending")).text
     listing = (await chat.send(world.staff, "/pending")).sent[0]
     assert "李书记" in listing.text and world.branch_a.name in listing.text
-    await chat.press(world.staff, listing, "✅ 通过 1")
+    await chat.press(world.staff, listing, f"✅ 通过 #{entry_id}")
     assert (await entry(db, entry_id)).reviewer_id == world.staff.id
 
 
@@ -160,7 +172,7 @@ async def test_staff_outside_the_subtree_can_neither_see_nor_review(chat, db, wo
 async def test_a_command_in_the_middle_of_a_rejection_leaves_it(chat, db, world, session) -> None:
     entry_id = await log(session, world, world.member_a)
     listing = (await chat.send(world.secretary_a, "/pending")).sent[0]
-    await chat.press(world.secretary_a, listing, "❌ 退回 1")
+    await chat.press(world.secretary_a, listing, f"❌ 退回 #{entry_id}")
     again = await chat.send(world.secretary_a, "/pending")
     assert "共 1 条" in again.sent[0].text
     await chat.send(world.secretary_a, "这句话不是理由")
@@ -180,7 +192,7 @@ async def test_a_long_queue_shows_the_oldest_first(chat, world, session) -> None
     for i in range(8):
         await log(session, world, world.member_a, minutes=30, description=f"第{i + 1}次服务")
     listing = (await chat.send(world.secretary_a, "/pending")).sent[0]
-    assert "共 8 条，下面是最早的 6 条" in listing.text
+    assert "共 8 条待审，这里列出最早的 6 条" in listing.text
     assert "第1次服务" in listing.text and "第6次服务" in listing.text and "第7次服务" not in listing.text
 
 
@@ -188,7 +200,38 @@ async def test_english_speaking_secretary_gets_english(chat, world, session) -> 
     secretary = await session.get(Person, world.secretary_a.id)
     secretary.locale = "en"
     await session.commit()
-    await log(session, world, world.member_a)
+    entry_id = await log(session, world, world.member_a)
     listing = (await chat.send(world.secretary_a, "/pending")).sent[0]
     assert "awaiting review" in listing.text and "1.5 h" in listing.text
-    assert [b["text"] for b in listing.buttons][:2] == ["✅ Approve 1", "❌ Reject 1"]
+    assert [b["text"] for b in listing.buttons][:2] == [f"✅ Approve #{entry_id}", f"❌ Reject #{entry_id}"]
+
+
+async def test_labels_stay_with_their_entries_across_actions_and_lists(chat, db, world, session) -> None:
+    """The reported case: four pending, "✅ 通过 4" pressed; the count is right and every other
+    entry keeps the label it had, in the redrawn list and in a fresh /pending."""
+    ids = [await log(session, world, world.member_a, minutes=30, description=f"第{i}次") for i in range(1, 6)]
+    listing = (await chat.send(world.secretary_a, "/pending")).sent[0]
+    assert "共 5 条待审，全部列在下面" in listing.text
+    pressed = await chat.press(world.secretary_a, listing, f"✅ 通过 #{ids[3]}")
+    redrawn = pressed.edited[-1]
+    assert "共 4 条待审，全部列在下面" in redrawn.text
+    assert f"刚才：✅ 已通过 #{ids[3]}" in redrawn.text
+    open_ids = [i for i in ids if i != ids[3]]
+    labels = [f"✅ 通过 #{i}" for i in open_ids]
+    assert [b["text"] for b in redrawn.buttons if b["text"].startswith("✅ 通过 #")] == labels
+    fresh = (await chat.send(world.secretary_a, "/pending")).sent[0]
+    assert [b["text"] for b in fresh.buttons if b["text"].startswith("✅ 通过 #")] == labels
+    assert f"#{ids[4]} 张三" in fresh.text and f"#{ids[3]}" not in fresh.text
+
+
+async def test_a_possible_duplicate_is_marked_with_the_other_entrys_label(chat, world, session) -> None:
+    first = await log(session, world, world.member_a, minutes=120, description="社区义诊")
+    second = await log(
+        session, world, world.member_a, minutes=60, description="社区义诊！"
+    )  # confirmed in chat
+    third = await log(session, world, world.member_a2, minutes=120, description="社区义诊")  # someone else
+    listing = (await chat.send(world.secretary_a, "/pending")).sent[0]
+    text = listing.text
+    assert f"可能重复：与 #{second}" in text and f"可能重复：与 #{first}" in text
+    assert text.count("可能重复") == 2  # not the other member's entry
+    assert f"#{third} 李四" in text

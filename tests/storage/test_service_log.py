@@ -110,11 +110,11 @@ async def test_day_fills_up_to_24_hours_and_not_a_minute_more(session, world) ->
     await log(session, world, world.member_a, minutes=59)
     with pytest.raises(Refused) as e:
         await log(session, world, world.member_a, minutes=2)
-    assert (e.value.key, e.value.params) == ("log.day_full", {"left": 1})
+    assert (e.value.key, e.value.params) == ("log.day_full", {"left": "0.02"})  # hours, not minutes
     await log(session, world, world.member_a, minutes=1)
     with pytest.raises(Refused) as e:
         await log(session, world, world.member_a, minutes=1)
-    assert e.value.params == {"left": 0}
+    assert (e.value.key, e.value.params) == ("log.day_no_room", {"day": TODAY.isoformat()})
     assert await count(session) == 3
 
 
@@ -132,7 +132,7 @@ async def test_rejected_entries_do_not_count_toward_the_day_but_approved_ones_do
     await log(session, world, world.member_a, minutes=4 * 60)
     with pytest.raises(Refused) as e:
         await log(session, world, world.member_a, minutes=1)
-    assert e.value.key == "log.day_full"
+    assert e.value.key == "log.day_no_room"
 
 
 async def test_redelivered_source_returns_the_first_row_even_when_the_day_is_now_full(session, world) -> None:
