@@ -21,6 +21,7 @@ from config.clock import Clock
 from config.settings import Settings
 from content.pack import Pack, get_pack
 from storage.db import make_engine, make_sessionmaker
+from storage.evidence import EvidenceStore
 
 log = logging.getLogger("branchbot")
 
@@ -60,6 +61,7 @@ def make_dispatcher(
     dp.update.outer_middleware(dp.fsm)
     dp.update.outer_middleware(PersonContext(settings, clock, pack))
     dp["sessionmaker"] = sessionmaker
+    dp["evidence"] = EvidenceStore(settings.evidence_dir)
     for r in routers():
         dp.include_router(r)
     return dp

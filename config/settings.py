@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     default_locale: str = "zh"
     content_pack: str = "qh-2015"
     log_window_days: int = Field(default=90, ge=1, le=3650)
+    evidence_dir: str = "./data/evidence"  # the folder that keeps members' evidence photos
     log_level: str = "INFO"
 
     @field_validator("telegram_api_url")

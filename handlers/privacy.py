@@ -21,6 +21,7 @@ from handlers.kit.filters import Joined
 from handlers.kit.keyboards import button, rows, show
 from storage import privacy
 from storage.access import Actor
+from storage.evidence import EvidenceStore
 from storage.models import Person
 
 router = Router(name=__name__)
@@ -90,8 +91,9 @@ async def on_erase_confirm_click(
     now: datetime,
     locale: str,
     bot: Bot,
+    evidence: EvidenceStore,
 ) -> None:
-    await privacy.erase_person(session, actor, person.id, now)
+    await privacy.erase_person(session, actor, person.id, now, evidence)
     await session.commit()
     await query.answer()
     await show(query, bot, _("privacy_chat.erased"))

@@ -37,10 +37,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from content.i18n import Texts
 from content.pack import Pack
 from handlers import evaluate
+from handlers.kit.evidence import keep_photos
 from handlers.manage import STAFF_ROLES, hours, managers, message_of
 from storage import service_log
 from storage.access import Actor
 from storage.errors import Refused
+from storage.evidence import EvidenceStore
 from storage.models import EntryStatus
 from storage.review_notices import enqueue_review_notices
 from storage.service_log import PendingItem
@@ -220,11 +222,15 @@ async def cmd_pending(
     pack: Pack,
     today: date,
     state: FSMContext,
+    bot: Bot,
+    evidence: EvidenceStore,
 ) -> None:
     await state.clear()
     items = await service_log.pending_for(session, actor, limit=SHOWN)
     inbox = await evaluate.inbox(session, actor, _, today)
     if items:
+        # A photo that could not be fetched when it was logged gets another chance here.
+        await keep_photos(bot, session, evidence, [i.entry for i in items])
         for item in items:
             if item.entry.evidence_file_id:
                 await message.answer_photo(item.entry.evidence_file_id, caption=_photo_caption(_, item))

@@ -36,12 +36,14 @@ from config.settings import Settings
 from content.i18n import Raw, Texts
 from content.pack import Pack
 from handlers.kit.charts import MonthChart, render_month_chart_async
+from handlers.kit.evidence import keep_photos
 from handlers.kit.filters import Joined
 from handlers.kit.forms import check_day, check_entry_field, duration_text, hours_1dp
 from handlers.kit.keyboards import button, column, rows, show
 from storage import service_log
 from storage.access import Actor
 from storage.errors import Refused
+from storage.evidence import EvidenceStore
 from storage.models import Person, Role, ServiceEntry
 from storage.service_log import (
     ParseError,
@@ -222,6 +224,7 @@ async def on_quick_action_click(
     locale: str,
     state: FSMContext,
     bot: Bot,
+    evidence: EvidenceStore,
 ) -> None:
     data = await state.get_data()
     if await state.get_state() != LogQuick.action.state or data.get("wid") != callback_data.wid:
@@ -235,7 +238,19 @@ async def on_quick_action_click(
     }
     await state.clear()
     await _record(
-        query, session, actor, _, today, settings, pack, locale, state, bot, callback_data.wid, fields
+        query,
+        session,
+        actor,
+        _,
+        today,
+        settings,
+        pack,
+        locale,
+        state,
+        bot,
+        evidence,
+        callback_data.wid,
+        fields,
     )
 
 
@@ -250,6 +265,7 @@ async def _record(
     locale: str,
     state: FSMContext,
     bot: Bot,
+    evidence: EvidenceStore,
     wid: int,
     fields: dict[str, Any],
     *,
@@ -281,6 +297,7 @@ async def _record(
     await session.commit()
     await query.answer(_("log_chat.recorded_toast"))
     await show(query, bot, recorded_text(_, actor, pack, locale, row))
+    await keep_photos(bot, session, evidence, [row])
 
 
 def _new_entry(fields: dict[str, Any]) -> service_log.NewEntry:
@@ -343,6 +360,7 @@ async def on_duplicate_answer_click(
     locale: str,
     state: FSMContext,
     bot: Bot,
+    evidence: EvidenceStore,
 ) -> None:
     data = await state.get_data()
     if await state.get_state() != LogDuplicate.confirm.state or data.get("wid") != callback_data.wid:
@@ -365,6 +383,7 @@ async def on_duplicate_answer_click(
         locale,
         state,
         bot,
+        evidence,
         callback_data.wid,
         data["fields"],
         confirmed=True,
@@ -614,6 +633,7 @@ async def on_wizard_confirm_click(
     settings: Settings,
     state: FSMContext,
     bot: Bot,
+    evidence: EvidenceStore,
 ) -> None:
     data = await _current(state, callback_data, LogWizard.confirm)
     if data is None:
@@ -655,6 +675,7 @@ async def on_wizard_confirm_click(
     await session.commit()
     await query.answer(_("log_chat.recorded_toast"))
     await show(query, bot, recorded_text(_, actor, pack, locale, row))
+    await keep_photos(bot, session, evidence, [row])
 
 
 async def _ask_by_edit(

@@ -206,6 +206,8 @@ class ServiceEntry(Base):
     organizer: Mapped[str | None] = mapped_column(String(200))  # organizing unit
     person_in_charge: Mapped[str | None] = mapped_column(String(100))
     evidence_file_id: Mapped[str | None] = mapped_column(String(200))
+    # The photo's copy in the local evidence store (storage/evidence.py), fetched once from Telegram.
+    evidence_path: Mapped[str | None] = mapped_column(String(200))
     pairing_id: Mapped[int | None] = mapped_column(ForeignKey("pairings.id", ondelete="SET NULL"))
     status: Mapped[EntryStatus] = mapped_column(
         _enum(EntryStatus, "entry_status"), default=EntryStatus.PENDING, index=True

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage import audit
 from storage.access import Actor
 from storage.errors import Forbidden, NotFound, Refused
+from storage.evidence import EvidenceStore
 from storage.models import (
     AuditEntry,
     Commitment,
@@ -169,8 +170,13 @@ def _state_keys_of(telegram_id: int) -> Any:
     )
 
 
-async def erase_person(s: AsyncSession, actor: Actor, person_id: int, now: datetime) -> Person:
-    """Erase a person's data: the person themselves (after the chat's confirmation) or an admin."""
+async def erase_person(
+    s: AsyncSession, actor: Actor, person_id: int, now: datetime, evidence: EvidenceStore | None = None
+) -> Person:
+    """Erase a person's data: the person themselves (after the chat's confirmation) or an admin.
+
+    `evidence` is the store of their photos (the caller's setting): the files go too. They are
+    removed before the caller commits, so a failed commit errs on the side of the person."""
     _may_act_on(actor, person_id)
     p = await _person(s, person_id)
     if p.erased_at is not None:
@@ -197,6 +203,7 @@ async def erase_person(s: AsyncSession, actor: Actor, person_id: int, now: datet
             organizer=None,
             person_in_charge=None,
             evidence_file_id=None,
+            evidence_path=None,
             reason=None,
         )
     )
@@ -220,5 +227,7 @@ async def erase_person(s: AsyncSession, actor: Actor, person_id: int, now: datet
     p.erased_at = now
     await s.flush()
     await s.refresh(p, ["memberships"])
+    if evidence is not None:
+        evidence.delete_person(person_id)
     await audit.record(s, actor, "person.erase", subject_person_id=person_id)
     return p

@@ -104,6 +104,7 @@ def test_the_matrix_covers_every_route(app) -> None:
     """A new page must be added to the matrix (public sign-in routes are tested on their own)."""
     public = {"/login", "/login/link/{token}", "/logout", "/lang", "/static/fonts/cjk.otf"}
     special = {"/members/import/confirm", "/members/import/sheet/{token}"}  # upload tests
+    special |= {"/evidence/{entry_id:int}"}  # tests/admin/test_web_evidence.py
     served = {
         (m, r.path) for r in app.routes if isinstance(r, Route) for m in (r.methods or ()) if m != "HEAD"
     }

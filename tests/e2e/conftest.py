@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import tempfile
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -15,6 +17,7 @@ from bot.app import BotApp, create_app
 from config.clock import FrozenClock
 from config.settings import Settings
 from emulator import Emulator
+from storage.evidence import EvidenceStore
 from tests.e2e.harness import NOW, TOKEN, Chat, Db
 
 
@@ -51,11 +54,21 @@ def e2e_settings(emu: Emulator, db_url: str, **extra: object) -> Settings:
 class BotRunner:
     """Starts bots (real polling) on the test database, and stops them: a test may restart one."""
 
-    def __init__(self, emu: Emulator, engine: AsyncEngine, db_url: str, clock: FrozenClock) -> None:
+    def __init__(
+        self,
+        emu: Emulator,
+        engine: AsyncEngine,
+        db_url: str,
+        clock: FrozenClock,
+        evidence_dir: Path | None = None,
+    ) -> None:
         self.emu, self.engine, self.db_url, self.clock = emu, engine, db_url, clock
+        # Evidence photos go to the test's own folder, never into the working tree.
+        self.evidence_dir = evidence_dir or Path(tempfile.gettempdir()) / "branchbot-e2e-evidence"
         self.running: list[tuple[BotApp, asyncio.Task[None]]] = []
 
     async def start(self, **settings: object) -> BotApp:
+        settings.setdefault("evidence_dir", str(self.evidence_dir))
         app = create_app(
             e2e_settings(self.emu, self.db_url, **settings), clock=self.clock, engine=self.engine
         )
@@ -76,6 +89,7 @@ class BotRunner:
                 webhook_secret=secret,
                 webhook_host="127.0.0.1",
                 webhook_port=port,
+                evidence_dir=str(self.evidence_dir),
             ),
             clock=self.clock,
             engine=self.engine,
@@ -109,12 +123,12 @@ class BotRunner:
 
 @pytest.fixture
 async def bots(
-    emulator: Emulator, clean_db: AsyncEngine, db_url: str, clock: FrozenClock
+    emulator: Emulator, clean_db: AsyncEngine, db_url: str, clock: FrozenClock, tmp_path: Path
 ) -> AsyncIterator[BotRunner]:
     emulator.faults.clear()
     emulator.limits.disable()
     violations_before = len(emulator.violations)
-    runner = BotRunner(emulator, clean_db, db_url, clock)
+    runner = BotRunner(emulator, clean_db, db_url, clock, evidence_dir=tmp_path / "evidence")
     try:
         yield runner
     finally:
@@ -136,3 +150,9 @@ def chat(emulator: Emulator, bot_app: BotApp) -> Chat:
 @pytest.fixture
 def db(sessionmaker: async_sessionmaker[AsyncSession]) -> Db:
     return Db(sessionmaker)
+
+
+@pytest.fixture
+def evidence(bot_app: BotApp) -> EvidenceStore:
+    """The bot's evidence photo store (a folder of the test's own)."""
+    return EvidenceStore(bot_app.settings.evidence_dir)

@@ -1,4 +1,9 @@
-"""Service entries: filter, approve or reject in bulk (with a reason), export the volunteer records."""
+"""Service entries: filter, approve or reject in bulk (with a reason), export the volunteer records,
+and each entry's evidence photo (served only to those who may see the entry).
+
+Possible duplicates are marked with a link to the other entry (the store's rule,
+`service_log.possible_duplicates`); photos are read from the evidence folder named by the
+settings, after `evidence.photo_for_viewer` has checked the viewer's scope."""
 
 from __future__ import annotations
 
@@ -10,9 +15,10 @@ from starlette.routing import Route
 
 from admin.web import files
 from admin.web.context import Ctx, page
-from storage import exports, service_log
+from storage import evidence, exports, service_log
 from storage.entry_search import entry_filter, search_entries
 from storage.errors import Invalid, NotFound
+from storage.evidence import EvidenceStore
 from storage.review_notices import enqueue_review_notices
 
 
@@ -37,6 +43,7 @@ async def index(ctx: Ctx) -> Response:
         page=ctx.arg("page") or 1,
     )
     result = await search_entries(ctx.db, ctx.me, f)
+    duplicates = await service_log.possible_duplicates(ctx.db, [r.entry for r in result.rows])
     await ctx.db.commit()  # the audit row of this view
     keep = {
         "org": org.id,
@@ -52,6 +59,7 @@ async def index(ctx: Ctx) -> Response:
         org=org,
         orgs=await ctx.managed_orgs(),
         entries=result,
+        duplicates=duplicates,
         f=f,
         status=status,
         keep=keep,
@@ -104,8 +112,21 @@ async def export(ctx: Ctx) -> Response:
     return files.download(data, name, fmt)
 
 
+@page()
+async def photo(ctx: Ctx) -> Response:
+    """The evidence photo of one entry: scope first, then the file."""
+    found = await evidence.photo_for_viewer(ctx.db, ctx.me, int(ctx.request.path_params["entry_id"]))
+    await ctx.db.commit()
+    got = EvidenceStore(ctx.state.settings.evidence_dir).read(found.key)
+    if got is None:
+        raise NotFound()
+    data, mime = got
+    return Response(data, media_type=mime, headers={"Content-Disposition": "inline"})
+
+
 routes = [
     Route("/entries", index, methods=["GET"]),
     Route("/entries/review", review, methods=["POST"]),
     Route("/entries/export", export, methods=["GET"]),
+    Route("/evidence/{entry_id:int}", photo, methods=["GET"]),
 ]

@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from admin.web import files
 from admin.web.context import Ctx, PageError, page
-from storage import audit, people, reports
+from storage import audit, people, reports, service_log
 from storage.entry_search import entry_filter, search_entries
 from storage.errors import NotFound, Refused
 from storage.invites import may_invite
@@ -48,12 +48,14 @@ async def person(ctx: Ctx) -> Response:
     year = date(today.year, 1, 1)
     summary = await reports.person_report(ctx.db, ctx.me, person_id, year, today, today)
     entries = await search_entries(ctx.db, ctx.me, entry_filter(person_id=person_id, per_page=20))
+    duplicates = await service_log.possible_duplicates(ctx.db, [r.entry for r in entries.rows])
     await ctx.db.commit()
     return await ctx.render(
         "person.html",
         profile=profile,
         summary=summary,
         entries=entries,
+        duplicates=duplicates,
         actions={a.id: a.title.get(ctx.locale) for a in ctx.state.pack.actions},
         year=today.year,
     )

@@ -1,0 +1,71 @@
+"""Evidence photos: fetched once into the local store when logged, shown to the reviewer with
+/pending (by file id, labelled with the entry), fetched later if Telegram failed, erased with
+the person."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from storage.models import ServiceEntry
+from tests.e2e.test_log import PNG
+
+
+async def log_with_photo(chat, person, description: str = "陪同独居老人就医") -> None:
+    reply = await chat.send(person, "/log")
+    reply = await chat.press(person, reply, "党员与您同行")
+    reply = await chat.press(person, reply, "昨天")
+    reply = await chat.press(person, reply, "2 小时")
+    reply = await chat.press(person, reply, "跳过")
+    reply = await chat.send(person, description)
+    reply = await chat.send_photo(person, PNG)
+    done = await chat.press(person, reply, "✅ 提交")
+    assert "待书记审核" in done.text
+
+
+async def test_a_photo_is_kept_once_and_shown_with_pending(chat, db, world, emulator, evidence) -> None:
+    calls = emulator.stats.requests["getFile"]
+    await log_with_photo(chat, world.member_a)
+    [row] = await db.all(select(ServiceEntry))
+    assert row.evidence_file_id and row.evidence_path
+    assert row.evidence_path.startswith(f"{world.member_a.id}/")
+    assert evidence.read(row.evidence_path) == (PNG, "image/png")  # the bytes the member sent
+    assert emulator.stats.requests["getFile"] == calls + 1
+
+    reply = await chat.send(world.secretary_a, "/pending")
+    photo, listing = reply.sent[:2]  # then the commitments awaiting evaluation
+    assert photo.photo is not None and photo.photo.file_id == row.evidence_file_id  # not uploaded again
+    assert (photo.caption or "").startswith(f"#{row.id} 张三")
+    assert f"#{row.id} 张三" in listing.text and "📷" in listing.text
+    assert emulator.stats.requests["getFile"] == calls + 1  # kept already: not fetched again
+
+
+async def test_a_photo_telegram_would_not_give_is_fetched_by_pending(
+    chat, db, world, emulator, evidence
+) -> None:
+    emulator.faults.inject_5xx(count=1, method="getFile")
+    calls = emulator.stats.requests["getFile"]
+    await log_with_photo(chat, world.member_a)
+    [row] = await db.all(select(ServiceEntry))
+    assert emulator.stats.requests["getFile"] == calls + 1 and emulator.stats.injected_5xx >= 1
+    assert row.evidence_file_id and row.evidence_path is None  # the fault happened: nothing kept
+
+    await chat.send(world.secretary_a, "/pending")
+    [row] = await db.all(select(ServiceEntry))
+    assert row.evidence_path and evidence.read(row.evidence_path) == (PNG, "image/png")
+
+
+async def test_erasure_deletes_the_persons_photos(chat, db, world, evidence) -> None:
+    await log_with_photo(chat, world.member_a)
+    await log_with_photo(chat, world.member_a2, "敬老院探访")
+    rows = await db.all(select(ServiceEntry).order_by(ServiceEntry.id))
+    mine, theirs = rows[0].evidence_path, rows[1].evidence_path
+    assert evidence.path(mine).is_file() and evidence.path(theirs).is_file()
+
+    reply = await chat.send(world.member_a, "/privacy")
+    reply = await chat.press(world.member_a, reply, "🗑 删除我的数据")
+    reply = await chat.press(world.member_a, reply, "⚠️ 确认删除")
+    assert "已删除" in reply.text
+    assert not evidence.path(mine).exists() and not evidence.path(mine).parent.exists()
+    assert evidence.path(theirs).is_file()  # someone else's stay
+    rows = await db.all(select(ServiceEntry).order_by(ServiceEntry.id))
+    assert (rows[0].evidence_file_id, rows[0].evidence_path) == (None, None)
