@@ -11,8 +11,9 @@ the list, on its photo and in another entry's "possible duplicate" mark is the s
 list and after every action, so nothing moves under the reviewer's thumb. The header counts what
 is still open: all of the reviewer's pending entries, and how many of them this list shows.
 
-Photos sent as evidence go out (by their Telegram file id, nothing is uploaded again) just before
-the list, each captioned with its entry's label.
+An entry with a photo has a "📷 #17" button that sends the photo (by its Telegram file id: nothing
+is uploaded again), captioned with the entry's label. One photo per press rather than all of them
+with the list: a burst of photos to one chat is what Telegram's per-chat limit refuses.
 
 The member hears the outcome through the outbox (storage.review_notices), in the same
 transaction as the review: a review is never committed without its message queued, the message
@@ -62,6 +63,10 @@ class ReviewOne(CallbackData, prefix="srv"):
 
 class ReviewAll(CallbackData, prefix="sra"):
     ids: str  # the list's entry ids, base 36, joined by "."
+
+
+class ShowPhoto(CallbackData, prefix="srp"):
+    entry_id: int
 
 
 class RejectFlow(StatesGroup):
@@ -147,18 +152,23 @@ async def render_list(
             continue
         open_ids.append(entry_id)
         lines.append(_item_line(_, item, pack, with_branch, duplicates.get(entry_id)))
-        rows.append(
-            [
+        row = [
+            InlineKeyboardButton(
+                text=_("review.approve_n", n=entry_id),
+                callback_data=ReviewOne(entry_id=entry_id, approve=True).pack(),
+            ),
+            InlineKeyboardButton(
+                text=_("review.reject_n", n=entry_id),
+                callback_data=ReviewOne(entry_id=entry_id, approve=False).pack(),
+            ),
+        ]
+        if item.entry.evidence_file_id:
+            row.append(
                 InlineKeyboardButton(
-                    text=_("review.approve_n", n=entry_id),
-                    callback_data=ReviewOne(entry_id=entry_id, approve=True).pack(),
-                ),
-                InlineKeyboardButton(
-                    text=_("review.reject_n", n=entry_id),
-                    callback_data=ReviewOne(entry_id=entry_id, approve=False).pack(),
-                ),
-            ]
-        )
+                    text=_("review.photo_n", n=entry_id), callback_data=ShowPhoto(entry_id=entry_id).pack()
+                )
+            )
+        rows.append(row)
     if open_ids:
         rows.append(
             [
@@ -231,9 +241,6 @@ async def cmd_pending(
     if items:
         # A photo that could not be fetched when it was logged gets another chance here.
         await keep_photos(bot, session, evidence, [i.entry for i in items])
-        for item in items:
-            if item.entry.evidence_file_id:
-                await message.answer_photo(item.entry.evidence_file_id, caption=_photo_caption(_, item))
         text, markup = await render_list(session, actor, [i.entry.id for i in items], _, pack)
         await message.answer(text, reply_markup=markup)
         if inbox is not None:
@@ -259,6 +266,21 @@ def _changed(_: Texts, key: str, outcome: service_log.ReviewOutcome) -> str:
     """The line that says what the last press changed, e.g. "已通过 #17（张三，2.5 小时）"."""
     e = outcome.entry
     return _(key, n=e.id, name=outcome.name or _("review.someone"), hours=hours(e.minutes))
+
+
+@router.callback_query(ShowPhoto.filter())
+async def on_photo_click(
+    query: CallbackQuery, callback_data: ShowPhoto, session: AsyncSession, actor: Actor, _: Texts, bot: Bot
+) -> None:
+    pending = {i.entry.id: i for i in await service_log.pending_for(session, actor, limit=200)}
+    item = pending.get(callback_data.entry_id)
+    if item is None or not item.entry.evidence_file_id:  # reviewed meanwhile, or not this reviewer's
+        await query.answer(_("review.not_pending"), show_alert=True)
+        return
+    await query.answer()
+    msg = message_of(query)
+    chat_id = msg.chat.id if msg else query.from_user.id
+    await bot.send_photo(chat_id, item.entry.evidence_file_id, caption=_photo_caption(_, item))
 
 
 @router.callback_query(ReviewOne.filter(F.approve))

@@ -7,6 +7,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from storage.models import ServiceEntry
+from tests.e2e.forge import forged_button
 from tests.e2e.test_log import PNG
 
 
@@ -31,12 +32,22 @@ async def test_a_photo_is_kept_once_and_shown_with_pending(chat, db, world, emul
     assert evidence.read(row.evidence_path) == (PNG, "image/png")  # the bytes the member sent
     assert emulator.stats.requests["getFile"] == calls + 1
 
-    reply = await chat.send(world.secretary_a, "/pending")
-    photo, listing = reply.sent[:2]  # then the commitments awaiting evaluation
+    listing = (await chat.send(world.secretary_a, "/pending")).sent[0]
+    assert f"#{row.id} 张三" in listing.text and "📷" in listing.text
+    assert [b["text"] for b in listing.buttons][:3] == [
+        f"✅ 通过 #{row.id}",
+        f"❌ 退回 #{row.id}",
+        f"📷 照片 #{row.id}",
+    ]
+    shown = await chat.press(world.secretary_a, listing, f"📷 照片 #{row.id}")
+    [photo] = shown.sent
     assert photo.photo is not None and photo.photo.file_id == row.evidence_file_id  # not uploaded again
     assert (photo.caption or "").startswith(f"#{row.id} 张三")
-    assert f"#{row.id} 张三" in listing.text and "📷" in listing.text
     assert emulator.stats.requests["getFile"] == calls + 1  # kept already: not fetched again
+    # Someone outside the branch cannot have it sent to them.
+    forged = await forged_button(chat, world.secretary_c, f"srp:{row.id}")
+    refused = await chat.press(world.secretary_c, forged, "forged")
+    assert refused.alert and not refused.sent
 
 
 async def test_a_photo_telegram_would_not_give_is_fetched_by_pending(
