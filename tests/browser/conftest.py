@@ -91,6 +91,7 @@ class Site:
     url: str
     sessionmaker: async_sessionmaker[AsyncSession]
     lived: Any  # tests.browser.seed.Lived
+    settings: Any = None  # bot.settings.Settings (evidence_dir: the photo store of this test)
 
     def at(self, path: str) -> str:
         return self.url + path
@@ -103,7 +104,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-async def site(clean_db, session, sessionmaker) -> AsyncIterator[Site]:
+async def site(clean_db, session, sessionmaker, tmp_path) -> AsyncIterator[Site]:
     """The admin web on a free port, served by uvicorn in this test's loop, over a lived-in province."""
     from admin.web import create_app
     from admin.web.server import make_server, serve_admin
@@ -119,6 +120,7 @@ async def site(clean_db, session, sessionmaker) -> AsyncIterator[Site]:
         admin_host="127.0.0.1",
         admin_port=port,
         bot_username="branchbot_test_bot",
+        evidence_dir=str(tmp_path / "evidence"),
     )
     app = create_app(sessionmaker, settings, clock=FrozenClock(NOW))
     server = make_server(app, "127.0.0.1", port)
@@ -133,7 +135,7 @@ async def site(clean_db, session, sessionmaker) -> AsyncIterator[Site]:
 
     await asyncio.wait_for(started(), timeout=10)
     try:
-        yield Site(f"http://127.0.0.1:{port}", sessionmaker, lived)
+        yield Site(f"http://127.0.0.1:{port}", sessionmaker, lived, settings)
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout=10)
