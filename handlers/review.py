@@ -136,6 +136,8 @@ async def render_list(
     with_branch = bool(actor.roles() & set(STAFF_ROLES))
     if not total:
         head = _("review.header_done")
+    elif not shown:  # this list is done; others came in meanwhile
+        head = _("review.header_rest", total=total)
     elif len(shown) < total:
         head = _("review.header", total=total, shown=len(shown))
     else:

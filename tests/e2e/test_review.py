@@ -116,7 +116,8 @@ async def test_approve_all_shown_approves_exactly_the_list(chat, db, world, sess
     assert keys == [f"review:{i}:approved" for i in ids]
     assert "发送 /pending 查看其余记录" in pressed.edited[-1].text
     assert f"刚才：✅ 已通过 2 条（#{ids[0]}、#{ids[1]}）" in pressed.edited[-1].text
-    assert "共 1 条待审" in pressed.edited[-1].text  # the one that came later
+    assert "还有 1 条待审" in pressed.edited[-1].text  # the one that came later
+    assert "最早的 0 条" not in pressed.edited[-1].text
 
 
 async def test_a_button_from_an_old_list_is_refused_and_changes_nothing(chat, db, world, session) -> None:
