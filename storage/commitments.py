@@ -115,12 +115,14 @@ async def make_commitment(
     data: NewCommitment,
     *,
     today: date,
+    now: datetime | None = None,
     locale: str = "zh",
     source: str | None = None,
     pack: Pack | None = None,
 ) -> Commitment:
     """Make a commitment. With a template, its text (in `locale`) and default deadline fill in
-    what was left out. A redelivered `source` returns the commitment it made the first time."""
+    what was left out. A redelivered `source` returns the commitment it made the first time.
+    `now` is when it was made (reports count it in the period of that instant)."""
     if source is not None:
         # A redelivery waits here for the first delivery to commit, then finds its row.
         await s.execute(select(Person.id).where(Person.id == actor.person_id).with_for_update())
@@ -166,6 +168,8 @@ async def make_commitment(
         status=CommitmentStatus.MADE,
         source=source,
     )
+    if now is not None:
+        row.created_at = now
     try:
         async with s.begin_nested():
             s.add(row)
