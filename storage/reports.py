@@ -198,6 +198,81 @@ class BranchReport:
         }
 
 
+def report_json(r: BranchReport) -> dict[str, Any]:
+    """Everything a branch report holds, JSON-ready: what a submission freezes."""
+    return {
+        **r.summary(),
+        "timezone": r.timezone,
+        "members": [
+            {
+                "person_id": m.person_id,
+                "name": m.name,
+                "role": m.role.value,
+                "minutes_by_action": dict(m.minutes_by_action),
+                "minutes": m.minutes,
+                "commitments": list(m.commitments),
+            }
+            for m in r.members
+        ],
+    }
+
+
+def report_from_json(d: dict[str, Any]) -> BranchReport:
+    """The branch report `report_json` froze, as it was."""
+    return BranchReport(
+        org_id=d["org_id"],
+        org_name=d["org_name"],
+        date_from=date.fromisoformat(d["date_from"]),
+        date_to=date.fromisoformat(d["date_to"]),
+        today=date.fromisoformat(d["today"]),
+        minutes_by_action=dict(d["minutes_by_action"]),
+        minutes=d["minutes"],
+        joint_minutes=d["joint_minutes"],
+        pending_entries=d["pending_entries"],
+        pending_minutes=d["pending_minutes"],
+        participants=d["participants"],
+        members_total=d["members_total"],
+        members=[
+            MemberRow(
+                m["person_id"],
+                m["name"],
+                Role(m["role"]),
+                dict(m["minutes_by_action"]),
+                m["minutes"],
+                CommitmentCounts(*m["commitments"]),
+            )
+            for m in d["members"]
+        ],
+        commitments=CommitmentCounts(**d["commitments"]),
+        checklists=[
+            ChecklistScore(
+                c["checklist_id"], c["period"], c["score"], datetime.fromisoformat(c["finished_at"])
+            )
+            for c in d["checklists"]
+        ],
+        timezone=d.get("timezone", DEFAULT_TZ),
+    )
+
+
+# The figures a "changed since submission" list compares (not names, dates or the run's day).
+COMPARED = (
+    "minutes",
+    "minutes_by_action",
+    "joint_minutes",
+    "pending_entries",
+    "pending_minutes",
+    "participants",
+    "members_total",
+    "commitments",
+)
+
+
+def compared_figures(d: dict[str, Any]) -> dict[str, Any]:
+    out = {k: d[k] for k in COMPARED}
+    out["checklists"] = {c["checklist_id"]: c["score"] for c in d["checklists"]}
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class BranchRow:
     org_id: int
@@ -731,6 +806,20 @@ async def submit_report(
     pack: Pack | None = None,
 ) -> Report:
     """报送: the branch's secretary sends the period's summary to the parent committee."""
+    return (await submit_branch(s, actor, org_id, date_from, date_to, note, now, pack))[0]
+
+
+async def submit_branch(
+    s: AsyncSession,
+    actor: Actor,
+    org_id: int,
+    date_from: date,
+    date_to: date,
+    note: str | None,
+    now: datetime,
+    pack: Pack | None = None,
+) -> tuple[Report, BranchReport]:
+    """`submit_report`, also returning the report it sent (storage/sent_reports.py freezes it)."""
     data = parse(Submission, note=note)
     org = await require_manager(s, actor, org_id, (Role.SECRETARY,))
     if org.kind is not OrgKind.BRANCH:
@@ -756,7 +845,7 @@ async def submit_report(
     row.submitted_by_id = actor.person_id
     row.submitted_at = now
     await s.flush()
-    return row
+    return row, report
 
 
 @dataclass(frozen=True, slots=True)
