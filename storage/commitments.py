@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 
 from content.pack import Pack, get_pack
+from storage import audit
 from storage.access import Actor, require_manager
 from storage.errors import Forbidden, Invalid, NotFound, Refused
 from storage.models import Commitment, CommitmentStatus, Membership, Org, OrgKind, Person, Role
@@ -181,7 +182,24 @@ async def make_commitment(
         if existing is None or existing.person_id != actor.person_id:
             raise Refused("commitment.duplicate_source") from None
         return existing
+    await _audit(s, actor, "commitment.make", row, now)
     return row
+
+
+async def _audit(
+    s: AsyncSession, actor: Actor, action: str, c: Commitment, now: datetime | None, **detail: object
+) -> None:
+    """Flushes the change, then its audit row: the owner is the subject, whoever acted."""
+    await s.flush()
+    await audit.record(
+        s,
+        actor,
+        action,
+        subject_person_id=c.person_id,
+        org_id=c.org_id,
+        detail={"commitment_id": c.id, **detail},
+        now=now,
+    )
 
 
 async def _by_source(s: AsyncSession, source: str) -> Commitment | None:
@@ -278,7 +296,7 @@ async def report_fulfilment(
     c.fulfilment_text = data.text
     c.fulfilment_file_id = data.file_id
     c.reported_at = now
-    await s.flush()
+    await _audit(s, actor, "commitment.fulfil", c, now)
     return c
 
 
@@ -288,7 +306,7 @@ async def withdraw(s: AsyncSession, actor: Actor, commitment_id: int, now: datet
     _require_status(c, CommitmentStatus.MADE)
     c.status = CommitmentStatus.WITHDRAWN
     c.withdrawn_at = now
-    await s.flush()
+    await _audit(s, actor, "commitment.withdraw", c, now)
     return c
 
 
@@ -310,7 +328,7 @@ async def evaluate(
     c.evaluation = data.comment or None
     c.evaluated_by_id = actor.person_id
     c.evaluated_at = now
-    await s.flush()
+    await _audit(s, actor, "commitment.evaluate", c, now, rating=c.rating)
     return await _outcome(s, c)
 
 
@@ -331,7 +349,7 @@ async def return_for_more_work(
     c.evaluation = data.comment
     c.evaluated_by_id = actor.person_id
     c.evaluated_at = now
-    await s.flush()
+    await _audit(s, actor, "commitment.return", c, now)
     return await _outcome(s, c)
 
 

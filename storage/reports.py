@@ -53,6 +53,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 
 from content.pack import Pack, get_pack
+from storage import audit
 from storage.access import Actor, require_manager, require_person_access
 from storage.db import UTCDateTime
 from storage.errors import Refused
@@ -845,6 +846,14 @@ async def submit_branch(
     row.submitted_by_id = actor.person_id
     row.submitted_at = now
     await s.flush()
+    await audit.record(
+        s,
+        actor,
+        "report.submit",
+        org_id=org_id,
+        detail={"report_id": row.id, "from": p.date_from.isoformat(), "to": p.date_to.isoformat()},
+        now=now,
+    )
     return row, report
 
 
