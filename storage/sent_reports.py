@@ -110,6 +110,8 @@ _HOURS = {"minutes", "minutes_by_action", "joint_minutes", "pending_minutes"}
 
 
 def _value(change_path: tuple[str, ...], v: object) -> str:
+    if v is None and change_path[0] in _HOURS:
+        v = 0  # an action with no service is left out of the figures: it is zero hours
     if v is None:
         return "—"
     if change_path[0] in _HOURS and isinstance(v, int | float):
