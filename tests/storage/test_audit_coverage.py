@@ -136,3 +136,36 @@ def test_the_detection_catches_a_new_silent_writer() -> None:
     ops["pairings.record_exemplar"] = (stripped, calls)
     assert WRITES.search(stripped) and not _audits(ops, "pairings.record_exemplar")
     importlib.import_module("storage.pairings")
+
+
+def _written_actions() -> set[str]:
+    """Action names passed as literals to audit.record or a module's `_audit` helper."""
+    found: set[str] = set()
+    for path in Path(storage.__path__[0]).glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call) or len(node.args) < 3:
+                continue
+            f = node.func
+            name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
+            if name not in ("record", "_audit"):
+                continue
+            arg = node.args[2]
+            options = [arg.body, arg.orelse] if isinstance(arg, ast.IfExp) else [arg]
+            found |= {o.value for o in options if isinstance(o, ast.Constant) and isinstance(o.value, str)}
+    return found
+
+
+def test_every_action_has_a_label_on_the_audit_page() -> None:
+    from content.i18n import catalog
+
+    # Built from variables: listed here by hand.
+    actions = _written_actions() | {
+        "membership.add",
+        "membership.role",
+        "person.settings",
+        "branch_report.submit",
+    }
+    assert {"entry.approve", "entry.reject", "commitment.evaluate", "notice.send", "report.submit"} <= actions
+    for locale in ("zh", "en"):
+        missing = sorted(a for a in actions if f"web.audit.a.{a}" not in catalog(locale))
+        assert missing == [], (locale, missing)
