@@ -600,7 +600,7 @@ def _events(p: tuple[date, date]) -> dict[str, Any]:
 
 def _periods(p: tuple[date, date]) -> str:
     # Assessment periods inside the report's, as SQL literals (a few dozen at most).
-    return ", ".join(f"'{k}'" for k in reports.periods_within(*p)) or "NULL"
+    return ", ".join(f"'{k}'" for k in reports.periods_within(*p, TODAY)) or "NULL"
 
 
 def _typed(sql: str) -> Any:

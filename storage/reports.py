@@ -433,27 +433,34 @@ def _params(p: Period, tz: str, today: date, **more: Any) -> dict[str, Any]:
         "end": end,
         "close": close,
         "close_day": close_day,
-        "periods": list(periods_within(p.date_from, p.date_to)),
+        "periods": list(periods_within(p.date_from, p.date_to, today)),
         **more,
     }
 
 
-def periods_within(date_from: date, date_to: date) -> dict[str, tuple[int, date]]:
-    """Assessment periods ("2026", "2026-Q4", "2026-11") lying wholly inside [date_from,
-    date_to], each with its rank (year 3, quarter 2, month 1) and first day."""
+def periods_within(date_from: date, date_to: date, today: date | None = None) -> dict[str, tuple[int, date]]:
+    """Assessment periods ("2026", "2026-Q4", "2026-11") belonging to [date_from, date_to],
+    each with its rank (year 3, quarter 2, month 1) and first day: those lying wholly inside it,
+    and, while the report runs up to `today`, those begun inside it and still running (this
+    quarter's self-assessment belongs to "this quarter so far")."""
+    running = today is not None and date_to >= today
+
+    def fits(first: date, last: date) -> bool:
+        return date_from <= first and (last <= date_to or (running and first <= date_to))
+
     out: dict[str, tuple[int, date]] = {}
     for year in range(date_from.year, date_to.year + 1):
-        if date_from <= date(year, 1, 1) and date(year, 12, 31) <= date_to:
+        if fits(date(year, 1, 1), date(year, 12, 31)):
             out[str(year)] = (3, date(year, 1, 1))
         for q in range(1, 5):
             first = date(year, 3 * q - 2, 1)
             last = date(year + (q == 4), 1 if q == 4 else 3 * q + 1, 1) - timedelta(days=1)
-            if date_from <= first and last <= date_to:
+            if fits(first, last):
                 out[f"{year}-Q{q}"] = (2, first)
         for m in range(1, 13):
             first = date(year, m, 1)
             last = date(year + (m == 12), 1 if m == 12 else m + 1, 1) - timedelta(days=1)
-            if date_from <= first and last <= date_to:
+            if fits(first, last):
                 out[f"{year}-{m:02d}"] = (1, first)
     return out
 
@@ -468,9 +475,11 @@ def _assessments(orgs: Any) -> Select[Any]:
     )
 
 
-def _belonging(rows: Sequence[Any], p: Period, per_checklist: bool) -> dict[tuple[int, str], ChecklistScore]:
-    """Per org (and checklist): the widest assessment inside the period, then the latest."""
-    ranks = periods_within(p.date_from, p.date_to)
+def _belonging(
+    rows: Sequence[Any], p: Period, today: date, per_checklist: bool
+) -> dict[tuple[int, str], ChecklistScore]:
+    """Per org (and checklist): the widest assessment belonging to the period, then the latest."""
+    ranks = periods_within(p.date_from, p.date_to, today)
     best: dict[tuple[int, str], tuple[Any, ...]] = {}
     for org_id, checklist_id, period, score, finished_at, row_id in rows:
         key = (org_id, checklist_id if per_checklist else "")
@@ -632,7 +641,7 @@ async def branch_report(
         MemberRow(pid, name, role, _by_action(actions, rest, total), total, CommitmentCounts(cm, cr, ce, co))
         for pid, name, role, total, cm, cr, ce, co, *rest in (await conn.execute(members_q, params)).all()
     ]
-    checklists = list(_belonging((await conn.execute(checklists_q, params)).all(), p, True).values())
+    checklists = list(_belonging((await conn.execute(checklists_q, params)).all(), p, today, True).values())
     return BranchReport(
         org_id=org.id,
         org_name=org.name,
@@ -746,7 +755,10 @@ async def subtree_report(
         if not origin_inside:
             from_outside = _add(from_outside, values)
     commitments = {r[0]: _counts(r[1:]) for r in await conn.execute(commitments_q, params)}
-    last = {o: sc for (o, _c), sc in _belonging((await conn.execute(last_q, params)).all(), p, False).items()}
+    last = {
+        o: sc
+        for (o, _c), sc in _belonging((await conn.execute(last_q, params)).all(), p, today, False).items()
+    }
     submitted = set((await conn.execute(submitted_q, params)).scalars())
 
     rows: list[BranchRow] = []

@@ -479,6 +479,10 @@ async def test_a_period_counts_only_what_happened_in_it(session, scene) -> None:
         session, sec, w.branch_a.id, date(2026, 10, 1), date(2026, 12, 31), date(2026, 12, 5)
     )
     assert scores(q4) == [("six_haves", "2026-Q4", 80.0)]
+    so_far = await rp.branch_report(
+        session, sec, w.branch_a.id, date(2026, 10, 1), date(2026, 12, 5), date(2026, 12, 5)
+    )
+    assert scores(so_far) == [("six_haves", "2026-Q4", 80.0)]  # this quarter so far: its own
     year = await rp.branch_report(
         session, sec, w.branch_a.id, date(2026, 1, 1), date(2026, 12, 31), date(2026, 12, 5)
     )
@@ -495,3 +499,11 @@ def test_periods_within() -> None:
     }
     assert "2026" in rp.periods_within(date(2026, 1, 1), date(2026, 12, 31))
     assert rp.periods_within(date(2026, 11, 2), date(2026, 11, 30)) == {}
+    # A report running up to today holds the periods begun in it and still running.
+    so_far = rp.periods_within(date(2026, 10, 1), date(2026, 12, 6), today=date(2026, 12, 6))
+    assert set(so_far) == {"2026-Q4", "2026-10", "2026-11", "2026-12"}
+    year = rp.periods_within(date(2026, 1, 1), date(2026, 12, 6), today=date(2026, 12, 6))
+    assert year["2026"] == (3, date(2026, 1, 1))
+    # The same days, once past, hold only what lies wholly inside them.
+    assert "2026-Q4" not in rp.periods_within(date(2026, 10, 1), date(2026, 12, 6), today=date(2027, 1, 5))
+    assert "2026-Q4" not in rp.periods_within(date(2026, 10, 1), date(2026, 10, 31), today=date(2026, 12, 6))
