@@ -21,6 +21,7 @@ import asyncio
 import os
 import platform
 import random
+import re
 import shutil
 import sys
 import tempfile
@@ -254,6 +255,11 @@ def _commitments(rng: random.Random, by_branch: dict[int, list[int]]) -> list[di
     for b, ids in by_branch.items():
         for pid in ids[::5]:
             made = datetime(YEAR, 1, 1, tzinfo=UTC) + timedelta(days=rng.randrange(330))
+            status = rng.choice(statuses)
+            # Each event after the one before it (reports count events by their dates).
+            reported = made + timedelta(days=rng.randrange(1, 60), hours=rng.randrange(24))
+            evaluated = reported + timedelta(days=rng.randrange(1, 30))
+            S = CommitmentStatus
             out.append(
                 {
                     "id": len(out) + 1,
@@ -263,8 +269,11 @@ def _commitments(rng: random.Random, by_branch: dict[int, list[int]]) -> list[di
                     "text": "承诺",
                     "deadline": made.date() + timedelta(days=rng.randrange(10, 200)),
                     "is_public": True,
-                    "status": rng.choice(statuses),
+                    "status": status,
                     "created_at": made,
+                    "reported_at": reported if status in (S.REPORTED, S.EVALUATED) else None,
+                    "evaluated_at": evaluated if status is S.EVALUATED else None,
+                    "withdrawn_at": reported if status is S.WITHDRAWN else None,
                 }
             )
     return out
@@ -413,7 +422,33 @@ def _pivot(actions: list[str], cond: str = "1=1", alias: str = "") -> str:
     )
 
 
-def branch_sql(actions: list[str]) -> str:
+def events_sql(c: str = "") -> str:
+    """A commitment's events in the period (made, fulfilled, evaluated) and whether it fell due
+    in it unfulfilled by its close: the store's rules, written out by hand. `c` is the table's
+    alias with its dot ("c.")."""
+    return f"""
+    CASE WHEN {c}created_at >= :start AND {c}created_at < :end
+              AND ({c}withdrawn_at IS NULL OR {c}withdrawn_at >= :end) THEN 1 ELSE 0 END AS made,
+    CASE WHEN {c}status IN ('reported', 'evaluated') AND {c}reported_at >= :start AND {c}reported_at < :end
+         THEN 1 ELSE 0 END AS reported,
+    CASE WHEN {c}status = 'evaluated' AND {c}evaluated_at >= :start AND {c}evaluated_at < :end
+         THEN 1 ELSE 0 END AS evaluated,
+    CASE WHEN {c}deadline >= :f AND {c}deadline < :close_day AND {c}created_at < :close
+              AND ({c}reported_at IS NULL OR {c}reported_at >= :close)
+              AND ({c}withdrawn_at IS NULL OR {c}withdrawn_at >= :close) THEN 1 ELSE 0 END AS overdue"""
+
+
+def widest_sql(a: str = "") -> str:
+    """The assessment belonging to a period: the widest inside it (year, quarter, month), then
+    the latest period, then the latest finished."""
+    return (
+        f"CASE WHEN length({a}period) = 4 THEN 3 WHEN {a}period LIKE '%-Q%' THEN 2 ELSE 1 END DESC, "
+        f"{a}period DESC, {a}finished_at DESC, {a}id DESC"
+    )
+
+
+def branch_sql(actions: list[str], p: tuple[date, date]) -> str:
+    periods = _periods(p)
     n = len(actions)
     pad = lambda k: ", ".join(["NULL"] * k) if k else ""  # noqa: E731
     a_cols = ", ".join(f"a{i}" for i in range(n))
@@ -432,13 +467,11 @@ WITH own AS (
     SELECT 1 AS own, status, person_id, action, minutes FROM own
     UNION ALL SELECT 0, 'approved', person_id, action, minutes FROM joint
 ), in_force AS (
-    SELECT person_id, is_branch, status, deadline FROM commitments
-    WHERE org_id = :b AND status <> 'withdrawn' AND created_at < :end AND deadline >= :f
+    SELECT person_id, is_branch, {events_sql()} FROM commitments
+    WHERE org_id = :b AND created_at < :end
 ), per_commit AS (
-    SELECT person_id, COUNT(*) AS made,
-           SUM(CASE WHEN status = 'reported' THEN 1 ELSE 0 END) AS reported,
-           SUM(CASE WHEN status = 'evaluated' THEN 1 ELSE 0 END) AS evaluated,
-           SUM(CASE WHEN status = 'made' AND deadline < :today THEN 1 ELSE 0 END) AS overdue
+    SELECT person_id, SUM(made) AS made, SUM(reported) AS reported, SUM(evaluated) AS evaluated,
+           SUM(overdue) AS overdue
     FROM in_force WHERE NOT is_branch AND person_id IS NOT NULL GROUP BY person_id
 ), per_member AS (
     SELECT m.person_id, p.name, m.role, COALESCE(SUM(o.minutes), 0) AS minutes, {_pivot(actions, alias="o")}
@@ -448,8 +481,8 @@ WITH own AS (
     GROUP BY m.person_id, p.name, m.role
 ), ranked AS (
     SELECT checklist_id, period, score, finished_at,
-           ROW_NUMBER() OVER (PARTITION BY checklist_id ORDER BY finished_at DESC, id DESC) AS rn
-    FROM assessments WHERE org_id = :b AND finished_at IS NOT NULL
+           ROW_NUMBER() OVER (PARTITION BY checklist_id ORDER BY {widest_sql()}) AS rn
+    FROM assessments WHERE org_id = :b AND finished_at IS NOT NULL AND period IN ({periods})
 )
 SELECT 'member' AS kind, pm.person_id, pm.name, pm.role, pm.minutes, {a_cols},
        COALESCE(pc.made, 0), COALESCE(pc.reported, 0), COALESCE(pc.evaluated, 0), COALESCE(pc.overdue, 0),
@@ -466,10 +499,8 @@ SELECT 'total', NULL, NULL, NULL,
        NULL, NULL, NULL, NULL
 FROM counted
 UNION ALL
-SELECT 'commitments', NULL, NULL, NULL, COUNT(*), {pad(n)},
-       SUM(CASE WHEN status = 'reported' THEN 1 ELSE 0 END),
-       SUM(CASE WHEN status = 'evaluated' THEN 1 ELSE 0 END),
-       SUM(CASE WHEN status = 'made' AND deadline < :today THEN 1 ELSE 0 END),
+SELECT 'commitments', NULL, NULL, NULL, COALESCE(SUM(made), 0), {pad(n)},
+       SUM(reported), SUM(evaluated), SUM(overdue),
        NULL, NULL, NULL, NULL, NULL
 FROM in_force
 UNION ALL
@@ -479,7 +510,8 @@ FROM ranked WHERE rn = 1
 """
 
 
-def subtree_sql(actions: list[str]) -> str:
+def subtree_sql(actions: list[str], p: tuple[date, date]) -> str:
+    periods = _periods(p)
     partner = (
         "CASE WHEN p.strong_org_id = e.org_id THEN p.weak_org_id "
         "WHEN p.weak_org_id = e.org_id THEN p.strong_org_id END"
@@ -513,19 +545,18 @@ WITH own AS (
     SELECT o.id, o.name, o.path, COUNT(m.id) AS members FROM orgs o
     LEFT JOIN memberships m ON m.org_id = o.id AND m.role IN ('member', 'secretary')
     WHERE o.path LIKE :p AND o.kind = 'branch' GROUP BY o.id, o.name, o.path
+), events AS (
+    SELECT c.org_id, {events_sql("c.")} FROM commitments c JOIN orgs o ON o.id = c.org_id
+    WHERE o.path LIKE :p AND c.created_at < :end
 ), commits AS (
-    SELECT c.org_id, COUNT(*) AS made,
-           SUM(CASE WHEN c.status = 'reported' THEN 1 ELSE 0 END) AS reported,
-           SUM(CASE WHEN c.status = 'evaluated' THEN 1 ELSE 0 END) AS evaluated,
-           SUM(CASE WHEN c.status = 'made' AND c.deadline < :today THEN 1 ELSE 0 END) AS overdue
-    FROM commitments c JOIN orgs o ON o.id = c.org_id
-    WHERE o.path LIKE :p AND c.status <> 'withdrawn' AND c.created_at < :end AND c.deadline >= :f
-    GROUP BY c.org_id
+    SELECT org_id, SUM(made) AS made, SUM(reported) AS reported, SUM(evaluated) AS evaluated,
+           SUM(overdue) AS overdue
+    FROM events GROUP BY org_id
 ), ranked AS (
     SELECT a.org_id, a.checklist_id, a.score,
-           ROW_NUMBER() OVER (PARTITION BY a.org_id ORDER BY a.finished_at DESC, a.id DESC) AS rn
+           ROW_NUMBER() OVER (PARTITION BY a.org_id ORDER BY {widest_sql("a.")}) AS rn
     FROM assessments a JOIN orgs o ON o.id = a.org_id
-    WHERE o.path LIKE :p AND o.kind = 'branch' AND a.finished_at IS NOT NULL
+    WHERE o.path LIKE :p AND o.kind = 'branch' AND a.finished_at IS NOT NULL AND a.period IN ({periods})
 ), submitted AS (
     SELECT r.org_id FROM reports r WHERE r.period_start = :f AND r.period_end = :t
 )
@@ -544,23 +575,54 @@ ORDER BY b.path
 """
 
 
+def _utc_midnight(d: date) -> datetime:
+    # Midnight in Asia/Shanghai (every benchmark org's zone), in UTC.
+    return datetime.combine(d, datetime.min.time(), UTC) - timedelta(hours=8)
+
+
 def _end(p: tuple[date, date]) -> datetime:
-    # The period's end in UTC, read in Asia/Shanghai (every benchmark org's zone).
-    return datetime.combine(p[1] + timedelta(days=1), datetime.min.time(), UTC) - timedelta(hours=8)
+    return _utc_midnight(p[1] + timedelta(days=1))
+
+
+def _events(p: tuple[date, date]) -> dict[str, Any]:
+    """The period's instants: start, end, and its close so far (end, or the end of TODAY)."""
+    close_day = min(p[1] + timedelta(days=1), TODAY)
+    close = min(_end(p), _utc_midnight(TODAY + timedelta(days=1)))
+    return {
+        "f": p[0],
+        "t": p[1],
+        "start": _utc_midnight(p[0]),
+        "end": _end(p),
+        "close": close,
+        "close_day": close_day,
+    }
+
+
+def _periods(p: tuple[date, date]) -> str:
+    # Assessment periods inside the report's, as SQL literals (a few dozen at most).
+    return ", ".join(f"'{k}'" for k in reports.periods_within(*p, TODAY)) or "NULL"
 
 
 def _typed(sql: str) -> Any:
     # Typed parameters, so dates and times are bound exactly as the store binds them.
-    names = [n for n in ("f", "t", "today", "end") if f":{n}" in sql]
-    types = {"f": Date(), "t": Date(), "today": Date(), "end": UTCDateTime()}
+    types = {
+        "f": Date(),
+        "t": Date(),
+        "today": Date(),
+        "close_day": Date(),
+        "start": UTCDateTime(),
+        "end": UTCDateTime(),
+        "close": UTCDateTime(),
+    }
+    names = [n for n in types if re.search(rf":{n}\b", sql)]
     return text(sql).bindparams(*(bindparam(n, type_=types[n]) for n in names))
 
 
 async def hand_branch(conn: AsyncConnection, actions: list[str], branch: int, p: tuple[date, date]) -> Any:
     rows = (
         await conn.execute(
-            _typed(branch_sql(actions)),
-            {"b": branch, "f": p[0], "t": p[1], "end": _end(p), "today": TODAY},
+            _typed(branch_sql(actions, p)),
+            {"b": branch, **_events(p)},
         )
     ).all()
     n = len(actions)
@@ -583,14 +645,7 @@ def _nz(actions: list[str], values: Any) -> dict[str, int]:
 
 
 def norm_branch(r: reports.BranchReport) -> Any:
-    members = {
-        m.person_id: (
-            m.minutes,
-            m.minutes_by_action,
-            (m.commitments.made, m.commitments.reported + m.commitments.evaluated, 0, m.commitments.overdue),
-        )
-        for m in r.members
-    }
+    members = {m.person_id: (m.minutes, m.minutes_by_action, tuple(m.commitments)) for m in r.members}
     total = (
         r.minutes,
         r.minutes_by_action,
@@ -609,18 +664,14 @@ def norm_branch(r: reports.BranchReport) -> Any:
 
 
 def _norm_hand_branch(h: Any) -> Any:
-    members, total, commitments, checklists = h
-    # The per-member commitment columns are made, reported, evaluated, overdue: fold into the
-    # store's made / fulfilled / overdue.
-    members = {k: (v[0], v[1], (v[2][0], v[2][1] + v[2][2], 0, v[2][3])) for k, v in members.items()}
-    return members, total, commitments, checklists
+    return h
 
 
 async def hand_subtree(conn: AsyncConnection, actions: list[str], path: str, p: tuple[date, date]) -> Any:
     rows = (
         await conn.execute(
-            _typed(subtree_sql(actions)),
-            {"p": path + "%", "f": p[0], "t": p[1], "end": _end(p), "today": TODAY},
+            _typed(subtree_sql(actions, p)),
+            {"p": path + "%", **_events(p)},
         )
     ).all()
     n = len(actions)

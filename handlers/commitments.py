@@ -224,6 +224,7 @@ async def on_deadline_click(
     pack: Pack,
     locale: str,
     today: date,
+    now: datetime,
     state: FSMContext,
     bot: Bot,
 ) -> None:
@@ -239,6 +240,7 @@ async def on_deadline_click(
         pack,
         locale,
         today,
+        now,
         state,
         data,
         date.fromisoformat(callback_data.value),
@@ -256,6 +258,7 @@ async def on_deadline_text(
     pack: Pack,
     locale: str,
     today: date,
+    now: datetime,
     state: FSMContext,
 ) -> None:
     data = await state.get_data()
@@ -265,7 +268,9 @@ async def on_deadline_text(
         prompt, markup = deadline_prompt(_, pack, locale, today, data)
         await message.answer(_(e.key, **e.params) + "\n\n" + prompt, reply_markup=markup)
         return
-    text, markup = await _make(session, actor, _, pack, locale, today, state, data, deadline, message.chat.id)
+    text, markup = await _make(
+        session, actor, _, pack, locale, today, now, state, data, deadline, message.chat.id
+    )
     await message.answer(text, reply_markup=markup)
 
 
@@ -276,6 +281,7 @@ async def _make(
     pack: Pack,
     locale: str,
     today: date,
+    now: datetime,
     state: FSMContext,
     data: dict[str, Any],
     deadline: date,
@@ -293,6 +299,7 @@ async def _make(
                 for_branch=bool(data.get("for_branch")),
             ),
             today=today,
+            now=now,
             locale=locale,
             source=f"{chat_id}:{data['wid']}",
             pack=pack,

@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from content.i18n import Texts
 from content.pack import Pack
 from handlers.manage import hours, local_time, managers, message_of, secretary_branch, staff_root
-from storage import reports
+from storage import reports, sent_reports
 from storage.access import Actor, get_org
 from storage.report_files import branch_report_xlsx, subtree_report_xlsx
 from storage.reports import OTHER, BranchReport, SubmissionRow, SubtreeReport
@@ -286,8 +286,10 @@ async def _build(
 ) -> tuple[list[str], InlineKeyboardMarkup | None, BufferedInputFile, str]:
     period = f"{start.isoformat()}_{end.isoformat()}"
     if kind == BRANCH:
-        report = await reports.branch_report(s, actor, org_id, start, end, today, pack)
-        chunks = [branch_summary(_, report, pack)]
+        # A submitted period opens as it was sent (figures and file), with what moved since.
+        opened = await sent_reports.open_branch_report(s, actor, org_id, start, end, today, pack)
+        report = opened.report
+        chunks = [branch_summary(_, report, pack) + frozen_lines(_, opened, pack, tz)]
         markup = InlineKeyboardMarkup(
             inline_keyboard=[
                 [
@@ -300,8 +302,7 @@ async def _build(
                 ]
             ]
         )
-        data = branch_report_xlsx(report, pack, _.locale)
-        name = f"branch-report_{period}.xlsx"
+        name, data = opened.workbook(lambda r: branch_report_xlsx(r, pack, _.locale))
         caption = _(
             "reports_chat.file_branch", org=report.org_name, start=start.isoformat(), end=end.isoformat()
         )
@@ -395,6 +396,20 @@ def branch_summary(_: Texts, r: BranchReport, pack: Pack) -> str:
     return "\n".join(lines)
 
 
+def frozen_lines(_: Texts, opened: sent_reports.Opened, pack: Pack, tz: tzinfo) -> str:
+    """For a submitted period: when it was sent, the file's hash, and what changed since."""
+    sent = opened.submission
+    if sent is None:
+        return ""
+    lines = ["", _("report.frozen", when=local_time(sent.submitted_at, tz), sha=sent.sha256[:16])]
+    if opened.changes:
+        lines.append(_("report.changed_since"))
+        lines += sent_reports.change_lines(_, opened.changes, _.locale, pack)
+    else:
+        lines.append(_("report.unchanged_since"))
+    return "\n".join(lines)
+
+
 def subtree_summary(
     _: Texts, r: SubtreeReport, subs: Sequence[SubmissionRow], pack: Pack, tz: tzinfo
 ) -> list[str]:
@@ -485,7 +500,9 @@ async def on_submit_click(
     except ValueError:
         await query.answer(_("fallback.stale_button"), show_alert=True)
         return
-    row = await reports.submit_report(session, actor, cd.org_id, start, end, None, now, pack)
+    row, _sent = await sent_reports.submit(
+        session, actor, cd.org_id, start, end, None, now, pack=pack, locale=_.locale
+    )
     parent = await get_org(session, row.to_org_id) if row.to_org_id is not None else None
     await session.commit()
     await query.answer()

@@ -61,8 +61,12 @@ async def record(
     org_id: int | None = None,
     detail: dict[str, Any] | None = None,
     now: datetime | None = None,
+    flush: bool = True,
 ) -> AuditEntry:
-    """Add one audit row. `detail` may hold ids, field names and enum values only."""
+    """Add one audit row. `detail` may hold ids, field names and enum values only.
+
+    The channel is the actor's `via` (bot, web, cli), set by whoever built the actor: store
+    operations never guess it. `flush=False` leaves the row to the caller's next flush."""
     if not _TOKEN.match(action) or not action:
         raise ValueError("audit action must be a short token")
     _check_detail(detail or {})
@@ -77,8 +81,14 @@ async def record(
     if now is not None:
         row.at = now
     s.add(row)
-    await s.flush()
+    if flush:
+        await s.flush()
     return row
+
+
+def person_actor(person_id: int, via: str) -> Actor:
+    """The actor for an operation a person does on their own record (no grants needed)."""
+    return Actor(person_id, (), via)
 
 
 def on_admin_surface(actor: Actor) -> bool:
@@ -119,6 +129,8 @@ async def list_audit(
     *,
     person_id: int | None = None,
     action: str | None = None,
+    via: str | None = None,
+    org_id: int | None = None,
     date_from: date | None = None,
     date_to: date | None = None,
     page: int = 1,
@@ -126,8 +138,9 @@ async def list_audit(
 ) -> AuditPage:
     """The audit log, newest first: everything for an admin, their subtree for staff.
 
-    `person_id` matches rows where the person acted or was the subject; dates are UTC days,
-    both ends included.
+    `person_id` matches rows where the person acted or was the subject; `via` is the channel
+    (bot, web, cli); `org_id` the organization the row is about, or its subtree's; dates are
+    UTC days, both ends included.
     """
     if not actor.is_admin and Role.STAFF not in actor.roles():
         raise Forbidden()
@@ -140,6 +153,13 @@ async def list_audit(
         conds.append(or_(AuditEntry.subject_person_id == person_id, AuditEntry.actor_id == person_id))
     if action:
         conds.append(AuditEntry.action == action)
+    if via:
+        conds.append(AuditEntry.via == via)
+    if org_id is not None:
+        root = await s.get(Org, org_id)
+        conds.append(
+            exists().where(Org.id == AuditEntry.org_id, Org.path.like((root.path if root else "/-/") + "%"))
+        )
     if date_from is not None:
         conds.append(AuditEntry.at >= _day_start(date_from))
     if date_to is not None:

@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from content.pack import Checklist, Pack, get_pack
+from storage import audit
 from storage.access import Actor, require_manager
 from storage.errors import Invalid, NotFound, Refused
 from storage.models import Assessment, AssessmentItem, ItemStatus, Org, OrgKind
@@ -119,6 +120,14 @@ async def start_assessment(
     )
     s.add(row)
     await s.flush()
+    await audit.record(
+        s,
+        actor,
+        "assessment.start",
+        org_id=org_id,
+        detail={"assessment_id": row.id, "period": period},
+        now=now,
+    )
     return row
 
 
@@ -160,6 +169,13 @@ async def set_item(
     else:
         row.status, row.note = answer.status, answer.note
     await s.flush()
+    await audit.record(
+        s,
+        actor,
+        "assessment.answer",
+        org_id=a.org_id,
+        detail={"assessment_id": a.id, "item_id": item_id, "status": answer.status.value},
+    )
     valid = {i.id for i in cl.items}
     return Progress(a, sum(1 for k in answers if k in valid), len(cl.items))
 
@@ -187,6 +203,14 @@ async def finish(
     a.score = score([answers[i.id].status for i in cl.items], len(cl.items))
     a.finished_at = now
     await s.flush()
+    await audit.record(
+        s,
+        actor,
+        "assessment.finish",
+        org_id=a.org_id,
+        detail={"assessment_id": a.id, "score": a.score},
+        now=now,
+    )
     return a
 
 

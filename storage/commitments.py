@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 
 from content.pack import Pack, get_pack
+from storage import audit
 from storage.access import Actor, require_manager
 from storage.errors import Forbidden, Invalid, NotFound, Refused
 from storage.models import Commitment, CommitmentStatus, Membership, Org, OrgKind, Person, Role
@@ -115,12 +116,14 @@ async def make_commitment(
     data: NewCommitment,
     *,
     today: date,
+    now: datetime | None = None,
     locale: str = "zh",
     source: str | None = None,
     pack: Pack | None = None,
 ) -> Commitment:
     """Make a commitment. With a template, its text (in `locale`) and default deadline fill in
-    what was left out. A redelivered `source` returns the commitment it made the first time."""
+    what was left out. A redelivered `source` returns the commitment it made the first time.
+    `now` is when it was made (reports count it in the period of that instant)."""
     if source is not None:
         # A redelivery waits here for the first delivery to commit, then finds its row.
         await s.execute(select(Person.id).where(Person.id == actor.person_id).with_for_update())
@@ -166,6 +169,8 @@ async def make_commitment(
         status=CommitmentStatus.MADE,
         source=source,
     )
+    if now is not None:
+        row.created_at = now
     try:
         async with s.begin_nested():
             s.add(row)
@@ -177,7 +182,24 @@ async def make_commitment(
         if existing is None or existing.person_id != actor.person_id:
             raise Refused("commitment.duplicate_source") from None
         return existing
+    await _audit(s, actor, "commitment.make", row, now)
     return row
+
+
+async def _audit(
+    s: AsyncSession, actor: Actor, action: str, c: Commitment, now: datetime | None, **detail: object
+) -> None:
+    """Flushes the change, then its audit row: the owner is the subject, whoever acted."""
+    await s.flush()
+    await audit.record(
+        s,
+        actor,
+        action,
+        subject_person_id=c.person_id,
+        org_id=c.org_id,
+        detail={"commitment_id": c.id, **detail},
+        now=now,
+    )
 
 
 async def _by_source(s: AsyncSession, source: str) -> Commitment | None:
@@ -274,7 +296,7 @@ async def report_fulfilment(
     c.fulfilment_text = data.text
     c.fulfilment_file_id = data.file_id
     c.reported_at = now
-    await s.flush()
+    await _audit(s, actor, "commitment.fulfil", c, now)
     return c
 
 
@@ -284,7 +306,7 @@ async def withdraw(s: AsyncSession, actor: Actor, commitment_id: int, now: datet
     _require_status(c, CommitmentStatus.MADE)
     c.status = CommitmentStatus.WITHDRAWN
     c.withdrawn_at = now
-    await s.flush()
+    await _audit(s, actor, "commitment.withdraw", c, now)
     return c
 
 
@@ -306,7 +328,7 @@ async def evaluate(
     c.evaluation = data.comment or None
     c.evaluated_by_id = actor.person_id
     c.evaluated_at = now
-    await s.flush()
+    await _audit(s, actor, "commitment.evaluate", c, now, rating=c.rating)
     return await _outcome(s, c)
 
 
@@ -327,7 +349,7 @@ async def return_for_more_work(
     c.evaluation = data.comment
     c.evaluated_by_id = actor.person_id
     c.evaluated_at = now
-    await s.flush()
+    await _audit(s, actor, "commitment.return", c, now)
     return await _outcome(s, c)
 
 

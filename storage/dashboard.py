@@ -1,7 +1,9 @@
 """Aggregates for the admin web's dashboard: approved hours per month and each branch's latest
 checklist scores, over an org's subtree as far as the actor manages it. All of it in SQL.
 
-(Participation by branch and commitments by status come from `storage.reports.subtree_report`.)
+(Participation by branch comes from `storage.reports.subtree_report`.) Commitments by status are
+a state as of today (`commitment_states`), unlike a report's figures, which count the events of
+its period.
 """
 
 from __future__ import annotations
@@ -9,11 +11,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import Subquery, extract, func, select
+from sqlalchemy import Subquery, case, extract, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.access import Actor, require_manager
-from storage.models import Assessment, EntryStatus, Org, OrgKind, ServiceEntry
+from storage.models import (
+    Assessment,
+    Commitment,
+    CommitmentStatus,
+    EntryStatus,
+    Org,
+    OrgKind,
+    ServiceEntry,
+)
 
 MAX_MONTHS = 36
 
@@ -42,6 +52,46 @@ class BranchScore:
     period: str
     score: float
     finished_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CommitmentStates:
+    """Commitments in force since `date_from` (deadline not before it, not withdrawn), by their
+    state today."""
+
+    in_progress: int = 0
+    overdue: int = 0
+    reported: int = 0
+    evaluated: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.in_progress + self.overdue + self.reported + self.evaluated
+
+
+async def commitment_states(
+    s: AsyncSession, actor: Actor, org_id: int, *, date_from: date, today: date
+) -> CommitmentStates:
+    root = await require_manager(s, actor, org_id)
+    C = Commitment
+    made = C.status == CommitmentStatus.MADE
+    row = (
+        await s.execute(
+            select(
+                func.count(case((made & (C.deadline >= today), 1))),
+                func.count(case((made & (C.deadline < today), 1))),
+                func.count(case((C.status == CommitmentStatus.REPORTED, 1))),
+                func.count(case((C.status == CommitmentStatus.EVALUATED, 1))),
+            )
+            .join(Org, Org.id == C.org_id)
+            .where(
+                Org.path.like(root.path + "%"),
+                C.status != CommitmentStatus.WITHDRAWN,
+                C.deadline >= date_from,
+            )
+        )
+    ).one()
+    return CommitmentStates(*(int(x or 0) for x in row))
 
 
 def _month_back(d: date, months: int) -> date:

@@ -25,6 +25,7 @@ from sqlalchemy import Float, Select, case, cast, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from content.i18n import Texts, texts
+from storage import audit
 from storage.access import Actor, require_manager
 from storage.db import is_sqlite
 from storage.errors import Forbidden, Invalid, NotFound, Refused
@@ -159,7 +160,16 @@ async def create_notice(
     )
     s.add(notice)
     await s.flush()
+    await _audit(s, actor, "notice.create", notice, now, audience=notice.audience.value)
     return notice
+
+
+async def _audit(
+    s: AsyncSession, actor: Actor, action: str, notice: Notice, now: datetime | None, **detail: object
+) -> None:
+    await audit.record(
+        s, actor, action, org_id=notice.org_id, detail={"notice_id": notice.id, **detail}, now=now
+    )
 
 
 async def _org_in_scope(s: AsyncSession, actor: Actor, org_id: int, audience: Audience) -> Org:
@@ -283,8 +293,11 @@ async def send_notice(s: AsyncSession, actor: Actor, notice_id: int, *, now: dat
     if notice.scheduled_at is not None and notice.scheduled_at > now:
         notice.status = NoticeStatus.SCHEDULED
         await s.flush()
+        await _audit(s, actor, "notice.schedule", notice, now)
         return 0
-    return await _dispatch(s, notice, now)
+    count = await _dispatch(s, notice, now)
+    await _audit(s, actor, "notice.send", notice, now, recipients=count)
+    return count
 
 
 async def release_scheduled(s: AsyncSession, now: datetime, limit: int = 50) -> list[int]:
@@ -311,6 +324,7 @@ async def cancel_notice(s: AsyncSession, actor: Actor, notice_id: int) -> Notice
         raise Refused("notices.cannot_cancel")
     notice.status = NoticeStatus.CANCELLED
     await s.flush()
+    await _audit(s, actor, "notice.cancel", notice, None)
     return notice
 
 

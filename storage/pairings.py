@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql import ColumnElement
 
+from storage import audit
 from storage.access import Actor, require_manager
 from storage.errors import Refused
 from storage.models import Exemplar, Org, OrgKind, Pairing, Role
@@ -86,6 +87,8 @@ async def record_pairing(s: AsyncSession, actor: Actor, data: NewPairing) -> Pai
     row = Pairing(recorded_by_id=actor.person_id, **data.model_dump())
     s.add(row)
     await s.flush()
+    for org_id in (row.strong_org_id, row.weak_org_id):  # one row per branch: each sees it in scope
+        await audit.record(s, actor, "pairing.add", org_id=org_id, detail={"pairing_id": row.id})
     return row
 
 
@@ -131,6 +134,9 @@ async def record_exemplar(s: AsyncSession, actor: Actor, data: NewExemplar) -> E
     row = Exemplar(recorded_by_id=actor.person_id, **data.model_dump())
     s.add(row)
     await s.flush()
+    await audit.record(
+        s, actor, "exemplar.add", org_id=row.org_id, detail={"exemplar_id": row.id, "year": row.year}
+    )
     return row
 
 

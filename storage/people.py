@@ -133,14 +133,26 @@ async def _consume(s: AsyncSession, inv: Invite, now: datetime) -> None:
     await s.refresh(inv, ["uses_left"])
 
 
-async def _grant(s: AsyncSession, person: Person, org_id: int, role: Role) -> None:
+async def _grant(s: AsyncSession, person: Person, org_id: int, role: Role, invite_id: int, via: str) -> None:
     """Make the person a member of the org in `role`, raising (never lowering) an existing role."""
     m = await _membership(s, person.id, org_id)
+    action = None
     if m is None:
         s.add(Membership(person_id=person.id, org_id=org_id, role=role))
+        action = "membership.add"
     elif ROLE_RANK[role] > ROLE_RANK[m.role]:
         m.role = role
+        action = "membership.role"
     await s.flush()
+    if action is not None:
+        await audit.record(
+            s,
+            audit.person_actor(person.id, via),
+            action,
+            subject_person_id=person.id,
+            org_id=org_id,
+            detail={"role": role.value, "invite_id": invite_id},
+        )
     await s.refresh(person, ["memberships"])
 
 
@@ -153,6 +165,7 @@ async def join(
     *,
     consent: bool,
     now: datetime,
+    via: str = "bot",
 ) -> Joined:
     """Join through an invite, with explicit consent.
 
@@ -191,12 +204,12 @@ async def join(
         roster.locale = lang
         roster.last_active_at = now
         await s.flush()
-        await _grant(s, roster, inv.org_id, inv.role)
+        await _grant(s, roster, inv.org_id, inv.role, inv.id, via)
         return await _joined(s, roster, inv.org_id)
     if existing is not None:
         if existing.consent_at is None:
             existing.consent_at = now
-        await _grant(s, existing, inv.org_id, inv.role)
+        await _grant(s, existing, inv.org_id, inv.role, inv.id, via)
         if roster is not None:
             await _fold_into(s, roster, existing)
         return await _joined(s, existing, inv.org_id)
@@ -204,7 +217,7 @@ async def join(
     person = Person(telegram_id=telegram_id, name=display, locale=lang, consent_at=now, last_active_at=now)
     s.add(person)
     await s.flush()
-    await _grant(s, person, inv.org_id, inv.role)
+    await _grant(s, person, inv.org_id, inv.role, inv.id, via)
     return await _joined(s, person, inv.org_id)
 
 
@@ -232,18 +245,30 @@ async def _fold_into(s: AsyncSession, roster: Person, person: Person) -> None:
 # ---- the person's own settings and reachability -------------------------------------------------
 
 
-async def set_locale(s: AsyncSession, person: Person, locale: str) -> Person:
+async def set_locale(s: AsyncSession, person: Person, locale: str, *, via: str = "bot") -> Person:
     if locale not in LOCALES:
         raise Invalid("people.bad_locale", locales=", ".join(LOCALES))
     person.locale = locale
     await s.flush()
+    await _audit_settings(s, person, "locale", via)
     return person
 
 
-async def set_nudges_paused(s: AsyncSession, person: Person, paused: bool) -> Person:
+async def set_nudges_paused(s: AsyncSession, person: Person, paused: bool, *, via: str = "bot") -> Person:
     person.nudges_paused = bool(paused)
     await s.flush()
+    await _audit_settings(s, person, "nudges_paused", via)
     return person
+
+
+async def _audit_settings(s: AsyncSession, person: Person, field: str, via: str) -> None:
+    await audit.record(
+        s,
+        audit.person_actor(person.id, via),
+        "person.settings",
+        subject_person_id=person.id,
+        detail={"fields": [field]},
+    )
 
 
 async def touch_last_active(s: AsyncSession, person_id: int, now: datetime) -> bool:

@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from content.i18n import Texts, texts
 from content.pack import Pack
+from storage import audit
 from storage.access import Actor, require_manager
 from storage.db import is_sqlite
 from storage.errors import Forbidden, Invalid, NotFound, Refused
@@ -263,13 +264,29 @@ async def set_rule(
     if reschedule:
         rule.next_due_at = next_due(rule, now)
     await s.flush()
+    changed = [k for k, v in (("enabled", enabled), ("cron", cron), ("params", params)) if v is not None]
+    await audit.record(
+        s,
+        actor,
+        "reminder.set",
+        org_id=rule.org_id,
+        detail={"rule_id": rule.id, "kind": rule.kind.value, "fields": changed},
+        now=now,
+    )
     return rule
 
 
-async def pause_nudges(s: AsyncSession, person: Person, paused: bool) -> None:
+async def pause_nudges(s: AsyncSession, person: Person, paused: bool, *, via: str = "bot") -> None:
     """A member turns the monthly nudge off (or on again): reminders never become compulsory."""
     person.nudges_paused = paused
     await s.flush()
+    await audit.record(
+        s,
+        audit.person_actor(person.id, via),
+        "person.settings",
+        subject_person_id=person.id,
+        detail={"fields": ["nudges_paused"]},
+    )
 
 
 # ---- claiming runs ----

@@ -8,12 +8,20 @@ What counts:
 - Participants: people with approved service in the branch in the period; members: current
   members and secretaries of the branch. A subtree sums its branches (a person in two branches
   is counted in each, like their service).
-- Commitments: those in force during the period (made before its end, deadline not before its
-  start), not withdrawn, with their status today; overdue = still only made and past deadline.
-- Checklists: each checklist's latest finished assessment.
+- Commitments, by the dates of their events, so a period's figures do not move when later
+  events happen: made = made in the period (and not withdrawn within it); fulfilled = fulfilment
+  reported in the period (still standing: not sent back); evaluated = evaluated in the period;
+  overdue = fell due in the period and not fulfilled or withdrawn by its close (or by today,
+  while the period runs).
+- Checklists: the self-assessment belonging to the period: for each checklist, the finished
+  assessment whose period ("2026", "2026-Q4", "2026-11") lies inside the report's, the widest
+  one first (a year before a quarter before a month), then the latest. A November report shows
+  no quarter's score; a Q4 or year report does.
 
 Submitting (报送) stores a branch's summary (aggregates only, no per-member rows: the committee
-needs numbers, not names) for its parent committee; resubmitting the same period replaces it.
+needs numbers, not names) for its parent committee (resubmitting the same period replaces it),
+and freezes what was sent (storage/submissions.py): the full figures and the workbook's bytes.
+Opening a submitted period later shows the frozen report and what changed since.
 """
 
 from __future__ import annotations
@@ -45,8 +53,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 
 from content.pack import Pack, get_pack
+from storage import audit
 from storage.access import Actor, require_manager, require_person_access
-from storage.commitments import overdue_clause
 from storage.db import UTCDateTime
 from storage.errors import Refused
 from storage.models import (
@@ -116,14 +124,15 @@ def _utc_bounds(p: Period, tz: str) -> tuple[datetime, datetime]:
 
 class CommitmentCounts(NamedTuple):
     # Named tuples here and for MemberRow: a branch report builds a thousand of each.
-    made: int = 0  # all in force in the period (not withdrawn)
-    reported: int = 0  # fulfilment reported, awaiting evaluation
-    evaluated: int = 0
-    overdue: int = 0
+    # Events of the period (see the module's docstring), not states as of today.
+    made: int = 0  # made in the period
+    reported: int = 0  # fulfilment reported in the period
+    evaluated: int = 0  # evaluated in the period
+    overdue: int = 0  # fell due in the period, not fulfilled by its close
 
     @property
     def fulfilled(self) -> int:
-        return self.reported + self.evaluated
+        return self.reported
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +199,81 @@ class BranchReport:
         }
 
 
+def report_json(r: BranchReport) -> dict[str, Any]:
+    """Everything a branch report holds, JSON-ready: what a submission freezes."""
+    return {
+        **r.summary(),
+        "timezone": r.timezone,
+        "members": [
+            {
+                "person_id": m.person_id,
+                "name": m.name,
+                "role": m.role.value,
+                "minutes_by_action": dict(m.minutes_by_action),
+                "minutes": m.minutes,
+                "commitments": list(m.commitments),
+            }
+            for m in r.members
+        ],
+    }
+
+
+def report_from_json(d: dict[str, Any]) -> BranchReport:
+    """The branch report `report_json` froze, as it was."""
+    return BranchReport(
+        org_id=d["org_id"],
+        org_name=d["org_name"],
+        date_from=date.fromisoformat(d["date_from"]),
+        date_to=date.fromisoformat(d["date_to"]),
+        today=date.fromisoformat(d["today"]),
+        minutes_by_action=dict(d["minutes_by_action"]),
+        minutes=d["minutes"],
+        joint_minutes=d["joint_minutes"],
+        pending_entries=d["pending_entries"],
+        pending_minutes=d["pending_minutes"],
+        participants=d["participants"],
+        members_total=d["members_total"],
+        members=[
+            MemberRow(
+                m["person_id"],
+                m["name"],
+                Role(m["role"]),
+                dict(m["minutes_by_action"]),
+                m["minutes"],
+                CommitmentCounts(*m["commitments"]),
+            )
+            for m in d["members"]
+        ],
+        commitments=CommitmentCounts(**d["commitments"]),
+        checklists=[
+            ChecklistScore(
+                c["checklist_id"], c["period"], c["score"], datetime.fromisoformat(c["finished_at"])
+            )
+            for c in d["checklists"]
+        ],
+        timezone=d.get("timezone", DEFAULT_TZ),
+    )
+
+
+# The figures a "changed since submission" list compares (not names, dates or the run's day).
+COMPARED = (
+    "minutes",
+    "minutes_by_action",
+    "joint_minutes",
+    "pending_entries",
+    "pending_minutes",
+    "participants",
+    "members_total",
+    "commitments",
+)
+
+
+def compared_figures(d: dict[str, Any]) -> dict[str, Any]:
+    out = {k: d[k] for k in COMPARED}
+    out["checklists"] = {c["checklist_id"]: c["score"] for c in d["checklists"]}
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class BranchRow:
     org_id: int
@@ -246,8 +330,12 @@ ORG = bindparam("org_id", type_=Integer())
 PATH = bindparam("path_prefix", type_=String())
 FROM = bindparam("date_from", type_=Date())
 TO = bindparam("date_to", type_=Date())
-TODAY = bindparam("today", type_=Date())
-END = bindparam("end", type_=UTCDateTime())  # the period's end, as a UTC instant
+START = bindparam("start", type_=UTCDateTime())  # the period's first instant, in UTC
+END = bindparam("end", type_=UTCDateTime())  # the period's end (exclusive), as a UTC instant
+# The period's close as far as it has happened: its end, or the end of today while it runs.
+CLOSE = bindparam("close", type_=UTCDateTime())
+CLOSE_DAY = bindparam("close_day", type_=Date())  # a deadline before this day had passed by CLOSE
+PERIODS = bindparam("periods", expanding=True)  # assessment periods lying inside the report's
 E, C, M = ServiceEntry, Commitment, Membership
 
 
@@ -294,18 +382,38 @@ def _joint() -> ColumnElement[bool]:
     return E.pairing_id.is_not(None)
 
 
+def _not_before(col: Any, instant: Any) -> ColumnElement[bool]:
+    """The event had not happened by `instant` (never, or at or after it)."""
+    return or_(col.is_(None), col >= instant)
+
+
 def _commitment_columns() -> list[Any]:
     one = literal(1)
+    standing = C.status.in_((CommitmentStatus.REPORTED, CommitmentStatus.EVALUATED))
     return [
-        func.count(C.id),
-        _sum_if(C.status == CommitmentStatus.REPORTED, one),
-        _sum_if(C.status == CommitmentStatus.EVALUATED, one),
-        _sum_if(overdue_clause(TODAY), one),  # type: ignore[arg-type]
+        _sum_if(and_(C.created_at >= START, C.created_at < END, _not_before(C.withdrawn_at, END)), one),
+        # A fulfilment sent back has its reported_at cleared: it no longer counts anywhere.
+        _sum_if(and_(standing, C.reported_at >= START, C.reported_at < END), one),
+        # return_for_more_work also stamps evaluated_at: only a real evaluation counts.
+        _sum_if(
+            and_(C.status == CommitmentStatus.EVALUATED, C.evaluated_at >= START, C.evaluated_at < END), one
+        ),
+        _sum_if(
+            and_(
+                C.deadline >= FROM,
+                C.deadline < CLOSE_DAY,
+                C.created_at < CLOSE,
+                _not_before(C.reported_at, CLOSE),
+                _not_before(C.withdrawn_at, CLOSE),
+            ),
+            one,
+        ),
     ]
 
 
 def _commitments_in() -> list[ColumnElement[bool]]:
-    return [C.status != CommitmentStatus.WITHDRAWN, C.created_at < END, C.deadline >= FROM]
+    # Every event counted needs the commitment made before the period's end.
+    return [C.created_at < END]
 
 
 def _counts(row: Any) -> CommitmentCounts:
@@ -315,31 +423,70 @@ def _counts(row: Any) -> CommitmentCounts:
 
 
 def _params(p: Period, tz: str, today: date, **more: Any) -> dict[str, Any]:
+    start, end = _utc_bounds(p, tz)
+    close_day = min(p.date_to + timedelta(days=1), today)
+    close = min(end, _utc_bounds(Period(date_from=today, date_to=today), tz)[1])
     return {
         "date_from": p.date_from,
         "date_to": p.date_to,
-        "end": _utc_bounds(p, tz)[1],
-        "today": today,
+        "start": start,
+        "end": end,
+        "close": close,
+        "close_day": close_day,
+        "periods": list(periods_within(p.date_from, p.date_to, today)),
         **more,
     }
 
 
-def _latest(per_checklist: bool, orgs: Any) -> Select[Any]:
-    """Latest finished assessment per org (and per checklist if asked), newest wins."""
+def periods_within(date_from: date, date_to: date, today: date | None = None) -> dict[str, tuple[int, date]]:
+    """Assessment periods ("2026", "2026-Q4", "2026-11") belonging to [date_from, date_to],
+    each with its rank (year 3, quarter 2, month 1) and first day: those lying wholly inside it,
+    and, while the report runs up to `today`, those begun inside it and still running (this
+    quarter's self-assessment belongs to "this quarter so far")."""
+    running = today is not None and date_to >= today
+
+    def fits(first: date, last: date) -> bool:
+        return date_from <= first and (last <= date_to or (running and first <= date_to))
+
+    out: dict[str, tuple[int, date]] = {}
+    for year in range(date_from.year, date_to.year + 1):
+        if fits(date(year, 1, 1), date(year, 12, 31)):
+            out[str(year)] = (3, date(year, 1, 1))
+        for q in range(1, 5):
+            first = date(year, 3 * q - 2, 1)
+            last = date(year + (q == 4), 1 if q == 4 else 3 * q + 1, 1) - timedelta(days=1)
+            if fits(first, last):
+                out[f"{year}-Q{q}"] = (2, first)
+        for m in range(1, 13):
+            first = date(year, m, 1)
+            last = date(year + (m == 12), 1 if m == 12 else m + 1, 1) - timedelta(days=1)
+            if fits(first, last):
+                out[f"{year}-{m:02d}"] = (1, first)
+    return out
+
+
+def _assessments(orgs: Any) -> Select[Any]:
+    """Finished assessments of the orgs whose period lies inside the report's."""
     A = Assessment
-    parts = [A.org_id, A.checklist_id] if per_checklist else [A.org_id]
-    rank = func.row_number().over(partition_by=parts, order_by=(A.finished_at.desc(), A.id.desc()))
-    ranked = (
-        select(A.org_id, A.checklist_id, A.period, A.score, A.finished_at, rank.label("rank"))
-        .where(orgs, A.finished_at.is_not(None))
-        .subquery()
-    )
-    r = ranked.c
     return (
-        select(r.org_id, r.checklist_id, r.period, r.score, r.finished_at)
-        .where(r.rank == 1)
-        .order_by(r.org_id, r.checklist_id)
+        select(A.org_id, A.checklist_id, A.period, A.score, A.finished_at, A.id)
+        .where(orgs, A.finished_at.is_not(None), A.period.in_(PERIODS))
+        .order_by(A.org_id, A.checklist_id)
     )
+
+
+def _belonging(
+    rows: Sequence[Any], p: Period, today: date, per_checklist: bool
+) -> dict[tuple[int, str], ChecklistScore]:
+    """Per org (and checklist): the widest assessment belonging to the period, then the latest."""
+    ranks = periods_within(p.date_from, p.date_to, today)
+    best: dict[tuple[int, str], tuple[Any, ...]] = {}
+    for org_id, checklist_id, period, score, finished_at, row_id in rows:
+        key = (org_id, checklist_id if per_checklist else "")
+        order = (*ranks[period], finished_at, row_id)
+        if key not in best or order > best[key][0]:
+            best[key] = (order, ChecklistScore(checklist_id, period, float(score or 0), finished_at))
+    return {k: v[1] for k, v in sorted(best.items())}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -466,7 +613,7 @@ def _branch_statements(actions: tuple[str, ...]) -> tuple[Select[Any], Select[An
         .group_by(M.id, Person.id)
         .order_by(Person.name, M.person_id)
     )
-    checklists = _latest(True, Assessment.org_id == ORG)
+    checklists = _assessments(Assessment.org_id == ORG)
     return totals, members, checklists
 
 
@@ -494,10 +641,7 @@ async def branch_report(
         MemberRow(pid, name, role, _by_action(actions, rest, total), total, CommitmentCounts(cm, cr, ce, co))
         for pid, name, role, total, cm, cr, ce, co, *rest in (await conn.execute(members_q, params)).all()
     ]
-    checklists = [
-        ChecklistScore(c, pe, float(sc or 0), f)
-        for _o, c, pe, sc, f in await conn.execute(checklists_q, params)
-    ]
+    checklists = list(_belonging((await conn.execute(checklists_q, params)).all(), p, today, True).values())
     return BranchReport(
         org_id=org.id,
         org_name=org.name,
@@ -570,7 +714,7 @@ def _subtree_statements(actions: tuple[str, ...]) -> tuple[Select[Any], ...]:
         .where(inside, *_commitments_in())
         .group_by(C.org_id)
     )
-    last = _latest(False, Assessment.org_id.in_(select(Org.id).where(inside, Org.kind == OrgKind.BRANCH)))
+    last = _assessments(Assessment.org_id.in_(select(Org.id).where(inside, Org.kind == OrgKind.BRANCH)))
     submitted = (
         select(Report.org_id)
         .join(Org, Org.id == Report.org_id)
@@ -612,7 +756,8 @@ async def subtree_report(
             from_outside = _add(from_outside, values)
     commitments = {r[0]: _counts(r[1:]) for r in await conn.execute(commitments_q, params)}
     last = {
-        o: ChecklistScore(c, pe, float(sc or 0), f) for o, c, pe, sc, f in await conn.execute(last_q, params)
+        o: sc
+        for (o, _c), sc in _belonging((await conn.execute(last_q, params)).all(), p, today, False).items()
     }
     submitted = set((await conn.execute(submitted_q, params)).scalars())
 
@@ -674,6 +819,20 @@ async def submit_report(
     pack: Pack | None = None,
 ) -> Report:
     """报送: the branch's secretary sends the period's summary to the parent committee."""
+    return (await submit_branch(s, actor, org_id, date_from, date_to, note, now, pack))[0]
+
+
+async def submit_branch(
+    s: AsyncSession,
+    actor: Actor,
+    org_id: int,
+    date_from: date,
+    date_to: date,
+    note: str | None,
+    now: datetime,
+    pack: Pack | None = None,
+) -> tuple[Report, BranchReport]:
+    """`submit_report`, also returning the report it sent (storage/sent_reports.py freezes it)."""
     data = parse(Submission, note=note)
     org = await require_manager(s, actor, org_id, (Role.SECRETARY,))
     if org.kind is not OrgKind.BRANCH:
@@ -699,7 +858,15 @@ async def submit_report(
     row.submitted_by_id = actor.person_id
     row.submitted_at = now
     await s.flush()
-    return row
+    await audit.record(
+        s,
+        actor,
+        "report.submit",
+        org_id=org_id,
+        detail={"report_id": row.id, "from": p.date_from.isoformat(), "to": p.date_to.isoformat()},
+        now=now,
+    )
+    return row, report
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage import audit
 from storage.access import Actor, get_org, require_manager
 from storage.errors import Forbidden, NotFound, Refused
 from storage.models import Org, OrgKind, ServiceListItem
@@ -53,7 +54,12 @@ async def add_service(s: AsyncSession, actor: Actor, org_id: int, data: ServiceI
     row = ServiceListItem(org_id=org_id, active=True, **data.model_dump())
     s.add(row)
     await s.flush()
+    await _audit(s, actor, "service_list.add", row)
     return row
+
+
+async def _audit(s: AsyncSession, actor: Actor, action: str, row: ServiceListItem) -> None:
+    await audit.record(s, actor, action, org_id=row.org_id, detail={"item_id": row.id})
 
 
 async def _load(s: AsyncSession, actor: Actor, item_id: int) -> ServiceListItem:
@@ -69,6 +75,7 @@ async def update_service(s: AsyncSession, actor: Actor, item_id: int, data: Serv
     for k, v in data.model_dump().items():
         setattr(row, k, v)
     await s.flush()
+    await _audit(s, actor, "service_list.change", row)
     return row
 
 
@@ -76,6 +83,7 @@ async def remove_service(s: AsyncSession, actor: Actor, item_id: int) -> None:
     row = await _load(s, actor, item_id)
     row.active = False
     await s.flush()
+    await _audit(s, actor, "service_list.remove", row)
 
 
 async def list_services(s: AsyncSession, actor: Actor, org_id: int) -> list[ServiceListItem]:

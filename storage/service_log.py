@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 
 from content.pack import Pack, get_pack
+from storage import audit
 from storage.access import Actor, require_person_access
 from storage.errors import Forbidden, Invalid, NotFound, Refused
 from storage.models import EntryStatus, Membership, Org, Pairing, Person, Role, ServiceEntry
@@ -175,6 +176,14 @@ async def log_service(
         if existing is None or existing.person_id != actor.person_id:
             raise Refused("log.duplicate_source") from None
         return existing
+    await audit.record(
+        s,
+        actor,
+        "entry.log",
+        subject_person_id=actor.person_id,
+        org_id=branch_id,
+        detail={"entry_id": row.id},
+    )
     return row
 
 
@@ -527,6 +536,22 @@ def _apply(entry: ServiceEntry, actor: Actor, approve: bool, reason: str | None,
     entry.reason = reason
 
 
+async def _audit_review(
+    s: AsyncSession, actor: Actor, entries: Sequence[ServiceEntry], approve: bool, now: datetime
+) -> None:
+    for e in entries:
+        await audit.record(
+            s,
+            actor,
+            "entry.approve" if approve else "entry.reject",
+            subject_person_id=e.person_id,
+            org_id=e.org_id,
+            detail={"entry_id": e.id},
+            now=now,
+            flush=False,
+        )
+
+
 async def review(
     s: AsyncSession, actor: Actor, entry_id: int, approve: bool, reason: str | None, now: datetime
 ) -> ReviewOutcome:
@@ -539,6 +564,7 @@ async def review(
     if entry.status is not EntryStatus.PENDING:
         raise Refused("log.already_reviewed")
     _apply(entry, actor, approve, clean, now)
+    await _audit_review(s, actor, [entry], approve, now)
     await s.flush()
     return await _outcome(s, entry)
 
@@ -573,6 +599,7 @@ async def review_many(
     todo = [e for e in entries if e.status is EntryStatus.PENDING]
     for e in todo:
         _apply(e, actor, approve, clean, now)
+    await _audit_review(s, actor, todo, approve, now)
     await s.flush()
     return ReviewBatch(
         done=len(todo),

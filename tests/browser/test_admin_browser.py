@@ -171,3 +171,38 @@ async def test_the_notice_page_in_english(site, page) -> None:
     assert await page.locator("h1").inner_text() == "Dashboard"
     assert await _charts_drawn(page) == []
     await page.screenshot(path=screenshot_path("dashboard-en"), full_page=True)
+
+
+async def test_a_submitted_report_and_the_audit_trail(site, page) -> None:
+    """A submitted period opens as sent with what changed since; the audit page lists the
+    submission and the changes made in the bot, filtered by channel."""
+    from datetime import date
+
+    from storage import sent_reports
+
+    w = site.lived.world
+    async with site.sessionmaker() as s:
+        actor = await load_actor(s, w.secretary_a.id)
+        await sent_reports.submit(s, actor, w.branch_a.id, date(2026, 11, 1), date(2026, 11, 27), None, NOW)
+        s.add(  # the data moves after the submission
+            ServiceEntry(
+                person_id=w.member_a.id,
+                org_id=w.branch_a.id,
+                day=date(2026, 11, 20),
+                minutes=90,
+                action="volunteer",
+                description="补登",
+                status=EntryStatus.APPROVED,
+            )
+        )
+        await s.commit()
+    await _sign_in_with_link(site, page, w.staff)
+    await page.goto(site.at(f"/reports?org={w.branch_a.id}&from=2026-11-01&to=2026-11-27"))
+    frozen = await page.locator("#frozen").inner_text()
+    assert "报送的报表" in frozen and "服务时长合计（小时）" in frozen
+    assert "党员志愿服务行动（小时）：0 → 1.5" in frozen  # an action without service is 0, not —
+    await page.screenshot(path=screenshot_path("report-submitted"), full_page=True)
+    await page.goto(site.at("/audit?via=bot"))
+    assert "报送支部报表" in await page.locator("table").inner_text()
+    await page.screenshot(path=screenshot_path("audit-bot"), full_page=True)
+    assert page.problems == []

@@ -3,6 +3,7 @@ submitting upward, and the staff's compiled report of their subtree."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, date, datetime, timedelta
 from io import BytesIO
 
@@ -22,6 +23,7 @@ from storage.models import (
     Report,
     Role,
     ServiceEntry,
+    Submission,
 )
 from tests.e2e.forge import forged_button
 from tests.e2e.harness import NOW
@@ -127,13 +129,15 @@ async def scene(session, world) -> None:
                 deadline=date(2026, 12, 1),
                 status=CommitmentStatus.REPORTED,
                 created_at=made,
+                reported_at=datetime(2026, 11, 5, tzinfo=UTC),
             ),
         ]
     )
     await session.flush()
     actor = await world.actor(session, world.secretary_a)
-    done = NOW - timedelta(days=40)
-    a1 = await checklists.start_assessment(session, actor, a.id, "six_haves", "2026-Q3", done)
+    done = NOW - timedelta(days=1)
+    # November's own self-assessment (a quarter's would not belong to a month's report).
+    a1 = await checklists.start_assessment(session, actor, a.id, "six_haves", "2026-11", done)
     for i, item in enumerate(PACK.checklist("six_haves").items):
         await checklists.set_item(session, actor, a1.id, item.id, "met" if i % 2 == 0 else "partly")
     await checklists.finish(session, actor, a1.id, done)
@@ -178,8 +182,8 @@ async def test_branch_report_summary_and_workbook_match_the_database(chat, db, w
     assert "2026-11-01 至 2026-11-30" in summary.text
     assert "服务时长 5.25 小时，3/3 名党员参与" in summary.text
     assert "待审核 1 条，共 0.5 小时" in summary.text
-    assert "承诺 3 项：已践诺 1 项（已评议 0 项），逾期 1 项" in summary.text
-    assert "“六有”目标 2026-Q3 75 分" in summary.text
+    assert "本期承诺 3 项，践诺 1 项，评议 0 项；本期到期而逾期未践诺 1 项" in summary.text
+    assert "“六有”目标 2026-11 75 分" in summary.text
     assert summary.buttons[0]["text"] == "📤 报送党工委"
 
     minutes = await approved_minutes(db, world.branch_a.id, *NOV)
@@ -232,15 +236,16 @@ async def test_branch_report_summary_and_workbook_match_the_database(chat, db, w
         people = dict((await s.execute(select(Person.name, Person.id))).all())
         commitment_rows = (
             await s.execute(
-                select(Commitment.person_id, Commitment.status).where(Commitment.org_id == world.branch_a.id)
+                select(Commitment.person_id, Commitment.reported_at).where(
+                    Commitment.org_id == world.branch_a.id
+                )
             )
         ).all()
     made: dict[int, int] = {}
     fulfilled: dict[int, int] = {}
-    for pid, status in commitment_rows:
+    for pid, reported_at in commitment_rows:  # all made in November; fulfilled if reported in it
         made[pid] = made.get(pid, 0) + 1
-        done = status in (CommitmentStatus.REPORTED, CommitmentStatus.EVALUATED)
-        fulfilled[pid] = fulfilled.get(pid, 0) + int(done)
+        fulfilled[pid] = fulfilled.get(pid, 0) + int(reported_at is not None)
     names = [ws.cell(r, 1).value for r in range(2, ws.max_row + 1)]
     assert sorted(names) == sorted(["张三", "李四", "李书记"])
     for r in range(2, ws.max_row + 1):
@@ -255,7 +260,7 @@ async def test_branch_report_summary_and_workbook_match_the_database(chat, db, w
     assert role_col["李书记"] == "书记" and role_col["张三"] == "党员"
 
     ws = wb["清单自评"]
-    assert [c.value for c in ws[2]][:3] == ["“六有”目标", "2026-Q3", 75.0]
+    assert [c.value for c in ws[2]][:3] == ["“六有”目标", "2026-11", 75.0]
 
 
 async def test_submitting_sends_the_summary_to_the_committee(chat, db, world, session) -> None:
@@ -275,6 +280,42 @@ async def test_submitting_sends_the_summary_to_the_committee(chat, db, world, se
     # Submitting the same period again replaces it.
     await chat.press(world.secretary_a, reply.sent[0], "📤 报送党工委")
     assert await db.count(Report) == 1
+
+
+async def test_a_submitted_report_opens_as_sent_and_names_what_changed(chat, db, world, session) -> None:
+    """报送 freezes the figures and the workbook: after the data moves, /report for the same
+    period shows the submitted figures and sends the same bytes, and lists what changed."""
+    await scene(session, world)
+    menu = await chat.send(world.secretary_a, "/report")
+    first = await chat.press(world.secretary_a, menu, "本月（11 月）")
+    await chat.press(world.secretary_a, first.sent[0], "📤 报送党工委")
+    sent = await db.one(select(Submission))
+    assert sent.sha256 == hashlib.sha256(sent.file_bytes).hexdigest()
+    assert sent.figures["minutes"] == 315 and sent.figures["commitments"]["reported"] == 1
+
+    # Afterwards: the pending entry is approved, a new one is added, a commitment is fulfilled.
+    async with db.sessionmaker() as s:
+        pending = await s.scalar(select(ServiceEntry).where(ServiceEntry.status == EntryStatus.PENDING))
+        pending.status = EntryStatus.APPROVED
+        s.add(entry(world.member_a, world.branch_a, date(2026, 11, 25), 60, "volunteer"))
+        c = await s.scalar(select(Commitment).where(Commitment.text == "每月义诊"))
+        c.status, c.reported_at = CommitmentStatus.REPORTED, NOW
+        await s.commit()
+
+    menu = await chat.send(world.secretary_a, "/report")
+    again = await chat.press(world.secretary_a, menu, "本月（11 月）")
+    text = again.sent[0].text
+    assert "服务时长 5.25 小时" in text  # as submitted, not today's 6.75
+    assert "2026-11-28 10:00 报送的报表" in text and sent.sha256[:16] in text
+    assert "报送以后有变化的数据" in text
+    assert "服务时长合计（小时）：5.25 → 6.75" in text
+    assert "待审核记录（条）：1 → 0" in text
+    assert "本期践诺（项）：1 → 2" in text
+    assert again.sent[-1].document.data == sent.file_bytes
+    assert hashlib.sha256(again.sent[-1].document.data).hexdigest() == sent.sha256
+    # The file is the submitted one too: its summary sheet holds the submitted hours.
+    values = {r[0].value: r[1].value for r in workbook(again)["汇总"].iter_rows(min_row=2)}
+    assert values["服务时长合计（小时）"] == 5.25
 
 
 async def test_staff_get_the_compiled_subtree_report_with_who_submitted(chat, db, world, session) -> None:

@@ -43,6 +43,19 @@ async def count(session) -> int:
 # Making
 
 
+async def test_made_at_the_clock_passed_in(session, world) -> None:
+    # Reports count a commitment in the period it was made: that instant comes from the caller.
+    actor = await world.actor(session, world.member_a)
+    c = await cm.make_commitment(
+        session,
+        actor,
+        cm.new_commitment(text="承诺", deadline=TODAY + timedelta(days=3)),
+        today=TODAY,
+        now=NOW,
+    )
+    assert c.created_at == NOW
+
+
 async def test_member_makes_a_free_text_commitment_in_their_branch(session, world) -> None:
     c = await make(session, world, world.member_a, text="  帮扶两户困难群众 ", is_public=False)
     assert (c.org_id, c.person_id, c.is_branch, c.status, c.text, c.is_public) == (

@@ -115,3 +115,38 @@ async def test_checklist_averages_use_each_branchs_latest(session, world) -> Non
         session, await world.actor(session, world.staff), world.committee.id
     )
     assert [(r.checklist_id, r.average, r.branches) for r in rows] == [("six_haves", 80.0, 2)]
+
+
+async def test_commitment_states_are_today_s_state_of_the_year_s_commitments(session, world) -> None:
+    from storage.models import Commitment, CommitmentStatus
+
+    S = CommitmentStatus
+    today = date(2026, 11, 20)
+    made = datetime(2026, 3, 1, tzinfo=UTC)  # made long ago: still in force this year
+
+    def c(org, status, deadline):
+        session.add(
+            Commitment(
+                person_id=world.member_a.id,
+                org_id=org.id,
+                text="承诺",
+                status=status,
+                deadline=deadline,
+                created_at=made,
+            )
+        )
+
+    c(world.branch_a, S.MADE, date(2026, 12, 1))  # in progress
+    c(world.branch_a, S.MADE, date(2026, 11, 1))  # overdue
+    c(world.branch_b, S.REPORTED, date(2026, 11, 1))
+    c(world.branch_b, S.EVALUATED, date(2026, 6, 1))
+    c(world.branch_a, S.WITHDRAWN, date(2026, 12, 1))  # never
+    c(world.branch_a, S.EVALUATED, date(2025, 12, 1))  # last year's
+    c(world.branch_c, S.MADE, date(2026, 12, 1))  # another committee
+    await session.flush()
+    staff = await world.actor(session, world.staff)
+    got = await dashboard.commitment_states(
+        session, staff, world.committee.id, date_from=date(2026, 1, 1), today=today
+    )
+    assert got == dashboard.CommitmentStates(in_progress=1, overdue=1, reported=1, evaluated=1)
+    assert got.total == 4

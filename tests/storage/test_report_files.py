@@ -80,7 +80,7 @@ def test_numbers_are_numbers_and_dates_are_dates() -> None:
     assert first[0] == "张三" and first[1] == "党员"
     assert all(c.data_type == "n" for c in members[2][2:])
     assert first[2] == 1.0
-    assert first[-4:] == [1.5, 3, 2, 1]
+    assert first[-4:] == [1.5, 3, 1, 1]  # fulfilled = reported in the period
     checklist = [c.value for c in wb["清单自评"][2]]
     assert checklist[0] == get_pack().checklist("six_haves").title.zh
     assert checklist[1:] == ["2026-Q4", 80.0, datetime(2026, 12, 1)]
@@ -144,6 +144,8 @@ def test_every_catalog_key_these_store_modules_use_exists_in_both_languages() ->
     pattern = r'"((?:log|commitment|checklist|services|pairing|exemplar|report|error)\.[a-z_.]+)"'
     keys = {k for m in modules for k in re.findall(pattern, (root / f"{m}.py").read_text(encoding="utf-8"))}
     keys |= {f"report.role.{r.value}" for r in (Role.MEMBER, Role.SECRETARY)}
+    # Audit action names look like keys; they are labelled under web.audit.a.* instead.
+    keys = {k for k in keys if f"web.audit.a.{k}" not in catalog("zh")}
     assert len(keys) > 60
     for locale in ("zh", "en"):
         assert sorted(keys - set(catalog(locale))) == [], locale

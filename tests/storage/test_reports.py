@@ -95,15 +95,36 @@ async def scene(session, world) -> Scene:
             )
         )
 
-    c(w.member_a, w.branch_a, C.MADE, d(2026, 11, 10), _utc(2026, 10, 15))  # overdue today
-    c(w.member_a, w.branch_a, C.REPORTED, d(2026, 12, 31), _utc(2026, 11, 5))
-    c(w.member_a, w.branch_a, C.EVALUATED, d(2026, 11, 15), _utc(2026, 9, 1), rating="good")
-    c(w.member_a, w.branch_a, C.WITHDRAWN, d(2026, 11, 15), _utc(2026, 9, 1))  # withdrawn: never
-    c(w.member_a, w.branch_a, C.MADE, d(2026, 10, 20), _utc(2026, 9, 1))  # ended before the period
+    # By the dates of their events (made, fulfilment reported, evaluated, withdrawn):
+    c(w.member_a, w.branch_a, C.MADE, d(2026, 11, 10), _utc(2026, 10, 15))  # fell due in Nov: overdue
+    c(w.member_a, w.branch_a, C.REPORTED, d(2026, 12, 31), _utc(2026, 11, 5), reported_at=_utc(2026, 11, 12))
+    c(  # made and fulfilled before November, evaluated in it
+        w.member_a,
+        w.branch_a,
+        C.EVALUATED,
+        d(2026, 11, 15),
+        _utc(2026, 9, 1),
+        rating="good",
+        reported_at=_utc(2026, 10, 20),
+        evaluated_at=_utc(2026, 11, 3),
+    )
+    c(  # withdrawn before it fell due: never counted
+        w.member_a, w.branch_a, C.WITHDRAWN, d(2026, 11, 15), _utc(2026, 9, 1), withdrawn_at=_utc(2026, 10, 1)
+    )
+    c(w.member_a, w.branch_a, C.MADE, d(2026, 10, 20), _utc(2026, 9, 1))  # fell due in October
     c(w.member_a, w.branch_a, C.MADE, d(2026, 12, 20), _utc(2026, 11, 30, 16, 30))  # 1 Dec in Xining
     c(w.member_a2, w.branch_a, C.MADE, d(2027, 1, 10), _utc(2026, 11, 30, 15, 59))  # 30 Nov in Xining
     c(w.secretary_a, w.branch_a, C.MADE, d(2026, 11, 30), _utc(2026, 11, 1), is_branch=True)
-    c(w.member_b, w.branch_b, C.EVALUATED, d(2026, 11, 30), _utc(2026, 11, 2), rating="excellent")
+    c(
+        w.member_b,
+        w.branch_b,
+        C.EVALUATED,
+        d(2026, 11, 30),
+        _utc(2026, 11, 2),
+        rating="excellent",
+        reported_at=_utc(2026, 11, 10),
+        evaluated_at=_utc(2026, 11, 12),
+    )
 
     def a(org, checklist, period, score, finished):
         session.add(
@@ -115,6 +136,7 @@ async def scene(session, world) -> Scene:
     a(w.branch_a, "six_haves", "2026-Q3", 50.0, _utc(2026, 10, 1))
     a(w.branch_a, "six_haves", "2026-Q4", 80.0, _utc(2026, 11, 15))
     a(w.branch_a, "five_standards", "2026", 60.0, _utc(2026, 11, 10))
+    a(w.branch_a, "six_haves", "2026-11", 70.0, _utc(2026, 11, 19))
     a(w.branch_a, "six_grasps", "2026", None, None)  # unfinished
 
     # The former member left the branch after serving in it.
@@ -157,17 +179,16 @@ async def test_branch_report_numbers(session, scene) -> None:
         {},
         Role.SECRETARY,
     )
-    # Commitments in force in November: 张三's overdue, reported and evaluated ones; 李四's
-    # (made 30 Nov, Xining time); the branch's own. Not: withdrawn, ended in October, made 1 Dec.
-    assert rows["张三"].commitments == rp.CommitmentCounts(made=3, reported=1, evaluated=1, overdue=1)
-    assert rows["张三"].commitments.fulfilled == 2
+    # November's events: 张三 made one (5 Nov) and reported it (12 Nov), had one evaluated (3 Nov)
+    # and one fell due unfulfilled (10 Nov); 李四 made one (30 Nov, Xining time); the branch made
+    # its own. Not: made in September/October or on 1 Dec (Xining), withdrawn, due in October.
+    assert rows["张三"].commitments == rp.CommitmentCounts(made=1, reported=1, evaluated=1, overdue=1)
+    assert rows["张三"].commitments.fulfilled == 1
     assert rows["李四"].commitments == rp.CommitmentCounts(made=1)
     assert rows["李书记"].commitments == rp.CommitmentCounts()  # the branch's own is not personal
-    assert got.commitments == rp.CommitmentCounts(made=5, reported=1, evaluated=1, overdue=1)
-    assert [(c.checklist_id, c.period, c.score) for c in got.checklists] == [
-        ("five_standards", "2026", 60.0),
-        ("six_haves", "2026-Q4", 80.0),
-    ]
+    assert got.commitments == rp.CommitmentCounts(made=3, reported=1, evaluated=1, overdue=1)
+    # The self-assessment of November itself: not the year's or the quarter's.
+    assert [(c.checklist_id, c.period, c.score) for c in got.checklists] == [("six_haves", "2026-11", 70.0)]
 
 
 async def test_branch_report_of_a_partner_counts_only_its_own_and_joint_entries(session, scene) -> None:
@@ -204,11 +225,13 @@ async def test_commitments_count_in_a_period_without_service(session, scene) -> 
         await actor(session, scene, "secretary_a"),
         w.branch_a.id,
         date(2026, 11, 21),
-        date(2026, 11, 29),
-        TODAY,
+        date(2026, 11, 30),
+        date(2026, 12, 5),
     )
     assert got.minutes == 0
-    assert got.commitments == rp.CommitmentCounts(made=2, reported=1)
+    assert got.commitments == rp.CommitmentCounts(
+        made=1, overdue=1
+    )  # 李四 made one; the branch's own fell due
 
 
 async def test_summary_is_json_ready_and_names_no_member(session, scene) -> None:
@@ -255,11 +278,11 @@ async def test_committee_subtree_counts_each_entry_once_in_its_totals(session, s
     assert (a.minutes, a.joint_minutes, a.participants, a.members_total) == (350, 160, 3, 3)
     assert a.minutes_by_action == {"volunteer": 190, "integrity": 30, "welfare_day": 90, "walk_with_you": 40}
     assert (b.minutes, b.joint_minutes, b.participants, b.members_total) == (160, 0, 2, 2)
-    assert a.commitments == rp.CommitmentCounts(made=5, reported=1, evaluated=1, overdue=1)
-    assert b.commitments == rp.CommitmentCounts(made=1, evaluated=1)
+    assert a.commitments == rp.CommitmentCounts(made=3, reported=1, evaluated=1, overdue=1)
+    assert b.commitments == rp.CommitmentCounts(made=1, reported=1, evaluated=1)
     assert a.last_assessment is not None and (a.last_assessment.checklist_id, a.last_assessment.score) == (
         "six_haves",
-        80.0,
+        70.0,
     )
     assert b.last_assessment is None
     # Once each: A's own 190, B's own 160, and C's 40 done with A (C is outside the committee).
@@ -273,7 +296,7 @@ async def test_committee_subtree_counts_each_entry_once_in_its_totals(session, s
         rp.OTHER: 25,
     }
     assert (got.members_total, got.participants) == (5, 5)
-    assert got.commitments == rp.CommitmentCounts(made=6, reported=1, evaluated=2, overdue=1)
+    assert got.commitments == rp.CommitmentCounts(made=4, reported=2, evaluated=2, overdue=1)
     assert got.submitted == 0
 
 
@@ -352,7 +375,7 @@ async def test_person_report(session, scene) -> None:
         {"volunteer": 60, "integrity": 30},
         45,
     )
-    assert got.commitments == rp.CommitmentCounts(made=3, reported=1, evaluated=1, overdue=1)
+    assert got.commitments == rp.CommitmentCounts(made=1, reported=1, evaluated=1, overdue=1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -409,3 +432,78 @@ async def test_branch_report_makes_a_workbook_with_every_member(session, scene) 
     )
     wb = load_workbook(BytesIO(branch_report_xlsx(got)))
     assert [r[0].value for r in wb["党员明细"].iter_rows(min_row=2)] == [m.name for m in got.members]
+
+
+async def test_a_period_counts_only_what_happened_in_it(session, scene) -> None:
+    """The November report made in December: December's fulfilments, evaluations, withdrawals
+    and self-assessments do not move it; a month shows no quarter's score, a quarter no year's."""
+    w = scene.world
+    sec = await actor(session, scene, "secretary_a")
+    before = await rp.branch_report(session, sec, w.branch_a.id, FROM, TO, date(2026, 12, 1))
+    assert before.commitments == rp.CommitmentCounts(made=3, reported=1, evaluated=1, overdue=2)
+
+    dec = _utc(2026, 12, 3, 2)
+    rows = {(c.person_id, c.status, c.deadline): c for c in (await session.scalars(select(Commitment))).all()}
+    overdue = rows[(w.member_a.id, C.MADE, date(2026, 11, 10))]
+    overdue.status, overdue.reported_at = C.REPORTED, dec  # fulfilled late, in December
+    reported = rows[(w.member_a.id, C.REPORTED, date(2026, 12, 31))]
+    reported.status, reported.evaluated_at = C.EVALUATED, dec  # evaluated in December
+    own = rows[(w.secretary_a.id, C.MADE, date(2026, 11, 30))]
+    own.status, own.withdrawn_at = C.WITHDRAWN, dec
+    session.add(
+        Assessment(
+            org_id=w.branch_a.id, checklist_id="six_haves", period="2026-12", score=99.0, finished_at=dec
+        )
+    )
+    await session.flush()
+
+    after = await rp.branch_report(session, sec, w.branch_a.id, FROM, TO, date(2026, 12, 5))
+    assert after.commitments == before.commitments
+    assert [m.commitments for m in after.members] == [m.commitments for m in before.members]
+    assert after.checklists == before.checklists
+    # December sees its own events.
+    december = await rp.branch_report(
+        session, sec, w.branch_a.id, date(2026, 12, 1), date(2026, 12, 31), date(2026, 12, 5)
+    )
+    assert december.commitments == rp.CommitmentCounts(made=1, reported=1, evaluated=1)
+    assert [(c.period, c.score) for c in december.checklists] == [("2026-12", 99.0)]
+
+    def scores(r: rp.BranchReport) -> list[tuple[str, str, float]]:
+        return [(c.checklist_id, c.period, c.score) for c in r.checklists]
+
+    october = await rp.branch_report(
+        session, sec, w.branch_a.id, date(2026, 10, 1), date(2026, 10, 31), date(2026, 12, 5)
+    )
+    assert scores(october) == []
+    q4 = await rp.branch_report(
+        session, sec, w.branch_a.id, date(2026, 10, 1), date(2026, 12, 31), date(2026, 12, 5)
+    )
+    assert scores(q4) == [("six_haves", "2026-Q4", 80.0)]
+    so_far = await rp.branch_report(
+        session, sec, w.branch_a.id, date(2026, 10, 1), date(2026, 12, 5), date(2026, 12, 5)
+    )
+    assert scores(so_far) == [("six_haves", "2026-Q4", 80.0)]  # this quarter so far: its own
+    year = await rp.branch_report(
+        session, sec, w.branch_a.id, date(2026, 1, 1), date(2026, 12, 31), date(2026, 12, 5)
+    )
+    assert scores(year) == [("five_standards", "2026", 60.0), ("six_haves", "2026-Q4", 80.0)]
+
+
+def test_periods_within() -> None:
+    assert rp.periods_within(date(2026, 11, 1), date(2026, 11, 30)) == {"2026-11": (1, date(2026, 11, 1))}
+    assert set(rp.periods_within(date(2026, 10, 1), date(2026, 12, 31))) == {
+        "2026-Q4",
+        "2026-10",
+        "2026-11",
+        "2026-12",
+    }
+    assert "2026" in rp.periods_within(date(2026, 1, 1), date(2026, 12, 31))
+    assert rp.periods_within(date(2026, 11, 2), date(2026, 11, 30)) == {}
+    # A report running up to today holds the periods begun in it and still running.
+    so_far = rp.periods_within(date(2026, 10, 1), date(2026, 12, 6), today=date(2026, 12, 6))
+    assert set(so_far) == {"2026-Q4", "2026-10", "2026-11", "2026-12"}
+    year = rp.periods_within(date(2026, 1, 1), date(2026, 12, 6), today=date(2026, 12, 6))
+    assert year["2026"] == (3, date(2026, 1, 1))
+    # The same days, once past, hold only what lies wholly inside them.
+    assert "2026-Q4" not in rp.periods_within(date(2026, 10, 1), date(2026, 12, 6), today=date(2027, 1, 5))
+    assert "2026-Q4" not in rp.periods_within(date(2026, 10, 1), date(2026, 10, 31), today=date(2026, 12, 6))

@@ -13,6 +13,8 @@ from content.i18n import catalog
 from storage.audit_view import audit_view
 from storage.errors import Invalid
 
+CHANNELS = ("bot", "web", "cli")
+
 
 def _day(raw: str) -> date | None:
     try:
@@ -24,6 +26,8 @@ def _day(raw: str) -> date | None:
 @page(roles=ABOVE)
 async def index(ctx: Ctx) -> Response:
     action = ctx.arg("action")[:40] or None
+    via = ctx.arg("via") if ctx.arg("via") in CHANNELS else None
+    org = ctx.int_arg("org")
     person = ctx.int_arg("person")
     page_no = int(ctx.arg("page")) if ctx.arg("page").isdigit() else 1
     view = await audit_view(
@@ -31,16 +35,27 @@ async def index(ctx: Ctx) -> Response:
         ctx.me,
         person_id=person,
         action=action,
+        via=via,
+        org_id=org,
         date_from=_day(ctx.arg("from")),
         date_to=_day(ctx.arg("to")),
         page=min(page_no, 100_000),
     )
-    keep = {"action": action or "", "person": person or "", "from": ctx.arg("from"), "to": ctx.arg("to")}
+    keep = {
+        "action": action or "",
+        "via": via or "",
+        "org": org or "",
+        "person": person or "",
+        "from": ctx.arg("from"),
+        "to": ctx.arg("to"),
+    }
     prefix = "web.audit.a."
     known = sorted(k.removeprefix(prefix) for k in catalog(ctx.locale) if k.startswith(prefix))
     return await ctx.render(
         "audit.html",
         known_actions=known,
+        channels=CHANNELS,
+        orgs=await ctx.managed_orgs(),
         view=view,
         p=view.page,
         keep=keep,

@@ -3,7 +3,6 @@ participation by branch, commitments by status, latest checklist scores)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
 
 from starlette.responses import Response
@@ -13,23 +12,6 @@ from admin.web import charts
 from admin.web.context import Ctx, page
 from storage import dashboard, notices, reports
 from storage.models import Org
-from storage.reports import CommitmentCounts
-
-
-@dataclass(frozen=True, slots=True)
-class CommitmentSlices:
-    in_progress: int
-    overdue: int
-    reported: int
-    evaluated: int
-
-    @classmethod
-    def of(cls, c: CommitmentCounts) -> CommitmentSlices:
-        return cls(max(0, c.made - c.reported - c.evaluated - c.overdue), c.overdue, c.reported, c.evaluated)
-
-    @property
-    def total(self) -> int:
-        return self.in_progress + self.overdue + self.reported + self.evaluated
 
 
 def _year_start(today: date) -> date:
@@ -62,7 +44,9 @@ async def home(ctx: Ctx) -> Response:
         orgs=await ctx.managed_orgs(),
         report=report,
         months=months,
-        slices=CommitmentSlices.of(report.commitments),
+        slices=await dashboard.commitment_states(
+            ctx.db, ctx.me, org.id, date_from=_year_start(today), today=today
+        ),
         averages=averages,
         grid=grid,
         checklist_ids=checklist_ids,
@@ -141,8 +125,8 @@ async def chart_actions(ctx: Ctx) -> Response:
 async def chart_commitments(ctx: Ctx) -> Response:
     org = await _chart_org(ctx)
     today = ctx.today
-    report = await reports.subtree_report(ctx.db, ctx.me, org.id, _year_start(today), today, today)
-    sl = CommitmentSlices.of(report.commitments)
+    # The state of the year's commitments today (a report counts its period's events instead).
+    sl = await dashboard.commitment_states(ctx.db, ctx.me, org.id, date_from=_year_start(today), today=today)
     t = ctx._.plain
     parts = [
         (t("web.dash.c_in_progress"), float(sl.in_progress), charts.BLUE),

@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from admin.web import files
 from admin.web.context import ABOVE, Ctx, page
-from storage import audit, report_files, reports
+from storage import audit, report_files, reports, sent_reports
 from storage.errors import Invalid, NotFound
 from storage.models import Org, OrgKind
 
@@ -43,9 +43,12 @@ def presets(today: date) -> list[tuple[str, date, date]]:
     ]
 
 
-async def _report(ctx: Ctx, org: Org, start: date, end: date) -> reports.BranchReport | reports.SubtreeReport:
+async def _report(ctx: Ctx, org: Org, start: date, end: date) -> sent_reports.Opened | reports.SubtreeReport:
+    """A branch's report as submitted (frozen) when that period was, else fresh; a subtree's."""
     if org.kind is OrgKind.BRANCH:
-        return await reports.branch_report(ctx.db, ctx.me, org.id, start, end, ctx.today, ctx.state.pack)
+        return await sent_reports.open_branch_report(
+            ctx.db, ctx.me, org.id, start, end, ctx.today, ctx.state.pack
+        )
     return await reports.subtree_report(ctx.db, ctx.me, org.id, start, end, ctx.today, ctx.state.pack)
 
 
@@ -58,7 +61,9 @@ def _period(ctx: Ctx) -> tuple[date, date]:
 async def index(ctx: Ctx) -> Response:
     org = await ctx.pick_org()
     start, end = _period(ctx)
-    report = await _report(ctx, org, start, end)
+    made = await _report(ctx, org, start, end)
+    opened = made if isinstance(made, sent_reports.Opened) else None
+    report = opened.report if opened else made
     submissions = None
     if org.kind is not OrgKind.BRANCH and ctx.me.manages(org, ABOVE):
         submissions = {r.org_id: r for r in await reports.submissions(ctx.db, ctx.me, org.id, start, end)}
@@ -76,6 +81,12 @@ async def index(ctx: Ctx) -> Response:
         submissions=submissions,
         actions=[(a.id, a.title.get(ctx.locale)) for a in ctx.state.pack.actions],
         is_branch=org.kind is OrgKind.BRANCH,
+        frozen=opened.submission if opened else None,
+        changes=(
+            sent_reports.change_lines(ctx._.plain, opened.changes, ctx.locale, ctx.state.pack)
+            if opened
+            else []
+        ),
         checklist_titles={c.id: c.title.get(ctx.locale) for c in ctx.state.pack.checklists},
     )
 
@@ -147,11 +158,14 @@ async def download(ctx: Ctx) -> Response:
         raise NotFound()
     start, end = _period(ctx)
     report = await _report(ctx, org, start, end)
-    if isinstance(report, reports.BranchReport):
+    if isinstance(report, sent_reports.Opened):
+        # A submitted period downloads the file that was sent, byte for byte.
         if fmt == "xlsx":
-            data = report_files.branch_report_xlsx(report, ctx.state.pack, ctx.locale)
+            _name, data = report.workbook(
+                lambda r: report_files.branch_report_xlsx(r, ctx.state.pack, ctx.locale)
+            )
         else:
-            data = files.csv_bytes(*_branch_table(ctx, report))
+            data = files.csv_bytes(*_branch_table(ctx, report.report))
     elif fmt == "xlsx":
         # The same compiled workbook the chat's /report sends (storage/report_files.py).
         subs = (
