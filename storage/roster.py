@@ -12,7 +12,7 @@ import csv
 import io
 import unicodedata
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
@@ -265,7 +265,13 @@ class SheetRow:
     link: str
 
 
-def write_invite_sheet(rows: list[SheetRow], headers: Sequence[str], *, qr: bool = True) -> bytes:
+def write_invite_sheet(
+    rows: list[SheetRow],
+    headers: Sequence[str],
+    *,
+    qr: bool = True,
+    setup: Callable[[Any], None] | None = None,
+) -> bytes:
     """A printable .xlsx: name, role, note, personal link and (optionally) its QR code per row."""
     from openpyxl import Workbook
     from openpyxl.drawing.image import Image
@@ -288,6 +294,8 @@ def write_invite_sheet(rows: list[SheetRow], headers: Sequence[str], *, qr: bool
             img.width = img.height = 110
             ws.add_image(img, f"E{i}")
             ws.row_dimensions[i].height = 86  # points; the image is 110 px
+    if setup:
+        setup(ws)  # the page setup for printing (storage.xlsx_print)
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
