@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from starlette.routing import Route
@@ -17,6 +18,7 @@ from admin.web import create_app
 from bot.settings import Settings
 from storage import web_auth
 from storage.access import load_actor
+from storage.models import Certificate
 from tests.browser.conftest import NOW, screenshot_path
 
 # What the stylesheet's unicode-range gives to the bundled face (ideographs, kana, CJK and
@@ -121,6 +123,24 @@ async def test_every_page_draws_chinese_with_a_font_that_has_it(site, page) -> N
         token = await web_auth.create_sign_in_link(s, await load_actor(s, w.staff.id), NOW)
         await s.commit()
     bad += await _check(page, site.at("/login"), "login", seen)
+    async with site.sessionmaker() as s:
+        s.add(
+            Certificate(
+                code="QE4CW3X6RKVURKPK",
+                person_id=w.member_a.id,
+                name=w.member_a.name,
+                date_from=date(2026, 1, 1),
+                date_to=date(2026, 6, 30),
+                minutes=270,
+                entries=3,
+                sha256="0" * 64,
+                locale="zh",
+                issued_at=NOW,
+            )
+        )
+        await s.commit()
+    bad += await _check(page, site.at("/verify/QE4CW3X6RKVURKPK"), "verify", seen)
+    bad += await _check(page, site.at("/verify/NOSUCHCODE123456"), "verify-unknown", seen)
     bad += await _check(page, site.at(f"/login/link/{token}"), "link", seen)
     await page.get_by_role("button", name="确认登录").click()
     await page.wait_for_url(site.at("/"))
@@ -141,7 +161,7 @@ async def test_every_page_draws_chinese_with_a_font_that_has_it(site, page) -> N
         "/content": "content",
         "/content/checklists": "content-checklists",
     }
-    public = {"/login", "/login/link/{token}"}
+    public = {"/login", "/login/link/{token}", "/verify/{code}"}
     unchecked = _get_routes() - set(pages) - public - NOT_PAGES
     assert not unchecked, f"pages this test does not look at: {sorted(unchecked)}"
     for route, target in pages.items():
