@@ -6,6 +6,7 @@ PDF's bytes; the public check shows the name, period and total and nothing else.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import secrets
@@ -133,7 +134,9 @@ async def issue_certificate(
         issued_at=now,
         timezone=branch.timezone if branch else "Asia/Shanghai",
     )
-    pdf = render_certificate(data, texts(locale).plain, f"{verify_base.rstrip('/')}/verify/{data.code}")
+    # Rendering takes a few seconds of CPU (the CJK font is parsed and subset): off the event loop.
+    url = f"{verify_base.rstrip('/')}/verify/{data.code}"
+    pdf = await asyncio.to_thread(render_certificate, data, texts(locale).plain, url)
     row = Certificate(
         code=data.code,
         person_id=person.id,
