@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from content.i18n import texts
 from content.pack import get_pack
@@ -33,7 +34,7 @@ COLUMNS = (
     "records.col_place",  # 服务地点
     "records.col_content",  # 服务内容
     "records.col_hours",  # 服务时长(小时)
-    "records.col_action",  # 服务项目
+    "records.col_action",  # 活动名称 (the service action)
     "records.col_organizer",  # 组织单位
     "records.col_in_charge",  # 负责人
     "records.col_branch",  # 所属支部
@@ -105,6 +106,7 @@ async def service_record_rows(
     root = await require_manager(s, actor, org_id)
     _ = texts(locale)
     pack = get_pack()
+    reviewer = aliased(Person)
     q = (
         select(
             Person.name,
@@ -114,12 +116,15 @@ async def service_record_rows(
             ServiceEntry.minutes,
             ServiceEntry.action,
             ServiceEntry.organizer,
-            ServiceEntry.person_in_charge,
+            # The record rules want a person in charge; when the member named none, the one who
+            # approved the entry vouches for it.
+            func.coalesce(ServiceEntry.person_in_charge, reviewer.name),
             Org.name,
             ServiceEntry.status,
         )
         .join(Org, Org.id == ServiceEntry.org_id)
         .outerjoin(Person, Person.id == ServiceEntry.person_id)
+        .outerjoin(reviewer, reviewer.id == ServiceEntry.reviewer_id)
         .where(
             Org.path.like(root.path + "%"),
             actor.scope_filter(Org.path),
