@@ -21,6 +21,7 @@ from storage.access import Actor
 from storage.errors import Forbidden, NotFound, Refused
 from storage.models import (
     AuditEntry,
+    Certificate,
     Commitment,
     ConversationState,
     Delivery,
@@ -208,6 +209,8 @@ async def erase_person(s: AsyncSession, actor: Actor, person_id: int, now: datet
     await run(delete(Membership).where(Membership.person_id == person_id))
     await run(delete(Invite).where(Invite.person_id == person_id))
     await run(delete(WebSignIn).where(WebSignIn.person_id == person_id))
+    # A certificate names the person; once erased, /verify/<code> finds nothing.
+    await run(delete(Certificate).where(Certificate.person_id == person_id))
     p.name = ERASED_NAME.format(id=p.id)
     p.telegram_id = None
     p.username = None

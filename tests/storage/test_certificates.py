@@ -3,9 +3,7 @@ itself: tests/printing/test_certificate_pdf.py)."""
 
 from __future__ import annotations
 
-import subprocess
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -17,7 +15,6 @@ from storage.models import Certificate, EntryStatus, ServiceEntry
 
 NOW = datetime(2026, 11, 28, 2, 0, tzinfo=UTC)
 BASE = "https://branchbot.example.org"
-ARTIFACTS = Path(__file__).resolve().parent.parent.parent / "test-artifacts" / "certificates"
 
 
 async def _service(s, w) -> None:
@@ -47,22 +44,6 @@ async def _service(s, w) -> None:
         ]
     )
     await s.commit()
-
-
-def _pdftotext(pdf: bytes, tmp_path: Path) -> str:
-    path = tmp_path / "certificate.pdf"
-    path.write_bytes(pdf)
-    return subprocess.run(
-        ["pdftotext", "-layout", str(path), "-"], capture_output=True, check=True, text=True, timeout=60
-    ).stdout
-
-
-def _keep(pdf: bytes, name: str) -> None:
-    """For people to look at: the PDF and its pages as PNG (pdftoppm)."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / f"{name}.pdf"
-    path.write_bytes(pdf)
-    subprocess.run(["pdftoppm", "-png", "-r", "80", str(path), str(ARTIFACTS / name)], check=True, timeout=60)
 
 
 async def test_no_approved_service_no_certificate(session, world) -> None:
@@ -97,3 +78,28 @@ async def test_no_approved_service_no_certificate(session, world) -> None:
 @pytest.mark.parametrize("code", ["", "nope", "A" * 16, "'; drop table certificates; --", "Ä" * 16])
 async def test_unknown_codes_find_nothing(session, code) -> None:
     assert await find_certificate(session, code) is None
+
+
+async def test_erasing_the_person_erases_their_certificates(session, world) -> None:
+    from storage.privacy import erase_person
+
+    session.add(
+        Certificate(
+            code="QE4CW3X6RKVURKPK",
+            person_id=world.member_a.id,
+            name=world.member_a.name,
+            date_from=date(2026, 1, 1),
+            date_to=date(2026, 6, 30),
+            minutes=270,
+            entries=3,
+            sha256="0" * 64,
+            locale="zh",
+            issued_at=NOW,
+        )
+    )
+    await session.commit()
+    assert await find_certificate(session, "QE4CW3X6RKVURKPK") is not None
+    actor = await world.actor(session, world.member_a)
+    await erase_person(session, actor, world.member_a.id, NOW)
+    await session.commit()
+    assert await find_certificate(session, "QE4CW3X6RKVURKPK") is None
