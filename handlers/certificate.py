@@ -20,10 +20,10 @@ from aiogram.types import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.filters import Joined
-from bot.settings import Settings
+from config.settings import Settings
 from content.i18n import Texts
 from content.pack import Pack
+from handlers.kit.filters import Joined
 from handlers.manage import message_of
 from handlers.reports import PeriodError, as_date, as_int, month_range, parse_period
 from storage.access import Actor

@@ -5,12 +5,41 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
 from functools import cache
 from pathlib import Path
-
-from storage.certificates import CertificateData, local_day
+from zoneinfo import ZoneInfo
 
 FONT = "cjk"
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateLine:
+    day: date
+    activity: str  # the service action's title
+    content: str
+    place: str
+    minutes: int
+    organizer: str
+    approver: str
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateData:
+    code: str
+    name: str
+    branch: str
+    date_from: date
+    date_to: date
+    lines: list[CertificateLine]
+    minutes: int
+    issued_at: datetime
+    timezone: str
+
+
+def local_day(value: datetime, tz: str) -> date:
+    return value.astimezone(ZoneInfo(tz)).date()
 
 
 @cache

@@ -10,9 +10,7 @@ import asyncio
 import base64
 import hashlib
 import secrets
-from dataclasses import dataclass
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,34 +20,11 @@ from content.i18n import texts
 from content.pack import Pack
 from storage import audit
 from storage.access import Actor
+from storage.certificate_pdf import CertificateData, CertificateLine, render_certificate
 from storage.errors import NotFound, Refused
 from storage.models import Certificate, EntryStatus, Org, Person, ServiceEntry
 
 CODE_LENGTH = 16
-
-
-@dataclass(frozen=True, slots=True)
-class CertificateLine:
-    day: date
-    activity: str  # the service action's title
-    content: str
-    place: str
-    minutes: int
-    organizer: str
-    approver: str
-
-
-@dataclass(frozen=True, slots=True)
-class CertificateData:
-    code: str
-    name: str
-    branch: str
-    date_from: date
-    date_to: date
-    lines: list[CertificateLine]
-    minutes: int
-    issued_at: datetime
-    timezone: str
 
 
 def new_code() -> str:
@@ -111,8 +86,6 @@ async def issue_certificate(
     verify_base: str,
 ) -> tuple[Certificate, bytes]:
     """The actor's own certificate for the period: the PDF's bytes and the stored row."""
-    from storage.certificate_pdf import render_certificate
-
     if date_from > date_to:
         raise Refused("certificate.bad_period")
     person = await s.get(Person, actor.person_id)
@@ -169,7 +142,3 @@ async def find_certificate(s: AsyncSession, code: str) -> Certificate | None:
     if not code.isalnum() or len(code) != CODE_LENGTH:
         return None
     return await s.scalar(select(Certificate).where(Certificate.code == code))
-
-
-def local_day(value: datetime, tz: str) -> date:
-    return value.astimezone(ZoneInfo(tz)).date()

@@ -15,7 +15,7 @@ from typing import Any
 from starlette.routing import Route
 
 from admin.web import create_app
-from bot.settings import Settings
+from config.settings import Settings
 from storage import web_auth
 from storage.access import load_actor
 from storage.models import Certificate

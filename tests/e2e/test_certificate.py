@@ -9,8 +9,8 @@ from datetime import date
 import pytest
 from sqlalchemy import select
 
-from bot.commands import bot_commands
 from handlers.certificate import certificate_period
+from handlers.kit.commands import bot_commands
 from handlers.reports import PeriodError
 from storage.models import Certificate, EntryStatus, Role, ServiceEntry
 from tests.e2e.harness import NOW
