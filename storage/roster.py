@@ -288,6 +288,8 @@ def write_invite_sheet(
         ws.column_dimensions[col].width = width
     for i, r in enumerate(rows, start=2):
         ws.append([safe_text(r.name), safe_text(r.role), safe_text(r.note), safe_text(r.link)])
+        for col in (1, 2, 3):  # beside the QR code, not at the foot of its tall row
+            ws.cell(i, col).alignment = Alignment(vertical="center")
         ws.cell(i, 4).alignment = Alignment(wrap_text=True, vertical="center")
         if qr:
             img = Image(io.BytesIO(_qr_png(r.link)))
