@@ -23,7 +23,7 @@ from config.settings import get_settings
 from content.i18n import texts
 from storage.db import make_engine, make_sessionmaker, utcnow
 from storage.errors import Refused
-from storage.models import OrgKind, Role
+from storage.models import Org, OrgKind, Role
 
 T = TypeVar("T")
 Work = Callable[[AsyncSession], Awaitable[int]]
@@ -149,7 +149,13 @@ async def _member_import(args: argparse.Namespace) -> int:
             return _fail(e.key, **e.params)
         print(_t("roster.preview_ok", count=len(imported)))
         if args.sheet:
-            sheet = invite_sheet(imported, get_settings().bot_username, locale=get_settings().default_locale)
+            branch = await s.get(Org, args.org)
+            sheet = invite_sheet(
+                imported,
+                get_settings().bot_username,
+                locale=get_settings().default_locale,
+                org_name=branch.name if branch else "",
+            )
             out = Path(args.sheet)
             try:
                 await asyncio.to_thread(out.write_bytes, sheet)

@@ -26,6 +26,7 @@ MODULES = (
     "handlers.notices",
     "handlers.checklists",
     "handlers.services",
+    "handlers.certificate",
     "handlers.fallback",
 )
 

@@ -12,10 +12,11 @@ import io
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from content.i18n import texts
 from content.pack import get_pack
@@ -23,6 +24,7 @@ from storage import audit
 from storage.access import Actor, require_manager
 from storage.errors import Refused
 from storage.models import EntryStatus, Org, Person, ServiceEntry
+from storage.xlsx_print import page_setup, period_text
 
 DANGEROUS_START = ("=", "+", "-", "@", "\t", "\r")
 FORMATS = ("xlsx", "csv")
@@ -32,13 +34,14 @@ COLUMNS = (
     "records.col_place",  # 服务地点
     "records.col_content",  # 服务内容
     "records.col_hours",  # 服务时长(小时)
-    "records.col_action",  # 服务项目
+    "records.col_action",  # 活动名称 (the service action)
     "records.col_organizer",  # 组织单位
     "records.col_in_charge",  # 负责人
     "records.col_branch",  # 所属支部
     "records.col_status",  # 状态
 )
-WIDTHS = (14, 12, 24, 40, 14, 20, 28, 12, 28, 10)
+# Wide enough for each header on one line: the national system reads the header row back.
+WIDTHS = (14, 12, 24, 40, 18, 20, 28, 12, 28, 10)
 DAY_COL, HOURS_COL = 2, 5  # 1-based, as openpyxl counts
 
 
@@ -103,6 +106,7 @@ async def service_record_rows(
     root = await require_manager(s, actor, org_id)
     _ = texts(locale)
     pack = get_pack()
+    reviewer = aliased(Person)
     q = (
         select(
             Person.name,
@@ -112,12 +116,15 @@ async def service_record_rows(
             ServiceEntry.minutes,
             ServiceEntry.action,
             ServiceEntry.organizer,
-            ServiceEntry.person_in_charge,
+            # The record rules want a person in charge; when the member named none, the one who
+            # approved the entry vouches for it.
+            func.coalesce(ServiceEntry.person_in_charge, reviewer.name),
             Org.name,
             ServiceEntry.status,
         )
         .join(Org, Org.id == ServiceEntry.org_id)
         .outerjoin(Person, Person.id == ServiceEntry.person_id)
+        .outerjoin(reviewer, reviewer.id == ServiceEntry.reviewer_id)
         .where(
             Org.path.like(root.path + "%"),
             actor.scope_filter(Org.path),
@@ -166,11 +173,19 @@ async def export_service_records(
     root, rows = await service_record_rows(
         s, actor, org_id, date_from, date_to, include_all=include_all, locale=locale
     )
-    headers = [texts(locale).plain(k) for k in COLUMNS]
+    t = texts(locale).plain
+    headers = [t(k) for k in COLUMNS]
     it = track(rows) if track else rows
-    data = (
-        _xlsx(headers, it, texts(locale).plain("records.sheet_title")) if fmt == "xlsx" else _csv(headers, it)
-    )
+    if fmt == "xlsx":
+        period = period_text(t, date_from, date_to)
+        data = _xlsx(
+            headers,
+            it,
+            t("records.sheet_title"),
+            setup=lambda ws: page_setup(ws, t, org=root.name, period=period, break_units=False),
+        )
+    else:
+        data = _csv(headers, it)
     await audit.record(
         s,
         actor,
@@ -197,7 +212,9 @@ def _csv(headers: list[str], rows: Iterable[RecordRow]) -> bytes:
     return buf.getvalue().encode("utf-8-sig")
 
 
-def _xlsx(headers: list[str], rows: Iterable[RecordRow], title: str) -> bytes:
+def _xlsx(
+    headers: list[str], rows: Iterable[RecordRow], title: str, setup: Callable[[Any], None] | None = None
+) -> bytes:
     from openpyxl import Workbook
     from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
@@ -219,6 +236,8 @@ def _xlsx(headers: list[str], rows: Iterable[RecordRow], title: str) -> bytes:
         ws.cell(n, DAY_COL).number_format = "yyyy-mm-dd"
         ws.cell(n, HOURS_COL).number_format = "0.00"
     ws.auto_filter.ref = f"A1:{get_column_letter(len(headers))}{n}"
+    if setup:
+        setup(ws)
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()

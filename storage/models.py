@@ -444,6 +444,25 @@ class Submission(Base):
     submitted_by_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"))
     submitted_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
+class Certificate(Base):
+    """A certificate of service hours (志愿服务证明) handed to a member as a PDF. The code is
+    printed on it; the public /verify/<code> page shows the name, period and total from here,
+    and the hash of the PDF's bytes tells a genuine file from an edited one."""
+
+    __tablename__ = "certificates"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    date_from: Mapped[date] = mapped_column(Date)
+    date_to: Mapped[date] = mapped_column(Date)
+    minutes: Mapped[int] = mapped_column(Integer)
+    entries: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    locale: Mapped[str] = mapped_column(String(8))
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
 
 class ProcessedUpdate(Base):
     """Update ids already handled: a redelivered update is skipped whole."""

@@ -32,6 +32,7 @@ from storage.models import (
 )
 from storage.roster import RosterPreview, RosterRow, RowProblem, SheetRow, parse_roster, write_invite_sheet
 from storage.validation import parse
+from storage.xlsx_print import page_setup
 
 NAME_MAX = 100
 ROLE_RANK = {Role.MEMBER: 0, Role.SECRETARY: 1, Role.STAFF: 2, Role.ADMIN: 3}
@@ -466,7 +467,12 @@ async def import_roster(
 
 
 def invite_sheet(
-    imported: list[ImportedPerson], bot_username: str, *, locale: str = "zh", qr: bool = True
+    imported: list[ImportedPerson],
+    bot_username: str,
+    *,
+    locale: str = "zh",
+    qr: bool = True,
+    org_name: str = "",
 ) -> bytes:
     """The printable .xlsx of personal links for an import (a QR code per row if `qr`)."""
     _ = texts(locale)
@@ -486,4 +492,8 @@ def invite_sheet(
         )
         for i in imported
     ]
-    return write_invite_sheet(rows, headers, qr=qr)
+    until = min((i.expires_at.date() for i in imported), default=None)
+    period = _.plain("print.valid_until", day=until.isoformat()) if until else ""
+    return write_invite_sheet(
+        rows, headers, qr=qr, setup=lambda ws: page_setup(ws, _.plain, org=org_name, period=period)
+    )

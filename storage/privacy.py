@@ -22,6 +22,7 @@ from storage.errors import Forbidden, NotFound, Refused
 from storage.evidence import EvidenceStore
 from storage.models import (
     AuditEntry,
+    Certificate,
     Commitment,
     ConversationState,
     Delivery,
@@ -215,6 +216,8 @@ async def erase_person(
     await run(delete(Membership).where(Membership.person_id == person_id))
     await run(delete(Invite).where(Invite.person_id == person_id))
     await run(delete(WebSignIn).where(WebSignIn.person_id == person_id))
+    # A certificate names the person; once erased, /verify/<code> finds nothing.
+    await run(delete(Certificate).where(Certificate.person_id == person_id))
     p.name = ERASED_NAME.format(id=p.id)
     p.telegram_id = None
     p.username = None

@@ -22,6 +22,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 from content.i18n import texts
 from content.pack import Pack, get_pack
 from storage.reports import OTHER, BranchReport, SubmissionRow, SubtreeReport
+from storage.xlsx_print import period_text, print_ready, sign_off_block
 
 HOURS = "0.00"
 COUNT = "0"
@@ -74,6 +75,7 @@ def _summary_sheet(
     for row, (_label, _value, fmt) in enumerate(lines, start=2):
         if fmt:
             ws.cell(row=row, column=2).number_format = fmt
+    sign_off_block(ws, t)
 
 
 def branch_report_xlsx(report: BranchReport, pack: Pack | None = None, locale: str = "zh") -> bytes:
@@ -170,6 +172,7 @@ def branch_report_xlsx(report: BranchReport, pack: Pack | None = None, locale: s
         [30, 12, 10, 14],
     )
 
+    print_ready(wb, t, org=report.org_name, period=period_text(t, report.date_from, report.date_to))
     out = BytesIO()
     wb.save(out)
     return out.getvalue()
@@ -287,6 +290,7 @@ def subtree_report_xlsx(
         None,
     ]
     _sheet(branches, headers, rows, formats, [max(10, min(40, len(head) * 2 + 2)) for head in headers])
+    print_ready(wb, t, org=r.org_name, period=period_text(t, r.date_from, r.date_to))
     out = BytesIO()
     wb.save(out)
     return out.getvalue()

@@ -12,7 +12,7 @@ import csv
 import io
 import unicodedata
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
@@ -265,7 +265,13 @@ class SheetRow:
     link: str
 
 
-def write_invite_sheet(rows: list[SheetRow], headers: Sequence[str], *, qr: bool = True) -> bytes:
+def write_invite_sheet(
+    rows: list[SheetRow],
+    headers: Sequence[str],
+    *,
+    qr: bool = True,
+    setup: Callable[[Any], None] | None = None,
+) -> bytes:
     """A printable .xlsx: name, role, note, personal link and (optionally) its QR code per row."""
     from openpyxl import Workbook
     from openpyxl.drawing.image import Image
@@ -282,12 +288,16 @@ def write_invite_sheet(rows: list[SheetRow], headers: Sequence[str], *, qr: bool
         ws.column_dimensions[col].width = width
     for i, r in enumerate(rows, start=2):
         ws.append([safe_text(r.name), safe_text(r.role), safe_text(r.note), safe_text(r.link)])
+        for col in (1, 2, 3):  # beside the QR code, not at the foot of its tall row
+            ws.cell(i, col).alignment = Alignment(vertical="center")
         ws.cell(i, 4).alignment = Alignment(wrap_text=True, vertical="center")
         if qr:
             img = Image(io.BytesIO(_qr_png(r.link)))
             img.width = img.height = 110
             ws.add_image(img, f"E{i}")
             ws.row_dimensions[i].height = 86  # points; the image is 110 px
+    if setup:
+        setup(ws)  # the page setup for printing (storage.xlsx_print)
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from typing import Any
 from urllib.parse import quote
@@ -14,6 +14,7 @@ from urllib.parse import quote
 from starlette.responses import Response
 
 from storage.exports import safe_text
+from storage.xlsx_print import page_setup
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CSV = "text/csv; charset=utf-8"
@@ -29,8 +30,15 @@ def _cell(v: Cell) -> Any:
     return v
 
 
-def xlsx(sheets: Sequence[tuple[str, Sequence[str], Sequence[Sequence[Cell]]]]) -> bytes:
-    """A workbook of (title, headers, rows) sheets: bold frozen header, filters, sensible widths."""
+def xlsx(
+    sheets: Sequence[tuple[str, Sequence[str], Sequence[Sequence[Cell]]]],
+    *,
+    t: Callable[..., str] | None = None,
+    org: str = "",
+    period: str = "",
+) -> bytes:
+    """A workbook of (title, headers, rows) sheets: bold frozen header, filters, sensible widths;
+    with the catalog `t`, also the page setup for printing (organization and period in the header)."""
     from openpyxl import Workbook
     from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
@@ -59,6 +67,8 @@ def xlsx(sheets: Sequence[tuple[str, Sequence[str], Sequence[Sequence[Cell]]]]) 
         ws.freeze_panes = "A2"
         if headers:
             ws.auto_filter.ref = f"A1:{get_column_letter(len(headers))}{max(1, ws.max_row)}"
+        if t is not None:
+            page_setup(ws, t, org=org, period=period)
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()

@@ -20,6 +20,7 @@ log = logging.getLogger("branchbot.commands")
 MEMBER = (
     "log",
     "my",
+    "certificate",
     "commit",
     "commitments",
     "checklist",

@@ -23,7 +23,7 @@ HEADERS = [
     "服务地点",
     "服务内容",
     "服务时长（小时）",
-    "服务项目",
+    "活动名称",
     "组织单位",
     "负责人",
     "所属支部",
@@ -209,3 +209,24 @@ def test_neutralized_text_never_starts_like_a_formula(value: str) -> None:
 def test_a_control_character_cannot_hide_a_formula() -> None:
     assert safe_text("\x01=1+1") == "'=1+1"
     assert neutralize("普通文字") == "普通文字"
+
+
+async def test_the_person_in_charge_falls_back_to_who_approved(session, world) -> None:
+    session.add(
+        ServiceEntry(
+            person_id=world.member_a.id,
+            org_id=world.branch_a.id,
+            day=date(2026, 4, 2),
+            minutes=60,
+            status=EntryStatus.APPROVED,
+            action="volunteer",
+            place="东关社区",
+            description="打扫卫生",
+            reviewer_id=world.secretary_a.id,
+        )
+    )
+    await session.commit()
+    actor = await world.actor(session, world.secretary_a)
+    ws = read_xlsx(await export_service_records(session, actor, world.branch_a.id, FROM, TO))
+    (row,) = list(ws.iter_rows(min_row=2, values_only=True))
+    assert row[7] == world.secretary_a.name

@@ -60,7 +60,7 @@ def test_three_sheets_with_chinese_headers_and_frozen_header_rows() -> None:
         assert ws["A1"].font.bold
         assert ws.column_dimensions["A"].width >= 10
     members = wb["党员明细"]
-    headers = [c.value for c in members[1]]
+    headers = [c.value.replace("\n", "") for c in members[1]]  # the unit prints on its own line
     volunteer = get_pack().action("volunteer").title.zh
     assert headers[:3] == ["姓名", "身份", f"{volunteer}(小时)".replace("(", "（").replace(")", "）")]
     assert headers[-4:] == ["服务时长合计（小时）", "承诺（项）", "已践诺（项）", "逾期未践诺（项）"]

@@ -19,6 +19,7 @@ MODULES = (
     "reports",
     "audit",
     "content",
+    "verify",
 )
 
 

@@ -101,7 +101,12 @@ async def export(ctx: Ctx) -> Response:
         for r in rows
     ]
     data = (
-        files.xlsx([(t("web.nav.members"), headers, table)])
+        files.xlsx(
+            [(t("web.nav.members"), headers, table)],
+            t=t,
+            org=org.name,
+            period=t("print.as_of", day=ctx.today.isoformat()),
+        )
         if fmt == "xlsx"
         else files.csv_bytes(headers, table)
     )
@@ -206,7 +211,10 @@ async def import_confirm(ctx: Ctx) -> Response:
         await ctx.db.rollback()
         ctx.flash("error", "web.import.changed")
         return ctx.redirect(f"/members/import?org={item.org_id}")
-    sheet = people.invite_sheet(imported, ctx.state.settings.bot_username, locale=ctx.locale)
+    branch = await ctx.db.get(Org, item.org_id)
+    sheet = people.invite_sheet(
+        imported, ctx.state.settings.bot_username, locale=ctx.locale, org_name=branch.name if branch else ""
+    )
     await ctx.db.commit()
     item.result = sheet
     item.data = b""
