@@ -39,9 +39,10 @@ from demo.terminal_chat import TerminalChat, stdin_lines
 from emulator import Emulator
 from handlers.kit.commands import set_person_menu
 from storage import seed
+from storage.access import load_actor
 from storage.db import make_engine, make_sessionmaker
 from storage.migrate import upgrade
-from storage.models import ProcessedUpdate, Role
+from storage.models import ProcessedUpdate
 
 DEMO_TOKEN = "770000001:branchbot-demo-token-local-emulator-only"
 DEMO_BOT_USERNAME = "branchbot_demo_bot"
@@ -145,6 +146,7 @@ async def start_demo(
         seeded = await migrate_and_seed(engine, url, clock)
         async with make_sessionmaker(engine)() as s:
             people = await seed.demo_people(s)
+            actors = {p.person_id: await load_actor(s, p.person_id) for p in people}
         emulator = await Emulator().start()
         sim_bot = emulator.add_bot(DEMO_TOKEN, username=DEMO_BOT_USERNAME, first_name=DEMO_BOT_NAME)
         # A fresh emulator numbers updates from 1000 again, but the database remembers the ids it
@@ -176,9 +178,8 @@ async def start_demo(
     )
     demo = Demo(emulator, run, engine, chat, settings, parts, seeded, admin_port)
     for p in people:
-        # What joining in the chat would have done: secretaries and staff get their own menu.
-        if p.role is not Role.MEMBER:
-            await set_person_menu(run.app.bot, p.telegram_id, p.role, p.locale or "zh")
+        # What joining in the chat would have done: whoever's commands differ gets their own menu.
+        await set_person_menu(run.app.bot, p.telegram_id, actors[p.person_id], p.locale or "zh")
     if "admin" in parts:
         demo.admin_error = await _admin_ready(settings, run)
     return demo

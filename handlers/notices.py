@@ -2,15 +2,21 @@
 "✅ 已阅" button ("ack:<delivery id>", on every notice, nudge and list; see storage/notices.py),
 and the monthly nudge's "pause" button ("nudges:pause"; see storage/reminders.py).
 
+Acknowledging from any of them edits every copy the person was sent (the notice and each nudge,
+found through the outbox rows' message ids) to say it was read and when, without the button; a
+list only loses the pressed item's button.
+
 Secretaries and staff get their own /notices (what they sent, and what they received) from
 handlers/notify.py; this one answers everyone else.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, tzinfo
 
-from aiogram import F, Router
+from aiogram import Bot, F, Router
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
@@ -24,6 +30,7 @@ from storage import notices, reminders
 from storage.access import MANAGER_ROLES
 from storage.models import Person
 
+log = logging.getLogger("branchbot.notices")
 router = Router(name=__name__)
 router.message.filter(Joined())
 router.callback_query.filter(Joined())
@@ -63,15 +70,49 @@ async def cmd_notices(
 
 
 @router.callback_query(F.data.regexp(r"^ack:\d{1,18}$"))
-async def on_ack_click(query: CallbackQuery, session: AsyncSession, _: Texts, now: datetime) -> None:
+async def on_ack_click(
+    query: CallbackQuery, session: AsyncSession, _: Texts, now: datetime, tz: tzinfo, bot: Bot
+) -> None:
     delivery_id = int((query.data or "")[len(ACK) :])
     first = await notices.acknowledge(session, query.from_user.id, delivery_id, now)
+    copies = await notices.sent_copies(session, query.from_user.id, delivery_id) if first else []
     await session.commit()
     await query.answer(_("notices.acknowledged" if first else "notices.already_acknowledged"))
-    if first:
-        # Only the first press changes the message: a second one (a double tap, or another copy of
+    if not first:
+        # Only the first press changes messages: a second one (a double tap, or another copy of
         # the button) would ask Telegram for an edit that changes nothing, which it refuses.
-        await _drop_button(query)
+        return
+    # Every copy of the button (the notice, and each nudge about it) now says it was read, and
+    # when, so no message in the chat keeps asking for what was done.
+    when = now.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+    msg = query.message
+    pressed_is_copy = False
+    for copy in copies:
+        await _mark_read(bot, copy, _, when)
+        if isinstance(msg, Message) and (msg.chat.id, msg.message_id) == (copy.chat_id, copy.message_id):
+            pressed_is_copy = True
+    if not pressed_is_copy:
+        await _drop_button(query)  # a /notices list: only that item's button goes
+
+
+async def _mark_read(bot: Bot, copy: notices.SentCopy, _: Texts, when: str) -> None:
+    """Edit one sent copy to show it was read, without its button."""
+    ids = {"chat_id": copy.chat_id, "message_id": copy.message_id}
+    mark = _("notices.read_mark", when=when)
+    try:
+        if copy.kind == notices.KIND_NUDGE:
+            text = notices.nudge_text(_, copy.org_name, copy.notice_text, when)
+            await bot.edit_message_text(text=text, parse_mode="HTML", reply_markup=None, **ids)
+        elif "text" in copy.payload:
+            text = f"{copy.payload['text']}\n\n{mark}"
+            await bot.edit_message_text(text=text, parse_mode="HTML", reply_markup=None, **ids)
+        elif len(caption := f"{copy.payload.get('caption', '')}\n\n{mark}") <= notices.CAPTION_MAX:
+            await bot.edit_message_caption(caption=caption, parse_mode="HTML", reply_markup=None, **ids)
+        else:  # no room for the mark under a full caption: the button still goes
+            await bot.edit_message_reply_markup(reply_markup=None, **ids)
+    except TelegramBadRequest as e:
+        # A copy the person deleted, or one too old to edit: the others are still marked.
+        log.info("could not mark a notice copy as read: %s", e.message)
 
 
 async def _drop_button(query: CallbackQuery) -> None:

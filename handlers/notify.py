@@ -25,7 +25,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from content.i18n import Texts
+from content.i18n import Raw, Texts
 from handlers.manage import MANAGERS, STAFF_ROLES, local_time, managers, message_of, secretary_branch, short
 from handlers.manage import staff_root as staff_org
 from storage import notices
@@ -114,6 +114,21 @@ def parse_when(text: str, tz: tzinfo, now: datetime) -> datetime:
     if when - now > MAX_AHEAD:
         raise WhenError("notify_chat.when_too_far")
     return when.astimezone(now.tzinfo)
+
+
+EXAMPLE_AHEAD = timedelta(days=7)
+
+
+def example_when(tz: tzinfo, now: datetime) -> str:
+    """The sample time the prompts show: a week from today at 9:00, so it is always accepted."""
+    day = now.astimezone(tz).date() + EXAMPLE_AHEAD
+    return datetime.combine(day, MORNING).strftime("%Y-%m-%d %H:%M")
+
+
+def _when_words(_: Texts, audience: Audience, tz: tzinfo, now: datetime) -> dict[str, str]:
+    """The prompt's parameters: the example, and whose time zone, worded for the sender's level."""
+    level = "branch" if audience is Audience.BRANCH_MEMBERS else "committee"
+    return {"example": example_when(tz, now), "zone": _(f"notify_chat.zone_{level}")}
 
 
 def next_morning(tz: tzinfo, now: datetime) -> datetime:
@@ -332,15 +347,18 @@ async def on_cancel_click(
 
 
 @router.callback_query(NotifyStep.filter(F.action == "time"))
-async def on_time_click(query: CallbackQuery, callback_data: NotifyStep, _: Texts, state: FSMContext) -> None:
-    if await _current(state, callback_data.version) is None:
+async def on_time_click(
+    query: CallbackQuery, callback_data: NotifyStep, _: Texts, state: FSMContext, tz: tzinfo, now: datetime
+) -> None:
+    data = await _current(state, callback_data.version)
+    if data is None:
         await query.answer(_("notify_chat.stale"), show_alert=True)
         return
     await state.set_state(NotifyFlow.when)
     await query.answer()
     msg = message_of(query)
     if msg is not None:
-        await msg.answer(_("notify_chat.ask_when"))
+        await msg.answer(_("notify_chat.ask_when", **_when_words(_, Audience(data["audience"]), tz, now)))
 
 
 @router.message(NotifyFlow.when, F.text, ~F.text.startswith("/"))
@@ -353,12 +371,13 @@ async def on_when_text(
     tz: tzinfo,
     now: datetime,
 ) -> None:
+    data = await state.get_data()
     try:
         when = parse_when(message.text or "", tz, now)
     except WhenError as e:
-        await message.answer(_(e.key) + "\n" + _("notify_chat.when_example"))
+        words = _when_words(_, Audience(data["audience"]), tz, now)
+        await message.answer(_(e.key) + "\n" + _("notify_chat.when_example", **words))
         return
-    data = await state.get_data()
     version = int(data.get("version", 0))
     await state.update_data(at=when.isoformat())
     audience = Audience(data["audience"])
@@ -391,8 +410,9 @@ async def on_when_text(
 
 
 @router.message(NotifyFlow.when, ~F.text.startswith("/"))
-async def on_when_not_text(message: Message, _: Texts) -> None:
-    await message.answer(_("notify_chat.ask_when"))
+async def on_when_not_text(message: Message, _: Texts, state: FSMContext, tz: tzinfo, now: datetime) -> None:
+    data = await state.get_data()
+    await message.answer(_("notify_chat.ask_when", **_when_words(_, Audience(data["audience"]), tz, now)))
 
 
 @router.callback_query(NotifySend.filter())
@@ -465,6 +485,31 @@ async def edit_status(msg: Message, text: str, markup: InlineKeyboardMarkup | No
 
 # ---- /notices for senders ----
 
+UNREAD_NAMED = 5  # names shown per notice; the rest are counted
+
+
+def _sent_to(_: Texts, s: notices.NoticeSummary, actor: Actor) -> str:
+    """Whom the notice went to; a notice someone else sent (a branch's, seen by its committee)
+    is labelled by its branch and sender, not as if the reader had sent it."""
+    if s.notice.sender_id == actor.person_id:
+        return _audience_label(_, s.notice.audience)
+    return _(
+        "notify_chat.sent_by_other",
+        org=short(s.org_name, notices.ORG_NAME_MAX),
+        sender=s.sender_name or _("notify_chat.sender_unknown"),
+        audience=_(f"notify_chat.aud_other_{s.notice.audience.value}"),
+    )
+
+
+async def _unread_line(session: AsyncSession, actor: Actor, s: notices.NoticeSummary, _: Texts) -> str:
+    """Who has not read it: the first few names, then how many more."""
+    waiting = await notices.unacknowledged(session, actor, s.notice.id, limit=UNREAD_NAMED)
+    names = "、".join(u.name for u in waiting)
+    more = s.recipients - s.acknowledged - len(waiting)
+    if more > 0:
+        return _("notify_chat.unread_more", names=names, more=more)
+    return _("notify_chat.unread", names=names)
+
 
 def _ratio(_: Texts, s: notices.NoticeSummary) -> str:
     if s.ratio is None:
@@ -485,7 +530,8 @@ async def cmd_notices(
     await state.clear()
     sent = await notices.list_notices(session, actor, limit=LISTED)
     if sent:
-        lines = [_("notify_chat.sent_header")]
+        committee = staff_org(actor) is not None
+        lines = [_("notify_chat.scope_header" if committee else "notify_chat.sent_header")]
         rows: list[list[InlineKeyboardButton]] = []
         for n, s in enumerate(sent, start=1):
             lines.append(
@@ -493,13 +539,14 @@ async def cmd_notices(
                     "notify_chat.sent_item",
                     n=n,
                     when=local_time(s.notice.sent_at or s.notice.scheduled_at or s.notice.created_at, tz),
-                    audience=_audience_label(_, s.notice.audience),
+                    audience=Raw(_sent_to(_, s, actor)),
                     status=_(f"notify_chat.status_{s.notice.status.value}"),
                     preview=short(s.notice.text, PREVIEW),
                     ratio=_ratio(_, s),
                 )
             )
             if s.notice.status in (NoticeStatus.SENDING, NoticeStatus.DONE) and s.acknowledged < s.recipients:
+                lines[-1] += "\n" + await _unread_line(session, actor, s, _)
                 rows.append(
                     [
                         InlineKeyboardButton(
@@ -547,7 +594,10 @@ async def cmd_notices(
             "\n\n".join(lines), reply_markup=InlineKeyboardMarkup(inline_keyboard=rows) if rows else None
         )
     if not sent and not received:
-        await message.answer(_("notify_chat.notices_empty"))
+        committee = staff_org(actor) is not None
+        await message.answer(
+            _("notify_chat.notices_empty_committee" if committee else "notify_chat.notices_empty")
+        )
 
 
 @router.callback_query(NoticeAction.filter(F.action == "nudge"))

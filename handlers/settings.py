@@ -55,4 +55,4 @@ async def on_lang_click(
     await query.answer()
     await show(query, bot, _("member.lang_set", language=LANGUAGE_NAMES[code]))
     # A secretary's or staff member's menu is per chat: rewrite it in the new language.
-    await set_person_menu(bot, query.from_user.id, actor.top_role, code)
+    await set_person_menu(bot, query.from_user.id, actor, code)

@@ -15,10 +15,10 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from content.i18n import Texts
-from handlers.kit.commands import set_person_menu
+from handlers.kit.commands import help_text, set_person_menu
 from storage import people
 from storage.access import Actor, load_actor
-from storage.models import Person, Role
+from storage.models import Person
 
 router = Router(name=__name__)
 
@@ -58,12 +58,14 @@ async def cmd_start_code(
 
 
 @router.message(CommandStart())
-async def cmd_start(message: Message, person: Person | None, _: Texts, state: FSMContext) -> None:
+async def cmd_start(
+    message: Message, person: Person | None, actor: Actor | None, _: Texts, state: FSMContext
+) -> None:
     await state.clear()
     if person is None:
         await message.answer(_("start.stranger"))
         return
-    await message.answer(_("start.welcome_back", name=person.name) + "\n\n" + _("help.member"))
+    await message.answer(_("start.welcome_back", name=person.name) + "\n\n" + help_text(_, actor))
 
 
 @router.callback_query(F.data.startswith(JOIN))
@@ -81,8 +83,8 @@ async def on_consent_click(
     await query.answer()
     if isinstance(query.message, Message):
         await query.message.edit_text(_("start.joined", org=org_name, role=_(f"role.{joined.role.value}")))
-    await set_person_menu(bot, user.id, actor.top_role, locale)
-    await bot.send_message(user.id, _("help.member"))
+    await set_person_menu(bot, user.id, actor, locale)
+    await bot.send_message(user.id, help_text(_, actor))
 
 
 @router.callback_query(F.data == DECLINE)
@@ -100,10 +102,4 @@ async def cmd_help(
     if person is None:
         await message.answer(_("start.stranger"))
         return
-    parts = [_("help.member")]
-    roles = actor.roles() if actor else set()
-    if roles & {Role.SECRETARY, Role.STAFF, Role.ADMIN}:
-        parts.append(_("help.secretary"))
-    if roles & {Role.STAFF, Role.ADMIN}:
-        parts.append(_("help.staff"))
-    await message.answer("\n\n".join(parts))
+    await message.answer(help_text(_, actor))

@@ -81,6 +81,8 @@ class NoticeSummary:
     recipients: int
     acknowledged: int
     ratio: float | None  # acknowledged / recipients; None when there were no recipients
+    org_name: str = ""
+    sender_name: str | None = None  # None when the sender's record is gone
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +90,19 @@ class Unacknowledged:
     person_id: int
     name: str
     status: DeliveryStatus
+
+
+@dataclass(frozen=True, slots=True)
+class SentCopy:
+    """A message in a recipient's chat that carries the "已阅" button of one notice delivery:
+    the notice itself or a nudge about it."""
+
+    kind: str  # KIND_NOTICE | KIND_NUDGE
+    chat_id: int
+    message_id: int
+    payload: dict[str, Any]
+    org_name: str
+    notice_text: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,6 +387,38 @@ async def acknowledge(s: AsyncSession, telegram_id: int, delivery_id: int, now: 
     return bool(res.rowcount)  # type: ignore[attr-defined]
 
 
+async def sent_copies(s: AsyncSession, telegram_id: int, delivery_id: int) -> list[SentCopy]:
+    """The messages that carry the button of this delivery: the notice and every nudge about it
+    sent to the same person, so acknowledging from one can mark them all as read."""
+    head = (
+        await s.execute(
+            select(Delivery.notice_id, Delivery.person_id, Org.name, Notice.text)
+            .join(Person, Person.id == Delivery.person_id)
+            .join(Notice, Notice.id == Delivery.notice_id)
+            .join(Org, Org.id == Notice.org_id)
+            .where(
+                Delivery.id == delivery_id, Delivery.kind == KIND_NOTICE, Person.telegram_id == telegram_id
+            )
+        )
+    ).first()
+    if head is None:
+        return []
+    notice_id, person_id, org_name, text = head
+    rows = await s.execute(
+        select(Delivery.kind, Delivery.chat_id, Delivery.telegram_message_id, Delivery.payload)
+        .where(
+            Delivery.notice_id == notice_id,
+            Delivery.person_id == person_id,
+            Delivery.kind.in_((KIND_NOTICE, KIND_NUDGE)),
+            Delivery.telegram_message_id.is_not(None),
+        )
+        .order_by(Delivery.id)
+    )
+    return [
+        SentCopy(kind, chat, mid, dict(payload or {}), org_name, text) for kind, chat, mid, payload in rows
+    ]
+
+
 async def notice_stats(s: AsyncSession, actor: Actor, notice_id: int) -> NoticeStats:
     await _scoped_notice(s, actor, notice_id)
     rows = await s.execute(
@@ -401,12 +448,13 @@ async def list_notices(
     recipients = func.count(Delivery.id)
     acked = func.count(Delivery.acknowledged_at)
     ratio = case((recipients == 0, None), else_=cast(acked, Float) / recipients)
+    sender = select(Person.name).where(Person.id == Notice.sender_id).scalar_subquery()
     q = (
-        select(Notice, recipients, acked, ratio)
+        select(Notice, recipients, acked, ratio, Org.name, sender)
         .join(Org, Org.id == Notice.org_id)
         .outerjoin(Delivery, (Delivery.notice_id == Notice.id) & (Delivery.kind == KIND_NOTICE))
         .where(actor.scope_filter(Org.path))
-        .group_by(Notice.id)
+        .group_by(Notice.id, Org.name)
         .order_by(Notice.created_at.desc(), Notice.id.desc())
         .limit(limit)
         .offset(offset)
@@ -415,11 +463,17 @@ async def list_notices(
         await require_manager(s, actor, org_id)
         q = q.where(Notice.org_id == org_id)
     rows = await s.execute(q)
-    return [NoticeSummary(n, r, a, float(x) if x is not None else None) for n, r, a, x in rows]
+    return [
+        NoticeSummary(n, r, a, float(x) if x is not None else None, org_name, sender_name)
+        for n, r, a, x, org_name, sender_name in rows
+    ]
 
 
-async def unacknowledged(s: AsyncSession, actor: Actor, notice_id: int) -> list[Unacknowledged]:
-    """Recipients who have not acknowledged, by name, with their delivery status."""
+async def unacknowledged(
+    s: AsyncSession, actor: Actor, notice_id: int, *, limit: int | None = None
+) -> list[Unacknowledged]:
+    """Recipients who have not acknowledged, by name, with their delivery status (the first
+    `limit` of them, if given)."""
     await _scoped_notice(s, actor, notice_id)
     rows = await s.execute(
         select(Person.id, Person.name, Delivery.status)
@@ -430,8 +484,17 @@ async def unacknowledged(s: AsyncSession, actor: Actor, notice_id: int) -> list[
             Delivery.acknowledged_at.is_(None),
         )
         .order_by(Person.name, Person.id)
+        .limit(limit)
     )
     return [Unacknowledged(pid, name, DeliveryStatus(st)) for pid, name, st in rows]
+
+
+def nudge_text(_: Texts, org_name: str, notice_text: str, read_at: str | None = None) -> str:
+    """A nudge's text; once the notice is read it says so instead of asking again."""
+    org, preview = _short(org_name, ORG_NAME_MAX), _short(notice_text, PREVIEW_MAX)
+    if read_at is None:
+        return _("notices.nudge", org=org, preview=preview)
+    return _("notices.nudge_read", org=org, preview=preview, when=read_at)
 
 
 def nudge_round(now: datetime) -> str:
@@ -472,9 +535,7 @@ async def nudge(s: AsyncSession, actor: Actor, notice_id: int, *, now: datetime)
         _ = texts(loc)
         payload = {
             "method": "sendMessage",
-            "text": _(
-                "notices.nudge", org=_short(org.name, ORG_NAME_MAX), preview=_short(notice.text, PREVIEW_MAX)
-            ),
+            "text": nudge_text(_, org.name, notice.text),
             "parse_mode": "HTML",
             "reply_markup": _ack_markup(_, did),
         }

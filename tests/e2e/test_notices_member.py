@@ -142,3 +142,76 @@ async def test_pausing_and_resuming_the_monthly_nudge(chat, db, world, bot_app, 
 async def test_someone_who_has_not_joined_is_told_how_to_join(chat, world) -> None:
     reply = await chat.send(chat.user("路人"), "/notices")
     assert "邀请链接" in reply.text
+
+
+# ---- receipts people can see ----
+
+READ_MARK = "✅ 已阅（2026-11-28 10:00）"  # NOW in the branch's time zone (Shanghai)
+
+
+async def test_acknowledging_marks_the_notice_read_and_when(
+    chat, db, world, session, sessionmaker, bot_app, emulator
+) -> None:
+    await send_notice(session, world, "周三下午学习党章。")
+    await deliver_outbox(bot_app, sessionmaker, emulator)
+    notice_msg = await chat.wait_message(world.member_a, "学习党章")
+    assert READ_MARK not in notice_msg.text
+
+    reply = await chat.press(world.member_a, notice_msg, "✅ 已阅")
+    assert [m.message_id for m in reply.edited] == [notice_msg.message_id]
+    assert "学习党章" in notice_msg.text and notice_msg.text.endswith(READ_MARK)
+    assert notice_msg.buttons == []
+    assert (await delivery_of(db, world.member_a)).acknowledged_at == NOW
+
+
+async def test_acknowledging_from_the_nudge_marks_the_nudge_and_the_notice(
+    chat, db, world, session, sessionmaker, bot_app, emulator
+) -> None:
+    await send_notice(session, world, "请于月底前交纳党费。")
+    await deliver_outbox(bot_app, sessionmaker, emulator)
+    notice_msg = await chat.wait_message(world.member_a, "交纳党费")
+    notice_id = (await delivery_of(db, world.member_a)).notice_id
+    actor = await world.actor(session, world.secretary_a)
+    assert await notices.nudge(session, actor, notice_id, now=NOW) == 2
+    await session.commit()
+    await deliver_outbox(bot_app, sessionmaker, emulator)
+    nudge_msg = await chat.wait_message(world.member_a, "还没有确认收到")
+
+    reply = await chat.press(world.member_a, nudge_msg, "✅ 已阅")
+    assert "已确认收到" in (reply.alert or "")
+    # The nudge no longer asks; it says when it was read.
+    assert "还没有确认" not in nudge_msg.text
+    assert "您已于 2026-11-28 10:00 确认收到" in nudge_msg.text and "交纳党费" in nudge_msg.text
+    assert nudge_msg.buttons == []
+    # The original notice carries the same mark and loses its button too.
+    assert notice_msg.text.endswith(READ_MARK) and notice_msg.buttons == []
+    assert {m.message_id for m in reply.edited} == {nudge_msg.message_id, notice_msg.message_id}
+    assert (await delivery_of_kind(db, world.member_a, "notice")).acknowledged_at == NOW
+    # The other member's copies are untouched.
+    other = await chat.wait_message(world.member_a2, "还没有确认收到")
+    assert other.buttons
+
+
+async def test_acknowledging_from_the_list_marks_the_notice_too(
+    chat, db, world, session, sessionmaker, bot_app, emulator
+) -> None:
+    await send_notice(session, world, "第一条：请按时参加组织生活。")
+    await send_notice(session, world, "第二条：本周六党员公益日。")
+    await deliver_outbox(bot_app, sessionmaker, emulator)
+    first = await chat.wait_message(world.member_a, "第一条")
+    listing = await chat.send(world.member_a, "/notices")
+    assert listing.buttons == ["✅ 第 1 条已阅", "✅ 第 2 条已阅"]
+
+    await chat.press(world.member_a, listing, "✅ 第 2 条已阅")  # the older one: "第一条"
+    assert listing.message.buttons and [b["text"] for b in listing.message.buttons] == ["✅ 第 1 条已阅"]
+    assert READ_MARK not in listing.message.text  # a list only loses the pressed item's button
+    assert first.text.endswith(READ_MARK) and first.buttons == []
+
+
+async def delivery_of_kind(db, person: Person, kind: str) -> Delivery:
+    return await db.one(
+        select(Delivery)
+        .where(Delivery.person_id == person.id, Delivery.kind == kind)
+        .order_by(Delivery.id.desc())
+        .limit(1)
+    )

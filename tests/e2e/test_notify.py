@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -10,9 +11,10 @@ from sqlalchemy import select
 
 from handlers.notify import WhenError, next_morning, parse_when
 from storage import notices, outbox
-from storage.models import Audience, Delivery, Notice, NoticeStatus
+from storage.models import Audience, Delivery, Notice, NoticeStatus, Person
 from tests.e2e.forge import forged_button
 from tests.e2e.harness import NOW
+from tests.factories import make_person
 
 TZ = ZoneInfo("Asia/Shanghai")
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0\0\0\rIHDR" + (20).to_bytes(4, "big") + (10).to_bytes(4, "big") + b"\0" * 8
@@ -135,9 +137,10 @@ async def test_a_typed_time_is_checked_and_confirmed(chat, db, world) -> None:
     await chat.send(world.secretary_a, "/notify")
     confirm = (await chat.send(world.secretary_a, "12月1日上午9点开会")).sent[-1]
     asked = await chat.press(world.secretary_a, confirm, "🕘 指定时间…")
-    assert "2026-12-01 09:00" in asked.text
+    assert "2026-12-05 09:00" in asked.text  # a week from today: always ahead
+    assert "发送发送" not in asked.text and "按本支部所在时区" in asked.text
     bad = await chat.send(world.secretary_a, "下周吧")
-    assert "没看懂" in bad.text and "2026-12-01 09:00" in bad.text
+    assert "没看懂" in bad.text and "2026-12-05 09:00" in bad.text
     past = await chat.send(world.secretary_a, "2026-11-01 09:00")
     assert "已经过去" in past.text
     ok = await chat.send(world.secretary_a, "2026-12-01 08:30")
@@ -193,6 +196,32 @@ async def test_outside_scope_audiences_are_refused(chat, db, world) -> None:
     assert await db.count(Notice) == 0
 
 
+@pytest.mark.parametrize("days_later", [0, 40, 400])
+async def test_the_time_example_is_always_in_the_future_and_accepted(
+    chat, db, world, clock, days_later
+) -> None:
+    clock.advance(timedelta(days=days_later))
+    now = NOW + timedelta(days=days_later)
+    await chat.send(world.secretary_a, "/notify")
+    confirm = (await chat.send(world.secretary_a, "开会通知")).sent[-1]
+    asked = await chat.press(world.secretary_a, confirm, "🕘 指定时间…")
+    example = re.search(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", asked.text)
+    assert example is not None
+    assert datetime.strptime(example[0], "%Y-%m-%d %H:%M").replace(tzinfo=TZ) > now
+    ok = await chat.send(world.secretary_a, example[0])  # the example, typed back, is accepted
+    assert "将在" in ok.text and example[0] in ok.text
+
+
+async def test_a_committees_time_prompt_speaks_of_the_committee(chat, world) -> None:
+    asked = await chat.send(world.staff, "/notify")
+    await chat.press(world.staff, asked, "所辖各支部书记")
+    confirm = (await chat.send(world.staff, "请报送年度总结。")).sent[-1]
+    prompt = await chat.press(world.staff, confirm, "🕘 指定时间…")
+    assert "本支部" not in prompt.text and "党工委" in prompt.text and "发送发送" not in prompt.text
+    empty = await chat.send(world.other_staff, "/notices")
+    assert "本支部" not in empty.text and "所辖支部" in empty.text
+
+
 # ---- /notices for senders ----
 
 
@@ -233,6 +262,50 @@ async def test_sender_sees_the_acknowledged_ratio_and_nudges_only_the_others(
     again = await chat.press(world.secretary_a, listing, "🔔 提醒第 1 条未阅的 1 人")
     assert again.alert and "今天已经提醒过" in again.alert
     assert await db.count(Delivery, Delivery.kind == "nudge") == 1
+
+
+async def test_sender_sees_who_has_not_read_the_first_few_then_how_many_more(
+    chat, db, world, session
+) -> None:
+    for name in ("甲一", "乙二", "丙三", "丁四", "戊五"):
+        await make_person(session, name, world.branch_a)
+    await session.commit()
+    _notice, deliveries = await sent_notice(session, world, world.secretary_a)
+    assert len(deliveries) == 7
+    first = await db.one(select(Delivery).where(Delivery.person_id == world.member_a.id))
+    await notices.acknowledge(session, world.member_a.telegram_id, first.id, NOW)
+    await session.commit()
+    waiting = sorted(
+        await db.all(
+            select(Person.name)
+            .join(Delivery, Delivery.person_id == Person.id)
+            .where(Delivery.acknowledged_at.is_(None))
+        )
+    )
+    listing = (await chat.send(world.secretary_a, "/notices")).sent[0]
+    assert "已阅 1/7（14%）" in listing.text
+    assert f"未阅：{'、'.join(waiting[:5])}，另有 1 人" in listing.text
+    assert "张三" not in listing.text.split("未阅：")[1]
+
+
+async def test_sender_with_few_unread_sees_all_their_names(chat, world, session) -> None:
+    await sent_notice(session, world, world.secretary_a)
+    listing = (await chat.send(world.secretary_a, "/notices")).sent[0]
+    assert "未阅：张三、李四" in listing.text and "另有" not in listing.text
+
+
+async def test_committee_sees_a_branch_notice_labelled_by_branch_and_sender(chat, world, session) -> None:
+    await sent_notice(session, world, world.secretary_a, "支部的通知：周五学习")
+    await sent_notice(
+        session, world, world.staff, "党工委的通知：报送总结", Audience.SUBTREE_SECRETARIES, world.committee
+    )
+    listing = (await chat.send(world.staff, "/notices")).sent[0]
+    assert "所辖范围内最近的通知" in listing.text and "最近发出的通知" not in listing.text
+    branch_item = next(p for p in listing.text.split("\n\n") if "支部的通知" in p)
+    assert f"{world.branch_a.name}（李书记）发给该支部全体党员" in branch_item
+    assert "本支部全体党员" not in listing.text
+    own_item = next(p for p in listing.text.split("\n\n") if "党工委的通知" in p)
+    assert "所辖各支部书记" in own_item and "（李书记）" not in own_item
 
 
 async def test_notices_shows_a_secretarys_own_received_notices_with_ack_buttons(chat, world, session) -> None:

@@ -8,7 +8,7 @@ from datetime import date
 from sqlalchemy import select
 
 from handlers.kit.commands import set_person_menu
-from storage.models import AuditEntry, EntryStatus, Membership, Person, Role, ServiceEntry
+from storage.models import AuditEntry, EntryStatus, Membership, Person, ServiceEntry
 from tests.e2e.harness import NOW
 
 
@@ -83,9 +83,12 @@ async def test_delete_after_confirmation_makes_me_a_stranger(chat, db, world, se
     assert "失效" in (stale.alert or "")
 
 
-async def test_a_secretary_who_deletes_loses_the_secretary_menu(chat, world, emulator, bot_app) -> None:
+async def test_a_secretary_who_deletes_loses_the_secretary_menu(
+    chat, world, emulator, bot_app, session
+) -> None:
     user = chat.user_for(world.secretary_a)
-    await set_person_menu(bot_app.bot, user.id, Role.SECRETARY, "zh")
+    await set_person_menu(bot_app.bot, user.id, await world.actor(session, world.secretary_a), "zh")
+    await session.commit()
     assert "pending" in {c["command"] for c in emulator.menu(user)}
     reply = await chat.send(world.secretary_a, "/privacy")
     warning = await chat.press(world.secretary_a, reply, "🗑 删除我的数据")

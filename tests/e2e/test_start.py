@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
+from handlers.kit.commands import set_default_menus
 from storage import invites
 from storage.models import ConversationState, Membership, Person, ProcessedUpdate, Role
 from tests.e2e.harness import NOW
@@ -144,3 +146,54 @@ async def test_help_in_the_middle_of_a_form_leaves_the_form_regression(chat, wor
     assert await db.count(ConversationState) == 1
     await chat.send(world.member_a, "/help")
     assert await db.count(ConversationState) == 0
+
+
+# ---- each role sees its own commands ----
+
+
+async def join_as(chat, session, world, org, role: Role, name: str, language_code: str = "zh"):
+    actor = await world.actor(session, world.admin)
+    inv = await invites.create_invite(session, actor, org.id, role, uses=1, days=7, now=NOW)
+    await session.commit()
+    user = chat.user(name, language_code=language_code)
+    offer = await chat.send(user, f"/start {inv.code}")
+    joined = await chat.press(user, offer, offer.message.buttons[0]["text"])
+    return user, joined
+
+
+def commands(emulator, user) -> list[str]:
+    return [c["command"] for c in emulator.menu(user)]
+
+
+@pytest.mark.parametrize("language_code", ["zh", "en"])
+async def test_committee_staff_outside_a_branch_get_no_member_commands(
+    chat, world, session, emulator, language_code
+) -> None:
+    user, joined = await join_as(chat, session, world, world.committee, Role.STAFF, "新干事", language_code)
+    menu = commands(emulator, user)
+    assert {"log", "my", "commit", "commitments", "services"}.isdisjoint(menu)
+    assert {"branches", "notify", "report", "pending", "help", "cancel"} <= set(menu)
+    welcome = joined.sent[-1].text
+    assert "/log" not in welcome and "/branches" in welcome
+    help_ = (await chat.send(user, "/help")).text
+    assert "/log" not in help_ and "/my" not in help_ and "/commit" not in help_
+    assert "书记命令" not in help_ and "Secretary" not in help_
+    assert "/branches" in help_ and "/pending" in help_ and "/checklist" in help_
+
+
+async def test_a_member_keeps_the_default_menu_and_a_secretary_gets_both(
+    chat, world, session, emulator, bot_app
+) -> None:
+    await set_default_menus(bot_app.bot)  # what the runtime does at start-up
+    member, _joined = await join_as(chat, session, world, world.branch_a, Role.MEMBER, "新党员")
+    assert "log" in commands(emulator, member) and "pending" not in commands(emulator, member)
+    secretary, _joined = await join_as(chat, session, world, world.branch_b, Role.SECRETARY, "新书记")
+    assert {"log", "my", "pending", "assess"} <= set(commands(emulator, secretary))
+    assert "branches" not in commands(emulator, secretary)
+    help_ = (await chat.send(secretary, "/help")).text
+    assert "/log" in help_ and "书记命令" in help_ and "党工委命令" not in help_
+
+
+async def test_existing_staff_help_has_no_member_or_secretary_section(chat, world) -> None:
+    help_ = (await chat.send(world.staff, "/help")).text
+    assert "/log" not in help_ and "书记命令" not in help_ and "党工委命令" in help_
