@@ -18,6 +18,7 @@ from storage.service_log import _reviewable as reviewable_clause
 from storage.validation import parse
 
 MAX_PER_PAGE = 200
+STATUS_ORDER = (EntryStatus.APPROVED, EntryStatus.PENDING, EntryStatus.REJECTED)
 
 
 class EntryFilter(BaseModel):
@@ -52,10 +53,17 @@ class EntryRow:
 
 
 @dataclass(frozen=True, slots=True)
+class StatusTotal:
+    entries: int
+    minutes: int
+
+
+@dataclass(frozen=True, slots=True)
 class EntryPage:
     rows: list[EntryRow]
-    total: int
-    total_minutes: int
+    total: int  # entries matching the filter, of every status (for paging)
+    # Hours per status, never one sum: approved, pending and rejected hours mean different things.
+    by_status: dict[EntryStatus, StatusTotal]
     page: int
     per_page: int
 
@@ -88,14 +96,16 @@ async def search_entries(s: AsyncSession, actor: Actor, f: EntryFilter) -> Entry
             )
         )
     base = select(E).join(Org, Org.id == E.org_id).outerjoin(Person, Person.id == E.person_id).where(*conds)
-    total, minutes = (
-        await s.execute(
-            select(func.count(E.id), func.coalesce(func.sum(E.minutes), 0))
-            .join(Org, Org.id == E.org_id)
-            .outerjoin(Person, Person.id == E.person_id)
-            .where(*conds)
-        )
-    ).one()
+    counted = await s.execute(
+        select(E.status, func.count(E.id), func.coalesce(func.sum(E.minutes), 0))
+        .join(Org, Org.id == E.org_id)
+        .outerjoin(Person, Person.id == E.person_id)
+        .where(*conds)
+        .group_by(E.status)
+    )
+    found = {EntryStatus(st): StatusTotal(int(n), int(m)) for st, n, m in counted}
+    by_status = {st: found.get(st, StatusTotal(0, 0)) for st in STATUS_ORDER}
+    total = sum(t.entries for t in by_status.values())
     can_review = case(
         (and_(E.status == EntryStatus.PENDING, reviewable_clause(actor)), True), else_=false()
     ).label("reviewable")
@@ -115,4 +125,4 @@ async def search_entries(s: AsyncSession, actor: Actor, f: EntryFilter) -> Entry
             subject_person_id=f.person_id,
             detail={"rows": len(out), "status": f.status.value if f.status else None},
         )
-    return EntryPage(out, int(total), int(minutes), f.page, f.per_page)
+    return EntryPage(out, total, by_status, f.page, f.per_page)

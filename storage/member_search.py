@@ -14,6 +14,7 @@ from storage import audit
 from storage.access import Actor, require_manager, require_person_access
 from storage.errors import NotFound
 from storage.models import Membership, Org, OrgKind, Person, Role
+from storage.people import last_activity
 from storage.validation import parse
 
 MAX_PER_PAGE = 500
@@ -45,7 +46,7 @@ class PersonRow:
     on_telegram: bool  # False for a roster row whose invite was not opened yet
     consented: bool
     blocked: bool
-    last_active_at: datetime | None
+    last_activity: datetime | None  # people.last_activity: the same figure as the bot's /members
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,15 +78,18 @@ async def search_people(s: AsyncSession, actor: Actor, f: PeopleFilter) -> Peopl
         .where(*conds)
     )
     total = await s.scalar(select(func.count()).select_from(joined.subquery())) or 0
-    rows = await s.execute(
-        select(Person, Membership.role, Membership.created_at, Org.id, Org.name)
-        .join(Membership, Membership.person_id == Person.id)
-        .join(Org, Org.id == Membership.org_id)
-        .where(*conds)
-        .order_by(Org.path, Person.name, Person.id)
-        .limit(f.per_page)
-        .offset((f.page - 1) * f.per_page)
-    )
+    rows = (
+        await s.execute(
+            select(Person, Membership.role, Membership.created_at, Org.id, Org.name)
+            .join(Membership, Membership.person_id == Person.id)
+            .join(Org, Org.id == Membership.org_id)
+            .where(*conds)
+            .order_by(Org.path, Person.name, Person.id)
+            .limit(f.per_page)
+            .offset((f.page - 1) * f.per_page)
+        )
+    ).all()
+    last = await last_activity(s, (p.id for p, *_rest in rows))
     out = [
         PersonRow(
             person_id=p.id,
@@ -98,7 +102,7 @@ async def search_people(s: AsyncSession, actor: Actor, f: PeopleFilter) -> Peopl
             on_telegram=p.telegram_id is not None,
             consented=p.consent_at is not None,
             blocked=p.blocked_at is not None,
-            last_active_at=p.last_active_at,
+            last_activity=last.get(p.id),
         )
         for p, role, joined_at, oid, oname in rows
     ]
@@ -122,6 +126,7 @@ class Affiliation:
 class Profile:
     person: Person
     affiliations: list[Affiliation]
+    last_activity: datetime | None = None  # people.last_activity
 
 
 async def member_profile(s: AsyncSession, actor: Actor, person_id: int) -> Profile:
@@ -145,4 +150,4 @@ async def member_profile(s: AsyncSession, actor: Actor, person_id: int) -> Profi
     ]
     if audit.on_admin_surface(actor):
         await audit.record(s, actor, "person.view", subject_person_id=person.id)
-    return Profile(person, affiliations)
+    return Profile(person, affiliations, (await last_activity(s, [person.id])).get(person.id))

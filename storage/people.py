@@ -317,44 +317,60 @@ class MemberRow:
     note: str | None
     role: Role
     joined_at: datetime
-    last_activity: datetime | None  # the later of their last service entry and last message
+    last_activity: datetime | None  # see `last_activity`
     on_telegram: bool  # False for a roster row whose link was not opened yet
     reachable: bool
     blocked: bool
 
 
+async def last_activity(s: AsyncSession, person_ids: Iterable[int]) -> dict[int, datetime]:
+    """最近活动: the later of a person's last message to the bot and their last service entry
+    (in any branch). The one definition the bot's /members and the web's member pages share;
+    people with neither are absent."""
+    ids = sorted(set(person_ids))
+    if not ids:
+        return {}
+    out: dict[int, datetime] = {}
+    entries = await s.execute(
+        select(ServiceEntry.person_id, func.max(ServiceEntry.created_at))
+        .where(ServiceEntry.person_id.in_(ids))
+        .group_by(ServiceEntry.person_id)
+    )
+    seen = await s.execute(
+        select(Person.id, Person.last_active_at).where(Person.id.in_(ids), Person.last_active_at.is_not(None))
+    )
+    for pid, at in (*entries, *seen):
+        if at is not None and (pid not in out or at > out[pid]):
+            out[pid] = at
+    return out
+
+
 async def list_members(s: AsyncSession, actor: Actor, org_id: int) -> list[MemberRow]:
     """The people of an org, for its secretary, staff above it, or an admin."""
     org = await require_manager(s, actor, org_id)
-    last_entry = (
-        select(ServiceEntry.person_id, func.max(ServiceEntry.created_at).label("last"))
-        .where(ServiceEntry.org_id == org.id)
-        .group_by(ServiceEntry.person_id)
-        .subquery()
-    )
-    rows = await s.execute(
-        select(Person, Membership.role, Membership.created_at, last_entry.c.last)
-        .join(Membership, Membership.person_id == Person.id)
-        .outerjoin(last_entry, last_entry.c.person_id == Person.id)
-        .where(Membership.org_id == org.id, Person.erased_at.is_(None))
-        .order_by(Person.name, Person.id)
-    )
-    out: list[MemberRow] = []
-    for p, role, joined, last in rows:
-        times = [t for t in (last, p.last_active_at) if t is not None]
-        out.append(
-            MemberRow(
-                person_id=p.id,
-                name=p.name,
-                note=p.roster_note,
-                role=role,
-                joined_at=joined,
-                last_activity=max(times) if times else None,
-                on_telegram=p.telegram_id is not None,
-                reachable=p.reachable,
-                blocked=p.blocked_at is not None,
-            )
+    rows = (
+        await s.execute(
+            select(Person, Membership.role, Membership.created_at)
+            .join(Membership, Membership.person_id == Person.id)
+            .where(Membership.org_id == org.id, Person.erased_at.is_(None))
+            .order_by(Person.name, Person.id)
         )
+    ).all()
+    last = await last_activity(s, (p.id for p, _role, _joined in rows))
+    out = [
+        MemberRow(
+            person_id=p.id,
+            name=p.name,
+            note=p.roster_note,
+            role=role,
+            joined_at=joined,
+            last_activity=last.get(p.id),
+            on_telegram=p.telegram_id is not None,
+            reachable=p.reachable,
+            blocked=p.blocked_at is not None,
+        )
+        for p, role, joined in rows
+    ]
     if audit.on_admin_surface(actor):
         await audit.record(s, actor, "members.view", org_id=org.id, detail={"rows": len(out)})
     return out

@@ -24,6 +24,7 @@ from storage.models import (
     Notice,
     NoticeStatus,
     Org,
+    Person,
     ReminderRule,
     ServiceEntry,
 )
@@ -321,6 +322,75 @@ async def test_looking_at_a_member_is_in_the_audit_log(client, sessionmaker, wor
     assert row.actor_id == world.staff.id and row.subject_person_id == world.member_a.id and row.via == "web"
     audit = await client.get(f"/audit?person={world.member_a.id}")
     assert "查看个人信息" in audit.text and "王干事" in audit.text and "张三" in audit.text
+
+
+async def test_the_entries_page_shows_hours_per_status_not_their_sum(
+    client, session, sessionmaker, world
+) -> None:
+    for day, minutes, status in (
+        (1, 120, EntryStatus.APPROVED),
+        (2, 90, EntryStatus.PENDING),
+        (3, 30, EntryStatus.REJECTED),
+    ):
+        session.add(
+            ServiceEntry(
+                person_id=world.member_a.id,
+                org_id=world.branch_a.id,
+                day=date(2026, 11, day),
+                minutes=minutes,
+                action="volunteer",
+                place="城东社区",
+                description="社区义诊",
+                status=status,
+            )
+        )
+    await session.commit()
+    await sign_in(client, sessionmaker, world.secretary_a)
+    page = (await client.get(f"/entries?org={world.branch_a.id}&status=all")).text
+    found = re.findall(r'data-status-total="(\w+)"><strong>([\d.]+)</strong><span>([^<]+)', page)
+    totals = {st: (hours, label) for st, hours, label in found}
+    assert totals == {
+        "approved": ("2", "小时已通过（1 条）"),
+        "pending": ("1.5", "小时待审核（1 条）"),
+        "rejected": ("0.5", "小时未通过（1 条）"),
+    }
+    assert "小时合计" not in page
+
+
+async def test_last_activity_is_the_same_figure_as_the_bot_shows(
+    client, session, sessionmaker, world
+) -> None:
+    """最近活动 on the web is `people.last_activity`, as in the bot's /members: here the latest
+    thing the person did is logging an entry, after their last recorded message."""
+    from storage import people
+
+    person = await session.get(Person, world.member_a.id)
+    person.last_active_at = datetime(2026, 11, 10, 2, 0, tzinfo=UTC)
+    entry = ServiceEntry(
+        person_id=person.id,
+        org_id=world.branch_a.id,
+        day=date(2026, 11, 20),
+        minutes=60,
+        action="volunteer",
+        place="城东社区",
+        description="社区义诊",
+        created_at=datetime(2026, 11, 20, 12, 0, tzinfo=UTC),
+    )
+    session.add(entry)
+    await session.commit()
+    actor = await world.actor(session, world.secretary_a)
+    bot_rows = {
+        r.person_id: r.last_activity for r in await people.list_members(session, actor, world.branch_a.id)
+    }
+    await session.commit()
+    assert bot_rows[person.id] == datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+    await sign_in(client, sessionmaker, world.secretary_a)
+    roster = (await client.get(f"/members?org={world.branch_a.id}")).text
+    row = next(r for r in roster.split("<tr") if "张三" in r)
+    assert "2026-11-20" in row and "2026-11-10" not in row
+    profile = (await client.get(f"/members/{person.id}")).text
+    assert "2026-11-20 20:00" in profile  # the same moment, in Beijing time
 
 
 async def test_a_change_in_the_bot_shows_on_the_web_at_once(client, session, sessionmaker, world) -> None:

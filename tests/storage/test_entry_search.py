@@ -43,7 +43,12 @@ async def test_staff_see_their_subtree_newest_first(session, world, entries) -> 
     actor = await world.actor(session, world.staff, via="web")
     page = await search_entries(session, actor, entry_filter())
     assert [r.entry.id for r in page.rows] == [entries[2].id, entries[1].id, entries[0].id, entries[3].id]
-    assert page.total == 4 and page.total_minutes == 240
+    assert page.total == 4
+    assert {st: (t.entries, t.minutes) for st, t in page.by_status.items()} == {
+        EntryStatus.APPROVED: (1, 60),
+        EntryStatus.PENDING: (3, 180),
+        EntryStatus.REJECTED: (0, 0),
+    }
     assert [r.reviewable for r in page.rows] == [True, False, True, True]
     audit = await session.scalar(select(AuditEntry).where(AuditEntry.action == "entries.view"))
     assert audit is not None and audit.detail["rows"] == 4
@@ -82,3 +87,23 @@ async def test_bad_filters_are_invalid(session, world) -> None:
         entry_filter(date_from="2026-11-02", date_to="2026-11-01")
     with pytest.raises(Invalid):
         entry_filter(per_page=100000)
+
+
+async def test_totals_are_split_by_status_never_summed(session, world) -> None:
+    session.add_all(
+        [
+            _entry(world.member_a, world.branch_a, date(2026, 11, 1), 120, EntryStatus.APPROVED),
+            _entry(world.member_a, world.branch_a, date(2026, 11, 2), 90, EntryStatus.PENDING),
+            _entry(world.member_a, world.branch_a, date(2026, 11, 3), 30, EntryStatus.REJECTED),
+        ]
+    )
+    await session.flush()
+    actor = await world.actor(session, world.secretary_a, via="web")
+    page = await search_entries(session, actor, entry_filter(status=None))
+    assert page.total == 3
+    assert [(st, t.minutes) for st, t in page.by_status.items()] == [
+        (EntryStatus.APPROVED, 120),
+        (EntryStatus.PENDING, 90),
+        (EntryStatus.REJECTED, 30),
+    ]
+    assert not hasattr(page, "total_minutes")  # no figure that adds the three together

@@ -96,7 +96,7 @@ async def export(ctx: Ctx) -> Response:
             r.note or "",
             r.joined_at.astimezone(tz).date(),
             t("web.yes") if r.on_telegram else t("web.no"),
-            r.last_active_at.astimezone(tz).date() if r.last_active_at else None,
+            r.last_activity.astimezone(tz).date() if r.last_activity else None,
         ]
         for r in rows
     ]
