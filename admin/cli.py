@@ -13,7 +13,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,6 +31,12 @@ Work = Callable[[AsyncSession], Awaitable[int]]
 
 def _t(key: str, **params: Any) -> str:
     return texts(get_settings().default_locale).plain(key, **params)
+
+
+def _local(at: datetime) -> str:
+    """A time as people at the branches read it: in the configured time zone, which is named."""
+    tz = get_settings().tz
+    return f"{at.astimezone(tz).strftime('%Y-%m-%d %H:%M')} ({tz.key})"
 
 
 def _fail(key: str, **params: Any) -> int:
@@ -82,8 +88,18 @@ async def _org_add(args: argparse.Namespace) -> int:
 
 
 async def _org_list(args: argparse.Namespace) -> int:
+    from content.pack import get_pack
     from storage.audit import system_actor
     from storage.orgs import org_tree
+
+    settings = get_settings()
+    pack = get_pack(settings.content_pack)
+
+    def category_name(category_id: str) -> str:
+        # The pack's name for the category, in the default locale; an id the pack no longer
+        # knows is shown as it is rather than hidden.
+        found = pack.category(category_id)
+        return found.title.get(settings.default_locale) if found else category_id
 
     async def work(s: AsyncSession) -> int:
         roots = await org_tree(s, system_actor())
@@ -91,8 +107,19 @@ async def _org_list(args: argparse.Namespace) -> int:
             print(_t("org.tree_empty"))
         for root in roots:
             for depth, org in root.walk():
-                extra = f", {org.category}" if org.category else ""
-                print(f"{'    ' * depth}[{org.id}] {org.name} ({_t(f'org.kind_{org.kind.value}')}{extra})")
+                kind = _t(f"org.kind_{org.kind.value}")
+                line = (
+                    _t(
+                        "org.line_category",
+                        id=org.id,
+                        name=org.name,
+                        kind=kind,
+                        category=category_name(org.category),
+                    )
+                    if org.category
+                    else _t("org.line", id=org.id, name=org.name, kind=kind)
+                )
+                print(f"{'    ' * depth}{line}")
         return 0
 
     return await _run(work)
@@ -107,8 +134,9 @@ async def _invite_create(args: argparse.Namespace) -> int:
 
     async def work(s: AsyncSession) -> int:
         inv = await create_invite(s, system_actor(), args.org, args.role, args.uses, args.days, now=utcnow())
-        link = deep_link(get_settings().bot_username, inv.code)
-        expires = inv.expires_at.strftime("%Y-%m-%d %H:%M UTC")
+        settings = get_settings()
+        link = deep_link(settings.bot_username, inv.code)
+        expires = _local(inv.expires_at)
         print(_t("invite.created", code=inv.code, link=link, uses=inv.uses_left, expires=expires))
         return 0
 
@@ -120,6 +148,7 @@ async def _invite_create(args: argparse.Namespace) -> int:
 
 async def _member_import(args: argparse.Namespace) -> int:
     from storage.audit import system_actor
+    from storage.invites import deep_link
     from storage.people import RosterRejected, import_roster, invite_sheet
     from storage.roster import MAX_BYTES
 
@@ -147,13 +176,14 @@ async def _member_import(args: argparse.Namespace) -> int:
             for p in e.preview.sorted_problems():
                 print(_t("roster.row", line=p.line, reason=_t(p.key, **p.params)))
             return _fail(e.key, **e.params)
+        settings = get_settings()
         print(_t("roster.preview_ok", count=len(imported)))
         if args.sheet:
             branch = await s.get(Org, args.org)
             sheet = invite_sheet(
                 imported,
-                get_settings().bot_username,
-                locale=get_settings().default_locale,
+                settings.bot_username,
+                locale=settings.default_locale,
                 org_name=branch.name if branch else "",
             )
             out = Path(args.sheet)
@@ -162,7 +192,14 @@ async def _member_import(args: argparse.Namespace) -> int:
             except OSError:
                 return _fail("records.cannot_write", path=str(out))
             print(_t("roster.sheet_written", path=str(out)))
-        print(_t("roster.imported", count=len(imported), days=args.days))
+        else:
+            # Without a sheet the links are printed: each is the only way that person can join.
+            print(_t("roster.links_header"))
+            for i in imported:
+                role = _t(f"people.role_{i.role.value}")
+                print(f"{i.name}\t{role}\t{deep_link(settings.bot_username, i.code)}")
+        expires = _local(imported[0].expires_at) if imported else "—"
+        print(_t("roster.imported_until", count=len(imported), expires=expires))
         return 0
 
     return await _run(work)

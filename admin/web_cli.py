@@ -2,6 +2,7 @@
 or print a one-time sign-in link.
 
     branchbot admin                                  serve on ADMIN_HOST:ADMIN_PORT
+    branchbot admin user add admin                   a fresh install's first admin (asked twice)
     branchbot admin user add wang --person 3         set a username and password (asked twice)
     branchbot admin link --person 3                  a sign-in link valid for 10 minutes
 
@@ -28,9 +29,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve.set_defaults(func=_serve)
     user = asub.add_parser("user", help="admin web accounts")
     usub = user.add_subparsers(dest="user_cmd", required=True)
-    add = usub.add_parser("add", help="give an admin or staff person a username and password")
+    add = usub.add_parser(
+        "add",
+        help="give an admin or staff person a username and password (without --person: the first admin)",
+    )
     add.add_argument("username")
-    add.add_argument("--person", type=int, required=True, help="the person's id")
+    add.add_argument(
+        "--person", type=int, default=None, help="the person's id (omit it to create the first admin)"
+    )
     add.add_argument(
         "--password-stdin", action="store_true", help="read the password from standard input (for scripts)"
     )
@@ -66,37 +72,58 @@ async def serve_alone(settings: Settings) -> None:
         await engine.dispose()
 
 
+class NoTerminal(Exception):
+    """No password can be asked for: no terminal, and --password-stdin was not given."""
+
+
 def _read_password(from_stdin: bool) -> str | None:
     if from_stdin:
         return sys.stdin.readline().rstrip("\n")
-    first = getpass.getpass(_say("web.cli.password") + " ")
-    again = getpass.getpass(_say("web.cli.password_again") + " ")
+    if not sys.stdin.isatty():
+        raise NoTerminal()
+    try:
+        first = getpass.getpass(_say("web.cli.password") + " ")
+        again = getpass.getpass(_say("web.cli.password_again") + " ")
+    except EOFError:  # the terminal closed while asking
+        raise NoTerminal() from None
     return first if first == again else None
 
 
 def _user_add(args: argparse.Namespace) -> int:
-    password = _read_password(args.password_stdin)
+    try:
+        password = _read_password(args.password_stdin)
+    except NoTerminal:
+        print(_say("web.cli.no_terminal"), file=sys.stderr)
+        return 1
     if password is None:
         print(_say("web.cli.passwords_differ"), file=sys.stderr)
         return 1
     return asyncio.run(_set_password(get_settings(), args.person, args.username, password))
 
 
-async def _set_password(settings: Settings, person_id: int, username: str, password: str) -> int:
+async def _set_password(settings: Settings, person_id: int | None, username: str, password: str) -> int:
+    """Set a person's username and password; with no person, create the first admin."""
     from storage import web_auth
     from storage.audit import system_actor
-    from storage.db import make_engine, make_sessionmaker
+    from storage.db import make_engine, make_sessionmaker, utcnow
 
     engine = make_engine(settings.database_url)
     try:
         async with make_sessionmaker(engine)() as s:
             try:
-                person = await web_auth.set_password(s, system_actor(), person_id, username, password)
+                if person_id is None:
+                    person = await web_auth.create_first_admin(
+                        s, system_actor(), username, password, now=utcnow()
+                    )
+                    done = _say("web.cli.admin_created", username=person.username, id=person.id)
+                else:
+                    person = await web_auth.set_password(s, system_actor(), person_id, username, password)
+                    done = _say("web.cli.password_set", username=person.username, name=person.name)
             except Refused as e:
                 print(_say(e.key, **e.params), file=sys.stderr)
                 return 1
             await s.commit()
-            print(_say("web.cli.password_set", username=person.username, name=person.name))
+            print(done)
             return 0
     finally:
         await engine.dispose()

@@ -25,12 +25,18 @@ def _db(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     down.set_defaults(func=_db_downgrade)
 
 
+def _say(key: str, **params: object) -> str:
+    from content.i18n import texts
+
+    return texts(get_settings().default_locale).plain(key, **params)
+
+
 def _db_upgrade(args: argparse.Namespace) -> int:
     from storage.migrate import upgrade
 
     url = get_settings().database_url
     upgrade(url, args.revision)
-    print(f"database at {args.revision}")
+    print(_say("cli.db_at", revision=args.revision))
     return 0
 
 
@@ -38,14 +44,34 @@ def _db_downgrade(args: argparse.Namespace) -> int:
     from storage.migrate import downgrade
 
     downgrade(get_settings().database_url, args.revision)
-    print(f"database at {args.revision}")
+    print(_say("cli.db_at", revision=args.revision))
     return 0
 
 
-def _registrars() -> list[Registrar]:
+# Which module registers each top-level command: a command line that names one imports only
+# that module, so `branchbot org list` does not pay for importing the bot (aiogram's models
+# take seconds of CPU) as `run` and `demo` must.
+OWNERS: dict[str, str | None] = {
+    "db": None,  # registered here
+    "org": "admin.cli",
+    "invite": "admin.cli",
+    "member": "admin.cli",
+    "export": "admin.cli",
+    "admin": "admin.web_cli",
+    "demo": "demo.cli",
+    "run": "bot.run_cli",
+}
+
+
+def _registrars(command: str | None = None) -> list[Registrar]:
     regs: list[Registrar] = [_db]
+    if command in OWNERS:
+        owner = OWNERS[command]
+        names: tuple[str, ...] = (owner,) if owner else ()
+    else:  # --help, a mistake, or nothing: every command, so the usage lists them all
+        names = ("admin.cli", "admin.web_cli", "demo.cli", "bot.run_cli")
     # Optional areas register themselves when present.
-    for mod_name in ("admin.cli", "admin.web_cli", "demo.cli", "bot.run_cli"):
+    for mod_name in names:
         try:
             mod = __import__(mod_name, fromlist=["register"])
         except ModuleNotFoundError as e:
@@ -56,16 +82,18 @@ def _registrars() -> list[Registrar]:
     return regs
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; given the command line, only the commands it names (all of them otherwise)."""
     parser = argparse.ArgumentParser(prog="branchbot", description="branchbot: the Party branch assistant")
     sub = parser.add_subparsers(dest="cmd", required=True)
-    for reg in _registrars():
+    for reg in _registrars(argv[0] if argv else None):
         reg(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:
         get_settings()

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage import audit
 from storage.access import Actor, load_actor
 from storage.errors import Forbidden, NotFound, Refused
-from storage.models import Person, Role, WebSignIn
+from storage.models import Membership, Org, Person, Role, WebSignIn
 from storage.validation import parse
 
 LINK_TTL = timedelta(minutes=10)
@@ -159,6 +159,46 @@ async def set_password(s: AsyncSession, actor: Actor, person_id: int, username: 
     person.password_hash = await asyncio.to_thread(HASHER.hash, data.password)
     await s.flush()
     await audit.record(s, actor, "web.password_set", subject_person_id=person.id)
+    return person
+
+
+async def create_first_admin(
+    s: AsyncSession, actor: Actor, username: str, password: str, *, now: datetime
+) -> Person:
+    """A fresh install's first administrator, made from the command line without Telegram: a
+    person with the admin role at the root organization, a username and a password.
+
+    Refused when an admin already exists (give that person a password with `set_password`
+    instead) or when there is no organization yet to hold the role.
+    """
+    if not actor.is_admin:
+        raise Forbidden()
+    data = parse(NewPassword, username=username.strip().lower(), password=password)
+    existing = await s.scalar(
+        select(Person.id)
+        .join(Membership, Membership.person_id == Person.id)
+        .where(Membership.role == Role.ADMIN, Person.erased_at.is_(None))
+        .order_by(Person.id)
+        .limit(1)
+    )
+    if existing is not None:
+        raise Refused("web.admin_exists", person=existing)
+    root = await s.scalar(select(Org).where(Org.parent_id.is_(None)).order_by(Org.id).limit(1))
+    if root is None:
+        raise Refused("web.admin_no_org")
+    if await s.scalar(select(Person.id).where(Person.username == data.username)) is not None:
+        raise Refused("web.username_taken", username=data.username)
+    person = Person(
+        name=data.username,
+        username=data.username,
+        password_hash=await asyncio.to_thread(HASHER.hash, data.password),
+        created_at=now,
+    )
+    s.add(person)
+    await s.flush()
+    s.add(Membership(person_id=person.id, org_id=root.id, role=Role.ADMIN, created_at=now))
+    await s.flush()
+    await audit.record(s, actor, "web.admin_created", subject_person_id=person.id, org_id=root.id, now=now)
     return person
 
 

@@ -60,10 +60,10 @@ async def test_org_add_and_list(cli: Run, session, capsys) -> None:
     assert "已添加组织 #3「餐饮协会党支部」（党支部）" in out
     assert await cli("org", "list") == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines == [
-        "[1] 青海省社会组织党工委 (省级党工委)",
-        "    [2] 西宁市党工委 (党工委)",
-        "        [3] 餐饮协会党支部 (党支部, trade)",
+    assert lines == [  # the category by its name in the content pack, not its id
+        "[1] 青海省社会组织党工委（省级党工委）",
+        "    [2] 西宁市党工委（党工委）",
+        "        [3] 餐饮协会党支部（党支部，行业协会商会）",
     ]
     branch = await session.scalar(select(Org).where(Org.id == 3))
     assert branch.path == "/1/2/3/"
@@ -117,6 +117,9 @@ async def test_invite_create_prints_the_code_and_the_deep_link(cli: Run, session
     assert inv is not None and inv.uses_left == 20 and inv.org_id == org
     assert f"邀请码：{inv.code}" in out
     assert f"https://t.me/test_branch_bot?start={inv.code}" in out
+    # The expiry in the configured time zone (Asia/Shanghai), named; not in UTC.
+    local = inv.expires_at.astimezone(get_settings().tz).strftime("%Y-%m-%d %H:%M")
+    assert f"有效期至 {local} (Asia/Shanghai)" in out and "UTC" not in out
 
 
 @pytest.mark.parametrize(
@@ -167,6 +170,28 @@ async def test_member_import_with_a_sheet(cli: Run, session, world, capsys, tmp_
         (p.name, role, f"https://t.me/test_branch_bot?start={codes[p.id]}")
         for p, role in zip(people, ["党员", "书记"], strict=True)
     ]
+
+
+async def test_member_import_without_a_sheet_prints_each_link(
+    cli: Run, session, world, capsys, tmp_path: Path
+) -> None:
+    f = write_csv(
+        tmp_path / "名册.csv", [["姓名", "角色", "备注"], ["赵七", "党员", ""], ["钱八", "书记", ""]]
+    )
+    assert await cli("member", "import", str(f), "--org", str(world.branch_b.id)) == 0
+    out = capsys.readouterr().out.splitlines()
+    people = list(
+        await session.scalars(select(Person).where(Person.telegram_id.is_(None)).order_by(Person.id))
+    )
+    codes = {i.person_id: i.code for i in await session.scalars(select(Invite))}
+    await session.commit()
+    links = [line for line in out if "https://t.me/" in line]
+    assert links == [
+        f"{p.name}\t{role}\thttps://t.me/test_branch_bot?start={codes[p.id]}"
+        for p, role in zip(people, ["党员", "书记"], strict=True)
+    ]
+    assert any("--sheet" in line for line in out)  # says how to get the printable sheet instead
+    assert "已导入 2 人" in out[-1] and "(Asia/Shanghai)" in out[-1]
 
 
 async def test_member_import_with_a_bad_row_prints_the_preview_and_imports_nothing(

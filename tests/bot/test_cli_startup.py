@@ -65,3 +65,26 @@ def test_a_broken_content_pack_names_file_and_line(tmp_path: Path) -> None:
     assert r.returncode == 2, r.stderr
     [line] = r.stderr.strip().splitlines()
     assert "zz-broken-test-pack/actions.yaml:1:" in line and "description: Field required" in line
+
+
+def test_every_command_has_its_owner_listed_so_a_named_command_loads_only_its_module() -> None:
+    from bot.cli import OWNERS, build_parser
+
+    full = build_parser()
+    (sub,) = [a for a in full._actions if a.dest == "cmd"]
+    assert set(sub.choices) == set(OWNERS)  # type: ignore[arg-type]
+    for name in OWNERS:
+        one = build_parser([name])
+        (only,) = [a for a in one._actions if a.dest == "cmd"]
+        assert name in only.choices  # type: ignore[operator]
+
+
+def test_an_admin_command_does_not_import_the_bot() -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; from bot.cli import build_parser; build_parser(['org']); print('aiogram' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "False", done.stderr
