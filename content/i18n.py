@@ -10,8 +10,9 @@ escapes on its own, so it uses `Texts.plain`.
 from __future__ import annotations
 
 import html
+import re
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -79,6 +80,24 @@ class Texts:
 
     def has(self, key: str) -> bool:
         return key in catalog(self.locale)
+
+
+_PERIOD = re.compile(r"^(\d{4})(?:-Q([1-4])|-(\d{2}))?$")
+
+
+def period_label(t: Callable[..., str], period: str) -> str:
+    """A self-assessment period as people write it: "2026-Q4" -> 2026年第四季度 (2026, Q4),
+    "2026-11" -> 2026年11月, "2026" -> 2026年. `t` is a catalog lookup (`Texts` or `.plain`);
+    a period in no known form is shown as stored."""
+    m = _PERIOD.match(period or "")
+    if m is None:
+        return period
+    year, quarter, month = m.groups()
+    if quarter:
+        return t("period.quarter", year=year, quarter=t(f"period.q{quarter}"))
+    if month:
+        return t("period.month", year=year, month=int(month))
+    return t("period.year", year=year)
 
 
 def texts(locale: str | None) -> Texts:

@@ -20,7 +20,7 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from content.i18n import Texts
+from content.i18n import Texts, period_label
 from content.pack import Checklist, Pack
 from handlers.manage import PickBranch, ask_branch, managers, message_of
 from storage import checklists
@@ -68,16 +68,6 @@ def periods(today: date) -> list[str]:
     return [f"{today.year}-Q{quarter}", f"{today.year}-{today.month:02d}", f"{today.year}"]
 
 
-def period_label(_: Texts, period: str) -> str:
-    if "-Q" in period:
-        year, q = period.split("-Q")
-        return _("assess_chat.period_quarter", year=year, quarter=q)
-    if "-" in period:
-        year, month = period.split("-")
-        return _("assess_chat.period_month", year=year, month=int(month))
-    return _("assess_chat.period_year", year=period)
-
-
 async def _checklist_menu(
     s: AsyncSession, actor: Actor, org_id: int, _: Texts, pack: Pack
 ) -> tuple[str, InlineKeyboardMarkup]:
@@ -90,7 +80,7 @@ async def _checklist_menu(
             _(
                 "assess_chat.checklist_last",
                 title=title,
-                period=history[0].period,
+                period=period_label(_, history[0].period),
                 score=f"{history[0].score:g}",
             )
             if history
@@ -174,7 +164,7 @@ def item_view(
         _(
             "assess_chat.item",
             title=cl.title.get(_.locale),
-            period=a.period,
+            period=period_label(_, a.period),
             k=index + 1,
             n=len(cl.items),
             done=len([i for i in cl.items if i.id in answers]),
@@ -347,7 +337,12 @@ async def on_answer_click(
 
 def result_text(_: Texts, a: Assessment, cl: Checklist, c: Comparison) -> str:
     lines = [
-        _("assess_chat.result", title=cl.title.get(_.locale), period=a.period, score=f"{c.score or 0:g}")
+        _(
+            "assess_chat.result",
+            title=cl.title.get(_.locale),
+            period=period_label(_, a.period),
+            score=f"{c.score or 0:g}",
+        )
     ]
     if c.previous_period is None or c.previous_score is None:
         lines.append(_("assess_chat.first_time"))
@@ -356,7 +351,7 @@ def result_text(_: Texts, a: Assessment, cl: Checklist, c: Comparison) -> str:
     lines.append(
         _(
             "assess_chat.compared",
-            period=c.previous_period,
+            period=period_label(_, c.previous_period),
             score=f"{c.previous_score:g}",
             delta=f"{delta:+g}" if delta else "±0",
         )

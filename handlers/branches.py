@@ -18,15 +18,17 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from content.i18n import Texts
+from content.i18n import Texts, period_label
 from content.pack import Pack
 from handlers.manage import (
+    PAIR_WEAK,
     STAFF_ROLES,
     PickBranch,
     branch_keyboard,
     hours,
     managed_branches,
     message_of,
+    picker_excludes,
     staff,
     staff_root,
 )
@@ -40,7 +42,7 @@ router.message.filter(staff())
 router.callback_query.filter(staff())
 
 MESSAGE_MAX = 3800
-PAIR_STRONG, PAIR_WEAK, EXEMPLAR = "pairs", "pairw", "exem"
+PAIR_STRONG, EXEMPLAR = "pairs", "exem"
 
 
 class BranchesAction(CallbackData, prefix="sba"):
@@ -81,7 +83,7 @@ def overview_chunks(_: Texts, r: SubtreeReport, pack: Pack, year: int) -> list[s
                 _(
                     "reports_chat.score",
                     title=titles.get(last.checklist_id, last.checklist_id),
-                    period=last.period,
+                    period=period_label(_, last.period),
                     score=f"{last.score:g}",
                 )
                 if last
@@ -163,7 +165,8 @@ async def cmd_branches(
 async def _pick(
     msg: Message, s: AsyncSession, actor: Actor, _: Texts, key: str, area: str, **params: object
 ) -> None:
-    branches = await managed_branches(s, actor, STAFF_ROLES)
+    excluded = picker_excludes(area)
+    branches = [o for o in await managed_branches(s, actor, STAFF_ROLES) if o.id != excluded]
     if not branches:
         await msg.answer(_("manage_chat.no_branches"))
         return

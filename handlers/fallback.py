@@ -7,6 +7,7 @@ an old message, a photo or text when nothing is waiting for one.
 from __future__ import annotations
 
 from aiogram import F, Router
+from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
 from content.i18n import Texts
@@ -40,11 +41,15 @@ async def on_other_command(message: Message, person: Person | None, actor: Actor
 
 
 @router.message()
-async def on_other_message(message: Message, person: Person | None, _: Texts) -> None:
+async def on_other_message(message: Message, person: Person | None, _: Texts, state: FSMContext) -> None:
     if person is None:
         await message.answer(_("start.stranger"))
     elif message.text:
-        await message.answer(_("fallback.text"))
+        # /cancel only means something while a form is waiting; otherwise point to what exists.
+        if await state.get_state() is not None:
+            await message.answer(_("fallback.text_in_form"))
+        else:
+            await message.answer(_("fallback.text"))
     else:
         await message.answer(_("fallback.unexpected_media"))
 

@@ -74,6 +74,16 @@ def short(text: str, limit: int = BUTTON_NAME_MAX) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+PAIR_WEAK = "pairw"  # area "pairw<id>": picking the branch that branch <id> is paired with
+
+
+def picker_excludes(area: str) -> int | None:
+    """A branch a picker must not offer: the strong branch itself, when picking its partner
+    (the store would refuse pairing a branch with itself)."""
+    rest = area[len(PAIR_WEAK) :] if area.startswith(PAIR_WEAK) else ""
+    return int(rest) if rest.isdigit() else None
+
+
 def branch_keyboard(
     branches: list[Org],
     area: str,
@@ -81,6 +91,8 @@ def branch_keyboard(
     *,
     staff_only: bool = False,
 ) -> InlineKeyboardMarkup:
+    excluded = picker_excludes(area)
+    branches = [o for o in branches if o.id != excluded]
     pages = max(1, -(-len(branches) // PAGE_SIZE))
     page = min(max(0, page), pages - 1)
     rows = [

@@ -31,7 +31,7 @@ from aiogram.types import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from content.i18n import Texts
+from content.i18n import Texts, period_label
 from content.pack import Pack
 from handlers.manage import hours, local_time, managers, message_of, secretary_branch, staff_root
 from storage import reports, sent_reports
@@ -384,7 +384,7 @@ def branch_summary(_: Texts, r: BranchReport, pack: Pack) -> str:
             _(
                 "reports_chat.score",
                 title=titles.get(x.checklist_id, x.checklist_id),
-                period=x.period,
+                period=period_label(_, x.period),
                 score=f"{x.score:g}",
             )
             for x in r.checklists
@@ -459,7 +459,7 @@ def subtree_summary(
                 _(
                     "reports_chat.score",
                     title=titles.get(last.checklist_id, last.checklist_id),
-                    period=last.period,
+                    period=period_label(_, last.period),
                     score=f"{last.score:g}",
                 )
                 if last

@@ -19,7 +19,7 @@ from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
-from content.i18n import texts
+from content.i18n import period_label, texts
 from content.pack import Pack, get_pack
 from storage.reports import OTHER, BranchReport, SubmissionRow, SubtreeReport
 from storage.xlsx_print import period_text, print_ready, sign_off_block
@@ -162,7 +162,7 @@ def branch_report_xlsx(report: BranchReport, pack: Pack | None = None, locale: s
         [
             [
                 cl_titles.get(s.checklist_id, s.checklist_id),
-                s.period,
+                period_label(t, s.period),
                 s.score,
                 s.finished_at.astimezone(zone).date(),
             ]
@@ -260,7 +260,7 @@ def subtree_report_xlsx(
                 b.commitments.fulfilled,
                 b.commitments.overdue,
                 cl_titles.get(last.checklist_id, last.checklist_id) if last else None,
-                last.period if last else None,
+                period_label(t, last.period) if last else None,
                 last.score if last else None,
                 t("reports_chat.xlsx.yes") if done else t("reports_chat.xlsx.no"),
                 sub.submitted_at.astimezone(tz).replace(tzinfo=None)

@@ -7,8 +7,9 @@ import logging
 import secrets
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context, select_autoescape
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -23,6 +24,7 @@ from admin.web.security import SecureHeaders
 from admin.web.state import Notify, WebState
 from config.clock import Clock
 from config.settings import Settings
+from content.i18n import period_label
 from content.pack import get_pack
 
 log = logging.getLogger("branchbot.admin")
@@ -56,7 +58,12 @@ def make_env(settings: Settings) -> Environment:
     def pct(value: float | None) -> str:
         return "—" if value is None else f"{100 * value:.0f}%"
 
-    env.filters.update(hours=_hours, local=local, day=day, pct=pct)
+    @pass_context
+    def period(ctx: Any, value: str) -> str:
+        # "2026-Q4" as the reader's language writes it (2026年第四季度), not the stored form.
+        return period_label(ctx["t"], value)
+
+    env.filters.update(hours=_hours, local=local, day=day, pct=pct, period=period)
     return env
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from content.i18n import texts
 from storage import outbox
 from storage.models import (
+    Assessment,
     AuditEntry,
     Commitment,
     CommitmentStatus,
@@ -464,3 +465,20 @@ async def test_charts_follow_the_language_and_are_not_kept_by_the_browser(
     assert zh.headers["cache-control"] == "no-store"
     await client.post("/lang", data={"csrf": await csrf(client), "lang": "en"})
     assert (await client.get(url)).text != zh.text
+
+
+async def test_checklist_periods_read_as_chinese_dates(client, session, sessionmaker, world) -> None:
+    session.add(
+        Assessment(
+            org_id=world.branch_a.id,
+            checklist_id="six_haves",
+            period="2026-Q4",
+            assessor_id=world.secretary_a.id,
+            finished_at=NOW,
+            score=80.0,
+        )
+    )
+    await session.commit()
+    await sign_in(client, sessionmaker, world.secretary_a)
+    page = (await client.get(f"/checklists?org={world.branch_a.id}")).text
+    assert "2026年第四季度" in page and "2026-Q4" not in page

@@ -99,3 +99,21 @@ def test_chinese_texts_use_chinese_punctuation() -> None:
     ascii_next_to_chinese = re.compile(rf"(?<={cjk})[,:;?!]|[,:;?!](?={cjk})")
     wrong = {key: text for key, text in catalog("zh").items() if ascii_next_to_chinese.search(text)}
     assert wrong == {}
+
+
+@pytest.mark.parametrize(
+    ("locale", "period", "label"),
+    [
+        ("zh", "2026-Q4", "2026年第四季度"),
+        ("zh", "2027-Q1", "2027年第一季度"),
+        ("zh", "2026-11", "2026年11月"),
+        ("zh", "2026", "2026年全年"),
+        ("en", "2026-Q4", "Q4 2026"),
+        ("en", "2026-03", "3/2026"),
+        ("zh", "odd", "odd"),  # an unknown form is shown as stored
+    ],
+)
+def test_periods_are_written_as_people_write_them(locale: str, period: str, label: str) -> None:
+    from content.i18n import period_label
+
+    assert period_label(texts(locale).plain, period) == label

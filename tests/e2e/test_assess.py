@@ -21,7 +21,7 @@ def test_periods_offered_are_this_quarter_month_and_year() -> None:
     assert periods(date(2027, 1, 2)) == ["2027-Q1", "2027-01", "2027"]
 
 
-async def start(chat, who, checklist="“五化”目标", period="2026 年第 4 季度"):
+async def start(chat, who, checklist="“五化”目标", period="2026年第四季度"):
     menu = await chat.send(who, "/assess")
     picked = await chat.press(who, menu, checklist)
     return await chat.press(who, picked, period)
@@ -36,8 +36,8 @@ async def test_a_full_assessment_with_a_note_gives_the_score(chat, db, world) ->
     menu = await chat.send(world.secretary_a, "/assess")
     assert menu.buttons == ["“六有”目标", "“五化”目标", "“六抓六服务”"]
     picked = await chat.press(world.secretary_a, menu, "“五化”目标")
-    assert picked.buttons == ["2026 年第 4 季度", "2026 年 11 月", "2026 年全年"]
-    view = await chat.press(world.secretary_a, picked, "2026 年第 4 季度")
+    assert picked.buttons == ["2026年第四季度", "2026年11月", "2026年全年"]
+    view = await chat.press(world.secretary_a, picked, "2026年第四季度")
     assert "第 1/5 项" in view.text and "阵地标准化" in view.text
     assert view.buttons == ["✅ 已达到", "🔶 部分达到", "⭕ 尚未达到", "下一项 ➡️"]
 
@@ -81,11 +81,11 @@ async def test_the_result_compares_with_the_previous_assessment(chat, db, world,
     await session.commit()
 
     menu = await chat.send(world.secretary_a, "/assess")
-    assert "“五化”目标（上次 2026-Q3：100 分）" in menu.buttons
+    assert "“五化”目标（上次 2026年第三季度：100 分）" in menu.buttons
     view = await start(chat, world.secretary_a, "“五化”目标")
     for answer in ("✅ 已达到", "✅ 已达到", "⭕ 尚未达到", "🔶 部分达到", "✅ 已达到"):
         step = await chat.press(world.secretary_a, view, answer)
-    assert "70 分" in step.text and "比上次（2026-Q3，100 分）：-30" in step.text
+    assert "70 分" in step.text and "比上次（2026年第三季度，100 分）：-30" in step.text
     assert "已达到 → 尚未达到" in step.text and "已达到 → 部分达到" in step.text
     assert step.text.count("→") == 2
 
@@ -116,7 +116,7 @@ async def test_finished_assessments_cannot_be_changed_or_repeated(chat, db, worl
     assert stale.alert and "已经完成" in stale.alert
     menu = await chat.send(world.secretary_a, "/assess")
     picked = await chat.press(world.secretary_a, menu, "“五化”目标")
-    repeated = await chat.press(world.secretary_a, picked, "2026 年第 4 季度")
+    repeated = await chat.press(world.secretary_a, picked, "2026年第四季度")
     assert repeated.alert and "已经完成自评" in repeated.alert
     assert (await items(db))["venue_standard"][0] is ItemStatus.MET and await db.count(Assessment) == 1
 
@@ -135,7 +135,7 @@ async def test_staff_assess_a_branch_of_their_subtree(chat, db, world) -> None:
     menu = picked.sent[-1]
     assert world.branch_b.name in menu.text
     period = await chat.press(world.staff, menu, "“六有”目标")
-    view = await chat.press(world.staff, period, "2026 年 11 月")
+    view = await chat.press(world.staff, period, "2026年11月")
     assert "第 1/6 项" in view.text
     a = await db.one(select(Assessment))
     assert (a.org_id, a.period) == (world.branch_b.id, "2026-11")

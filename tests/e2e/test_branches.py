@@ -68,6 +68,7 @@ async def test_recording_a_pairing(chat, db, world) -> None:
     assert strong.buttons == [world.branch_a.name, world.branch_b.name]
     weak = await chat.press(world.staff, strong, world.branch_a.name)
     assert world.branch_a.name in weak.text
+    assert weak.buttons == [world.branch_b.name]  # not the strong branch itself
     done = await chat.press(world.staff, weak, world.branch_b.name)
     assert "已记录结对共建" in done.text
     row = await db.one(select(Pairing))

@@ -183,7 +183,7 @@ async def test_branch_report_summary_and_workbook_match_the_database(chat, db, w
     assert "服务时长 5.25 小时，3/3 名党员参与" in summary.text
     assert "待审核 1 条，共 0.5 小时" in summary.text
     assert "本期承诺 3 项，践诺 1 项，评议 0 项；本期到期而逾期未践诺 1 项" in summary.text
-    assert "“六有”目标 2026-11 75 分" in summary.text
+    assert "“六有”目标 2026年11月 75 分" in summary.text
     assert summary.buttons[0]["text"] == "📤 报送党工委"
 
     minutes = await approved_minutes(db, world.branch_a.id, *NOV)
@@ -260,7 +260,7 @@ async def test_branch_report_summary_and_workbook_match_the_database(chat, db, w
     assert role_col["李书记"] == "书记" and role_col["张三"] == "党员"
 
     ws = wb["清单自评"]
-    assert [c.value for c in ws[2]][:3] == ["“六有”目标", "2026-11", 75.0]
+    assert [c.value for c in ws[2]][:3] == ["“六有”目标", "2026年11月", 75.0]
 
 
 async def test_submitting_sends_the_summary_to_the_committee(chat, db, world, session) -> None:

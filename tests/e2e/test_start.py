@@ -197,3 +197,15 @@ async def test_a_member_keeps_the_default_menu_and_a_secretary_gets_both(
 async def test_existing_staff_help_has_no_member_or_secretary_section(chat, world) -> None:
     help_ = (await chat.send(world.staff, "/help")).text
     assert "/log" not in help_ and "书记命令" not in help_ and "党工委命令" in help_
+
+
+async def test_random_text_with_nothing_in_progress_points_to_help_not_cancel(chat, world, db) -> None:
+    reply = await chat.send(world.member_a, "你好，在吗")
+    assert "没有理解" in reply.text and "/help" in reply.text and "/cancel" not in reply.text
+    assert await db.count(ConversationState) == 0
+
+
+async def test_random_text_in_a_form_that_waits_for_a_button_mentions_cancel(chat, world) -> None:
+    await chat.send(world.member_a, "/log")  # the first step waits for a service action button
+    reply = await chat.send(world.member_a, "你好，在吗")
+    assert "/cancel" in reply.text

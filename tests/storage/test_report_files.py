@@ -83,7 +83,7 @@ def test_numbers_are_numbers_and_dates_are_dates() -> None:
     assert first[-4:] == [1.5, 3, 1, 1]  # fulfilled = reported in the period
     checklist = [c.value for c in wb["清单自评"][2]]
     assert checklist[0] == get_pack().checklist("six_haves").title.zh
-    assert checklist[1:] == ["2026-Q4", 80.0, datetime(2026, 12, 1)]
+    assert checklist[1:] == ["2026年第四季度", 80.0, datetime(2026, 12, 1)]
 
 
 def test_formula_looking_text_stays_text() -> None:
