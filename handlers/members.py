@@ -9,7 +9,10 @@ one person. Everyone who opens a link still reads and accepts the privacy notice
 from __future__ import annotations
 
 import io
+import math
 from datetime import datetime, tzinfo
+from functools import lru_cache
+from typing import Any
 
 from aiogram import F, Router
 from aiogram.filters import Command
@@ -26,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.settings import Settings
 from content.i18n import Texts
+from handlers.kit.charts import cjk_font_path
 from handlers.manage import PickBranch, ask_branch, local_day, managers, message_of, secretary_branch
 from storage import invites, people
 from storage.access import Actor, get_org
@@ -119,14 +123,59 @@ async def on_members_branch_click(
 # ---- /invite ----
 
 
-def qr_png(text: str) -> bytes:
+LABEL_SIZES = (30, 28, 26, 24, 22)  # px: the largest that fits on one line, else wrap at the last
+LABEL_GAP = 10
+
+
+@lru_cache(maxsize=len(LABEL_SIZES))
+def _label_font(size: int) -> Any:
+    from PIL import ImageFont
+
+    # The project's own CJK font (from the mplfonts package, as the charts use): a name in
+    # Chinese must never come out as boxes because the machine has no Chinese font.
+    return ImageFont.truetype(str(cjk_font_path()), size)
+
+
+def _label_lines(text: str, width: int) -> tuple[Any, list[str]]:
+    """The font and lines for a name: one line if a size fits, else lines of equal length
+    (Chinese has no spaces to break at, and a lone last character reads badly)."""
+    for size in LABEL_SIZES:
+        font = _label_font(size)
+        if font.getlength(text) <= width:
+            return font, [text]
+    n = math.ceil(font.getlength(text) / width)
+    while True:
+        per = math.ceil(len(text) / n)
+        lines = [text[i : i + per] for i in range(0, len(text), per)]
+        if all(font.getlength(line) <= width for line in lines):
+            return font, lines
+        n += 1
+
+
+def qr_png(text: str, label: str | None = None) -> bytes:
+    """The QR code of `text` as PNG, with `label` (the branch's name) written under it, so a
+    printed or forwarded code says where it leads."""
     import qrcode
+    from PIL import Image, ImageDraw
 
     q = qrcode.QRCode(border=4, box_size=10)
     q.add_data(text)
     q.make(fit=True)
+    code = q.make_image().get_image().convert("L")
+    out = code
+    if label:
+        margin = 4 * 10  # the code's own quiet zone
+        font, lines = _label_lines(label, code.width - 2 * margin)
+        step = font.size + LABEL_GAP
+        out = Image.new("L", (code.width, code.height + len(lines) * step + margin // 2), 255)
+        out.paste(code, (0, 0))
+        draw = ImageDraw.Draw(out)
+        y = code.height - margin // 2  # into the quiet zone's lower half: the code keeps the rest
+        for line in lines:
+            draw.text(((code.width - font.getlength(line)) / 2, y), line, fill=0, font=font)
+            y += step
     buf = io.BytesIO()
-    q.make_image().save(buf)
+    out.save(buf, format="PNG")
     return buf.getvalue()
 
 
@@ -155,7 +204,7 @@ async def make_invite(
         uses=uses,
         expires=local_day(inv.expires_at, tz),
     )
-    return BufferedInputFile(qr_png(link), filename="invite.png"), caption
+    return BufferedInputFile(qr_png(link, org.name), filename="invite.png"), caption
 
 
 @router.message(Command("invite"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 from datetime import timedelta
 
@@ -66,12 +67,33 @@ async def test_secretary_invite_is_a_shared_link_and_the_same_link_as_a_qr_code(
     inv = await db.one(select(Invite))
     assert (inv.code, inv.org_id, inv.role, inv.uses_left) == (link[1], world.branch_a.id, Role.MEMBER, 200)
     assert inv.expires_at == NOW + timedelta(days=30) and inv.created_by_id == world.secretary_a.id
-    # The picture is the QR code of exactly that link.
-    assert message.photo.data == qr_png(link[0])
+    # The picture is the QR code of exactly that link, with the branch's name under it.
+    assert message.photo.data == qr_png(link[0], world.branch_a.name)
+    assert_code_with_label(message.photo.data, link[0], world.branch_a.name)
 
     newcomer = chat.user("扫码者")
     joined = await chat.send(newcomer, f"/start {inv.code}")
     assert world.branch_a.name in joined.text and "个人信息" in joined.text
+
+
+def assert_code_with_label(png: bytes, link: str, label: str) -> None:
+    from fontTools.ttLib import TTFont
+    from PIL import Image
+
+    from handlers.kit.charts import cjk_font_path
+
+    plain = Image.open(io.BytesIO(qr_png(link)))
+    shown = Image.open(io.BytesIO(png)).convert("L")
+    assert shown.width == plain.width and shown.height > plain.height
+    # The code itself (all but the lower half of its quiet zone) is pixel for pixel the plain one.
+    keep = (0, 0, plain.width, plain.height - 20)
+    assert shown.crop(keep).tobytes() == plain.convert("L").crop(keep).tobytes()
+    # Below it, ink: the name was drawn...
+    band = shown.crop((0, plain.height - 20, shown.width, shown.height))
+    assert band.getextrema()[0] < 128
+    # ...with a font that has every one of its characters (no boxes).
+    cmap = TTFont(str(cjk_font_path()), fontNumber=0).getBestCmap()
+    assert all(ord(ch) in cmap for ch in label)
 
 
 async def test_staff_invite_a_secretary_for_one_person(chat, db, world) -> None:

@@ -99,3 +99,23 @@ async def test_a_secretary_who_deletes_loses_the_secretary_menu(
 async def test_someone_who_has_not_joined_is_told_how_to_join(chat, world) -> None:
     reply = await chat.send(chat.user("路人"), "/privacy")
     assert "邀请链接" in reply.text
+
+
+async def test_privacy_tells_the_truth_about_public_commitments(chat, world, session) -> None:
+    """/commit says a commitment is published in the branch; /privacy must say the same, and it
+    must be true: another member of the branch sees it in the branch's public list."""
+    from storage import commitments
+
+    reply = await chat.send(world.member_a, "/privacy")
+    assert "其他党员看不到您的记录" not in reply.text  # the old blanket promise
+    assert "公开承诺" in reply.text and "公示" in reply.text and "/commit" in reply.text
+
+    owner = await world.actor(session, world.member_a)
+    await commitments.make_commitment(
+        session, owner, commitments.new_commitment(text="每月参加一次社区义诊", deadline=date(2026, 12, 31)),
+        today=NOW.date(),
+    )  # fmt: skip
+    await session.commit()
+    other = await world.actor(session, world.member_a2)
+    seen = await commitments.publication(session, other, world.branch_a.id, NOW.date())
+    assert [(i.owner, i.text) for i in seen] == [("张三", "每月参加一次社区义诊")]
