@@ -444,6 +444,7 @@ class Submission(Base):
     submitted_by_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"))
     submitted_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
+
 class Certificate(Base):
     """A certificate of service hours (志愿服务证明) handed to a member as a PDF. The code is
     printed on it; the public /verify/<code> page shows the name, period and total from here,

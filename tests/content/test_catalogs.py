@@ -117,3 +117,19 @@ def test_periods_are_written_as_people_write_them(locale: str, period: str, labe
     from content.i18n import period_label
 
     assert period_label(texts(locale).plain, period) == label
+
+
+def test_one_term_for_each_thing_in_chinese() -> None:
+    """Evaluating a commitment is 评诺 (亮诺、践诺、评诺); 评议 is left to 述职评议, the secretary's
+    annual review, so the two are never confused. The categories a service is logged under are
+    服务行动, as the notice names them (“……等服务行动”); 服务项目 is a concrete service (the
+    branch's own projects, the service list). (The export for the national volunteer system
+    keeps that system's own field name, 活动名称.)"""
+    zh = catalog("zh")
+    stray = {k: v for k, v in zh.items() if re.search(r"(?<!述职)评议", v)}
+    assert stray == {}
+    assert sum("评诺" in v for v in zh.values()) > 10
+    assert zh["web.entries.action"] == "服务行动"
+    assert "服务行动" in zh["web.reports.by_action"] and "服务行动" in zh["web.dash.chart_actions"]
+    notice = ROOT / "content" / "packs" / "qh-2015" / "source-notice.txt"  # the notice, as quoted
+    assert "等服务行动" in notice.read_text(encoding="utf-8")  # its own word for them

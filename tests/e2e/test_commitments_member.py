@@ -146,7 +146,7 @@ async def test_list_shows_status_evaluation_and_returns(chat, session, world) ->
             commitment(
                 a,
                 org,
-                "已评议的承诺",
+                "已评诺的承诺",
                 date(2026, 10, 1),
                 CommitmentStatus.EVALUATED,
                 rating="excellent",
@@ -162,7 +162,7 @@ async def test_list_shows_status_evaluation_and_returns(chat, session, world) ->
     text = reply.text
     assert "我的承诺" in text and "共 3 项" in text
     assert "逾期的承诺" in text and "已逾期" in text
-    assert "已评议的承诺" in text and "优秀" in text and "带头作用明显" in text
+    assert "已评诺的承诺" in text and "优秀" in text and "带头作用明显" in text
     assert "被退回的承诺" in text and "请补充照片" in text
     assert "已撤回的承诺" not in text and "别人的承诺" not in text
     # Only the open ones (made: overdue or returned) can be reported or withdrawn.

@@ -35,8 +35,8 @@ async def commitment(db, cid: int) -> Commitment:
 async def open_first(chat, who):
     reply = await chat.send(who, "/pending")
     inbox = reply.sent[-1]
-    assert "待评议的践诺报告" in inbox.text
-    return inbox, await chat.press(who, inbox, "评议 1")
+    assert "待评诺的践诺报告" in inbox.text
+    return inbox, await chat.press(who, inbox, "评诺 1")
 
 
 async def test_rating_with_a_comment_evaluates_and_tells_the_owner(chat, db, world, session) -> None:
@@ -49,7 +49,7 @@ async def test_rating_with_a_comment_evaluates_and_tells_the_owner(chat, db, wor
     asked = await chat.press(world.secretary_a, detail, "优秀")
     assert "评语" in asked.text
     done = await chat.send(world.secretary_a, "坚持得很好,值得大家学习")
-    assert "已评议" in done.text and "优秀" in done.text
+    assert "已评诺" in done.text and "优秀" in done.text
     row = await commitment(db, cid)
     assert (row.status, row.rating, row.evaluation) == (
         CommitmentStatus.EVALUATED,
@@ -67,7 +67,7 @@ async def test_rating_without_a_comment(chat, db, world, session) -> None:
     _inbox, detail = await open_first(chat, world.secretary_a)
     asked = await chat.press(world.secretary_a, detail, "良好")
     done = await chat.press(world.secretary_a, asked, "不写评语，直接提交")
-    assert "已评议" in done.text
+    assert "已评诺" in done.text
     row = await commitment(db, cid)
     assert (row.status, row.rating, row.evaluation) == (CommitmentStatus.EVALUATED, "good", None)
     assert await db.count(Delivery, Delivery.dedupe_key == f"commitment:{cid}:evaluated") == 1
@@ -93,10 +93,10 @@ async def test_an_old_evaluate_button_is_refused(chat, db, world, session) -> No
     cid = await make(session, world, world.member_a)
     inbox, detail = await open_first(chat, world.secretary_a)
     await chat.press(world.secretary_a, await chat.press(world.secretary_a, detail, "一般"), "不写评语")
-    again = await chat.press(world.secretary_a, inbox, "评议 1")
-    assert again.alert and "已经评议过" in again.alert
+    again = await chat.press(world.secretary_a, inbox, "评诺 1")
+    assert again.alert and "已经评诺过" in again.alert
     late = await chat.press(world.secretary_a, detail, "优秀")
-    assert late.alert and "已经评议过" in late.alert
+    assert late.alert and "已经评诺过" in late.alert
     assert (await commitment(db, cid)).rating == "fair"
 
 
@@ -104,7 +104,7 @@ async def test_a_secretarys_own_commitment_is_for_staff_to_evaluate(chat, db, wo
     own = await make(session, world, world.secretary_a, "带头开展结对帮扶")
     branch = await make(session, world, world.secretary_a, "公布支部服务清单", for_branch=True)
     reply = await chat.send(world.secretary_a, "/pending")
-    assert "没有待评议" in reply.text
+    assert "没有待评诺" in reply.text
     inbox, detail = await open_first(chat, world.staff)
     assert "带头开展结对帮扶" in inbox.text and "公布支部服务清单" in inbox.text
     await chat.press(world.staff, await chat.press(world.staff, detail, "优秀"), "不写评语")
@@ -116,7 +116,7 @@ async def test_a_secretarys_own_commitment_is_for_staff_to_evaluate(chat, db, wo
 async def test_outside_the_subtree_evaluation_is_refused(chat, db, world, session) -> None:
     cid = await make(session, world, world.member_a)
     reply = await chat.send(world.other_staff, "/pending")
-    assert "待评议" not in reply.all_text
+    assert "待评诺" not in reply.all_text
     for data in (
         f"sev:{world.branch_a.id}:{cid}",
         f"ser:{world.branch_a.id}:{cid}:excellent:1",

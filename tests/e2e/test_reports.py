@@ -182,7 +182,7 @@ async def test_branch_report_summary_and_workbook_match_the_database(chat, db, w
     assert "2026-11-01 至 2026-11-30" in summary.text
     assert "服务时长 5.25 小时，3/3 名党员参与" in summary.text
     assert "待审核 1 条，共 0.5 小时" in summary.text
-    assert "本期承诺 3 项，践诺 1 项，评议 0 项；本期到期而逾期未践诺 1 项" in summary.text
+    assert "本期承诺 3 项，践诺 1 项，评诺 0 项；本期到期而逾期未践诺 1 项" in summary.text
     assert "“六有”目标 2026年11月 75 分" in summary.text
     assert summary.buttons[0]["text"] == "📤 报送党工委"
 

@@ -139,7 +139,7 @@ async def test_a_button_from_an_old_list_is_refused_and_changes_nothing(chat, db
 async def test_nothing_pending_is_said_plainly(chat, world) -> None:
     reply = await chat.send(world.secretary_a, "/pending")
     assert len(reply.sent) == 1
-    assert "没有等您审核" in reply.text and "没有待评议" in reply.text
+    assert "没有等您审核" in reply.text and "没有待评诺" in reply.text
     assert reply.buttons == ["📢 公示本支部的承诺"]
 
 
