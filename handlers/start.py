@@ -96,10 +96,19 @@ async def on_decline_click(query: CallbackQuery, _: Texts) -> None:
 
 @router.message(Command("help"))
 async def cmd_help(
-    message: Message, person: Person | None, actor: Actor | None, _: Texts, state: FSMContext
+    message: Message,
+    person: Person | None,
+    actor: Actor | None,
+    _: Texts,
+    state: FSMContext,
+    bot: Bot,
+    locale: str,
 ) -> None:
     await state.clear()  # like every other command, /help leaves a form in progress
     if person is None:
         await message.answer(_("start.stranger"))
         return
     await message.answer(help_text(_, actor))
+    # Roles change outside the chat (the web, the command line): the menu is brought in line
+    # with the help just shown, so the two never disagree for long.
+    await set_person_menu(bot, message.chat.id, actor, locale)

@@ -209,3 +209,13 @@ async def test_random_text_in_a_form_that_waits_for_a_button_mentions_cancel(cha
     await chat.send(world.member_a, "/log")  # the first step waits for a service action button
     reply = await chat.send(world.member_a, "你好，在吗")
     assert "/cancel" in reply.text
+
+
+async def test_help_brings_the_menu_in_line_with_the_roles(chat, world, emulator) -> None:
+    """Staff whose role was given outside the chat (the web, the command line) get their own
+    menu the next time they ask for /help: no /log, but /branches."""
+    user = chat.user_for(world.staff)
+    assert "branches" not in commands(emulator, user)  # nothing of their own yet (default, or none)
+    await chat.send(world.staff, "/help")
+    menu = commands(emulator, user)
+    assert "branches" in menu and "log" not in menu and "my" not in menu
