@@ -225,7 +225,7 @@ async def test_branch_report_summary_and_workbook_match_the_database(chat, db, w
 
     # Members sheet: one row per member, hours per action and commitments, cell by cell.
     ws = wb["党员明细"]
-    header = [c.value for c in ws[1]]
+    header = [c.value.replace("\n", "") for c in ws[1]]  # the unit prints on its own line
     assert header[:2] == ["姓名", "身份"] and header[-4:] == [
         "服务时长合计（小时）",
         "承诺（项）",
@@ -338,7 +338,7 @@ async def test_staff_get_the_compiled_subtree_report_with_who_submitted(chat, db
     summary = {r[0].value: r[1].value for r in wb["汇总"].iter_rows(min_row=2)}
     assert summary["所辖支部（个）"] == 2 and summary["已报送支部（个）"] == 1
     ws = wb["各支部"]
-    header = [c.value for c in ws[1]]
+    header = [(c.value or "").replace("\n", "") for c in ws[1]]  # units print on their own line
     col = {h: i + 1 for i, h in enumerate(header)}
     rows = {ws.cell(r, 1).value: r for r in range(2, ws.max_row + 1)}
     assert set(rows) == {world.branch_a.name, world.branch_b.name}
