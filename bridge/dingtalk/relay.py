@@ -1,0 +1,281 @@
+"""The DingTalk bridge: the emulator's Bot API front (request parsing, validation against the
+spec, update queue, message ids, files; `emulator.server.Emulator`) with DingTalk people in it.
+
+In: a DingTalk 1:1 message (Stream mode, the real `dingtalk-stream` client) becomes what the
+person "does" in the front (`send_text`, `send_photo`, `press`), which queues the Bot API update
+the bot polls for. The frame is acked only after the update is queued, so a frame lost with the
+connection comes again; the SDK drops a repeated messageId, and so does `_seen` here.
+
+Out: every change the bot makes in a DingTalk person's chat (sent, edited, deleted) is relayed
+to DingTalk in order: a message with an inline keyboard becomes a card whose buttons call back,
+its edits update the card; other text goes as a robot markdown message; photos and documents
+go through media upload. README "Where DingTalk cannot..." lists the choices.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import dingtalk_stream
+from dingtalk_stream import AckMessage, CallbackHandler, CallbackMessage, ChatbotMessage, Credential
+from dingtalk_stream.card_callback import CardCallbackMessage
+
+from bridge.dingtalk.markdown import escape, to_markdown
+from bridge.dingtalk.openapi import Button, DingTalkApi, DingTalkError
+from emulator.server import Emulator
+from emulator.state import ChatMessage, SimUser
+
+log = logging.getLogger(__name__)
+
+BOT_MESSAGE_TOPIC = ChatbotMessage.TOPIC
+CARD_CALLBACK_TOPIC = CallbackHandler.TOPIC_CARD_CALLBACK
+SEEN_KEEP = 10_000  # recent DingTalk message ids remembered against redelivery
+
+
+def stable_id(dingtalk_user_id: str) -> int:
+    """A positive Bot API user id for a DingTalk userId: the same on every start, far from the
+    emulator's own ids, below 2**52 as Telegram promises."""
+    digest = int(hashlib.sha256(dingtalk_user_id.encode()).hexdigest()[:12], 16)  # < 2**48
+    return 2**50 + digest
+
+
+@dataclass
+class Person:
+    dingtalk_id: str
+    user: SimUser
+    cards: dict[int, str] = field(default_factory=dict)  # Bot API message id -> card outTrackId
+    plain: dict[int, str] = field(default_factory=dict)  # Bot API message id -> processQueryKey
+
+
+class _Inbound(CallbackHandler):
+    def __init__(self, handle: Callable[[CallbackMessage], Awaitable[None]]) -> None:
+        super().__init__()
+        self._handle = handle
+
+    async def process(self, message: CallbackMessage) -> tuple[int, str]:
+        try:
+            await self._handle(message)
+        except Exception:  # no ack: DingTalk sends the frame again
+            log.exception("DingTalk frame %s not taken", message.headers.message_id)
+            return AckMessage.STATUS_SYSTEM_EXCEPTION, "not taken"
+        return AckMessage.STATUS_OK, "OK"
+
+
+class DingTalkBridge:
+    """`branchbot bridge dingtalk`: a local Bot API (the front) whose people are on DingTalk."""
+
+    def __init__(
+        self,
+        api: DingTalkApi,
+        *,
+        bot_token: str,
+        bot_username: str = "branchbot_bot",
+        bot_name: str = "支部助手",
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.api = api
+        self.front = Emulator(host=host, port=port, auto_register_bots=False)
+        self.bot = self.front.add_bot(bot_token, username=bot_username, first_name=bot_name)
+        self.people: dict[str, Person] = {}  # DingTalk userId -> person
+        self._by_user: dict[int, Person] = {}
+        self._cards: dict[str, tuple[Person, int]] = {}  # outTrackId -> (person, message id)
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._stream: dingtalk_stream.DingTalkStreamClient | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.relay_errors: list[str] = []
+
+    @property
+    def base_url(self) -> str:
+        """TELEGRAM_API_URL for the bot."""
+        return self.front.base_url
+
+    async def start(self) -> DingTalkBridge:
+        await self.front.start()
+        client = dingtalk_stream.DingTalkStreamClient(Credential(self.api.app_key, self.api.app_secret))
+        client.register_callback_handler(BOT_MESSAGE_TOPIC, _Inbound(self._on_message))
+        client.register_callback_handler(CARD_CALLBACK_TOPIC, _Inbound(self._on_card))
+        self._stream = client
+        self._tasks = [asyncio.create_task(client.start()), asyncio.create_task(self._relay())]
+        return self
+
+    async def stop(self) -> None:
+        if self._stream is not None:
+            await self._stream.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        await self.front.stop()
+        await self.api.close()
+
+    async def __aenter__(self) -> DingTalkBridge:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # ---- in ----
+    def person(self, dingtalk_id: str, nick: str) -> Person:
+        found = self.people.get(dingtalk_id)
+        if found is None:
+            # DingTalk tells no language; the branches' members read Chinese (the bot lets a
+            # person change it with /lang).
+            user = self.front.add_user(nick, id=stable_id(dingtalk_id), language_code="zh")
+            found = Person(dingtalk_id, user)
+            self.people[dingtalk_id] = found
+            self._by_user[user.id] = found
+        return found
+
+    def _first_time(self, message_id: str) -> bool:
+        if message_id in self._seen:
+            return False
+        self._seen[message_id] = None
+        while len(self._seen) > SEEN_KEEP:
+            self._seen.popitem(last=False)
+        return True
+
+    async def _on_message(self, frame: CallbackMessage) -> None:
+        msg = ChatbotMessage.from_dict(frame.data)
+        if msg.conversation_type != "1" or not self._first_time(msg.message_id or frame.headers.message_id):
+            return  # groups are not served; a repeat was taken already
+        who = self.person(msg.sender_staff_id, msg.sender_nick or msg.sender_staff_id)
+        if msg.message_type == "text" and msg.text is not None:
+            await self.front.send_text(who.user, (msg.text.content or "").strip())
+        elif msg.message_type == "picture" and msg.image_content is not None:
+            data = await self.api.download(msg.image_content.download_code)
+            await self.front.send_photo(who.user, data)
+        elif msg.message_type == "file":
+            content = msg.extensions.get("content") or {}
+            data = await self.api.download(content["downloadCode"])
+            await self.front.send_document(who.user, data, content.get("fileName") or "file")
+        else:
+            await self.front.send_text(who.user, " ".join(msg.get_text_list() or []) or "?")
+
+    async def _on_card(self, frame: CallbackMessage) -> None:
+        press = CardCallbackMessage.from_dict(frame.data)
+        if not self._first_time(frame.headers.message_id):
+            return
+        found = self._cards.get(press.card_instance_id)
+        if found is None:
+            return  # a card of an earlier run: nothing to press
+        who, message_id = found
+        action = (press.content.get("cardPrivateData") or {}).get("actionIds") or []
+        msg = self.front.dialog(self.bot.id, who.user.id).find(message_id)
+        if msg is None or not action:
+            return
+        data = _callback_data(msg, action[0])
+        if data is not None:
+            await self.front.press(who.user, msg, data=data)
+
+    # ---- out ----
+    def _next_change(self) -> tuple[Person, str, ChatMessage] | None:
+        for who in self.people.values():
+            dialog = self.front.dialog(self.bot.id, who.user.id)
+            if dialog.read_changes < len(dialog.changes):
+                kind, msg = dialog.changes[dialog.read_changes]
+                dialog.read_changes += 1
+                return who, kind, msg
+        return None
+
+    async def _relay(self) -> None:
+        while True:
+            try:
+                who, kind, msg = await self.front.changed.wait_for(self._next_change, timeout=3600)
+            except TimeoutError:
+                continue  # a quiet hour
+            try:
+                await self._send(who, kind, msg)
+            except DingTalkError as e:
+                # Logged and counted; the bot already has its message id, as with a Telegram
+                # message the person deleted.
+                self.relay_errors.append(f"{kind} {msg.message_id}: {e}")
+                log.warning("DingTalk refused %s of message %s: %s", kind, msg.message_id, e)
+
+    async def _send(self, who: Person, kind: str, msg: ChatMessage) -> None:
+        text = to_markdown(msg.text, msg.entities) if msg.text is not None else ""
+        buttons = _buttons(msg)
+        if kind == "sent":
+            if msg.photo is not None:
+                media = await self.api.upload("image", msg.photo.data, "photo.png", "image/png")
+                await self.api.send(who.dingtalk_id, "sampleImageMsg", {"photoURL": media})
+                text = to_markdown(msg.caption, msg.caption_entities)
+            elif msg.document is not None:
+                doc = msg.document
+                name = doc.file_name or "file"
+                media = await self.api.upload(
+                    "file", doc.data, name, doc.mime_type or "application/octet-stream"
+                )
+                ext = name.rsplit(".", 1)[-1].lower() if "." in name else "file"
+                await self.api.send(
+                    who.dingtalk_id, "sampleFile", {"mediaId": media, "fileName": name, "fileType": ext}
+                )
+                text = to_markdown(msg.caption, msg.caption_entities)
+            if buttons:
+                card = await self.api.send_card(who.dingtalk_id, text or " ", buttons)
+                who.cards[msg.message_id] = card
+                self._cards[card] = (who, msg.message_id)
+            elif text:
+                key = await self.api.send(
+                    who.dingtalk_id, "sampleMarkdown", {"title": _title(msg), "text": text}
+                )
+                who.plain[msg.message_id] = key
+        elif kind == "edited":
+            card = who.cards.get(msg.message_id)
+            if card is not None:
+                await self.api.update_card(
+                    card, text or to_markdown(msg.caption, msg.caption_entities), buttons
+                )
+            elif buttons:  # a plain message got a keyboard: it becomes a card now
+                card = await self.api.send_card(who.dingtalk_id, text, buttons)
+                who.cards[msg.message_id] = card
+                self._cards[card] = (who, msg.message_id)
+            elif text:  # DingTalk cannot edit a robot's plain message: the correction follows
+                await self.api.send(
+                    who.dingtalk_id, "sampleMarkdown", {"title": _title(msg), "text": "更正：" + text}
+                )
+        elif kind == "deleted":
+            card = who.cards.get(msg.message_id)
+            if card is not None:
+                await self.api.update_card(card, escape("（已撤回）"), [])
+            elif msg.message_id in who.plain:
+                await self.api.recall([who.plain[msg.message_id]])
+
+
+def _buttons(msg: ChatMessage) -> list[Button]:
+    out: list[Button] = []
+    for row in msg.inline_keyboard:
+        for b in row:
+            if "callback_data" in b:
+                out.append(Button(b["text"], id=f"m{msg.message_id}b{len(out)}"))
+            elif "url" in b:
+                out.append(Button(b["text"], url=b["url"]))
+            elif "web_app" in b:
+                out.append(Button(b["text"], url=b["web_app"]["url"]))
+    return out
+
+
+def _callback_data(msg: ChatMessage, action_id: str) -> str | None:
+    """The callback_data of the button `action_id` names, on the message as it is now."""
+    n = 0
+    for row in msg.inline_keyboard:
+        for b in row:
+            if "callback_data" in b or "url" in b or "web_app" in b:
+                if action_id == f"m{msg.message_id}b{n}" and "callback_data" in b:
+                    return str(b["callback_data"])
+                n += 1
+    return None
+
+
+def _title(msg: ChatMessage) -> str:
+    """The notification line DingTalk shows for a markdown message: its first line, short."""
+    first = (msg.text or msg.caption or "").strip().split("\n", 1)[0]
+    return first[:30] or "支部助手"
+
+
+__all__ = ["DingTalkBridge", "Person", "stable_id"]
