@@ -60,6 +60,7 @@ OWNERS: dict[str, str | None] = {
     "admin": "admin.web_cli",
     "demo": "demo.cli",
     "run": "bot.run_cli",
+    "bridge": "bridge.cli",
 }
 
 
@@ -69,13 +70,14 @@ def _registrars(command: str | None = None) -> list[Registrar]:
         owner = OWNERS[command]
         names: tuple[str, ...] = (owner,) if owner else ()
     else:  # --help, a mistake, or nothing: every command, so the usage lists them all
-        names = ("admin.cli", "admin.web_cli", "demo.cli", "bot.run_cli")
+        names = ("admin.cli", "admin.web_cli", "demo.cli", "bot.run_cli", "bridge.cli")
     # Optional areas register themselves when present.
     for mod_name in names:
         try:
             mod = __import__(mod_name, fromlist=["register"])
         except ModuleNotFoundError as e:
-            if e.name != mod_name:
+            # The area (or its whole package, e.g. `bridge` in an older install) is not there.
+            if e.name is None or (mod_name != e.name and not mod_name.startswith(e.name + ".")):
                 raise
             continue
         regs.append(mod.register)

@@ -37,8 +37,17 @@ class Settings(BaseSettings):
     log_window_days: int = Field(default=90, ge=1, le=3650)
     evidence_dir: str = "./data/evidence"  # the folder that keeps members' evidence photos
     log_level: str = "INFO"
+    # DingTalk bridge (`branchbot bridge dingtalk`; bridge/dingtalk/README.md): an internal app
+    # with a robot in Stream mode. The bot then runs with TELEGRAM_API_URL=http://BRIDGE_HOST:BRIDGE_PORT.
+    dingtalk_app_key: str = ""
+    dingtalk_app_secret: str = ""
+    dingtalk_robot_code: str = ""  # empty: the AppKey, as for an internal app's robot
+    dingtalk_openapi_url: str = "https://api.dingtalk.com"
+    dingtalk_oapi_url: str = "https://oapi.dingtalk.com"  # the older API: media upload
+    bridge_host: str = "127.0.0.1"
+    bridge_port: int = Field(default=8082, ge=0, le=65535)
 
-    @field_validator("telegram_api_url")
+    @field_validator("telegram_api_url", "dingtalk_openapi_url", "dingtalk_oapi_url")
     @classmethod
     def _url(cls, v: str) -> str:
         if not v.startswith(("http://", "https://")):
