@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 from aiohttp import WSMsgType, web
 
-__all__ = ["Card", "DingTalkStandIn", "DtUser", "Sent", "StandInError"]
+__all__ = ["Card", "DingTalkStandIn", "DtUser", "Sent", "StandInError", "button_texts"]
 
 T = TypeVar("T")
 
@@ -214,6 +214,13 @@ class DingTalkStandIn:
             "extension": "{}",
         }
         return await self.push("CALLBACK", CARD_CALLBACK_TOPIC, data)
+
+    async def press_text(self, user: DtUser, card: Card, text: str) -> str:
+        """Press the callback button labelled `text` (as the card shows it now)."""
+        ids = [b.get("id") for b in _buttons(card.data) if b.get("text") == text and b.get("request")]
+        if not ids:
+            raise StandInError(f"no callback button {text!r} on the card now (has {button_texts(card)})")
+        return await self.press(user, card, str(ids[0]))
 
     # ---- what people see ----
     def inbox(self, user: DtUser, *, include_dropped: bool = False) -> list[Sent | Card]:
@@ -555,6 +562,10 @@ class DingTalkStandIn:
         if found is None:
             raise web.HTTPNotFound()
         return web.Response(body=found[1], content_type="application/octet-stream")
+
+
+def button_texts(card: Card) -> list[str]:
+    return [str(b.get("text")) for b in _buttons(card.data)]
 
 
 def _buttons(data: dict[str, Any]) -> list[dict[str, Any]]:

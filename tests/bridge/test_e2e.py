@@ -1,0 +1,116 @@
+"""End to end through the real bot (real Dispatcher, real long polling) with its people on
+DingTalk: the bot talks to the bridge's Bot API, the bridge to the DingTalk stand-in through the
+real `dingtalk-stream` client. Nothing in handlers/ knows about DingTalk."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bridge.dingtalk.markdown import escape
+from bridge.dingtalk.openapi import DingTalkApi
+from bridge.dingtalk.relay import DingTalkBridge, stable_id
+from bridge.dingtalk.standin import Card, DingTalkStandIn, DtUser, Sent, button_texts
+from config.clock import FrozenClock
+from storage import invites
+from storage.models import EntryStatus, Person, Role, ServiceEntry
+from tests.e2e.conftest import BotRunner
+from tests.e2e.harness import NOW, TOKEN
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(NOW)
+
+
+@pytest.fixture
+async def bridge(standin: DingTalkStandIn) -> AsyncIterator[DingTalkBridge]:
+    api = DingTalkApi(standin.app_key, standin.app_secret, endpoint=standin.endpoint, oapi=standin.endpoint)
+    async with DingTalkBridge(api, bot_token=TOKEN, bot_username="branchbot_test_bot") as b:
+        await standin.wait_for(lambda: standin.connected)
+        yield b
+
+
+@pytest.fixture
+async def running_bot(
+    bridge: DingTalkBridge, clean_db: AsyncEngine, db_url: str, clock: FrozenClock, tmp_path: Path
+) -> AsyncIterator[BotRunner]:
+    runner = BotRunner(bridge.front, clean_db, db_url, clock, evidence_dir=tmp_path / "evidence")
+    await runner.start()
+    try:
+        yield runner
+    finally:
+        await runner.stop_all()
+    assert bridge.front.violations == []  # every call the bot made was one Telegram accepts
+    assert bridge.relay_errors == []
+
+
+async def latest_card(st: DingTalkStandIn, user: DtUser, after: int = 0) -> Card:
+    def found() -> Card | None:
+        cards = [i for i in st.inbox(user) if isinstance(i, Card) and i.seq > after]
+        return cards[-1] if cards else None
+
+    return await st.wait_for(found, timeout=10)
+
+
+async def test_a_dingtalk_member_joins_logs_service_and_the_secretary_approves_from_a_card(
+    standin: DingTalkStandIn, bridge: DingTalkBridge, running_bot: BotRunner, world, session
+) -> None:
+    # The secretary is on DingTalk too: her record carries the id the bridge gives her.
+    secretary = standin.add_user("李书记", user_id="sec0001")
+    await session.execute(
+        update(Person)
+        .where(Person.id == world.secretary_a.id)
+        .values(telegram_id=stable_id(secretary.user_id))
+    )
+    actor = await world.actor(session, world.secretary_a)
+    invite = await invites.create_invite(
+        session, actor, world.branch_a.id, Role.MEMBER, uses=5, days=7, now=NOW
+    )
+    await session.commit()
+
+    # Joining: `/start CODE` typed in the robot chat; the privacy notice comes as a card.
+    member = standin.add_user("新党员")
+    await standin.send_text(member, f"/start {invite.code}")
+    notice = await latest_card(standin, member)
+    assert world.branch_a.name in notice.data["markdown"]
+    assert button_texts(notice) == ["✅ 同意并加入", "不同意"]
+    await standin.press_text(member, notice, "✅ 同意并加入")
+    await standin.wait_for(
+        lambda: (
+            "已加入" in notice.data["markdown"]
+            or any(isinstance(i, Sent) and "已加入" in i.param.get("text", "") for i in standin.inbox(member))
+        ),
+        timeout=10,
+    )
+    person = (
+        await session.execute(select(Person).where(Person.telegram_id == stable_id(member.user_id)))
+    ).scalar_one()
+    assert person.name == "新党员" and person.consent_at is not None
+    person_id = person.id
+    await session.rollback()  # end the read: the bot writes next (SQLite has one writer)
+
+    # Logging service: the quick form, then the action picked with the card's button.
+    await standin.send_text(member, "/log 2 今天 清扫楼道")
+    form = await latest_card(standin, member, after=notice.seq)
+    await standin.press_text(member, form, "党员志愿服务行动")
+    await standin.wait_for(lambda: "待书记审核" in form.data["markdown"], timeout=10)
+    entry = (
+        await session.execute(select(ServiceEntry).where(ServiceEntry.person_id == person_id))
+    ).scalar_one()
+    assert entry.status is EntryStatus.PENDING and entry.minutes == 120
+    entry_id = entry.id
+    await session.rollback()
+
+    # The secretary approves from the /pending card.
+    await standin.send_text(secretary, "/pending")
+    listing = await latest_card(standin, secretary)
+    assert "新党员" in listing.data["markdown"] and escape(f"#{entry_id}") in listing.data["markdown"]
+    await standin.press_text(secretary, listing, f"✅ 通过 #{entry_id}")
+    await standin.wait_for(lambda: "已通过" in listing.data["markdown"], timeout=10)
+    approved = await session.get(ServiceEntry, entry_id)
+    assert approved is not None and approved.status is EntryStatus.APPROVED
