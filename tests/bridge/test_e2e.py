@@ -4,6 +4,7 @@ real `dingtalk-stream` client. Nothing in handlers/ knows about DingTalk."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.delivery import DeliveryWorker
 from bridge.dingtalk.markdown import escape
 from bridge.dingtalk.openapi import DingTalkApi
 from bridge.dingtalk.relay import DingTalkBridge, stable_id
@@ -49,9 +51,15 @@ async def running_bot(
     assert bridge.relay_errors == []
 
 
-async def latest_card(st: DingTalkStandIn, user: DtUser, after: int = 0) -> Card:
+async def latest_card(st: DingTalkStandIn, user: DtUser, after: int = 0, button: str | None = None) -> Card:
+    """The newest card in the person's chat after `after` (with the button `button`, if given)."""
+
     def found() -> Card | None:
-        cards = [i for i in st.inbox(user) if isinstance(i, Card) and i.seq > after]
+        cards = [
+            i
+            for i in st.inbox(user)
+            if isinstance(i, Card) and i.seq > after and (button is None or button in button_texts(i))
+        ]
         return cards[-1] if cards else None
 
     return await st.wait_for(found, timeout=10)
@@ -76,7 +84,7 @@ async def test_a_dingtalk_member_joins_logs_service_and_the_secretary_approves_f
     # Joining: `/start CODE` typed in the robot chat; the privacy notice comes as a card.
     member = standin.add_user("新党员")
     await standin.send_text(member, f"/start {invite.code}")
-    notice = await latest_card(standin, member)
+    notice = await latest_card(standin, member, button="✅ 同意并加入")
     assert world.branch_a.name in notice.data["markdown"]
     assert button_texts(notice) == ["✅ 同意并加入", "不同意"]
     await standin.press_text(member, notice, "✅ 同意并加入")
@@ -96,7 +104,7 @@ async def test_a_dingtalk_member_joins_logs_service_and_the_secretary_approves_f
 
     # Logging service: the quick form, then the action picked with the card's button.
     await standin.send_text(member, "/log 2 今天 清扫楼道")
-    form = await latest_card(standin, member, after=notice.seq)
+    form = await latest_card(standin, member, after=notice.seq, button="党员志愿服务行动")
     await standin.press_text(member, form, "党员志愿服务行动")
     await standin.wait_for(lambda: "待书记审核" in form.data["markdown"], timeout=10)
     entry = (
@@ -108,9 +116,52 @@ async def test_a_dingtalk_member_joins_logs_service_and_the_secretary_approves_f
 
     # The secretary approves from the /pending card.
     await standin.send_text(secretary, "/pending")
-    listing = await latest_card(standin, secretary)
+    listing = await latest_card(standin, secretary, button=f"✅ 通过 #{entry_id}")
     assert "新党员" in listing.data["markdown"] and escape(f"#{entry_id}") in listing.data["markdown"]
     await standin.press_text(secretary, listing, f"✅ 通过 #{entry_id}")
     await standin.wait_for(lambda: "已通过" in listing.data["markdown"], timeout=10)
     approved = await session.get(ServiceEntry, entry_id)
     assert approved is not None and approved.status is EntryStatus.APPROVED
+
+
+async def test_a_notice_reaches_dingtalk_members_with_the_read_button_and_the_receipt_counts(
+    standin: DingTalkStandIn, bridge: DingTalkBridge, running_bot: BotRunner, world, session
+) -> None:
+    secretary, reader, other = (standin.add_user(n) for n in ("李书记", "张三", "李四"))
+    for person, user in ((world.secretary_a, secretary), (world.member_a, reader), (world.member_a2, other)):
+        await session.execute(
+            update(Person).where(Person.id == person.id).values(telegram_id=stable_id(user.user_id))
+        )
+    await session.commit()
+    # The bridge knows a DingTalk person once they have written to the robot (README: what is left).
+    for user in (reader, other):
+        await standin.send_text(user, "/my")
+        await standin.wait_for(lambda u=user: standin.inbox(u), timeout=10)
+
+    await standin.send_text(secretary, "/notify")
+    await standin.wait_for(lambda: standin.inbox(secretary), timeout=10)
+    await standin.send_text(secretary, "周五下午3点开展主题党日活动")
+    confirm = await latest_card(standin, secretary, button="📤 立即发送")
+    await standin.press_text(secretary, confirm, "📤 立即发送")
+    await standin.wait_for(lambda: confirm.updates >= 1, timeout=10)  # the notice is queued
+    app = running_bot.running[0][0]
+    worker = DeliveryWorker(app.bot, app.sessionmaker, app.clock, "dingtalk-e2e", status_interval=0.05)
+    await asyncio.wait_for(worker.drain(), timeout=30)
+
+    # Each member has the notice once, as a card with the 已阅 button.
+    cards = {}
+    for user in (reader, other):
+        got = await standin.wait_for(
+            lambda u=user: [
+                i for i in standin.inbox(u) if isinstance(i, Card) and "主题党日" in i.data["markdown"]
+            ],
+            timeout=10,
+        )
+        assert len(got) == 1 and button_texts(got[0]) == ["✅ 已阅"]
+        cards[user.user_id] = got[0]
+    await standin.press_text(reader, cards[reader.user_id], "✅ 已阅")
+    await standin.wait_for(lambda: not standin.pending(), timeout=10)
+
+    await standin.send_text(secretary, "/notices")
+    listing = await latest_card(standin, secretary, after=confirm.seq)
+    await standin.wait_for(lambda: "已阅 1/2（50%）" in listing.data["markdown"], timeout=10)
