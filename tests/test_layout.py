@@ -25,7 +25,8 @@ ALLOWED: dict[str, set[str]] = {
     "bot": {"handlers", "admin", "storage", "content", "config"},
     "demo": {"bot", "handlers", "admin", "emulator", "storage", "content", "config"},
     "emulator": set(),
-    # The chat bridges (bridge/dingtalk): the stand-in imports nothing of ours.
+    # The chat bridges (bridge/dingtalk) serve the emulator's Bot API front;
+    # their stand-ins (standin.py) import nothing of ours.
     "bridge": {"emulator", "config"},
     # The benchmarks make their PostgreSQL database with the tests' helper (tests/dbutil.py).
     "bench": {"bot", "handlers", "admin", "emulator", "storage", "content", "config", "tests"},
