@@ -101,6 +101,76 @@ class Direction(_Strict):
     title: Bilingual
 
 
+# The year's packet (述职报告 draft, 年检 summary): document outlines as data, so another
+# province's format is another file. The renderer (storage/packet_files.py) knows the named
+# tables and the figures the {placeholders} may use; the outline decides order and wording.
+PACKET_TABLES = (
+    "hours_by_action",  # approved hours per service action
+    "members",  # members who took part, with their hours
+    "commitments",  # commitments in force in the year, with fulfilment and rating
+    "service_list",  # the branch's published service list
+    "pairings",  # 共创共建 pairings and the hours credited through them
+    "exemplars",  # exemplar records of the year
+    "notices",  # notices sent and how many read them
+    "submissions",  # reports submitted upward in the year
+    "scores",  # each checklist's latest self-assessment score and its change over the year
+)
+
+
+class DocField(_Strict):
+    """A labelled line of a form-like page (年检 summary): label and value, both with figures."""
+
+    label: Bilingual
+    value: Bilingual
+
+
+class DocBlock(_Strict):
+    """One block of a document: exactly one of text, table, checklist, blank or fields."""
+
+    text: Bilingual | None = None  # a paragraph; {figure} placeholders are filled in
+    table: Literal[PACKET_TABLES] | None = None  # type: ignore[valid-type]
+    checklist: str | None = None  # each item of this checklist, with the self-assessment
+    items: dict[str, list[DocBlock]] = Field(default_factory=dict)  # evidence per item id
+    blank: Bilingual | None = None  # a marked place for the secretary's own words
+    fields: list[DocField] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> DocBlock:
+        kinds = [k for k in ("text", "table", "checklist", "blank", "fields") if getattr(self, k)]
+        if len(kinds) != 1:
+            raise ValueError("a block has exactly one of text, table, checklist, blank, fields")
+        if self.items and not self.checklist:
+            raise ValueError("items belong to a checklist block")
+        return self
+
+
+class DocSection(_Strict):
+    heading: Bilingual
+    blocks: list[DocBlock] = Field(min_length=1)
+
+
+class DocFonts(_Strict):
+    """Font names written into the .docx (Word substitutes what a machine lacks)."""
+
+    title: str = "宋体"
+    heading: str = "黑体"
+    body: str = "仿宋"
+    latin: str = "Times New Roman"
+
+
+class DocOutline(_Strict):
+    title: Bilingual
+    subtitle: Bilingual | None = None
+    sections: list[DocSection] = Field(min_length=1)
+    closing: list[Bilingual] = Field(default_factory=list)  # signature and date, right-aligned
+    fonts: DocFonts = Field(default_factory=DocFonts)
+
+
+class PacketOutlines(_Strict):
+    report: DocOutline  # 述职报告 draft
+    inspection: DocOutline  # 年检 one-page summary
+
+
 class PackMeta(_Strict):
     id: str = Field(pattern=ID_PATTERN)
     title: Bilingual
@@ -116,11 +186,34 @@ class Pack(_Strict):
     templates: list[CommitmentTemplate] = Field(default_factory=list)
     milestones: list[Milestone] = Field(default_factory=list)
     directions: list[Direction] = Field(default_factory=list)
+    packet: PacketOutlines | None = None
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Pack:
         for name in ("actions", "checklists", "categories", "templates", "milestones", "directions"):
             _require_unique([x.id for x in getattr(self, name)], f"{name} id")
+        return self
+
+    @model_validator(mode="after")
+    def _packet_checklists(self) -> Pack:
+        """Every checklist (and item) an outline names exists in this pack."""
+        if self.packet is None:
+            return self
+
+        def walk(blocks: list[DocBlock]) -> None:
+            for b in blocks:
+                if b.checklist:
+                    cl = self.checklist(b.checklist)
+                    if cl is None:
+                        raise ValueError(f"packet names unknown checklist {b.checklist!r}")
+                    for item_id, more in b.items.items():
+                        if cl.item(item_id) is None:
+                            raise ValueError(f"packet names unknown item {item_id!r} of {cl.id!r}")
+                        walk(more)
+
+        for outline in (self.packet.report, self.packet.inspection):
+            for section in outline.sections:
+                walk(section.blocks)
         return self
 
     @property
@@ -152,7 +245,16 @@ def _require_unique(ids: list[str], what: str) -> None:
 
 
 # One file per section; the file name is the section name.
-SECTIONS = ("meta", "actions", "checklists", "categories", "templates", "milestones", "directions")
+SECTIONS = (
+    "meta",
+    "actions",
+    "checklists",
+    "categories",
+    "templates",
+    "milestones",
+    "directions",
+    "packet",
+)
 REQUIRED_SECTIONS = ("meta", "actions", "checklists", "categories")
 
 
@@ -205,7 +307,7 @@ def _duplicate_ids(data: dict[str, Any]) -> list[tuple[str, tuple[Any, ...], str
             seen.add(rid)
 
     for section in SECTIONS:
-        if section != "meta":
+        if section not in ("meta", "packet"):
             scan(section, data.get(section), (), f"{section} id")
     for i, checklist in enumerate(data.get("checklists") or []):
         if isinstance(checklist, dict):
