@@ -465,6 +465,23 @@ class Certificate(Base):
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class LeaderReview(Base):
+    """述职评议: the committee's rating of a branch leader (the secretary) for a year, with a
+    comment; the secretary sees it once the committee releases it."""
+
+    __tablename__ = "leader_reviews"
+    __table_args__ = (UniqueConstraint("org_id", "year"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
+    year: Mapped[int] = mapped_column(Integer)
+    rating: Mapped[str] = mapped_column(String(20))  # storage.leader_reviews.RATINGS
+    comment: Mapped[str | None] = mapped_column(String(500))
+    rated_by_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"))
+    rated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
 class ProcessedUpdate(Base):
     """Update ids already handled: a redelivered update is skipped whole."""
 

@@ -33,6 +33,7 @@ from openpyxl import Workbook
 
 from content.i18n import texts
 from content.pack import DocBlock, DocOutline, Pack
+from storage.leader_reviews import ReviewSheet
 from storage.packet import PacketData, fmt_hours
 from storage.report_files import COUNT, DAY, HOURS, SCORE, _sheet, _summary_sheet
 from storage.reports import OTHER
@@ -548,3 +549,66 @@ def inspection_pdf(
     for line in outline.closing:
         write(_fill(line.get(locale), figures), 10.5, "R", 3)
     return bytes(pdf.output())
+
+
+# ---------------------------------------------------------------------------------------------
+# The committee's 述职评议 sheet
+
+
+def review_sheet_xlsx(sheet: ReviewSheet, pack: Pack, locale: str = "zh", tz: str = "Asia/Shanghai") -> bytes:
+    """The 评议 sheet: each branch's packet figures side by side, scores, submission, rating."""
+    t = texts(locale).plain
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.title = t("packet.sheet.review")
+    checklists = [(cl.id, cl.title.get(locale)) for cl in pack.checklists]
+    headers = [
+        t("packet.col.branch"),
+        t("packet.col.secretary"),
+        t("report.xlsx.members_total"),
+        t("report.xlsx.participants"),
+        t("report.xlsx.hours_total"),
+        t("report.xlsx.hours_joint"),
+        t("report.xlsx.commitments_made"),
+        t("report.xlsx.commitments_fulfilled"),
+        t("report.xlsx.commitments_evaluated"),
+        t("report.xlsx.commitments_overdue"),
+        t("packet.table.service_list"),
+        *(t("packet.col.score_of", checklist=title) for _id, title in checklists),
+        t("packet.col.packet_submitted"),
+        t("packet.col.leader_rating"),
+        t("packet.col.comment"),
+        t("packet.col.released"),
+    ]
+    rows = []
+    for r in sheet.rows:
+        b = r.figures
+        rows.append(
+            [
+                r.name,
+                "、".join(r.secretaries) if locale == "zh" else ", ".join(r.secretaries),
+                b.members_total,
+                b.participants,
+                round(b.minutes / 60, 2),
+                round(b.joint_minutes / 60, 2),
+                b.commitments.made,
+                b.commitments.fulfilled,
+                b.commitments.evaluated,
+                b.commitments.overdue,
+                r.services,
+                *(r.scores[cid][1] if cid in r.scores else None for cid, _title in checklists),
+                _day(r.packet_submitted, tz) if r.packet_submitted else None,
+                t(f"review.rating.{r.rating}") if r.rating else None,
+                r.comment,
+                t("web.yes") if r.released else t("web.no"),
+            ]
+        )
+    n = len(checklists)
+    formats: list[str | None] = [None, None, COUNT, COUNT, HOURS, HOURS, COUNT, COUNT, COUNT, COUNT, COUNT]
+    formats += [SCORE] * n + [DAY, None, None, None]
+    widths = [30, 12, 8, 10, 12, 12, 8, 10, 10, 10, 10, *([12] * n), 12, 10, 30, 8]
+    _sheet(ws, headers, rows, formats, widths)
+    out = BytesIO()
+    wb.save(out)
+    return out.getvalue()
