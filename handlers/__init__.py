@@ -16,6 +16,7 @@ MODULES = (
     "handlers.members",
     "handlers.web",
     "handlers.reports",
+    "handlers.packet",
     "handlers.branches",
     "handlers.reminders",
     "handlers.assess",

@@ -24,8 +24,8 @@ log = logging.getLogger("branchbot.commands")
 BRANCH_WORK = ("log", "my", "certificate", "commit", "commitments", "services")
 COMMON = ("checklist", "notices", "lang", "privacy", "help", "cancel")
 MEMBER = (*BRANCH_WORK, *COMMON)
-SECRETARY = ("pending", "notify", "members", "invite", "assess", "report", "reminders", "web")
-STAFF = ("branches", "pending", "notify", "report", "invite", "members", "reminders", "web")
+SECRETARY = ("pending", "notify", "members", "invite", "assess", "report", "packet", "reminders", "web")
+STAFF = ("branches", "pending", "notify", "report", "packet", "invite", "members", "reminders", "web")
 
 # Every command any role has, and which roles have it (for a clear "wrong role" reply).
 ROLE_COMMANDS: dict[str, tuple[Role, ...]] = {
