@@ -18,6 +18,9 @@ from storage.xlsx_print import page_setup
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CSV = "text/csv; charset=utf-8"
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+PDF = "application/pdf"
+MEDIA = {"xlsx": XLSX, "csv": CSV, "docx": DOCX, "pdf": PDF}
 
 Cell = str | int | float | date | datetime | None
 
@@ -88,7 +91,7 @@ def csv_bytes(headers: Sequence[str], rows: Sequence[Sequence[Cell]]) -> bytes:
 
 def download(data: bytes, filename: str, fmt: str) -> Response:
     """A file as an attachment; the name may be Chinese (RFC 5987), with an ASCII fallback."""
-    media = XLSX if fmt == "xlsx" else CSV
+    media = MEDIA[fmt]
     ascii_name = filename if filename.isascii() else f"branchbot-export.{fmt}"
     disposition = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
     return Response(data, media_type=media, headers={"Content-Disposition": disposition})

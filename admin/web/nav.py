@@ -28,6 +28,7 @@ NAV = (
     NavItem("/notices", "web.nav.notices", MANAGERS, "web.nav.group_contact"),
     NavItem("/reminders", "web.nav.reminders", MANAGERS),
     NavItem("/reports", "web.nav.reports", MANAGERS, "web.nav.group_records"),
+    NavItem("/packet", "web.nav.packet", MANAGERS),
     NavItem("/audit", "web.nav.audit", ABOVE),
     NavItem("/content", "web.nav.content", MANAGERS),
 )

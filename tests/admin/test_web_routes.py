@@ -66,6 +66,8 @@ ROUTES = (
     R("GET", "/reminders?org={org}"),
     R("GET", "/reports?org={org}"),
     R("GET", "/reports/download?org={org}&fmt=csv"),
+    R("GET", "/packet?org={org}"),
+    R("GET", "/packet/download?org={org}&kind=annex"),
     R("GET", "/audit", ABOVE),
     R("GET", "/content"),
     R("GET", "/content/checklists"),
@@ -77,6 +79,8 @@ ROUTES = (
     R("POST", "/notices/{notice}/cancel"),
     R("POST", "/reminders/{rule}", ALL, (("enabled", "1"), ("cron", "0 8 * * 1"))),
     R("POST", "/members/import?org={org}", ALL, ok=200, upload=True),
+    R("POST", "/packet/rate", ABOVE, (("org", "{org}"), ("year", "2026"), ("rating", "good"))),
+    R("POST", "/packet/release", ABOVE, (("org", "{org}"), ("year", "2026"))),
 )
 
 

@@ -17,6 +17,7 @@ MODULES = (
     "notices",
     "reminders",
     "reports",
+    "packet",
     "audit",
     "content",
     "verify",

@@ -1,0 +1,145 @@
+"""The year's packet on the web: a branch's figures and records with its documents (述职报告 draft,
+evidence annex, 年检 summary as .docx and .pdf); a committee's 述职评议 sheet with a rating form
+per branch, a release button and the sheet as .xlsx.
+
+Everything is read through the store (storage.packet, storage.leader_reviews) and drawn by
+storage.packet_files, the same as the chat's /packet and the CLI's `branchbot packet`.
+"""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+from starlette.routing import Route
+
+from admin.web import files
+from admin.web.context import Ctx, page
+from storage import audit, leader_reviews, packet, packet_files
+from storage.errors import NotFound
+from storage.models import OrgKind
+
+KINDS = {
+    "draft": "docx",
+    "annex": "xlsx",
+    "inspection": "docx",
+    "inspection_pdf": "pdf",
+    "sheet": "xlsx",
+}
+
+
+def _year(ctx: Ctx) -> int:
+    raw = ctx.arg("year") or (ctx.field("year") if ctx.form is not None else "")
+    if not raw:
+        return ctx.today.year
+    if not raw.isdigit() or len(raw) != 4:
+        raise NotFound()
+    return leader_reviews.check_year(int(raw))
+
+
+def _org_field(ctx: Ctx) -> int:
+    raw = ctx.field("org")
+    if not raw.isdigit() or len(raw) > 12:
+        raise NotFound()
+    return int(raw)
+
+
+async def _rating_words(ctx: Ctx, org_id: int, year: int) -> str | None:
+    review = await leader_reviews.released_review(ctx.db, ctx.me, org_id, year)
+    return ctx._.plain(f"review.rating.{review.rating}") if review else None
+
+
+@page()
+async def index(ctx: Ctx) -> Response:
+    org = await ctx.pick_org()
+    year = _year(ctx)
+    pack = ctx.state.pack
+    if org.kind is OrgKind.BRANCH:
+        data = await packet.branch_packet(ctx.db, ctx.me, org.id, year, ctx.today, pack)
+        review = await leader_reviews.released_review(ctx.db, ctx.me, org.id, year)
+        await audit.record(ctx.db, ctx.me, "packet.view", org_id=org.id, detail={"year": year})
+        await ctx.db.commit()
+        return await ctx.render(
+            "packet.html",
+            org=org,
+            orgs=await ctx.managed_orgs(),
+            year=year,
+            data=data,
+            tables=packet_files.packet_tables(data, pack, ctx.locale),
+            review=review,
+            sheet=None,
+        )
+    sheet = await leader_reviews.review_sheet(ctx.db, ctx.me, org.id, year, ctx.today, pack)
+    return await ctx.render(
+        "packet.html",
+        org=org,
+        orgs=await ctx.managed_orgs(),
+        year=year,
+        data=None,
+        sheet=sheet,
+        ratings=leader_reviews.RATINGS,
+        checklists=[(c.id, c.title.get(ctx.locale)) for c in pack.checklists],
+    )
+
+
+@page()
+async def download(ctx: Ctx) -> Response:
+    org = await ctx.pick_org()
+    year = _year(ctx)
+    kind = ctx.arg("kind", "draft")
+    if kind not in KINDS:
+        raise NotFound()
+    pack = ctx.state.pack
+    if kind == "sheet":
+        if org.kind is OrgKind.BRANCH:
+            raise NotFound()
+        sheet = await leader_reviews.review_sheet(ctx.db, ctx.me, org.id, year, ctx.today, pack)
+        data = packet_files.review_sheet_xlsx(sheet, pack, ctx.locale, ctx.state.settings.timezone)
+    else:
+        if org.kind is not OrgKind.BRANCH:
+            raise NotFound()
+        got = await packet.branch_packet(ctx.db, ctx.me, org.id, year, ctx.today, pack)
+        rating = await _rating_words(ctx, org.id, year)
+        if kind == "draft":
+            data = packet_files.report_docx(got, pack, ctx.locale, rating)
+        elif kind == "annex":
+            data = packet_files.annex_xlsx(got, pack, ctx.locale)
+        elif kind == "inspection":
+            data = packet_files.inspection_docx(got, pack, ctx.locale, rating)
+        else:
+            data = packet_files.inspection_pdf(got, pack, ctx.locale, rating)
+    fmt = KINDS[kind]
+    await audit.record(
+        ctx.db, ctx.me, "packet.export", org_id=org.id, detail={"year": year, "kind": kind, "format": fmt}
+    )
+    await ctx.db.commit()
+    name = f"{ctx._.plain(f'packet.file.{kind}', year=year)}-{org.id}.{fmt}"
+    return files.download(data, name, fmt)
+
+
+@page(leader_reviews.REVIEWERS)
+async def rate(ctx: Ctx) -> Response:
+    org_id = _org_field(ctx)
+    year = _year(ctx)
+    await leader_reviews.rate_leader(
+        ctx.db, ctx.me, org_id, year, ctx.field("rating"), ctx.field("comment") or None, now=ctx.now
+    )
+    await ctx.db.commit()
+    ctx.flash("ok", "web.packet.rated")
+    return ctx.redirect(ctx.back("/packet"))
+
+
+@page(leader_reviews.REVIEWERS)
+async def release(ctx: Ctx) -> Response:
+    org_id = _org_field(ctx)
+    year = _year(ctx)
+    count = await leader_reviews.release_reviews(ctx.db, ctx.me, org_id, year, now=ctx.now)
+    await ctx.db.commit()
+    ctx.flash("ok", "web.packet.released", count=count, year=year)
+    return ctx.redirect(ctx.back("/packet"))
+
+
+routes = [
+    Route("/packet", index, methods=["GET"]),
+    Route("/packet/download", download, methods=["GET"]),
+    Route("/packet/rate", rate, methods=["POST"]),
+    Route("/packet/release", release, methods=["POST"]),
+]
