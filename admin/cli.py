@@ -17,6 +17,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.settings import get_settings
@@ -246,6 +247,67 @@ async def _export(args: argparse.Namespace) -> int:
     return await _run(work)
 
 
+# ---- packet ---------------------------------------------------------------------------------
+
+
+async def _packet(args: argparse.Namespace) -> int:
+    """年检 evidence: each branch's one-page summary for the year, as .docx and .pdf. For a
+    committee, every branch of its subtree, with a progress bar."""
+    from content.pack import get_pack
+    from storage import leader_reviews, packet, packet_files
+    from storage.access import get_org
+    from storage.audit import record, system_actor
+
+    settings = get_settings()
+    locale = settings.default_locale
+    out = Path(args.out or ".")
+    today = utcnow().astimezone(settings.tz).date()
+    year = args.year or today.year
+    formats = [f for f in args.format.split(",") if f]
+    if not formats or any(f not in ("docx", "pdf") for f in formats):
+        return _fail("packet.cli.bad_format", value=args.format)
+
+    async def work(s: AsyncSession) -> int:
+        actor = system_actor()
+        leader_reviews.check_year(year)
+        org = await get_org(s, args.org)
+        branches = list(
+            await s.scalars(
+                select(Org.id)
+                .where(Org.path.like(org.path + "%"), Org.kind == OrgKind.BRANCH)
+                .order_by(Org.path)
+            )
+        )
+        if not branches:
+            return _fail("packet.cli.no_branches", org=org.name)
+        pack = get_pack()
+        try:
+            await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
+        except OSError:
+            return _fail("records.cannot_write", path=str(out))
+        written = 0
+        for branch_id in _progress(_t("packet.cli.progress", year=year))(branches):
+            data = await packet.branch_packet(s, actor, branch_id, year, today, pack)
+            review = await leader_reviews.released_review(s, actor, branch_id, year)
+            rating = _t(f"review.rating.{review.rating}") if review else None
+            for fmt in formats:
+                render = packet_files.inspection_docx if fmt == "docx" else packet_files.inspection_pdf
+                blob = await asyncio.to_thread(render, data, pack, locale, rating)
+                path = out / f"inspection-{year}-{branch_id}.{fmt}"
+                try:
+                    await asyncio.to_thread(path.write_bytes, blob)
+                except OSError:
+                    return _fail("records.cannot_write", path=str(path))
+                written += 1
+            await record(
+                s, actor, "packet.export", org_id=branch_id, detail={"year": year, "kind": "inspection"}
+            )
+        print(_t("packet.cli.written", files=written, branches=len(branches), path=str(out)))
+        return 0
+
+    return await _run(work)
+
+
 # ---- registration ---------------------------------------------------------------------------
 
 
@@ -288,3 +350,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     exp.add_argument("--out", default=None, help="output file (default: service-records-<org>-<from>-<to>)")
     exp.add_argument("--all", action="store_true", help="include pending and rejected entries")
     exp.set_defaults(func=_export)
+
+    pk = sub.add_parser(
+        "packet", help="年检 evidence: each branch's one-page summary of the year (.docx, .pdf)"
+    )
+    pk.add_argument("--org", type=int, required=True, help="a branch, or a committee for its whole subtree")
+    pk.add_argument("--year", type=int, default=None, help="the calendar year (default: this year)")
+    pk.add_argument("--out", default=None, help="folder to write the files into (default: here)")
+    pk.add_argument("--format", default="docx,pdf", help="docx, pdf or both (default: docx,pdf)")
+    pk.set_defaults(func=_packet)
