@@ -150,7 +150,7 @@ def packet_tables(data: PacketData, pack: Pack, locale: str) -> dict[str, Table]
             for c in data.commitments
         ],
         [None, None, DAY, None, None],
-        [14, 50, 12, 14, 10],
+        [12, 44, 17, 15, 12],
     )
     add(
         "service_list",
