@@ -76,6 +76,9 @@ async def make_year(s: AsyncSession, w: World) -> None:
                 status=C.EVALUATED,
                 rating="excellent",
                 evaluation="按时践诺",
+                fulfilment_text="每月参加社区义诊",
+                reported_at=_utc(2026, 6, 20),
+                evaluated_at=_utc(2026, 6, 25),
                 created_at=_utc(2026, 1, 10),
             ),
             Commitment(
@@ -85,6 +88,9 @@ async def make_year(s: AsyncSession, w: World) -> None:
                 deadline=date(2026, 9, 30),
                 status=C.EVALUATED,
                 rating="good",
+                fulfilment_text="帮助解决就医困难",
+                reported_at=_utc(2026, 9, 1),
+                evaluated_at=_utc(2026, 9, 5),
                 created_at=_utc(2026, 2, 1),
             ),
             Commitment(
@@ -93,6 +99,8 @@ async def make_year(s: AsyncSession, w: World) -> None:
                 text="带头学习交流",
                 deadline=date(2026, 12, 31),
                 status=C.REPORTED,
+                fulfilment_text="交流学习体会一次",
+                reported_at=_utc(2026, 10, 8),
                 created_at=_utc(2026, 3, 1),
             ),
             Commitment(
@@ -117,6 +125,7 @@ async def make_year(s: AsyncSession, w: World) -> None:
                 text="已撤回的承诺",
                 deadline=date(2026, 12, 31),
                 status=C.WITHDRAWN,
+                withdrawn_at=_utc(2026, 2, 1),
                 created_at=_utc(2026, 1, 5),
             ),
         ]
