@@ -1,7 +1,7 @@
 """述职评议: the committee's rating of each branch leader per year
 
 Revision ID: 0003_leader_reviews
-Revises: 0001
+Revises: 0002_submissions
 Create Date: 2026-12-06 15:10:00
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 import storage.db
 
 revision: str = "0003_leader_reviews"
-down_revision: str | None = "0001"
+down_revision: str | None = "0002_submissions"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
