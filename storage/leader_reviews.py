@@ -26,7 +26,17 @@ from storage import audit, reports
 from storage.access import Actor, require_manager
 from storage.dashboard import latest_checklist_scores
 from storage.errors import Refused
-from storage.models import LeaderReview, Membership, Org, OrgKind, Person, Role, ServiceListItem
+from storage.models import (
+    LeaderReview,
+    Membership,
+    Org,
+    OrgKind,
+    Person,
+    Role,
+    ServiceListItem,
+    Submission,
+)
+from storage.packet import SUBMISSION_KIND
 from storage.service_log import clean_text
 from storage.validation import parse
 
@@ -87,10 +97,8 @@ async def review_sheet(
     year: int,
     today: date,
     pack: Pack | None = None,
-    submitted: dict[int, datetime] | None = None,
 ) -> ReviewSheet:
-    """The 评议 sheet of a committee's subtree for a year. `submitted`: branch -> when its packet
-    for the year was submitted (from the frozen submissions; the caller reads them)."""
+    """The 评议 sheet of a committee's subtree for a year."""
     root = await require_manager(s, actor, committee_id, REVIEWERS)
     if root.kind is OrgKind.BRANCH:
         raise Refused("review.not_committee")
@@ -125,7 +133,21 @@ async def review_sheet(
             select(LeaderReview).where(LeaderReview.org_id.in_(ids), LeaderReview.year == year)
         )
     }
-    submitted = submitted or {}
+    # When each branch's packet for the year was last submitted (frozen, storage.sent_packets).
+    submitted = dict(
+        (
+            await s.execute(
+                select(Submission.org_id, func.max(Submission.submitted_at))
+                .where(
+                    Submission.kind == SUBMISSION_KIND,
+                    Submission.org_id.in_(ids),
+                    Submission.period_start == date(year, 1, 1),
+                    Submission.period_end == date(year, 12, 31),
+                )
+                .group_by(Submission.org_id)
+            )
+        ).all()
+    )
     rows = []
     for b in sub.branches:
         review = reviews.get(b.org_id)

@@ -45,6 +45,7 @@ from storage.models import (
 )
 from storage.reports import BranchReport
 
+SUBMISSION_KIND = "duty_packet"  # the packet's frozen submissions (storage.sent_packets)
 BRANCH_SUFFIXES = ("党支部", "联合党支部", "党总支", "党委")
 
 
@@ -188,9 +189,11 @@ class PacketData:
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready figures (aggregates only), what a submission freezes."""
+        # Without the day it was computed: the figures of a submission, not of the day it was run.
+        report = {k: v for k, v in self.report.summary().items() if k != "today"}
         return {
             "year": self.year,
-            "report": self.report.summary(),
+            "report": report,
             "commitments_rated": {k: self.rated(k) for k in ("excellent", "good", "fair", "poor")},
             "services": len(self.services),
             "pairings": len(self.pairings),
