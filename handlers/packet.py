@@ -14,7 +14,7 @@ storage.packet_files; nothing here computes a figure.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 
 from aiogram import F, Router
 from aiogram.filters import Command, CommandObject
@@ -32,9 +32,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from content.i18n import Texts
 from content.pack import Pack
-from handlers.manage import managers, message_of, secretary_branch, short, staff_root
-from storage import leader_reviews, packet, packet_files
-from storage.access import Actor
+from handlers.manage import local_time, managers, message_of, secretary_branch, short, staff_root
+from storage import leader_reviews, packet, packet_files, sent_packets
+from storage.access import Actor, get_org
 from storage.leader_reviews import RATINGS, ReviewSheet
 
 router = Router(name=__name__)
@@ -51,6 +51,11 @@ class PacketRate(CallbackData, prefix="pkr"):
 
 
 class PacketRelease(CallbackData, prefix="pkl"):
+    org_id: int
+    year: int
+
+
+class PacketSubmit(CallbackData, prefix="pks"):
     org_id: int
     year: int
 
@@ -80,6 +85,7 @@ async def cmd_packet(
     _: Texts,
     pack: Pack,
     today: date,
+    tz: tzinfo,
     state: FSMContext,
 ) -> None:
     await state.clear()
@@ -96,7 +102,8 @@ async def cmd_packet(
     if branch is None:
         await message.answer(_("manage_chat.no_branches"))
         return
-    data = await packet.branch_packet(session, actor, branch, year, today, pack)
+    opened = await sent_packets.open_packet(session, actor, branch, year, today, pack)
+    data = opened.data
     review = await leader_reviews.released_review(session, actor, branch, year)
     r = data.report
     lines = [
@@ -116,8 +123,21 @@ async def cmd_packet(
     ]
     if review and review.comment:
         lines.append(_("packet_chat.comment", comment=review.comment))
+    lines += frozen_lines(_, opened, pack, tz)
     lines.append(_("packet_chat.draft_hint"))
-    await message.answer("\n".join(lines))
+    button = None
+    if opened.submission is None or opened.changes:
+        key = "packet_chat.resubmit_button" if opened.submission else "packet_chat.submit_button"
+        button = InlineKeyboardMarkup(
+            inline_keyboard=[
+                [
+                    InlineKeyboardButton(
+                        text=_(key), callback_data=PacketSubmit(org_id=branch, year=year).pack()
+                    )
+                ]
+            ]
+        )
+    await message.answer("\n".join(lines), reply_markup=button)
     rating = _(f"review.rating.{review.rating}") if review else None
     draft = packet_files.report_docx(data, pack, _.locale, rating)
     annex = packet_files.annex_xlsx(data, pack, _.locale)
@@ -129,6 +149,27 @@ async def cmd_packet(
         BufferedInputFile(annex, filename=f"packet-{year}-annex.xlsx"),
         caption=_("packet_chat.file_annex", year=year),
     )
+    if opened.submission is not None:
+        sent = opened.submission
+        await message.answer_document(
+            BufferedInputFile(bytes(sent.file_bytes), filename=sent.file_name),
+            caption=_("packet_chat.file_submitted", year=year),
+        )
+
+
+def frozen_lines(_: Texts, opened: sent_packets.OpenedPacket, pack: Pack, tz: tzinfo) -> list[str]:
+    """When the packet was submitted, and what a fresh run now gives differently."""
+    sent = opened.submission
+    if sent is None:
+        return []
+    lines = [_("packet.frozen", when=local_time(sent.submitted_at, tz), sha=sent.sha256[:16])]
+    if not opened.changes:
+        return [*lines, _("packet.unchanged")]
+    lines.append(_("packet.changed"))
+    for change in opened.changes:
+        label, then, now = sent_packets.describe(change, pack, _.locale)
+        lines.append(_("packet.change_line", label=label, then=then, now=now))
+    return lines
 
 
 def _sheet_lines(sheet: ReviewSheet, _: Texts, pack: Pack) -> list[str]:
@@ -288,3 +329,28 @@ async def on_release(
     msg = message_of(query)
     if msg is not None:
         await msg.answer(_("packet_chat.released", count=count, year=cd.year))
+
+
+@router.callback_query(PacketSubmit.filter())
+async def on_submit(
+    query: CallbackQuery,
+    callback_data: PacketSubmit,
+    session: AsyncSession,
+    actor: Actor,
+    _: Texts,
+    pack: Pack,
+    now: datetime,
+) -> None:
+    cd = callback_data
+    sent = await sent_packets.submit_packet(
+        session, actor, cd.org_id, cd.year, now=now, pack=pack, locale=_.locale
+    )
+    org = await get_org(session, cd.org_id)
+    parent = await get_org(session, org.parent_id) if org.parent_id is not None else None
+    await session.commit()
+    await query.answer()
+    msg = message_of(query)
+    if msg is not None:
+        await msg.answer(
+            _("packet_chat.submitted_now", to=parent.name if parent else "—", sha=sent.sha256[:16])
+        )

@@ -20,7 +20,7 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CSV = "text/csv; charset=utf-8"
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 PDF = "application/pdf"
-MEDIA = {"xlsx": XLSX, "csv": CSV, "docx": DOCX, "pdf": PDF}
+MEDIA = {"xlsx": XLSX, "csv": CSV, "docx": DOCX, "pdf": PDF, "zip": "application/zip"}
 
 Cell = str | int | float | date | datetime | None
 

@@ -3,13 +3,14 @@ release, export the sheet; the secretary then sees the rating."""
 
 from __future__ import annotations
 
+from datetime import date
 from io import BytesIO
 
 from docx import Document
 from openpyxl import load_workbook
 from sqlalchemy import select
 
-from storage.models import AuditEntry, LeaderReview
+from storage.models import AuditEntry, EntryStatus, LeaderReview, ServiceEntry, Submission
 from tests.admin.conftest import csrf, read_all, sign_in
 from tests.storage.packet_scene import make_year
 
@@ -77,3 +78,35 @@ async def test_staff_rate_release_and_export(client, new_client, session, sessio
     header = [c.value for c in ws[1]]
     first = dict(zip(header, [c.value for c in ws[2]], strict=True))
     assert first["党支部"] == world.branch_a.name and first["评议等次"] == "一般" and first["已发布"] == "是"
+
+
+async def test_secretary_submits_and_the_page_shows_what_changed(
+    client, session, sessionmaker, world
+) -> None:
+    await make_year(session, world)
+    await sign_in(client, sessionmaker, world.secretary_a)
+    token = await csrf(client, "/packet")
+    r = await client.post("/packet/submit", data={"csrf": token, "org": world.branch_a.id, "year": "2026"})
+    assert r.status_code == 303
+    sent = (await read_all(sessionmaker, select(Submission)))[0]
+    page = (await client.get("/packet")).text
+    assert "报送党工委（校验码" in page and "报送后数字没有变化" in page
+    got = await client.get(f"/packet/download?org={world.branch_a.id}&year=2026&kind=submitted")
+    assert got.headers["content-type"] == "application/zip" and got.content == bytes(sent.file_bytes)
+
+    session.add(
+        ServiceEntry(
+            person_id=world.member_a.id,
+            org_id=world.branch_a.id,
+            day=date(2026, 11, 20),
+            minutes=30,
+            action="volunteer",
+            description="补录",
+            status=EntryStatus.APPROVED,
+        )
+    )
+    await session.commit()
+    page = (await client.get("/packet")).text
+    assert "服务时长合计（小时）：7 → 7.5" in page
+    got = await client.get(f"/packet/download?org={world.branch_a.id}&year=2026&kind=submitted")
+    assert got.content == bytes(sent.file_bytes)

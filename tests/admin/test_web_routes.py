@@ -81,6 +81,7 @@ ROUTES = (
     R("POST", "/members/import?org={org}", ALL, ok=200, upload=True),
     R("POST", "/packet/rate", ABOVE, (("org", "{org}"), ("year", "2026"), ("rating", "good"))),
     R("POST", "/packet/release", ABOVE, (("org", "{org}"), ("year", "2026"))),
+    R("POST", "/packet/submit", ("secretary_a",), (("org", "{org}"), ("year", "2026"))),
 )
 
 

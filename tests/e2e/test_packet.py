@@ -14,7 +14,7 @@ from content.pack import get_pack
 from handlers.packet import parse_year
 from storage import reports
 from storage.access import load_actor
-from storage.models import AuditEntry, LeaderReview
+from storage.models import AuditEntry, EntryStatus, LeaderReview, ServiceEntry, Submission
 from storage.packet import fmt_hours
 from tests.e2e.forge import forged_button
 from tests.storage.packet_scene import YEAR, make_year
@@ -104,3 +104,45 @@ async def test_a_secretary_cannot_rate(chat, db, world, session) -> None:
     )
     assert refused.alert and "没有权限" in refused.alert
     assert await db.count(LeaderReview) == 0
+
+
+async def test_submitting_freezes_the_packet_and_a_later_run_says_what_changed(
+    chat, db, world, session
+) -> None:
+    await make_year(session, world)
+    first = await chat.send(world.secretary_a, "/packet")
+    assert first.sent[0].buttons[0]["text"] == "📤 报送述职材料"
+    done = await chat.press(world.secretary_a, first.sent[0], "📤 报送述职材料")
+    assert "述职材料已报送西宁市社会组织党工委" in done.text
+    sent = (await db.all(select(Submission)))[0]
+    assert sent.kind == "duty_packet" and sent.figures["report"]["minutes"] == 420
+
+    again = await chat.send(world.secretary_a, "/packet")
+    assert (
+        "已于 2026-11-28 10:00 报送党工委" in again.sent[0].text
+        and "报送后数字没有变化" in again.sent[0].text
+    )
+    assert not again.sent[0].buttons  # nothing new to submit
+    assert again.sent[-1].document.data == bytes(sent.file_bytes)  # the file as it was sent
+
+    session.add(
+        ServiceEntry(
+            person_id=world.member_a.id,
+            org_id=world.branch_a.id,
+            day=date(2026, 11, 20),
+            minutes=90,
+            action="welfare_day",
+            description="补录",
+            status=EntryStatus.APPROVED,
+        )
+    )
+    await session.commit()
+    later = await chat.send(world.secretary_a, "/packet")
+    text = later.sent[0].text
+    assert "报送后有变化的数字" in text and "服务时长合计（小时）：7 → 8.5" in text
+    assert later.sent[0].buttons[0]["text"] == "📤 重新报送"
+    assert later.sent[-1].document.data == bytes(sent.file_bytes)
+    assert (await db.all(select(Submission)))[0].figures["report"]["minutes"] == 420
+
+    sheet = await chat.send(world.staff, "/packet")
+    assert "述职材料已报送" in sheet.sent[0].text

@@ -13,9 +13,9 @@ from starlette.routing import Route
 
 from admin.web import files
 from admin.web.context import Ctx, page
-from storage import audit, leader_reviews, packet, packet_files
+from storage import audit, leader_reviews, packet, packet_files, sent_packets, submissions
 from storage.errors import NotFound
-from storage.models import OrgKind
+from storage.models import OrgKind, Role
 
 KINDS = {
     "draft": "docx",
@@ -23,6 +23,7 @@ KINDS = {
     "inspection": "docx",
     "inspection_pdf": "pdf",
     "sheet": "xlsx",
+    "submitted": "zip",
 }
 
 
@@ -53,7 +54,8 @@ async def index(ctx: Ctx) -> Response:
     year = _year(ctx)
     pack = ctx.state.pack
     if org.kind is OrgKind.BRANCH:
-        data = await packet.branch_packet(ctx.db, ctx.me, org.id, year, ctx.today, pack)
+        opened = await sent_packets.open_packet(ctx.db, ctx.me, org.id, year, ctx.today, pack)
+        data = opened.data
         review = await leader_reviews.released_review(ctx.db, ctx.me, org.id, year)
         await audit.record(ctx.db, ctx.me, "packet.view", org_id=org.id, detail={"year": year})
         await ctx.db.commit()
@@ -66,6 +68,9 @@ async def index(ctx: Ctx) -> Response:
             tables=packet_files.packet_tables(data, pack, ctx.locale),
             review=review,
             sheet=None,
+            submission=opened.submission,
+            changes=[sent_packets.describe(c, pack, ctx.locale) for c in opened.changes],
+            can_submit=ctx.me.manages(org, (Role.SECRETARY,)),
         )
     sheet = await leader_reviews.review_sheet(ctx.db, ctx.me, org.id, year, ctx.today, pack)
     return await ctx.render(
@@ -88,7 +93,17 @@ async def download(ctx: Ctx) -> Response:
     if kind not in KINDS:
         raise NotFound()
     pack = ctx.state.pack
-    if kind == "sheet":
+    if kind == "submitted":
+        if org.kind is not OrgKind.BRANCH:
+            raise NotFound()
+        start, end = packet.year_period(year)
+        sent = await submissions.latest(
+            ctx.db, ctx.me, kind=sent_packets.KIND, org_id=org.id, period_start=start, period_end=end
+        )
+        if sent is None:
+            raise NotFound()
+        data = bytes(sent.file_bytes)
+    elif kind == "sheet":
         if org.kind is OrgKind.BRANCH:
             raise NotFound()
         sheet = await leader_reviews.review_sheet(ctx.db, ctx.me, org.id, year, ctx.today, pack)
@@ -137,9 +152,22 @@ async def release(ctx: Ctx) -> Response:
     return ctx.redirect(ctx.back("/packet"))
 
 
+@page((Role.SECRETARY,))
+async def submit(ctx: Ctx) -> Response:
+    org_id = _org_field(ctx)
+    year = _year(ctx)
+    await sent_packets.submit_packet(
+        ctx.db, ctx.me, org_id, year, now=ctx.now, pack=ctx.state.pack, locale=ctx.locale
+    )
+    await ctx.db.commit()
+    ctx.flash("ok", "web.packet.submitted_ok")
+    return ctx.redirect(ctx.back("/packet"))
+
+
 routes = [
     Route("/packet", index, methods=["GET"]),
     Route("/packet/download", download, methods=["GET"]),
     Route("/packet/rate", rate, methods=["POST"]),
     Route("/packet/release", release, methods=["POST"]),
+    Route("/packet/submit", submit, methods=["POST"]),
 ]
