@@ -13,6 +13,7 @@ storage.packet_files; nothing here computes a figure.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import date, datetime, tzinfo
 
@@ -139,8 +140,9 @@ async def cmd_packet(
         )
     await message.answer("\n".join(lines), reply_markup=button)
     rating = _(f"review.rating.{review.rating}") if review else None
-    draft = packet_files.report_docx(data, pack, _.locale, rating)
-    annex = packet_files.annex_xlsx(data, pack, _.locale)
+    # Drawing the files takes CPU time: off the event loop, so other chats are not held up.
+    draft = await asyncio.to_thread(packet_files.report_docx, data, pack, _.locale, rating)
+    annex = await asyncio.to_thread(packet_files.annex_xlsx, data, pack, _.locale)
     await message.answer_document(
         BufferedInputFile(draft, filename=f"packet-{year}-draft.docx"),
         caption=_("packet_chat.file_draft", year=year),
@@ -246,7 +248,7 @@ async def _send_sheet(message: Message, sheet: ReviewSheet, _: Texts, pack: Pack
     for i, chunk in enumerate(chunks):
         last = i == len(chunks) - 1
         await message.answer(chunk, reply_markup=_sheet_keyboard(sheet, _) if last and sheet.rows else None)
-    data = packet_files.review_sheet_xlsx(sheet, pack, _.locale)
+    data = await asyncio.to_thread(packet_files.review_sheet_xlsx, sheet, pack, _.locale)
     await message.answer_document(
         BufferedInputFile(data, filename=f"review-{sheet.year}.xlsx"),
         caption=_("packet_chat.file_sheet", org=sheet.org_name, year=sheet.year),

@@ -13,6 +13,7 @@ storage/packet.py.
 
 from __future__ import annotations
 
+import asyncio
 import zipfile
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -87,7 +88,8 @@ async def submit_packet(
         period_end=end,
         figures=data.summary(),
         file_name=file_name(year, org_id),
-        data=bundle(packet_files(data, pack, locale)),
+        # Drawing the files takes CPU time: off the event loop.
+        data=await asyncio.to_thread(lambda: bundle(packet_files(data, pack, locale))),
         now=now,
         roles=(Role.SECRETARY,),
     )

@@ -8,6 +8,8 @@ storage.packet_files, the same as the chat's /packet and the CLI's `branchbot pa
 
 from __future__ import annotations
 
+import asyncio
+
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -107,20 +109,24 @@ async def download(ctx: Ctx) -> Response:
         if org.kind is OrgKind.BRANCH:
             raise NotFound()
         sheet = await leader_reviews.review_sheet(ctx.db, ctx.me, org.id, year, ctx.today, pack)
-        data = packet_files.review_sheet_xlsx(sheet, pack, ctx.locale, ctx.state.settings.timezone)
+        data = await asyncio.to_thread(
+            packet_files.review_sheet_xlsx, sheet, pack, ctx.locale, ctx.state.settings.timezone
+        )
     else:
         if org.kind is not OrgKind.BRANCH:
             raise NotFound()
         got = await packet.branch_packet(ctx.db, ctx.me, org.id, year, ctx.today, pack)
         rating = await _rating_words(ctx, org.id, year)
-        if kind == "draft":
-            data = packet_files.report_docx(got, pack, ctx.locale, rating)
-        elif kind == "annex":
-            data = packet_files.annex_xlsx(got, pack, ctx.locale)
-        elif kind == "inspection":
-            data = packet_files.inspection_docx(got, pack, ctx.locale, rating)
+        # Drawing the file takes CPU time (a PDF about 2 s): off the event loop.
+        if kind == "annex":
+            data = await asyncio.to_thread(packet_files.annex_xlsx, got, pack, ctx.locale)
         else:
-            data = packet_files.inspection_pdf(got, pack, ctx.locale, rating)
+            render = {
+                "draft": packet_files.report_docx,
+                "inspection": packet_files.inspection_docx,
+                "inspection_pdf": packet_files.inspection_pdf,
+            }[kind]
+            data = await asyncio.to_thread(render, got, pack, ctx.locale, rating)
     fmt = KINDS[kind]
     await audit.record(
         ctx.db, ctx.me, "packet.export", org_id=org.id, detail={"year": year, "kind": kind, "format": fmt}
