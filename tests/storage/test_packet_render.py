@@ -19,7 +19,7 @@ import pytest
 
 from content.pack import get_pack
 from storage.packet import branch_packet, fmt_hours
-from storage.packet_files import cjk_font_path, inspection_docx, inspection_pdf, report_docx
+from storage.packet_files import annex_xlsx, cjk_font_path, inspection_docx, inspection_pdf, report_docx
 from tests.storage.packet_scene import TODAY, YEAR, make_year
 
 PACK = get_pack("qh-2015")
@@ -30,11 +30,11 @@ needs_office = pytest.mark.skipif(
 )
 
 
-def to_pdf(docx: bytes, work: Path) -> Path:
+def to_pdf(document: bytes, work: Path, suffix: str = "docx") -> Path:
     assert SOFFICE is not None, "soffice missing (apt-get install libreoffice-writer-nogui)"
     work.mkdir(parents=True, exist_ok=True)
-    src = work / "doc.docx"
-    src.write_bytes(docx)
+    src = work / f"doc.{suffix}"
+    src.write_bytes(document)
     conf = work / "fonts.conf"
     conf.write_text(
         '<?xml version="1.0"?><!DOCTYPE fontconfig SYSTEM "fonts.dtd"><fontconfig>'
@@ -113,6 +113,15 @@ async def test_inspection_summary_is_one_page_in_word_and_in_pdf(data, tmp_path)
     assert pdf_pages(pdf) == 1
     _cjk_embedded(pdf)
     assert "西宁市餐饮行业协会2026年度党建工作情况" in pdf_text(pdf).replace(" ", "")
+
+
+@needs_office
+async def test_annex_prints_with_its_chinese_sheets(data, tmp_path) -> None:
+    pdf = to_pdf(annex_xlsx(data, PACK), tmp_path / "annex", "xlsx")
+    _cjk_embedded(pdf)
+    text = pdf_text(pdf)
+    for words in ("服务时长合计（小时）", "餐饮企业食品安全咨询", "每月参加一次志愿服务"):
+        assert words in text.replace(" ", ""), words
 
 
 async def test_inspection_pdf_embeds_the_shipped_font(data, tmp_path) -> None:
