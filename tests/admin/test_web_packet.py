@@ -43,6 +43,10 @@ async def test_staff_rate_release_and_export(client, new_client, session, sessio
     await sign_in(client, sessionmaker, world.staff)
     page = await client.get(f"/packet?org={world.committee.id}&year=2026")
     assert world.branch_a.name in page.text and world.branch_c.name not in page.text
+    viewed = await read_all(
+        sessionmaker, select(AuditEntry.org_id).where(AuditEntry.action == "leader_review.view")
+    )
+    assert viewed == [world.committee.id]
     token = await csrf(client, f"/packet?org={world.committee.id}")
     r = await client.post(
         "/packet/rate",

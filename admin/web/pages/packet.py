@@ -75,6 +75,9 @@ async def index(ctx: Ctx) -> Response:
             can_submit=ctx.me.manages(org, (Role.SECRETARY,)),
         )
     sheet = await leader_reviews.review_sheet(ctx.db, ctx.me, org.id, year, ctx.today, pack)
+    # The sheet names each branch's secretary: a read of personal data on the admin surface.
+    await audit.record(ctx.db, ctx.me, "leader_review.view", org_id=org.id, detail={"year": year})
+    await ctx.db.commit()
     return await ctx.render(
         "packet.html",
         org=org,
