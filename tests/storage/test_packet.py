@@ -110,6 +110,18 @@ async def test_draft_follows_the_conventional_order_and_marks_the_secretarys_pla
     assert text.count("自评：本年度尚未自评。") == 5 + 6
     assert text[-2:] == ["书记：李书记", "　　年　　月　　日"]
 
+    # 有群众满意的服务业绩 is backed by the hours by action, the members who took part, the
+    # commitments with their ratings and the service list, in that order, before the 五化 part.
+    start = text.index("6. 有群众满意的服务业绩")
+    end = text.index("（二）对照“五化”目标")
+    titles = [
+        t
+        for t in text[start:end]
+        if t in ("各服务行动服务时长", "参与服务的党员", "公开承诺及践诺、评诺情况", "服务清单")
+    ]
+    assert titles == ["各服务行动服务时长", "参与服务的党员", "公开承诺及践诺、评诺情况", "服务清单"]
+    assert any("党员志愿服务行动（2.5小时）" in t for t in text)
+
 
 async def test_records_behind_the_figures(packet) -> None:
     data, _report = packet
