@@ -280,7 +280,7 @@ async def _packet(args: argparse.Namespace) -> int:
         )
         if not branches:
             return _fail("packet.cli.no_branches", org=org.name)
-        pack = get_pack()
+        pack = get_pack(settings.content_pack)
         try:
             await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
         except OSError:
