@@ -165,6 +165,7 @@ def test_every_action_has_a_label_on_the_audit_page() -> None:
         "membership.role",
         "person.settings",
         "branch_report.submit",
+        "duty_packet.submit",
     }
     assert {"entry.approve", "entry.reject", "commitment.evaluate", "notice.send", "report.submit"} <= actions
     for locale in ("zh", "en"):
