@@ -234,7 +234,8 @@ async def branch_packet(
         )
     )
 
-    # The same commitments the report counts as made (in force in the year, not withdrawn).
+    # The commitments behind the report's commitment figures (storage.reports counts a period's
+    # events), with their state today.
     C = Commitment
     overdue = overdue_clause(today)
     commitments = [
@@ -253,7 +254,14 @@ async def branch_packet(
                 C.org_id == org_id,
                 C.status != CommitmentStatus.WITHDRAWN,
                 C.created_at < end,
-                C.deadline >= date_from,
+                # The year's commitments, as the report counts their events: made, fulfilled,
+                # evaluated or falling due in the year.
+                or_(
+                    C.created_at >= start,
+                    and_(C.reported_at >= start, C.reported_at < end),
+                    and_(C.evaluated_at >= start, C.evaluated_at < end),
+                    C.deadline.between(date_from, date_to),
+                ),
             )
             .order_by(C.deadline, C.id)
         )

@@ -176,3 +176,45 @@ def test_an_outline_naming_an_unknown_item_stops_the_pack(tmp_path) -> None:
     )
     with pytest.raises(PackError, match="unknown item 'vehicles'"):
         load_pack_dir(tmp_path)
+
+
+async def test_the_years_commitments_are_those_with_an_event_in_it(session, world) -> None:
+    from datetime import UTC, datetime
+
+    from storage.models import Commitment, CommitmentStatus
+
+    def utc(*a: int) -> datetime:
+        return datetime(*a, tzinfo=UTC)
+
+    a = world.branch_a
+    session.add_all(
+        [
+            Commitment(  # all of it in 2025: not this year's
+                person_id=world.member_a.id,
+                org_id=a.id,
+                text="去年的承诺",
+                deadline=date(2025, 10, 1),
+                status=CommitmentStatus.EVALUATED,
+                rating="good",
+                created_at=utc(2025, 3, 1),
+                reported_at=utc(2025, 9, 1),
+                evaluated_at=utc(2025, 9, 2),
+            ),
+            Commitment(  # made last year, evaluated this year
+                person_id=world.member_a.id,
+                org_id=a.id,
+                text="跨年评议的承诺",
+                deadline=date(2025, 12, 31),
+                status=CommitmentStatus.EVALUATED,
+                rating="excellent",
+                created_at=utc(2025, 6, 1),
+                reported_at=utc(2025, 12, 20),
+                evaluated_at=utc(2026, 1, 8),
+            ),
+        ]
+    )
+    await session.commit()
+    actor = await world.actor(session, world.secretary_a)
+    data = await branch_packet(session, actor, a.id, YEAR, TODAY, PACK)
+    assert [c.text for c in data.commitments] == ["跨年评议的承诺"]
+    assert data.report.commitments.evaluated == 1 and data.rated("excellent") == 1
