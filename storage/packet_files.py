@@ -40,6 +40,7 @@ from storage.reports import OTHER
 
 Text = Callable[..., str]
 CJK_FONT = "NotoSansCJKsc-Regular.otf"
+KEEP_TOGETHER_ROWS = 15  # tables up to this many rows are kept on one page
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,8 +309,9 @@ class _Word:
     def heading(self, text: str, level: int) -> None:
         self.doc.add_paragraph(text, style=f"Heading {level}")
 
-    def paragraph(self, text: str, indent: bool = True) -> None:
+    def paragraph(self, text: str, indent: bool = True, keep_with_next: bool = False) -> None:
         p = self.doc.add_paragraph(text)
+        p.paragraph_format.keep_with_next = keep_with_next
         if indent:
             p.paragraph_format.first_line_indent = Pt(self.doc.styles["Normal"].font.size.pt * 2)
 
@@ -328,12 +330,22 @@ class _Word:
         table.autofit = False
         for column, width in zip(table.columns, widths_mm, strict=True):
             column.width = Mm(width)
-        for i, row in enumerate(([headers] if headers else []) + list(rows)):
-            cells = table.add_row().cells
-            for cell, value, width in zip(cells, row, widths_mm, strict=True):
+        all_rows = ([headers] if headers else []) + list(rows)
+        # A short table stays on one page with its title (each row kept with the next); a long
+        # one breaks between rows, never inside one, and repeats its header row on each page.
+        together = len(all_rows) <= KEEP_TOGETHER_ROWS
+        for i, row in enumerate(all_rows):
+            added = table.add_row()
+            tr_pr = added._tr.get_or_add_trPr()
+            tr_pr.append(OxmlElement("w:cantSplit"))
+            if headers and i == 0:
+                tr_pr.append(OxmlElement("w:tblHeader"))
+            for cell, value, width in zip(added.cells, row, widths_mm, strict=True):
                 cell.width = Mm(width)
                 cell.text = ""
-                run = cell.paragraphs[0].add_run(value)
+                paragraph = cell.paragraphs[0]
+                paragraph.paragraph_format.keep_with_next = together and i < len(all_rows) - 1
+                run = paragraph.add_run(value)
                 run.font.size = Pt(self.table_pt)
                 run.bold = bool(headers) and i == 0
         self.doc.add_paragraph()
@@ -371,7 +383,7 @@ def _render_blocks(
             w.blank(_fill(b.blank.get(locale), figures))
         elif b.table:
             table = tables[b.table]
-            w.paragraph(table.title, indent=False)
+            w.paragraph(table.title, indent=False, keep_with_next=True)
             if table.rows:
                 w.grid(table.headers, [[_cell_text(v) for v in row] for row in table.rows], _widths(table))
             else:

@@ -9,6 +9,7 @@ from io import BytesIO
 
 import pytest
 from docx import Document
+from docx.oxml.ns import qn
 from openpyxl import load_workbook
 
 from content.pack import PACKS_DIR, PackError, get_pack, load_pack_dir
@@ -121,6 +122,14 @@ async def test_draft_follows_the_conventional_order_and_marks_the_secretarys_pla
     ]
     assert titles == ["各服务行动服务时长", "参与服务的党员", "公开承诺及践诺、评诺情况", "服务清单"]
     assert any("党员志愿服务行动（2.5小时）" in t for t in text)
+
+    # Tables print whole: rows never split, the header row repeats, a short table keeps together.
+    doc = Document(BytesIO(report_docx(data, PACK)))
+    for table in doc.tables:
+        rows = table.rows
+        assert all(r._tr.trPr.find(qn("w:cantSplit")) is not None for r in rows)
+        assert rows[0]._tr.trPr.find(qn("w:tblHeader")) is not None
+        assert all(c.paragraphs[0].paragraph_format.keep_with_next for r in rows[:-1] for c in r.cells)
 
 
 async def test_records_behind_the_figures(packet) -> None:
