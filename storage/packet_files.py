@@ -37,6 +37,7 @@ from storage.leader_reviews import ReviewSheet
 from storage.packet import PacketData, fmt_hours
 from storage.report_files import COUNT, DAY, HOURS, SCORE, _sheet, _summary_sheet
 from storage.reports import OTHER
+from storage.xlsx_print import period_text, print_ready
 
 Text = Callable[..., str]
 CJK_FONT = "NotoSansCJKsc-Regular.otf"
@@ -499,6 +500,8 @@ def annex_xlsx(data: PacketData, pack: Pack, locale: str = "zh") -> bytes:
         ws = wb.create_sheet(t(f"packet.sheet.{table.name}"))
         rows = [[round(v.minutes / 60, 2) if isinstance(v, Hours) else v for v in row] for row in table.rows]
         _sheet(ws, table.headers, rows, table.formats, table.widths)
+    # Printed and signed like the branch report: A4, one page wide, org and period on each page.
+    print_ready(wb, t, org=r.org_name, period=period_text(t, r.date_from, r.date_to))
     out = BytesIO()
     wb.save(out)
     return out.getvalue()
@@ -621,6 +624,9 @@ def review_sheet_xlsx(sheet: ReviewSheet, pack: Pack, locale: str = "zh", tz: st
     formats += [SCORE] * n + [DAY, None, None, None]
     widths = [30, 12, 8, 10, 12, 12, 8, 10, 10, 10, 10, *([12] * n), 12, 10, 30, 8]
     _sheet(ws, headers, rows, formats, widths)
+    print_ready(
+        wb, t, org=sheet.org_name, period=period_text(t, date(sheet.year, 1, 1), date(sheet.year, 12, 31))
+    )
     out = BytesIO()
     wb.save(out)
     return out.getvalue()
