@@ -21,7 +21,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from content.i18n import texts
+from content.i18n import period_label, texts
 from content.pack import Pack, get_pack
 from storage import reports
 from storage.access import Actor
@@ -179,9 +179,9 @@ class PacketData:
         for cl in pack.checklists:
             got = scores.get(cl.id)
             out[f"score_{cl.id}"] = f"{got.score:g}" if got else "—"
-            out[f"period_{cl.id}"] = got.period if got else "—"
+            out[f"period_{cl.id}"] = period_label(t, got.period) if got else "—"
             out[f"assessed_{cl.id}"] = (
-                t("packet.assessed", score=f"{got.score:g}", period=got.period)
+                t("packet.assessed", score=f"{got.score:g}", period=period_label(t, got.period))
                 if got
                 else t("packet.not_assessed")
             )

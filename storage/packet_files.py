@@ -31,7 +31,7 @@ from docx.oxml.ns import qn
 from docx.shared import Mm, Pt, RGBColor
 from openpyxl import Workbook
 
-from content.i18n import texts
+from content.i18n import period_label, texts
 from content.pack import DocBlock, DocOutline, Pack
 from storage.leader_reviews import ReviewSheet
 from storage.packet import PacketData, fmt_hours
@@ -211,7 +211,7 @@ def packet_tables(data: PacketData, pack: Pack, locale: str) -> dict[str, Table]
         [
             [
                 cl_titles.get(a.checklist_id, a.checklist_id),
-                a.period,
+                period_label(t, a.period),
                 a.score,
                 a.first_score if a.first_score is not None else "—",
             ]

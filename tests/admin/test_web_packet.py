@@ -81,7 +81,9 @@ async def test_staff_rate_release_and_export(client, new_client, session, sessio
     ws = load_workbook(BytesIO(sheet.content))["述职评议"]
     header = [c.value for c in ws[1]]
     first = dict(zip(header, [c.value for c in ws[2]], strict=True))
-    assert first["党支部"] == world.branch_a.name and first["评议等次"] == "一般" and first["已发布"] == "是"
+    assert (
+        first["党支部"] == world.branch_a.name and first["述职评议等次"] == "一般" and first["已发布"] == "是"
+    )
 
 
 async def test_secretary_submits_and_the_page_shows_what_changed(

@@ -20,12 +20,12 @@ async def test_rate_release_and_the_secretary_sees_it(site, page, browser) -> No
     await page.wait_for_load_state("networkidle")
     assert await page.locator("h1").inner_text() == "2026 年度述职评议"
     row = page.locator("tr", has_text=w.branch_a.name)
-    await row.get_by_label("党工委评议等次").select_option(label="较好")
+    await row.get_by_label("党工委述职评议等次").select_option(label="较好")
     await row.get_by_label("评语").fill("服务台账完整，承诺践诺及时")
-    await row.get_by_role("button", name="保存评议").click()
+    await row.get_by_role("button", name="保存述职评议").click()
     await page.wait_for_load_state("networkidle")
-    assert "评议已保存" in await page.locator(".flash.ok").inner_text()
-    await page.get_by_role("button", name="向支部书记发布评议结果").click()
+    assert "述职评议已保存" in await page.locator(".flash.ok").inner_text()
+    await page.get_by_role("button", name="向支部书记发布述职评议结果").click()
     await page.wait_for_load_state("networkidle")
     await page.screenshot(path=str(screenshot_path("packet-sheet")), full_page=True)
     assert await _value(site, select(LeaderReview.rating)) == "fairly_good"

@@ -64,13 +64,13 @@ async def test_staff_rate_comment_release_and_the_secretary_sees_it(chat, db, wo
     await make_year(session, world)
     sheet = await chat.send(world.staff, "/packet 2026")
     head = sheet.sent[0]
-    assert "2026 年度述职评议" in head.text and "已评议 0/2 个支部" in head.text
+    assert "2026 年度述职评议" in head.text and "已完成述职评议 0/2 个支部" in head.text
     assert world.branch_a.name in head.text and world.branch_c.name not in head.text
     assert "“六有”目标 83.3 分" in head.text and "述职材料未报送" in head.text
     assert sheet.sent[-1].document.file_name == "review-2026.xlsx"
-    assert [b["text"] for b in head.buttons][-1] == "📢 发布评议结果"
+    assert [b["text"] for b in head.buttons][-1] == "📢 发布述职评议结果"
 
-    pick = await chat.press(world.staff, head, f"评议：{world.branch_a.name}")
+    pick = await chat.press(world.staff, head, f"述职评议：{world.branch_a.name}")
     assert pick.buttons == ["好", "较好", "一般", "差"]
     rated = await chat.press(world.staff, pick, "较好")
     assert "已记录：较好" in rated.text
@@ -83,7 +83,7 @@ async def test_staff_rate_comment_release_and_the_secretary_sees_it(chat, db, wo
 
     before = await chat.send(world.secretary_a, "/packet")
     assert "尚未发布" in before.sent[0].text
-    released = await chat.press(world.staff, head, "📢 发布评议结果")
+    released = await chat.press(world.staff, head, "📢 发布述职评议结果")
     assert "发布 2026 年度述职评议结果 1 条" in released.text
     after = await chat.send(world.secretary_a, "/packet")
     assert "党工委述职评议等次：较好" in after.sent[0].text
@@ -95,7 +95,7 @@ async def test_staff_rate_comment_release_and_the_secretary_sees_it(chat, db, wo
 async def test_a_secretary_cannot_rate(chat, db, world, session) -> None:
     await make_year(session, world)
     sheet = await chat.send(world.staff, "/packet")
-    pick = await chat.press(world.staff, sheet.sent[0], f"评议：{world.branch_a.name}")
+    pick = await chat.press(world.staff, sheet.sent[0], f"述职评议：{world.branch_a.name}")
     # The secretary of branch A presses a rating button made for staff (a forwarded keyboard).
     data = next(b["callback_data"] for b in pick.message.buttons if b["text"] == "好")
     await chat.send(world.secretary_a, "/packet")

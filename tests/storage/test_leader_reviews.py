@@ -73,7 +73,7 @@ async def test_rating_is_stored_audited_and_seen_by_the_secretary_only_once_rele
     ws = wb["述职评议"]
     header = [c.value for c in ws[1]]
     row = dict(zip(header, [c.value for c in ws[2]], strict=True))
-    assert row["党支部"] == world.branch_a.name and row["评议等次"] == "好" and row["已发布"] == "是"
+    assert row["党支部"] == world.branch_a.name and row["述职评议等次"] == "好" and row["已发布"] == "是"
     assert row["评语"] == "服务记录完整，承诺践诺好"
     assert "“六有”目标得分" in header
 

@@ -57,10 +57,10 @@ async def test_draft_figures_are_the_branch_reports(packet) -> None:
     assert (
         f"支部党员参加志愿服务{fmt_hours(report.minutes)}小时，{report.participants}名党员参与；"
         f"公开承诺{report.commitments.made}项，已践诺{report.commitments.fulfilled}项，"
-        f"已评议{report.commitments.evaluated}项" in text
+        f"已评诺{report.commitments.evaluated}项" in text
     )
     assert "全年服务7小时，2名党员参与" in text
-    assert "评议为优秀1项、良好1项、一般0项、较差0项；服务清单公开服务项目2项" in text
+    assert "评诺为优秀1项、良好1项、一般0项、较差0项；服务清单公开服务项目2项" in text
     assert f"结对联合服务计入本支部{fmt_hours(report.joint_minutes)}小时" in text
     assert f"支部现有党员{report.members_total}名" in text
 
@@ -146,7 +146,7 @@ async def test_records_behind_the_figures(packet) -> None:
     ]
     assert [r[2:] for r in tables["notices"].rows] == [[2, 1]]
     assert tables["exemplars"].rows == [["全市社会组织服务型党组织示范点"]]
-    assert tables["scores"].rows == [["“六有”目标", "2026-Q4", 83.3, 50.0]]
+    assert tables["scores"].rows == [["“六有”目标", "2026年第四季度", 83.3, 50.0]]
     assert [r[:2] for r in tables["submissions"].rows] == [[date(2026, 6, 1), date(2026, 6, 30)]]
     assert [r[0] for r in tables["members"].rows] == ["张三", "李四"]
 
@@ -161,7 +161,7 @@ async def test_english_draft_and_inspection_summary(packet) -> None:
     fields = {row[0]: row[1] for t in tables for row in t}
     assert fields["社会组织名称"] == "西宁市餐饮行业协会"
     assert fields["党员志愿服务"] == f"{fmt_hours(report.minutes)}小时，{report.participants}名党员参与"
-    assert fields["“六有”自评得分"] == "83.3分（2026-Q4）"
+    assert fields["“六有”自评得分"] == "83.3分（2026年第四季度）"
     assert fields["“五化”自评得分"] == "本年度未自评"
     assert fields["书记述职评议等次"] == "好"
 
@@ -212,7 +212,7 @@ async def test_the_years_commitments_are_those_with_an_event_in_it(session, worl
             Commitment(  # made last year, evaluated this year
                 person_id=world.member_a.id,
                 org_id=a.id,
-                text="跨年评议的承诺",
+                text="跨年评诺的承诺",
                 deadline=date(2025, 12, 31),
                 status=CommitmentStatus.EVALUATED,
                 rating="excellent",
@@ -225,5 +225,5 @@ async def test_the_years_commitments_are_those_with_an_event_in_it(session, worl
     await session.commit()
     actor = await world.actor(session, world.secretary_a)
     data = await branch_packet(session, actor, a.id, YEAR, TODAY, PACK)
-    assert [c.text for c in data.commitments] == ["跨年评议的承诺"]
+    assert [c.text for c in data.commitments] == ["跨年评诺的承诺"]
     assert data.report.commitments.evaluated == 1 and data.rated("excellent") == 1
