@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import sys
 from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SUPPORTED_LOCALES = ("zh", "en")
+ADMIN_SECRET_MIN_BYTES = 32
 
 
 class Settings(BaseSettings):
@@ -30,6 +32,12 @@ class Settings(BaseSettings):
     admin_host: str = "127.0.0.1"
     admin_port: int = Field(default=8080, ge=0, le=65535)
     admin_secret: str = Field(default="", description="key that signs admin cookies and sign-in links")
+    # Admin web sessions end after this long without a request, and this long after sign-in.
+    admin_session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    admin_session_hours: int = Field(default=8, ge=1, le=7 * 24)
+    # Reverse proxies whose X-Forwarded-For names the client (addresses or networks, comma-
+    # separated). From anyone else the header is ignored: it is the caller's to forge.
+    admin_trusted_proxies: str = ""
     admin_public_url: str | None = None  # how people reach the admin web, if not http://ADMIN_HOST:ADMIN_PORT
     timezone: str = "Asia/Shanghai"
     default_locale: str = "zh"
@@ -77,12 +85,36 @@ class Settings(BaseSettings):
             raise ValueError(f"must be one of {', '.join(SUPPORTED_LOCALES)}")
         return v
 
+    @field_validator("admin_secret")
+    @classmethod
+    def _admin_secret(cls, v: str) -> str:
+        # Empty means "a random key per process" (sessions end on restart); a short one is a
+        # mistake that would make the cookies' signature guessable, so it stops start-up.
+        if v and len(v.encode("utf-8")) < ADMIN_SECRET_MIN_BYTES:
+            raise ValueError(f"must be at least {ADMIN_SECRET_MIN_BYTES} bytes (e.g. `openssl rand -hex 32`)")
+        return v
+
+    @field_validator("admin_trusted_proxies")
+    @classmethod
+    def _proxies(cls, v: str) -> str:
+        for part in filter(None, (p.strip() for p in v.split(","))):
+            try:
+                ip_network(part, strict=False)
+            except ValueError as e:
+                raise ValueError(f"not an address or network: {part!r}") from e
+        return v
+
     @field_validator("webhook_url")
     @classmethod
     def _webhook(cls, v: str | None) -> str | None:
         if v and not v.startswith("https://") and not v.startswith("http://"):
             raise ValueError("must be an http(s) URL")
         return v or None
+
+    @property
+    def trusted_proxies(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        parts = (p.strip() for p in self.admin_trusted_proxies.split(","))
+        return tuple(ip_network(p, strict=False) for p in parts if p)
 
     @property
     def tz(self) -> ZoneInfo:

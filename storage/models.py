@@ -532,6 +532,21 @@ class WebSignIn(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class AdminSession(Base):
+    """A signed-in admin web session. The browser's cookie holds only a random id; its SHA-256 is
+    kept here, so the session can be ended (logout, a new password, a role taken away, "sign out
+    everywhere") and a copy of the table cannot be replayed as cookies."""
+
+    __tablename__ = "admin_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())  # the absolute lifetime's end
+
+
 class AuditEntry(Base):
     __tablename__ = "audit_log"
     __table_args__ = (Index("ix_audit_log_at", "at"),)

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage import audit
+from storage import admin_sessions, audit
 from storage.access import Actor, load_actor
 from storage.errors import Forbidden, NotFound, Refused
 from storage.models import Membership, Org, Person, Role, WebSignIn
@@ -157,6 +157,8 @@ async def set_password(s: AsyncSession, actor: Actor, person_id: int, username: 
     person.username = data.username
     # Argon2 takes a good part of a second on purpose: off the event loop the bot shares.
     person.password_hash = await asyncio.to_thread(HASHER.hash, data.password)
+    # Whoever signed in with the old password (or holds a stolen cookie) is signed out.
+    await admin_sessions.end_all(s, person.id)
     await s.flush()
     await audit.record(s, actor, "web.password_set", subject_person_id=person.id)
     return person

@@ -1,4 +1,4 @@
-"""Assembling the admin web: a Starlette app over the store, with signed-cookie sessions, CSRF,
+"""Assembling the admin web: a Starlette app over the store, with server-side sessions, CSRF,
 secure headers and server-rendered Jinja2 pages."""
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from admin.web.context import SESSION_HOURS, http_error_handler
-from admin.web.security import SecureHeaders
+from admin.web.context import http_error_handler
+from admin.web.security import SecureHeaders, SignInLimiter
 from admin.web.state import Notify, WebState
 from config.clock import Clock
 from config.settings import Settings
@@ -110,10 +110,13 @@ def create_app(
     """The admin web app. `outbox_notify` is called after a commit that put messages in the outbox
     (a notice sent, a nudge, review outcomes), to wake the delivery worker at once."""
     secure = public_base(settings).startswith("https://")
+    clock = clock or Clock()
     state = WebState(
         sessionmaker=sessionmaker,
         settings=settings,
-        clock=clock or Clock(),
+        clock=clock,
+        # Sign-in delays follow the app's clock (a test's frozen clock too).
+        limiter=SignInLimiter(clock=lambda: clock.now().timestamp()),
         pack=get_pack(settings.content_pack),
         env=make_env(settings),
         secure_cookies=secure,
@@ -127,7 +130,7 @@ def create_app(
                 SessionMiddleware,
                 secret_key=_secret(settings),
                 session_cookie=COOKIE,
-                max_age=SESSION_HOURS * 3600,
+                max_age=settings.admin_session_hours * 3600,
                 same_site="lax",
                 https_only=secure,
             ),

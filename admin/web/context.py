@@ -2,7 +2,7 @@
 session, and the `page` decorator every route goes through.
 
 The decorator decides, before any page code runs:
-- not signed in (or the session is older than 8 hours) → 302 to /login;
+- not signed in (no live server-side session: see storage.admin_sessions) → 302 to /login;
 - a POST without the session's CSRF token, or from another origin → 403;
 - a role the page is not for (members: every page) → 403.
 Store errors then become responses the same way everywhere: an object outside the actor's scope
@@ -33,14 +33,16 @@ from admin.web.nav import nav_for
 from admin.web.security import CSRF_FIELD, CSRF_HEADER, csrf_ok, csrf_token
 from admin.web.state import WebState
 from content.i18n import LOCALES, Texts, texts
+from storage import admin_sessions
 from storage.access import Actor, load_actor
-from storage.errors import Forbidden, NotFound, Refused
+from storage.errors import Forbidden, Invalid, NotFound, Refused
 from storage.models import Org, OrgKind, Person, Role
+from storage.validation import ascii_int, control_chars, strict_day
 
 log = logging.getLogger("branchbot.admin")
 
-SESSION_HOURS = 8
 MANAGERS = (Role.SECRETARY, Role.STAFF, Role.ADMIN)
+WEB_ROLES = MANAGERS  # who may hold a session at all
 ABOVE = (Role.STAFF, Role.ADMIN)
 FORM_LIMIT = 1024 * 1024  # ordinary forms; uploads name their own limit
 
@@ -84,20 +86,49 @@ class Ctx:
     # ---- input -----------------------------------------------------------------------------
 
     def arg(self, name: str, default: str = "") -> str:
-        return (self.request.query_params.get(name) or default).strip()
+        value = (self.request.query_params.get(name) or default).strip()
+        if control_chars(value, allow_newlines=False):
+            raise Invalid("error.control_chars")
+        return value
 
     def int_arg(self, name: str) -> int | None:
         """An id from the query; a malformed one is a page that does not exist."""
         raw = self.arg(name)
         if not raw:
             return None
-        if not raw.isdigit() or len(raw) > 12:
+        n = ascii_int(raw)
+        if n is None:
             raise NotFound()
-        return int(raw)
+        return n
+
+    def page_arg(self, name: str = "page") -> int:
+        """A page number: 1 unless the query holds a sensible one."""
+        return ascii_int(self.arg(name), lo=1, hi=100_000) or 1
+
+    def day_arg(self, name: str) -> date | None:
+        """A day from the query (YYYY-MM-DD), or None if absent; anything else is a clear 400."""
+        raw = self.arg(name)
+        if not raw:
+            return None
+        day = strict_day(raw)
+        if day is None:
+            raise Invalid("web.bad_date", value=raw[:20])
+        return day
+
+    def path_id(self, name: str) -> int:
+        """An id from the path (the route took digits only): beyond an id's range, no such page."""
+        n = ascii_int(str(self.request.path_params[name]))
+        if n is None:
+            raise NotFound()
+        return n
 
     def field(self, name: str, default: str = "") -> str:
         v = self.form.get(name) if self.form is not None else None
-        return v.strip() if isinstance(v, str) else default
+        if not isinstance(v, str):
+            return default
+        if control_chars(v):
+            raise Invalid("error.control_chars")
+        return v.strip()
 
     def fields(self, name: str) -> list[str]:
         if self.form is None:
@@ -239,7 +270,8 @@ async def _read_form(request: Request, limit: int) -> FormData:
     and as soon as it passes the limit when it is not (chunked uploads)."""
     too_big = PageError(413, "web.too_big", mb=max(1, limit // (1024 * 1024)))
     length = request.headers.get("content-length")
-    if length is not None and (not length.isdigit() or int(length) > limit):
+    declared = ascii_int(length, hi=10**15) if length is not None else 0
+    if declared is None or declared > limit:
         raise too_big
     seen = 0
     receive = request.receive
@@ -309,19 +341,7 @@ async def _serve_form(
         if not csrf_ok(session, given if isinstance(given, str) else None):
             raise PageError(403, "web.csrf")
     async with state.sessionmaker() as db:
-        person: Person | None = None
-        actor: Actor | None = None
-        pid = session.get("pid")
-        if isinstance(pid, int):
-            at = session.get("at")
-            fresh = isinstance(at, int | float) and 0 <= now.timestamp() - at < SESSION_HOURS * 3600
-            person = await db.get(Person, pid) if fresh else None
-            if person is None or person.erased_at is not None:
-                person = None
-                session.pop("pid", None)
-                session.pop("at", None)
-            else:
-                actor = await load_actor(db, pid, via="web")
+        person, actor = await _signed_in(db, session, state, now)
         if allowed is not None:
             if actor is None:
                 return sign_in_redirect(request)
@@ -345,6 +365,32 @@ async def _serve_form(
             raise
         log.debug("%s %s %.0f ms", request.method, request.url.path, 1000 * (time.perf_counter() - started))
         return response
+
+
+async def _signed_in(
+    db: AsyncSession, session: dict[str, Any], state: WebState, now: datetime
+) -> tuple[Person | None, Actor | None]:
+    """The person and Actor of the request's session, if it is live on the server (see
+    storage.admin_sessions). A session whose person was erased or holds no web role any more is
+    ended here, whichever way the role went."""
+    token = session.get("sid")
+    if not isinstance(token, str):
+        return None, None
+    pid = await admin_sessions.resume(db, token, now, state.session_life)
+    person = await db.get(Person, pid) if pid is not None else None
+    actor = None
+    if person is not None and person.erased_at is None:
+        actor = await load_actor(db, person.id, via="web")
+        if not actor.roles() & set(WEB_ROLES):
+            await admin_sessions.end_all(db, person.id)
+            actor = None
+    elif pid is not None:
+        await admin_sessions.end_all(db, pid)
+    await db.commit()  # the session's last-seen time, or its end
+    if actor is None:
+        session.pop("sid", None)
+        return None, None
+    return person, actor
 
 
 def _refused(ctx: Ctx, e: Refused) -> Response:

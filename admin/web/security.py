@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import MutableMapping
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, MutableMapping
+from contextlib import suppress
+from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Any
 
-from limits import RateLimitItem, parse
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -75,24 +77,117 @@ def csrf_ok(session: MutableMapping[str, Any], given: str | None) -> bool:
 # ---- sign-in attempts ----------------------------------------------------------------------
 
 
-class SignInLimiter:
-    """Failed sign-in attempts, counted per client address and per username in a moving window.
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """One sign-in attempt, counted before the password is checked."""
 
-    `limits` (moving window, in memory): one process serves the web, so memory is the right store;
-    a restart forgets the counts, which only helps someone who can restart the server anyway.
+    keys: tuple[str, ...]
+    at: float
+
+
+class SignInLimiter:
+    """Sign-in attempts per username and per client address, counted *before* the password is
+    checked, so that concurrent attempts cannot all slip past the count while Argon2 runs.
+
+    A few attempts per key are free in a window; after that each attempt must wait a delay that
+    doubles with every further attempt (1 s, 2 s, 4 s, … up to `max_delay`). A stranger can thus
+    slow sign-in for a username down, but never lock its owner out for long. A success clears the
+    username's count. In memory: one process serves the web, and a restart only forgets counts.
     """
 
-    def __init__(self, per_ip: str = "20/15 minutes", per_user: str = "5/15 minutes") -> None:
-        self._limiter = MovingWindowRateLimiter(MemoryStorage())
-        self._per_ip = parse(per_ip)
-        self._per_user = parse(per_user)
+    def __init__(
+        self,
+        *,
+        free_per_user: int = 5,
+        free_per_ip: int = 20,
+        window: float = 15 * 60,
+        base_delay: float = 1.0,
+        max_delay: float = 60.0,
+        max_keys: int = 50_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.free = {"user": free_per_user, "ip": free_per_ip}
+        self.window, self.base_delay, self.max_delay = window, base_delay, max_delay
+        self.max_keys = max_keys
+        self.clock = clock
+        self._attempts: OrderedDict[str, deque[float]] = OrderedDict()
 
-    def _items(self, ip: str, username: str) -> list[tuple[RateLimitItem, str]]:
-        return [(self._per_ip, f"ip:{ip}"), (self._per_user, f"user:{username.strip().lower()[:64]}")]
+    @staticmethod
+    def _keys(ip: str, username: str) -> tuple[str, ...]:
+        return (f"ip:{ip}", f"user:{username.strip().lower()[:64]}")
 
-    def allowed(self, ip: str, username: str) -> bool:
-        return all(self._limiter.test(item, "sign-in", key) for item, key in self._items(ip, username))
+    def _delay(self, key: str, count: int) -> float:
+        free = self.free[key.split(":", 1)[0]]
+        if count < free:
+            return 0.0
+        return min(self.max_delay, self.base_delay * 2.0 ** (count - free))
 
-    def failed(self, ip: str, username: str) -> None:
-        for item, key in self._items(ip, username):
-            self._limiter.hit(item, "sign-in", key)
+    def _recent(self, key: str, now: float) -> deque[float]:
+        q = self._attempts.get(key)
+        if q is None:
+            return deque()
+        while q and q[0] <= now - self.window:
+            q.popleft()
+        return q
+
+    def reserve(self, ip: str, username: str) -> Reservation | float:
+        """Count an attempt now, or say how many seconds to wait before one is allowed.
+
+        No await in here: in one event loop, check and count are one step."""
+        now = self.clock()
+        keys = self._keys(ip, username)
+        wait = 0.0
+        for key in keys:
+            q = self._recent(key, now)
+            if q:
+                wait = max(wait, q[-1] + self._delay(key, len(q)) - now)
+        if wait > 0:
+            return wait
+        for key in keys:
+            q = self._attempts.pop(key, None) or deque()
+            q.append(now)
+            self._attempts[key] = q  # most recently used last
+        while len(self._attempts) > self.max_keys:
+            self._attempts.popitem(last=False)
+        return Reservation(keys, now)
+
+    def succeeded(self, r: Reservation) -> None:
+        """The password was right: the username starts afresh; the address keeps its other attempts."""
+        for key in r.keys:
+            q = self._attempts.get(key)
+            if q is None:
+                continue
+            if key.startswith("user:"):
+                del self._attempts[key]
+            else:
+                with suppress(ValueError):
+                    q.remove(r.at)
+
+
+def client_address(
+    peer: str | None, forwarded_for: str | None, trusted: Iterable[IPv4Network | IPv6Network]
+) -> str:
+    """The client's address: the peer's, unless the peer is a trusted proxy; then the nearest
+    address in X-Forwarded-For that is not itself a trusted proxy (the rightmost ones were added
+    by our proxies; the leftmost ones are the client's to invent)."""
+    nets = tuple(trusted)
+
+    def is_trusted(addr: str) -> bool:
+        try:
+            ip = ip_address(addr)
+        except ValueError:
+            return False
+        return any(ip in net for net in nets)
+
+    if not peer:
+        return "unknown"
+    if not nets or not is_trusted(peer) or not forwarded_for:
+        return peer
+    hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not is_trusted(hop):
+            try:
+                return str(ip_address(hop))
+            except ValueError:
+                return peer  # a garbled header: count it against the proxy's own address
+    return peer

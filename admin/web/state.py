@@ -16,6 +16,7 @@ from admin.web.security import SignInLimiter
 from config.clock import Clock
 from config.settings import Settings
 from content.pack import Pack
+from storage.admin_sessions import Lifetimes
 
 Notify = Callable[[], Awaitable[None] | None]
 
@@ -70,6 +71,14 @@ class WebState:
     notify: Notify | None = None
     limiter: SignInLimiter = field(default_factory=SignInLimiter)
     stash: Stash = field(default_factory=Stash)
+
+    @property
+    def session_life(self) -> Lifetimes:
+        st = self.settings
+        return Lifetimes(
+            idle=timedelta(minutes=st.admin_session_idle_minutes),
+            absolute=timedelta(hours=st.admin_session_hours),
+        )
 
     async def wake_delivery(self) -> None:
         """Tell the delivery worker there is new mail in the outbox (after the commit)."""

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from starlette.routing import Route
 
-from storage.models import Membership, Role
+from storage.models import AdminSession, Membership, Role
 from tests.admin.conftest import csrf, make_objects, sign_in
 
 ALL = ("admin", "staff", "other_staff", "secretary_a")
@@ -111,6 +111,7 @@ def test_the_matrix_covers_every_route(app) -> None:
     public = {"/login", "/login/link/{token}", "/logout", "/lang", "/static/fonts/cjk.otf", "/verify/{code}"}
     special = {"/members/import/confirm", "/members/import/sheet/{token}"}  # upload tests
     special |= {"/evidence/{entry_id:int}"}  # tests/admin/test_web_evidence.py
+    special |= {"/logout/everywhere"}  # it signs the client out: tests/admin/test_web_sessions.py
     served = {
         (m, r.path) for r in app.routes if isinstance(r, Route) for m in (r.methods or ()) if m != "HEAD"
     }
@@ -177,8 +178,11 @@ async def test_signed_out_visitors_are_sent_to_sign_in(client, session, world) -
         assert res.headers["location"].startswith("/login?next=")
 
 
-async def test_members_get_403_on_every_page(client, sessionmaker, session, world) -> None:
-    """A secretary signed in, then made a plain member: every request checks the role again."""
+async def test_a_secretary_made_a_member_is_signed_out_of_every_page(
+    client, sessionmaker, session, world
+) -> None:
+    """A secretary signed in, then made a plain member: every request checks the role again, and
+    a session whose person holds no web role any more ends (storage.admin_sessions)."""
     objects = await make_objects(session, world)
     await sign_in(client, sessionmaker, world.secretary_a)
     token = await csrf(client)
@@ -188,7 +192,8 @@ async def test_members_get_403_on_every_page(client, sessionmaker, session, worl
     await session.commit()
     for r in ROUTES:
         res = await call(client, r, objects, "a", token)
-        assert res.status_code == 403, (r.path, res.status_code)
+        assert res.status_code == 302 and res.headers["location"].startswith("/login"), r.path
+    assert await session.scalar(select(func.count()).select_from(AdminSession)) == 0
     assert (
         await session.scalar(select(Membership.role).where(Membership.person_id == world.secretary_a.id))
         is Role.MEMBER

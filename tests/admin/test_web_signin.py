@@ -59,12 +59,20 @@ async def test_wrong_password_and_unknown_user_are_refused_alike(client, world, 
     assert (await client.get("/")).status_code == 302
 
 
-async def test_sign_in_attempts_are_rate_limited(client, world, staff_password) -> None:
+async def test_sign_in_attempts_are_slowed_down_not_locked(client, world, staff_password, clock) -> None:
     for _ in range(5):
         assert (await _login(client, "wang", "guess guess guess")).status_code == 401
     r = await _login(client, "wang", PASSWORD)  # even the right password now waits
-    assert r.status_code == 429 and "15 分钟" in r.text
+    assert r.status_code == 429 and "请等待 1 秒" in r.text and r.headers["retry-after"] == "1"
     assert (await client.get("/")).status_code == 302
+    clock.advance(timedelta(seconds=1))
+    assert (await _login(client, "wang", "guess guess guess")).status_code == 401
+    r = await _login(client, "wang", PASSWORD)  # the next wait has doubled
+    assert r.status_code == 429 and r.headers["retry-after"] == "2"
+    clock.advance(timedelta(seconds=2))
+    r = await _login(client, "wang", PASSWORD)  # slowed down, never locked out
+    assert r.status_code == 303
+    assert (await client.get("/")).status_code == 200
 
 
 async def test_next_never_leaves_the_site(new_client, world, staff_password) -> None:
@@ -117,11 +125,21 @@ async def test_a_link_of_someone_demoted_meanwhile_is_refused(client, session, s
     assert (await client.get("/")).status_code == 302
 
 
-async def test_sessions_end_after_eight_hours(client, sessionmaker, world, clock) -> None:
+async def test_sessions_end_after_eight_hours_even_when_used(client, sessionmaker, world, clock) -> None:
     await sign_in(client, sessionmaker, world.staff)
-    clock.advance(timedelta(hours=7, minutes=59))
+    for _ in range(16):  # busy all day: a request every 29 minutes (the idle limit is 30)
+        clock.advance(timedelta(minutes=29))
+        assert (await client.get("/")).status_code == 200
+    clock.advance(timedelta(minutes=16))  # 8 h 00 min after signing in
+    r = await client.get("/")
+    assert r.status_code == 302 and r.headers["location"].startswith("/login")
+
+
+async def test_sessions_end_after_thirty_idle_minutes(client, sessionmaker, world, clock) -> None:
+    await sign_in(client, sessionmaker, world.staff)
+    clock.advance(timedelta(minutes=29))
     assert (await client.get("/")).status_code == 200
-    clock.advance(timedelta(minutes=2))
+    clock.advance(timedelta(minutes=30))
     r = await client.get("/")
     assert r.status_code == 302 and r.headers["location"].startswith("/login")
 

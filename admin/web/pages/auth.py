@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import math
+
 from starlette.responses import Response
 from starlette.routing import Route
 
 from admin.web.context import Ctx, page
+from admin.web.security import Reservation, client_address
 from content.i18n import LOCALES
-from storage import web_auth
+from storage import admin_sessions, audit, web_auth
 from storage.access import Actor
 from storage.errors import Forbidden, Refused
 
@@ -21,17 +24,29 @@ def _next(ctx: Ctx) -> str:
     return "/"
 
 
-def _start_session(ctx: Ctx, actor: Actor) -> None:
+async def _start_session(ctx: Ctx, actor: Actor) -> None:
+    """A new server-side session (committed with the sign-in's audit row); the cookie gets its
+    random id and nothing else that grants access."""
+    token = await admin_sessions.start(ctx.db, actor.person_id, ctx.now, ctx.state.session_life)
+    await ctx.db.commit()
+    _fresh_cookie(ctx)
+    ctx.request.session["sid"] = token
+
+
+def _fresh_cookie(ctx: Ctx) -> None:
     lang = ctx.request.session.get("lang")
-    ctx.request.session.clear()  # a fresh session (and CSRF token) for the signed-in person
+    ctx.request.session.clear()  # a fresh CSRF token too
     if lang:
         ctx.request.session["lang"] = lang
-    ctx.request.session["pid"] = actor.person_id
-    ctx.request.session["at"] = int(ctx.now.timestamp())
 
 
 def _client(ctx: Ctx) -> str:
-    return ctx.request.client.host if ctx.request.client else "unknown"
+    r = ctx.request
+    return client_address(
+        r.client.host if r.client else None,
+        r.headers.get("x-forwarded-for"),
+        ctx.state.settings.trusted_proxies,
+    )
 
 
 @page(roles=None)
@@ -44,17 +59,21 @@ async def login_form(ctx: Ctx) -> Response:
 @page(roles=None)
 async def login(ctx: Ctx) -> Response:
     username, password = ctx.field("username"), ctx.field("password")
-    ip = _client(ctx)
-    if not ctx.state.limiter.allowed(ip, username):
-        ctx.flash("error", "web.login.too_many")
-        return await ctx.render("login.html", http_status=429, next=_next(ctx), username=username)
+    # The attempt is counted before the password is checked: concurrent guesses cannot all pass
+    # the count while Argon2 is still working on the first ones.
+    reserved = ctx.state.limiter.reserve(_client(ctx), username)
+    if not isinstance(reserved, Reservation):
+        wait = max(1, math.ceil(reserved))
+        ctx.flash("error", "web.login.too_many", seconds=wait)
+        response = await ctx.render("login.html", http_status=429, next=_next(ctx), username=username)
+        response.headers["Retry-After"] = str(wait)
+        return response
     actor = await web_auth.check_password(ctx.db, username, password, ctx.now)
     if actor is None:
-        ctx.state.limiter.failed(ip, username)
         ctx.flash("error", "web.login.failed")
         return await ctx.render("login.html", http_status=401, next=_next(ctx), username=username)
-    await ctx.db.commit()
-    _start_session(ctx, actor)
+    ctx.state.limiter.succeeded(reserved)
+    await _start_session(ctx, actor)
     return ctx.redirect(_next(ctx))
 
 
@@ -85,17 +104,28 @@ async def link_redeem(ctx: Ctx) -> Response:
         return await ctx.render(
             "link.html", http_status=410 if e.key != "web.link_unknown" else 404, error=e.key
         )
-    await ctx.db.commit()
-    _start_session(ctx, actor)
+    await _start_session(ctx, actor)
     return ctx.redirect("/")
 
 
 @page(roles=None)
 async def logout(ctx: Ctx) -> Response:
-    lang = ctx.request.session.get("lang")
-    ctx.request.session.clear()
-    if lang:
-        ctx.request.session["lang"] = lang
+    token = ctx.request.session.get("sid")
+    if isinstance(token, str):
+        await admin_sessions.end(ctx.db, token)
+        await ctx.db.commit()
+    _fresh_cookie(ctx)
+    return ctx.redirect("/login")
+
+
+@page()
+async def logout_everywhere(ctx: Ctx) -> Response:
+    """End every session of the signed-in person, on every device (this one too)."""
+    ended = await admin_sessions.end_all(ctx.db, ctx.me.person_id)
+    await audit.record(ctx.db, ctx.me, "web.sign_out_everywhere", detail={"sessions": ended})
+    await ctx.db.commit()
+    _fresh_cookie(ctx)
+    ctx.flash("ok", "web.signed_out_everywhere", count=ended)
     return ctx.redirect("/login")
 
 
@@ -113,5 +143,6 @@ routes = [
     Route("/login/link/{token}", link_confirm, methods=["GET"]),
     Route("/login/link/{token}", link_redeem, methods=["POST"]),
     Route("/logout", logout, methods=["POST"]),
+    Route("/logout/everywhere", logout_everywhere, methods=["POST"]),
     Route("/lang", set_language, methods=["POST"]),
 ]
