@@ -133,12 +133,17 @@ async def person_paths(s: AsyncSession, person_id: int) -> list[str]:
 
 
 async def require_person_access(s: AsyncSession, actor: Actor, person_id: int) -> Person:
-    """A person's records: themselves, or someone who manages an org the person belongs to."""
+    """A person's records: themselves, or someone who manages an org the person belongs to.
+
+    The scope is decided from the memberships alone, before the person's row is read: someone
+    outside it and someone who does not exist are refused alike."""
+    if (
+        person_id != actor.person_id
+        and not actor.is_admin
+        and not any(actor.manages_path(p) for p in await person_paths(s, person_id))
+    ):
+        raise Forbidden()
     person = await s.get(Person, person_id)
     if person is None:
         raise NotFound()
-    if person_id == actor.person_id:
-        return person
-    if any(actor.manages_path(p) for p in await person_paths(s, person_id)):
-        return person
-    raise Forbidden()
+    return person

@@ -17,9 +17,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.access import Actor, Grant
-from storage.errors import Forbidden
-from storage.models import AuditEntry, Membership, Org, OrgKind, Role
+from storage.access import Actor, Grant, require_person_access
+from storage.errors import Forbidden, NotFound
+from storage.models import AuditEntry, Membership, Org, OrgKind, Person, Role
 
 SYSTEM_PERSON_ID = 0  # never a real row: ids start at 1
 # What a detail value may look like: ids, field names, enum values, ISO dates, small numbers.
@@ -144,6 +144,12 @@ async def list_audit(
     """
     if not actor.is_admin and Role.STAFF not in actor.roles():
         raise Forbidden()
+    if person_id is not None:
+        # Outside the subtree, or nobody at all: not there (and no name is ever looked up).
+        if not actor.is_admin:
+            await require_person_access(s, actor, person_id)
+        elif await s.get(Person, person_id) is None:
+            raise NotFound()
     page = max(1, page)
     per_page = min(max(1, per_page), MAX_PER_PAGE)
     conds: list[ColumnElement[bool]] = []

@@ -12,7 +12,7 @@ from sqlalchemy import and_, case, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import audit
-from storage.access import Actor, require_manager
+from storage.access import Actor, require_manager, require_person_access
 from storage.models import EntryStatus, Org, Person, ServiceEntry
 from storage.service_log import _reviewable as reviewable_clause
 from storage.validation import parse
@@ -75,6 +75,10 @@ class EntryPage:
 async def search_entries(s: AsyncSession, actor: Actor, f: EntryFilter) -> EntryPage:
     """Entries in the orgs the actor manages (or in one org's subtree), newest day first. Audited."""
     E = ServiceEntry
+    if f.person_id is not None:
+        # Before anything is read or audited: a person outside the scope is not there (404), so
+        # neither an audit row nor the audit page can carry their name to this viewer.
+        await require_person_access(s, actor, f.person_id)
     conds = [actor.scope_filter(Org.path)]
     if f.org_id is not None:
         root = await require_manager(s, actor, f.org_id)

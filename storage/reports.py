@@ -528,6 +528,12 @@ async def person_report(
         .limit(1)
     )
     params = _params(p, tz or DEFAULT_TZ, today, person_id=person_id)
+    if person_id != actor.person_id and not actor.is_admin:
+        # Only what the viewer manages: a secretary sees this person's hours in their branch,
+        # not those the person logged in another.
+        scoped = select(Org.id).where(actor.scope_filter(Org.path))
+        service = service.where(E.org_id.in_(scoped))
+        commitments = commitments.where(C.org_id.in_(scoped))
     conn = await s.connection()
     row = (await conn.execute(service, params)).one()
     total = int(row[0])

@@ -52,3 +52,24 @@ async def test_secretary_cannot_manage_a_sibling_branch(session, world) -> None:
     assert (await require_manager(session, actor, world.branch_a.id)).id == world.branch_a.id
     with pytest.raises(Forbidden):
         await require_manager(session, actor, world.branch_b.id)
+
+
+async def test_a_person_outside_the_scope_is_refused_before_their_row_is_read(session, world) -> None:
+    """The scope is decided from memberships alone: the `people` row (the name) is never read."""
+    from sqlalchemy import event
+
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    actor = await world.actor(session, world.staff)
+    session.expunge_all()  # nothing cached in the identity map: a read would have to query
+    engine = session.bind.sync_engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        with pytest.raises(Forbidden):
+            await require_person_access(session, actor, world.member_c.id)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert statements and not any("FROM people" in s for s in statements), statements
