@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,7 +67,24 @@ def _sqlite_path(url: str) -> Path | None:
     return Path(rest)
 
 
+class _NoRows(logging.Filter):
+    """SQLAlchemy's engine logs each fetched row at DEBUG, which hide_parameters does not cover:
+    rows hold names and texts. Statements (INFO, parameters hidden) still pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.DEBUG
+
+
+_NO_ROWS = _NoRows()
+
+
 def make_engine(url: str, **kw: Any) -> AsyncEngine:
+    # Statements' parameters hold names and texts: never in a log or an exception's message, at
+    # any level (SQLAlchemy prints them when its log is on and in every DBAPIError otherwise).
+    kw.setdefault("hide_parameters", True)
+    for name in ("sqlalchemy.engine", "sqlalchemy.engine.Engine"):
+        if _NO_ROWS not in logging.getLogger(name).filters:
+            logging.getLogger(name).addFilter(_NO_ROWS)
     if url.startswith("sqlite"):
         path = _sqlite_path(url)
         if path is not None:

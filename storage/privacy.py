@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage import audit
+from storage import admin_sessions, audit
 from storage.access import Actor
 from storage.errors import Forbidden, NotFound, Refused
 from storage.evidence import EvidenceStore
@@ -27,8 +27,10 @@ from storage.models import (
     ConversationState,
     Delivery,
     DeliveryStatus,
+    InboundUpdate,
     Invite,
     Membership,
+    Notice,
     Org,
     Person,
     ServiceEntry,
@@ -171,6 +173,18 @@ def _state_keys_of(telegram_id: int) -> Any:
     )
 
 
+def _mentions_user(payload: Any, telegram_id: int) -> bool:
+    """Does a Telegram update hold this user (as a `from`, a `chat`, a `user`: any object whose
+    "id" is theirs)?"""
+    if isinstance(payload, dict):
+        if payload.get("id") == telegram_id:
+            return True
+        return any(_mentions_user(v, telegram_id) for v in payload.values())
+    if isinstance(payload, list):
+        return any(_mentions_user(v, telegram_id) for v in payload)
+    return False
+
+
 async def erase_person(
     s: AsyncSession, actor: Actor, person_id: int, now: datetime, evidence: EvidenceStore | None = None
 ) -> Person:
@@ -188,6 +202,16 @@ async def erase_person(
 
     if p.telegram_id is not None:
         await run(delete(ConversationState).where(_state_keys_of(p.telegram_id)))
+        # Their updates still in the inbox (this one among them): each is a copy of a message,
+        # with their id and name. The inbox is small (only what is in flight), so it is read whole.
+        inbox = await s.execute(select(InboundUpdate.bot_id, InboundUpdate.update_id, InboundUpdate.payload))
+        for bot_id, update_id, payload in inbox:
+            if _mentions_user(payload, p.telegram_id):
+                await run(
+                    delete(InboundUpdate).where(
+                        InboundUpdate.bot_id == bot_id, InboundUpdate.update_id == update_id
+                    )
+                )
     await run(
         update(Delivery)
         .where(Delivery.person_id == person_id, Delivery.status == DeliveryStatus.PENDING)
@@ -206,6 +230,7 @@ async def erase_person(
             evidence_file_id=None,
             evidence_path=None,
             reason=None,
+            source=None,  # "<telegram id>:<wizard id>": it names them
         )
     )
     await run(
@@ -213,11 +238,20 @@ async def erase_person(
         .where(Commitment.person_id == person_id, Commitment.is_branch.is_(False))
         .values(text="", fulfilment_text=None, fulfilment_file_id=None, evaluation=None)
     )
+    await run(update(Commitment).where(Commitment.person_id == person_id).values(source=None))
+    # A notice they sent keeps its text (it was addressed to the branch) but not their chat: its
+    # source and status message are "<their chat id>:<message id>".
+    await run(
+        update(Notice)
+        .where(Notice.sender_id == person_id)
+        .values(source=None, status_chat_id=None, status_message_id=None)
+    )
     await run(delete(Membership).where(Membership.person_id == person_id))
     await run(delete(Invite).where(Invite.person_id == person_id))
     await run(delete(WebSignIn).where(WebSignIn.person_id == person_id))
     # A certificate names the person; once erased, /verify/<code> finds nothing.
     await run(delete(Certificate).where(Certificate.person_id == person_id))
+    await admin_sessions.end_all(s, person_id)
     p.name = ERASED_NAME.format(id=p.id)
     p.telegram_id = None
     p.username = None

@@ -88,3 +88,14 @@ def test_an_admin_command_does_not_import_the_bot() -> None:
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "False", done.stderr
+
+
+def test_a_short_admin_secret_stops_start_up(tmp_path: Path) -> None:
+    r = run("db", "upgrade", env={**base_env(tmp_path), "ADMIN_SECRET": "x"})
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        "branchbot: bad setting ADMIN_SECRET: must be at least 32 bytes (e.g. `openssl rand -hex 32`)"
+    ]
+    # 32 bytes are enough (here 11 characters of 3 bytes each, as UTF-8 counts them).
+    ok = run("db", "upgrade", env={**base_env(tmp_path), "ADMIN_SECRET": "密" * 11})
+    assert ok.returncode == 0, ok.stderr

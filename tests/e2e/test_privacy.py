@@ -119,3 +119,65 @@ async def test_privacy_tells_the_truth_about_public_commitments(chat, world, ses
     other = await world.actor(session, world.member_a2)
     seen = await commitments.publication(session, other, world.branch_a.id, NOW.date())
     assert [(i.owner, i.text) for i in seen] == [("张三", "每月参加一次社区义诊")]
+
+
+# ---- erasure leaves nothing that names them ----
+
+
+async def _tables_holding(sessionmaker, needles: list[str]) -> tuple[dict[str, list[str]], int]:
+    """Every table (reflected from the database, not the models, so a table nobody remembered is
+    searched too) and every column, as text: where does any needle occur? And how many rows were read."""
+    from sqlalchemy import MetaData
+
+    async with sessionmaker() as s:
+        conn = await s.connection()
+        meta = MetaData()
+        await conn.run_sync(lambda c: meta.reflect(bind=c))
+        found: dict[str, list[str]] = {}
+        rows_read = 0
+        for table in meta.sorted_tables:
+            if table.name == "alembic_version":
+                continue
+            for row in (await conn.execute(table.select())).mappings():
+                rows_read += 1
+                for col, value in row.items():
+                    text = json.dumps(value, ensure_ascii=False, default=str)
+                    if any(n in text for n in needles):
+                        found.setdefault(table.name, []).append(col)
+    return found, rows_read
+
+
+async def test_erasure_leaves_neither_telegram_id_nor_name_in_any_table(
+    chat, db, world, sessionmaker
+) -> None:
+    """A secretary who used the chat's features (a service entry, a commitment, a notice to the
+    branch, an export) erases their data: no table holds their Telegram id or name any more."""
+    sec = world.secretary_a
+    tg, name = str(sec.telegram_id), sec.name
+    reply = await chat.send(sec, "/log 2 今天 社区义诊")
+    done = await chat.press(sec, reply, "党员志愿服务行动")
+    assert done.alert == "已登记"
+    reply = await chat.send(sec, "/commit")
+    reply = await chat.press(sec, reply, "每月参加志愿服务")
+    done = await chat.press(sec, reply, "建议期限")
+    assert "已亮诺" in done.text
+    await chat.send(sec, "/notify")
+    preview = await chat.send(sec, "本周五下午3点开展主题党日活动。")
+    await chat.press(sec, preview.sent[-1], "📤 立即发送")
+    reply = await chat.send(sec, "/privacy")
+    await chat.press(sec, reply, "📦 导出我的数据")
+    assert "/login/link/" in (await chat.send(sec, "/web")).all_text
+
+    before, _ = await _tables_holding(sessionmaker, [tg, name])
+    # The sources the chat writes do hold the Telegram id: the search below can find it.
+    assert {"service_entries", "commitments", "notices", "people"} <= set(before), before
+
+    reply = await chat.send(sec, "/privacy")
+    warning = await chat.press(sec, reply, "🗑 删除我的数据")
+    done = await chat.press(sec, warning, "⚠️ 确认删除")
+    assert "已删除" in done.text
+
+    after, rows_read = await _tables_holding(sessionmaker, [tg, name])
+    assert after == {}, after
+    assert rows_read > 20
+    print(f"erasure: searched {rows_read} rows in every table for the Telegram id and the name")

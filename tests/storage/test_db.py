@@ -43,3 +43,18 @@ if not dbutil.pg_requested():  # SQLite-only settings; PostgreSQL has them nativ
         assert (await session.execute(text("PRAGMA foreign_keys"))).scalar() == 1
         assert (await session.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
         assert (await session.execute(text("PRAGMA busy_timeout"))).scalar() == 30000
+
+
+async def test_a_database_error_does_not_carry_the_statements_values(session, world) -> None:
+    """An error logged with its exception (the guard's log, a traceback) shows the statement but
+    never its values: the engine hides parameters."""
+    from storage.models import Person
+
+    tg = world.member_a.telegram_id
+    session.add(Person(name="病假条：住院三天", telegram_id=tg))
+    with pytest.raises(IntegrityError) as e:
+        await session.flush()
+    await session.rollback()
+    message = str(e.value)
+    assert "INSERT INTO people" in message and "hidden" in message
+    assert "病假条" not in message and str(tg) not in message
