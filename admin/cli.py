@@ -151,7 +151,7 @@ async def _member_import(args: argparse.Namespace) -> int:
     from storage.audit import system_actor
     from storage.invites import deep_link
     from storage.people import RosterRejected, import_roster, invite_sheet
-    from storage.roster import MAX_BYTES
+    from storage.roster import MAX_BYTES, parse_roster_off_loop
 
     path = Path(args.file)
     try:
@@ -160,6 +160,11 @@ async def _member_import(args: argparse.Namespace) -> int:
         data = await asyncio.to_thread(path.read_bytes)
     except OSError:
         return _fail("roster.cannot_read", path=str(path))
+    try:
+        # Before the transaction: on SQLite the bot must not wait for the parse.
+        parsed = await parse_roster_off_loop(data, path.name)
+    except Refused as e:
+        return _fail(e.key, **e.params)
 
     async def work(s: AsyncSession) -> int:
         try:
@@ -167,7 +172,7 @@ async def _member_import(args: argparse.Namespace) -> int:
                 s,
                 system_actor(),
                 args.org,
-                data,
+                parsed,
                 path.name,
                 now=utcnow(),
                 days=args.days,

@@ -30,7 +30,14 @@ from storage.models import (
     Role,
     ServiceEntry,
 )
-from storage.roster import RosterPreview, RosterRow, RowProblem, SheetRow, parse_roster, write_invite_sheet
+from storage.roster import (
+    RosterPreview,
+    RosterRow,
+    RowProblem,
+    SheetRow,
+    parse_roster_off_loop,
+    write_invite_sheet,
+)
 from storage.validation import parse
 from storage.xlsx_print import page_setup
 
@@ -434,19 +441,32 @@ async def _check_against_store(
     return RosterPreview(rows, problems)
 
 
+async def _parsed(data: bytes | RosterPreview, filename: str | None) -> RosterPreview:
+    # A caller that holds a database transaction (on SQLite: the only connection, and the write
+    # lock) should parse first, with parse_roster_off_loop, and pass the result: the parse can
+    # take seconds, and the store must not wait for it.
+    if isinstance(data, RosterPreview):
+        return data
+    return await parse_roster_off_loop(data, filename)
+
+
 async def preview_roster(
-    s: AsyncSession, actor: Actor, org_id: int, data: bytes, filename: str | None = None
+    s: AsyncSession,
+    actor: Actor,
+    org_id: int,
+    data: bytes | RosterPreview,
+    filename: str | None = None,
 ) -> RosterPreview:
-    """Every row checked, nothing written: what an import of this file would do."""
+    """Every row checked, nothing written: what an import of this file (or of its parse) would do."""
     org = await _roster_org(s, actor, org_id)
-    return await _check_against_store(s, actor, org, parse_roster(data, filename))
+    return await _check_against_store(s, actor, org, await _parsed(data, filename))
 
 
 async def import_roster(
     s: AsyncSession,
     actor: Actor,
     org_id: int,
-    data: bytes,
+    data: bytes | RosterPreview,
     filename: str | None = None,
     *,
     now: datetime,
@@ -457,7 +477,7 @@ async def import_roster(
     personal single-use invite per row. All rows or none: any bad row raises RosterRejected."""
     opts = parse(ImportOptions, days=days)
     org = await _roster_org(s, actor, org_id)
-    preview = await _check_against_store(s, actor, org, parse_roster(data, filename))
+    preview = await _check_against_store(s, actor, org, await _parsed(data, filename))
     if not preview.ok:
         raise RosterRejected(preview)
     rows = list(track(preview.rows) if track else preview.rows)

@@ -8,11 +8,17 @@ required. CSV comes as UTF-8 (with or without BOM) or GB18030, as Chinese Excel 
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+import multiprocessing
+import os
+import time
 import unicodedata
 import warnings
+import zipfile
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
@@ -24,6 +30,15 @@ from storage.models import Role
 MAX_BYTES = 5 * 1024 * 1024
 MAX_ROWS = 2000
 MAX_COLUMNS = 50
+# Every row of a sheet or file counts, empty ones too (a million rows of one space is a small
+# .xlsx and a long parse): a little room for trailing blank rows Excel likes to keep.
+MAX_SHEET_ROWS = MAX_ROWS + 1 + 500
+# A workbook is a zip: what it unpacks to (the shared strings above all) is checked from the
+# zip's directory before anything is parsed.
+MAX_UNPACKED = 25 * 1024 * 1024
+MAX_PARTS = 200
+# The parse runs in a worker thread; it gives up after this long.
+PARSE_SECONDS = 10.0
 NAME_MAX = 100
 NOTE_MAX = 200
 ROLE_SHOWN_MAX = 20  # how much of an unknown role word is quoted back
@@ -74,12 +89,80 @@ class RosterPreview:
 Table = list[tuple[int, list[str]]]  # (row number, cells as text)
 
 
-def parse_roster(data: bytes, filename: str | None = None) -> RosterPreview:
-    """Read and check a roster file. File-level trouble raises Refused; row trouble is listed."""
-    return check_rows(read_table(data, filename))
+def parse_roster(data: bytes, filename: str | None = None, *, deadline: float | None = None) -> RosterPreview:
+    """Read and check a roster file. File-level trouble raises Refused; row trouble is listed.
+
+    CPU-bound (seconds for a big workbook): call it through `parse_roster_off_loop` from async
+    code. `deadline` is a time.monotonic() after which reading stops with "roster.too_slow"."""
+    return check_rows(read_table(data, filename, deadline=deadline))
 
 
-def read_table(data: bytes, filename: str | None = None) -> Table:
+async def parse_roster_off_loop(
+    data: bytes, filename: str | None = None, *, seconds: float = PARSE_SECONDS
+) -> RosterPreview:
+    """`parse_roster` in a child process, so that the event loop (the web, the bot) keeps answering:
+    a thread would share the GIL with the loop, and every reply would queue behind the parse.
+    The child stops itself at `seconds` of parsing and is killed if it has not answered by
+    `seconds` + START_SECONDS (its start included)."""
+    ctx = _mp_context()
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_parse_in_child, args=(send, data, filename, seconds), daemon=True)
+    try:
+        # Starting may wait for the fork server (the first time: its start and imports).
+        await asyncio.to_thread(child.start)
+    finally:
+        send.close()
+    try:
+        ready = await asyncio.to_thread(receive.poll, seconds + START_SECONDS)
+        outcome = receive.recv() if ready else None
+    except (EOFError, OSError):
+        outcome = None  # the child died (out of memory, killed): nothing came back
+    finally:
+        receive.close()
+        if child.is_alive():
+            child.kill()
+        await asyncio.to_thread(child.join, 5)
+    if outcome is None:
+        raise Refused("roster.too_slow")
+    if isinstance(outcome, RosterPreview):
+        return outcome
+    key, params = outcome
+    raise Refused(key, **params)
+
+
+# The child starts from a fork server that has already imported the parser (and openpyxl): a
+# parse starts in milliseconds instead of a fresh interpreter's seconds.
+START_SECONDS = 30.0
+_MP: list[Any] = []
+
+
+def _mp_context() -> Any:
+    if not _MP:
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["storage.roster", "openpyxl"])
+        _MP.append(ctx)
+    return _MP[0]
+
+
+def _parse_in_child(send: Any, data: bytes, filename: str | None, seconds: float) -> None:
+    with suppress(OSError):
+        os.nice(10)  # background work: the process answering people comes first
+    try:
+        outcome: Any = parse_roster(data, filename, deadline=time.monotonic() + seconds)
+    except Refused as e:
+        outcome = (e.key, e.params)
+    except MemoryError:
+        outcome = ("roster.unpacks_too_big", {"mb": MAX_UNPACKED // (1024 * 1024)})
+    send.send(outcome)
+    send.close()
+
+
+def _in_time(deadline: float | None) -> None:
+    if deadline is not None and time.monotonic() > deadline:
+        raise Refused("roster.too_slow")
+
+
+def read_table(data: bytes, filename: str | None = None, *, deadline: float | None = None) -> Table:
     if len(data) > MAX_BYTES:
         raise Refused("roster.too_big", mb=MAX_BYTES // (1024 * 1024))
     if not data.strip():
@@ -88,12 +171,12 @@ def read_table(data: bytes, filename: str | None = None) -> Table:
     if ext not in ("", ".xlsx", ".csv", ".txt"):
         raise Refused("roster.wrong_type")
     if ext == ".xlsx" or (ext == "" and data.startswith(XLSX_MAGIC)):
-        return _read_xlsx(data)
+        return _read_xlsx(data, deadline)
     if data.startswith(UTF16_BOMS):
-        return _read_csv(data)  # Excel's "Unicode text": UTF-16, tab-separated
+        return _read_csv(data, deadline)  # Excel's "Unicode text": UTF-16, tab-separated
     if data.startswith((XLSX_MAGIC, OLE_MAGIC)) or b"\x00" in data:
         raise Refused("roster.wrong_type")  # a binary file under a text name
-    return _read_csv(data)
+    return _read_csv(data, deadline)
 
 
 def _cell_text(v: Any) -> str:
@@ -106,11 +189,24 @@ def _cell_text(v: Any) -> str:
     return str(v)
 
 
-def _read_xlsx(data: bytes) -> Table:
-    from openpyxl import load_workbook
+def _check_zip(data: bytes) -> None:
+    """Refuse a workbook that would unpack to too much, from the zip's directory alone (the
+    sizes it declares are the most zipfile will inflate each part to)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            parts = z.infolist()
+    except (zipfile.BadZipFile, ValueError, OSError):
+        raise Refused("roster.broken_xlsx") from None
+    if len(parts) > MAX_PARTS or sum(p.file_size for p in parts) > MAX_UNPACKED:
+        raise Refused("roster.unpacks_too_big", mb=MAX_UNPACKED // (1024 * 1024))
 
+
+def _read_xlsx(data: bytes, deadline: float | None = None) -> Table:
     if not data.startswith(XLSX_MAGIC):
         raise Refused("roster.broken_xlsx")
+    _check_zip(data)
+    from openpyxl import load_workbook
+
     out: Table = []
     try:
         with warnings.catch_warnings():
@@ -119,12 +215,18 @@ def _read_xlsx(data: bytes) -> Table:
             wb = load_workbook(io.BytesIO(data), read_only=True, data_only=False)
             try:
                 ws = wb.worksheets[0]
-                for n, row in enumerate(ws.iter_rows(max_col=MAX_COLUMNS, values_only=True), start=1):
+                # The sheet's declared dimension, when it has one, refuses a huge sheet unread.
+                if (ws.max_row or 0) > MAX_SHEET_ROWS:
+                    raise Refused("roster.too_many_rows", max=MAX_ROWS)
+                rows = ws.iter_rows(max_col=MAX_COLUMNS, values_only=True)
+                for n, row in enumerate(rows, start=1):
+                    if n > MAX_SHEET_ROWS:  # every row counts, the empty ones too
+                        raise Refused("roster.too_many_rows", max=MAX_ROWS)
+                    if n % 256 == 0:
+                        _in_time(deadline)
                     cells = [_cell_text(v) for v in row]
                     if any(c.strip() for c in cells):
                         out.append((n, cells))
-                    if len(out) > MAX_ROWS + 1:
-                        break
             finally:
                 wb.close()
     except Refused:
@@ -137,17 +239,41 @@ def _read_xlsx(data: bytes) -> Table:
 def _decode(data: bytes) -> str:
     if data.startswith(UTF16_BOMS):
         try:
-            return data.decode("utf-16")
+            return _plausible(data.decode("utf-16"))
         except UnicodeDecodeError:
             raise Refused("roster.bad_encoding") from None
     try:
-        return data.decode("utf-8-sig")
+        return _plausible(data.decode("utf-8-sig"))
     except UnicodeDecodeError:
         pass
     try:
-        return data.decode("gb18030")
+        text = data.decode("gb18030")
     except UnicodeDecodeError:
         raise Refused("roster.bad_encoding") from None
+    return _plausible(text, gb=True)
+
+
+def _plausible(text: str, *, gb: bool = False) -> str:
+    """Refuse text that is another encoding read wrongly. GB18030 decodes nearly any bytes, so a
+    Shift-JIS or Big5 file "succeeds" as garbage: Big5 lands in private-use code points, Shift-JIS
+    in rare characters. Names in a Chinese roster are overwhelmingly in GB2312's common set; when
+    most of the text is outside it, the file was not GB18030."""
+    if any(unicodedata.category(ch) in ("Co", "Cn") for ch in text):
+        raise Refused("roster.wrong_encoding")
+    if gb:
+        wide = [ch for ch in text if ord(ch) > 0x7F]
+        rare = sum(1 for ch in wide if not _in_gb2312(ch))
+        if wide and rare * 2 > len(wide):
+            raise Refused("roster.wrong_encoding")
+    return text
+
+
+def _in_gb2312(ch: str) -> bool:
+    try:
+        ch.encode("gb2312")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _delimiter(text: str) -> str:
@@ -158,17 +284,19 @@ def _delimiter(text: str) -> str:
     return ","
 
 
-def _read_csv(data: bytes) -> Table:
+def _read_csv(data: bytes, deadline: float | None = None) -> Table:
     text = _decode(data)
     out: Table = []
     try:
         reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text))
         for n, cells in enumerate(reader, start=1):
+            if n > MAX_SHEET_ROWS:  # every line counts, the empty ones too
+                raise Refused("roster.too_many_rows", max=MAX_ROWS)
+            if n % 256 == 0:
+                _in_time(deadline)
             cells = cells[:MAX_COLUMNS]
             if any(c.strip() for c in cells):
                 out.append((n, cells))
-            if len(out) > MAX_ROWS + 1:
-                break
     except csv.Error:
         raise Refused("roster.broken_csv") from None
     return out

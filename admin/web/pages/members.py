@@ -17,7 +17,7 @@ from storage.errors import NotFound, Refused
 from storage.invites import may_invite
 from storage.member_search import MAX_PER_PAGE, member_profile, people_filter, search_people
 from storage.models import Org, OrgKind, Role
-from storage.roster import MAX_BYTES
+from storage.roster import MAX_BYTES, parse_roster_off_loop
 
 UPLOAD_LIMIT = MAX_BYTES + 256 * 1024  # the file plus the form around it
 
@@ -42,7 +42,7 @@ async def index(ctx: Ctx) -> Response:
 
 @page()
 async def person(ctx: Ctx) -> Response:
-    person_id = int(ctx.request.path_params["person_id"])
+    person_id = ctx.path_id("person_id")
     profile = await member_profile(ctx.db, ctx.me, person_id)
     today = ctx.today
     year = date(today.year, 1, 1)
@@ -168,8 +168,12 @@ async def import_preview(ctx: Ctx) -> Response:
             token=None,
         )
     data = await upload.read(MAX_BYTES + 1)
+    # The scope is checked (above); end the read before the parse, which runs in a thread for up
+    # to PARSE_SECONDS: the database (on SQLite, its only connection) must not wait for it.
+    await ctx.db.commit()
     try:
-        preview = await people.preview_roster(ctx.db, ctx.me, org.id, data, upload.filename)
+        parsed = await parse_roster_off_loop(data, upload.filename)
+        preview = await people.preview_roster(ctx.db, ctx.me, org.id, parsed)
     except Refused as e:
         if e.key in ("error.forbidden", "error.not_found"):
             raise
@@ -204,9 +208,13 @@ async def import_confirm(ctx: Ctx) -> Response:
     if item is None or item.result is not None:  # unknown, expired, someone else's, or done already
         raise PageError(410, "web.import.expired")
     try:
-        imported = await people.import_roster(
-            ctx.db, ctx.me, item.org_id, item.data, item.filename, now=ctx.now
-        )
+        # Parsed before the transaction starts (see import_preview).
+        parsed = await parse_roster_off_loop(item.data, item.filename)
+    except Refused as e:
+        ctx.flash("error", e.key, **e.params)
+        return ctx.redirect(f"/members/import?org={item.org_id}")
+    try:
+        imported = await people.import_roster(ctx.db, ctx.me, item.org_id, parsed, now=ctx.now)
     except people.RosterRejected:
         await ctx.db.rollback()
         ctx.flash("error", "web.import.changed")
