@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from urllib.parse import urlencode
 
 from starlette.responses import Response
@@ -11,16 +10,8 @@ from starlette.routing import Route
 from admin.web.context import ABOVE, Ctx, page
 from content.i18n import catalog
 from storage.audit_view import audit_view
-from storage.errors import Invalid
 
 CHANNELS = ("bot", "web", "cli")
-
-
-def _day(raw: str) -> date | None:
-    try:
-        return date.fromisoformat(raw) if raw else None
-    except ValueError:
-        raise Invalid("web.bad_date", value=raw[:20]) from None
 
 
 @page(roles=ABOVE)
@@ -29,7 +20,7 @@ async def index(ctx: Ctx) -> Response:
     via = ctx.arg("via") if ctx.arg("via") in CHANNELS else None
     org = ctx.int_arg("org")
     person = ctx.int_arg("person")
-    page_no = int(ctx.arg("page")) if ctx.arg("page").isdigit() else 1
+    page_no = ctx.page_arg()
     view = await audit_view(
         ctx.db,
         ctx.me,
@@ -37,8 +28,8 @@ async def index(ctx: Ctx) -> Response:
         action=action,
         via=via,
         org_id=org,
-        date_from=_day(ctx.arg("from")),
-        date_to=_day(ctx.arg("to")),
+        date_from=ctx.day_arg("from"),
+        date_to=ctx.day_arg("to"),
         page=min(page_no, 100_000),
     )
     keep = {

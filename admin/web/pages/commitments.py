@@ -57,7 +57,7 @@ async def index(ctx: Ctx) -> Response:
 
 @page()
 async def evaluate(ctx: Ctx) -> Response:
-    commitment_id = int(ctx.request.path_params["commitment_id"])
+    commitment_id = ctx.path_id("commitment_id")
     await commitments.evaluate(
         ctx.db, ctx.me, commitment_id, ctx.field("rating"), ctx.field("comment") or None, ctx.now
     )

@@ -20,13 +20,7 @@ from storage.entry_search import entry_filter, search_entries
 from storage.errors import Invalid, NotFound
 from storage.evidence import EvidenceStore
 from storage.review_notices import enqueue_review_notices
-
-
-def _day(raw: str) -> date | None:
-    try:
-        return date.fromisoformat(raw) if raw else None
-    except ValueError:
-        raise Invalid("web.bad_date", value=raw[:20]) from None
+from storage.validation import ascii_int
 
 
 @page()
@@ -36,11 +30,11 @@ async def index(ctx: Ctx) -> Response:
     f = entry_filter(
         org_id=org.id,
         status=None if status == "all" else status,
-        date_from=ctx.arg("from"),
-        date_to=ctx.arg("to"),
+        date_from=ctx.day_arg("from"),
+        date_to=ctx.day_arg("to"),
         q=ctx.arg("q"),
         person_id=ctx.int_arg("person"),
-        page=ctx.arg("page") or 1,
+        page=ctx.page_arg(),
     )
     result = await search_entries(ctx.db, ctx.me, f)
     duplicates = await service_log.possible_duplicates(ctx.db, [r.entry for r in result.rows])
@@ -73,7 +67,7 @@ async def index(ctx: Ctx) -> Response:
 
 @page()
 async def review(ctx: Ctx) -> Response:
-    ids = [int(i) for i in ctx.fields("ids") if i.isdigit() and len(i) <= 12]
+    ids = [n for n in (ascii_int(i) for i in ctx.fields("ids")) if n is not None]
     decision = ctx.field("decision")
     if decision not in ("approve", "reject"):
         raise Invalid("error.invalid", field="decision")
@@ -100,7 +94,7 @@ async def export(ctx: Ctx) -> Response:
     fmt = ctx.arg("fmt", "xlsx")
     if fmt not in exports.FORMATS:
         raise NotFound()
-    start, end = _day(ctx.arg("from")), _day(ctx.arg("to"))
+    start, end = ctx.day_arg("from"), ctx.day_arg("to")
     today = ctx.today
     start = start or date(today.year, 1, 1)
     end = end or today

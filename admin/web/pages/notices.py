@@ -4,7 +4,7 @@ acknowledgement per recipient, nudge those who have not acknowledged, cancel a s
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from datetime import UTC, datetime
 
 from starlette.responses import Response
 from starlette.routing import Route
@@ -14,6 +14,7 @@ from storage import notices
 from storage.errors import Invalid
 from storage.models import Audience, Org, OrgKind
 from storage.notice_tracking import notice_detail
+from storage.validation import DAY_MAX, DAY_MIN
 
 
 def _audiences(ctx: Ctx, org: Org) -> list[Audience]:
@@ -29,11 +30,15 @@ def _when(ctx: Ctx, raw: str) -> datetime | None:
         return None
     try:
         local = datetime.fromisoformat(raw)
-    except ValueError:
+        if local.tzinfo is None:
+            local = local.replace(tzinfo=ctx.state.settings.tz)
+        # In UTC, as the store keeps it: 9999-12-31T23:59-14:00 is past year 9999 there.
+        at = local.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise Invalid("web.notices.bad_time") from None
-    if local.tzinfo is None:
-        local = local.replace(tzinfo=ctx.state.settings.tz)
-    return local
+    if not (DAY_MIN <= at.date() <= DAY_MAX) or not raw.isascii():
+        raise Invalid("web.notices.bad_time")
+    return at
 
 
 @page()
@@ -85,13 +90,13 @@ async def create(ctx: Ctx) -> Response:
 
 @page()
 async def detail(ctx: Ctx) -> Response:
-    d = await notice_detail(ctx.db, ctx.me, int(ctx.request.path_params["notice_id"]))
+    d = await notice_detail(ctx.db, ctx.me, ctx.path_id("notice_id"))
     return await ctx.render("notice.html", d=d, n=d.notice)
 
 
 @page()
 async def nudge(ctx: Ctx) -> Response:
-    notice_id = int(ctx.request.path_params["notice_id"])
+    notice_id = ctx.path_id("notice_id")
     queued = await notices.nudge(ctx.db, ctx.me, notice_id, now=ctx.now)
     await ctx.db.commit()
     if queued:
@@ -104,7 +109,7 @@ async def nudge(ctx: Ctx) -> Response:
 
 @page()
 async def cancel(ctx: Ctx) -> Response:
-    notice_id = int(ctx.request.path_params["notice_id"])
+    notice_id = ctx.path_id("notice_id")
     await notices.cancel_notice(ctx.db, ctx.me, notice_id)
     await ctx.db.commit()
     ctx.flash("ok", "web.notices.cancelled")

@@ -8,6 +8,7 @@ from starlette.routing import Route
 from admin.web.context import ABOVE, Ctx, page
 from storage import orgs
 from storage.models import OrgKind
+from storage.validation import ascii_int
 
 
 @page()
@@ -36,7 +37,7 @@ async def add(ctx: Ctx) -> Response:
         ctx.me,
         ctx.field("name"),
         ctx.field("kind") or OrgKind.BRANCH.value,
-        int(parent) if parent.isdigit() else None,
+        ascii_int(parent),
         ctx.field("category") or None,
     )
     await ctx.db.commit()

@@ -8,6 +8,7 @@ from starlette.routing import Route
 from admin.web.context import Ctx, page
 from storage import reminders
 from storage.models import OrgKind, ReminderKind
+from storage.validation import ascii_int
 
 
 @page()
@@ -34,11 +35,12 @@ async def index(ctx: Ctx) -> Response:
 
 @page()
 async def update(ctx: Ctx) -> Response:
-    rule_id = int(ctx.request.path_params["rule_id"])
+    rule_id = ctx.path_id("rule_id")
     params = None
     days = ctx.field("days_before")
     if ctx.field("kind") == ReminderKind.COMMITMENT_DUE.value and days:
-        params = {"days_before": int(days) if days.isdigit() else days}
+        n = ascii_int(days, hi=10_000)
+        params = {"days_before": n if n is not None else days}
     await reminders.set_rule(
         ctx.db,
         ctx.me,

@@ -16,15 +16,16 @@ from admin.web.context import ABOVE, Ctx, page
 from storage import audit, report_files, reports, sent_reports
 from storage.errors import Invalid, NotFound
 from storage.models import Org, OrgKind
+from storage.validation import strict_day
 
 
 def _day(raw: str, default: date) -> date:
     if not raw:
         return default
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise Invalid("web.bad_date", value=raw[:20]) from None
+    day = strict_day(raw)
+    if day is None:
+        raise Invalid("web.bad_date", value=raw[:20])
+    return day
 
 
 def _quarter_start(d: date) -> date:
