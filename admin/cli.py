@@ -25,6 +25,7 @@ from content.i18n import texts
 from storage.db import make_engine, make_sessionmaker, utcnow
 from storage.errors import Refused
 from storage.models import Org, OrgKind, Role
+from storage.validation import ascii_int, control_chars, strict_day
 
 T = TypeVar("T")
 Work = Callable[[AsyncSession], Awaitable[int]]
@@ -43,6 +44,32 @@ def _local(at: datetime) -> str:
 def _fail(key: str, **params: Any) -> int:
     print(_t(key, **params), file=sys.stderr)
     return 1
+
+
+# ---- strict arguments: argparse answers a bad one with the usage and one line (exit 2) ----------
+
+
+def cli_id(value: str) -> int:
+    """An id: ASCII digits within an id's range (argparse's int takes "٣" and 23 digits)."""
+    n = ascii_int(value)
+    if n is None:
+        raise argparse.ArgumentTypeError(_t("error.invalid", field=value[:30]))
+    return n
+
+
+def cli_count(value: str) -> int:
+    """A small whole number (uses, days): ASCII digits; the store checks the range."""
+    n = ascii_int(value, hi=1_000_000)
+    if n is None:
+        raise argparse.ArgumentTypeError(_t("error.invalid", field=value[:30]))
+    return n
+
+
+def cli_text(value: str) -> str:
+    """Free text (a name): no control characters."""
+    if control_chars(value, allow_newlines=False):
+        raise argparse.ArgumentTypeError(_t("error.control_chars"))
+    return value
 
 
 def _progress(desc: str) -> Callable[[list[T]], Iterable[T]]:
@@ -215,10 +242,7 @@ async def _member_import(args: argparse.Namespace) -> int:
 
 
 def _date(value: str) -> date | None:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        return None
+    return strict_day(value)
 
 
 async def _export(args: argparse.Namespace) -> int:
@@ -320,11 +344,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     org = sub.add_parser("org", help="organizations (committees and branches)")
     osub = org.add_subparsers(dest="org_cmd", required=True)
     add = osub.add_parser("add", help="add an organization")
-    add.add_argument("name")
+    add.add_argument("name", type=cli_text)
     add.add_argument("--kind", required=True, choices=[k.value for k in OrgKind])
-    add.add_argument("--parent", type=int, default=None, help="id of the parent organization")
-    add.add_argument("--category", default=None, help="organization category id from the content pack")
-    add.add_argument("--timezone", default=None, help="IANA time zone (default: the parent's)")
+    add.add_argument("--parent", type=cli_id, default=None, help="id of the parent organization")
+    add.add_argument(
+        "--category", type=cli_text, default=None, help="organization category id from the content pack"
+    )
+    add.add_argument("--timezone", type=cli_text, default=None, help="IANA time zone (default: the parent's)")
     add.set_defaults(func=_org_add)
     lst = osub.add_parser("list", help="print the organization tree")
     lst.set_defaults(func=_org_list)
@@ -332,23 +358,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     inv = sub.add_parser("invite", help="invite links")
     isub = inv.add_subparsers(dest="invite_cmd", required=True)
     create = isub.add_parser("create", help="create an invite link")
-    create.add_argument("--org", type=int, required=True)
+    create.add_argument("--org", type=cli_id, required=True)
     create.add_argument("--role", required=True, choices=[r.value for r in Role])
-    create.add_argument("--uses", type=int, default=1, help="how many people may join with it (1-1000)")
-    create.add_argument("--days", type=int, default=7, help="days until it expires (1-365)")
+    create.add_argument("--uses", type=cli_count, default=1, help="how many people may join with it (1-1000)")
+    create.add_argument("--days", type=cli_count, default=7, help="days until it expires (1-365)")
     create.set_defaults(func=_invite_create)
 
     member = sub.add_parser("member", help="branch members")
     msub = member.add_subparsers(dest="member_cmd", required=True)
     imp = msub.add_parser("import", help="import a roster (.xlsx or .csv) into a branch")
     imp.add_argument("file")
-    imp.add_argument("--org", type=int, required=True)
+    imp.add_argument("--org", type=cli_id, required=True)
     imp.add_argument("--sheet", default=None, help="write the printable invite sheet (.xlsx) here")
-    imp.add_argument("--days", type=int, default=30, help="days the personal links stay valid")
+    imp.add_argument("--days", type=cli_count, default=30, help="days the personal links stay valid")
     imp.set_defaults(func=_member_import)
 
     exp = sub.add_parser("export", help="export volunteer service records")
-    exp.add_argument("--org", type=int, required=True)
+    exp.add_argument("--org", type=cli_id, required=True)
     exp.add_argument("--from", dest="date_from", required=True, metavar="YYYY-MM-DD")
     exp.add_argument("--to", dest="date_to", required=True, metavar="YYYY-MM-DD")
     exp.add_argument("--format", choices=["xlsx", "csv"], default="xlsx")

@@ -16,6 +16,7 @@ import asyncio
 import getpass
 import sys
 
+from admin.cli import cli_id, cli_text
 from config.settings import Settings, get_settings
 from content.i18n import texts
 from storage.errors import Refused
@@ -33,16 +34,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "add",
         help="give an admin or staff person a username and password (without --person: the first admin)",
     )
-    add.add_argument("username")
+    add.add_argument("username", type=cli_text)
     add.add_argument(
-        "--person", type=int, default=None, help="the person's id (omit it to create the first admin)"
+        "--person", type=cli_id, default=None, help="the person's id (omit it to create the first admin)"
     )
     add.add_argument(
         "--password-stdin", action="store_true", help="read the password from standard input (for scripts)"
     )
     add.set_defaults(func=_user_add)
     link = asub.add_parser("link", help="print a one-time sign-in link (valid 10 minutes)")
-    link.add_argument("--person", type=int, required=True, help="the person's id")
+    link.add_argument("--person", type=cli_id, required=True, help="the person's id")
     link.set_defaults(func=_link)
 
 

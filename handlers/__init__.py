@@ -8,6 +8,7 @@ from aiogram import Router
 
 # Each module defines `router = Router(name=__name__)`.
 MODULES = (
+    "handlers.hygiene",
     "handlers.start",
     "handlers.manage",
     "handlers.review",

@@ -301,3 +301,34 @@ async def test_usage_mistakes_are_argparse_errors_not_tracebacks(cli: Run, capsy
     err = capsys.readouterr().err
     assert "--org" in err
     no_traceback(err)
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (("org", "add", "名\x00字", "--kind", "branch"), "控制字符"),
+        (("org", "add", "支部", "--kind", "branch", "--parent", "٣"), "输入有误"),
+        (("invite", "create", "--org", "1" * 23, "--role", "member"), "输入有误"),
+        (("invite", "create", "--org", "1", "--role", "member", "--uses", "²"), "输入有误"),
+        (("admin", "link", "--person", "99999999999"), "输入有误"),
+        (("admin", "user", "add", "wang\x1b", "--person", "1", "--password-stdin"), "控制字符"),
+    ],
+)
+async def test_bad_arguments_are_one_clear_line_and_change_nothing(
+    cli: Run, session, capsys, argv, says
+) -> None:
+    with pytest.raises(SystemExit) as e:
+        await cli(*argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    no_traceback(err)
+    assert says in err.strip().splitlines()[-1]
+    assert await count(session, Org) == 0 and await count(session, Invite) == 0
+
+
+async def test_an_export_date_past_the_calendar_is_refused(cli: Run, session, capsys) -> None:
+    assert await cli("org", "add", "青海省社会组织党工委", "--kind", "province") == 0
+    assert await cli("export", "--org", "1", "--from", "2026-01-01", "--to", "9999-12-31") == 1
+    err = capsys.readouterr().err
+    no_traceback(err)
+    assert "9999-12-31" in err
