@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import MetaData
 
-from bot.commands import ROLE_COMMANDS
 from content.i18n import catalog
+from handlers.kit.commands import ROLE_COMMANDS
 from tests.admin.test_web_hostile import hostile_value
 
 # What the chat records about itself (updates handled, wizard state, last seen), not data.

@@ -147,16 +147,39 @@ async def _tables_holding(sessionmaker, needles: list[str]) -> tuple[dict[str, l
     return found, rows_read
 
 
+def _store_files(root) -> list:
+    from pathlib import Path
+
+    return [p for p in Path(root).rglob("*") if p.is_file()] if Path(root).exists() else []
+
+
 async def test_erasure_leaves_neither_telegram_id_nor_name_in_any_table(
-    chat, db, world, sessionmaker
+    chat, db, world, sessionmaker, evidence
 ) -> None:
-    """A secretary who used the chat's features (a service entry, a commitment, a notice to the
-    branch, an export) erases their data: no table holds their Telegram id or name any more."""
+    """A secretary who used the chat's features (a service entry with a photo, a commitment, a
+    notice to the branch, an export, a web link) erases their data: no table holds their Telegram
+    id or name any more, and the photo store holds nothing of theirs."""
+    from tests.e2e.harness import poll_until
+    from tests.e2e.test_log import PNG
+
     sec = world.secretary_a
     tg, name = str(sec.telegram_id), sec.name
-    reply = await chat.send(sec, "/log 2 今天 社区义诊")
-    done = await chat.press(sec, reply, "党员志愿服务行动")
-    assert done.alert == "已登记"
+    reply = await chat.send(sec, "/log")
+    reply = await chat.press(sec, reply, "党员与您同行")
+    reply = await chat.press(sec, reply, "昨天")
+    reply = await chat.press(sec, reply, "2 小时")
+    await chat.send(sec, "城东社区服务站")
+    await chat.send(sec, "陪同独居老人就医")
+    reply = await chat.send_photo(sec, PNG)
+    done = await chat.press(sec, reply, "✅ 提交")
+    assert "已登记" in done.text and "已附 1 张" in done.text
+
+    async def stored() -> list:
+        return _store_files(evidence.root)
+
+    await poll_until(stored, timeout=15)  # the photo is fetched into the store after the commit
+    [photo] = _store_files(evidence.root)
+    assert photo.parent.name == str(sec.id)
     reply = await chat.send(sec, "/commit")
     reply = await chat.press(sec, reply, "每月参加志愿服务")
     done = await chat.press(sec, reply, "建议期限")
@@ -180,4 +203,11 @@ async def test_erasure_leaves_neither_telegram_id_nor_name_in_any_table(
     after, rows_read = await _tables_holding(sessionmaker, [tg, name])
     assert after == {}, after
     assert rows_read > 20
-    print(f"erasure: searched {rows_read} rows in every table for the Telegram id and the name")
+    left = _store_files(evidence.root)
+    assert not [f for f in left if f.parent.name == str(sec.id)], left
+    needles = [tg.encode(), name.encode("utf-8")]
+    assert not [f for f in left if any(n in f.read_bytes() or n.decode() in str(f) for n in needles)]
+    print(
+        f"erasure: searched {rows_read} rows in every table and {len(left)} files of the photo store "
+        "for the Telegram id and the name"
+    )

@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from bot.settings import Settings
+from config.settings import Settings
 from tests.admin.conftest import csrf_of, sign_in
 from tests.storage.hostile_files import million_spaces, wide_roster
 

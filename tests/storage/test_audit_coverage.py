@@ -40,6 +40,11 @@ EXEMPT = {
     "people.mark_blocked": "Telegram said the bot is blocked",
     "people.mark_reachable": "Telegram delivered again",
     "web_auth.create_sign_in_link": "a one-time token; redeeming it is audited",
+    "admin_sessions.start": "a web session row; the sign-in that starts it is audited (web.sign_in)",
+    "admin_sessions.resume": "a session's last-seen time, or its end when expired (machinery)",
+    "admin_sessions.end": "logout: one's own session row goes",
+    "admin_sessions.end_all": "called by audited operations (password set, erasure, sign out everywhere)",
+    "admin_sessions.purge_expired": "housekeeping of expired session rows",
     "seed.seed_demo": "the offline demo's data",
     "evidence.attach": "the bot keeping the photo the member sent with an entry whose logging is audited",
 }

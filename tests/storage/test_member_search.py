@@ -44,8 +44,12 @@ async def test_profile_is_scoped_and_audited(session, world) -> None:
     assert row is not None and row.subject_person_id == world.member_a.id and row.via == "web"
     with pytest.raises(Forbidden):
         await member_profile(session, actor, world.member_c.id)
-    with pytest.raises(NotFound):
+    # Nobody at all is refused exactly like someone outside the scope: decided before any read.
+    with pytest.raises(Forbidden):
         await member_profile(session, actor, 999_999)
+    admin = await world.actor(session, world.admin, via="web")
+    with pytest.raises(NotFound):
+        await member_profile(session, admin, 999_999)
 
 
 async def test_bad_filter_is_invalid() -> None:
