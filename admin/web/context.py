@@ -175,8 +175,12 @@ class Ctx:
 
     def back(self, default: str = "/") -> str:
         """Where a form came from (its `back` field, or the Referer), if it is one of our pages."""
-        for candidate in (self.field("back"), self.request.headers.get("referer", "")):
-            if not candidate:
+        raw = self.form.get("back") if self.form is not None else None
+        # Read raw: this runs while another refusal is being answered, and a `back` that is not
+        # a clean path of ours is simply not used (never a second error).
+        given = raw.strip() if isinstance(raw, str) else ""
+        for candidate in (given, self.request.headers.get("referer", "")):
+            if not candidate or control_chars(candidate):
                 continue
             parts = urlsplit(candidate)
             if parts.netloc and parts.netloc != self.request.url.netloc:
