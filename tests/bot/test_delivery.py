@@ -15,7 +15,8 @@ import pytest
 from aiogram import Bot
 from sqlalchemy import select
 
-from bot.delivery import AnswerWindow, ChatPacer, DeliveryWorker, Window, build_method
+from bot.delivery import DeliveryWorker, build_method
+from bot.gate.pacing import AnswerWindow, ChatPacer, Window
 from config.clock import Clock, FrozenClock
 from content.i18n import texts
 from emulator import Emulator
