@@ -32,6 +32,7 @@ from aiogram.methods.base import TelegramMethod
 from pydantic import ValidationError
 
 from bot.delivery.jobs import Outcome, SendJob
+from bot.gate import bulk
 from bot.gate.pacing import PAUSE_MARGIN, REQUEST_TIMEOUT
 from storage import notices as notices_store
 from storage import outbox
@@ -80,13 +81,11 @@ class Sending:
         loop = asyncio.get_running_loop()
         out: Outcome
         try:
-            try:
+            with bulk():  # admitted by the dispatcher; the gate counts the answer
                 result = await self.bot(job.method, request_timeout=REQUEST_TIMEOUT)
-            finally:
-                self.pacer.answered()
         except TelegramRetryAfter as e:
+            # The gate has already paused every call of the bot for retry_after.
             self.stats.rate_limited += 1
-            self.pacer.pause(e.retry_after, loop.time())
             log.info("delivery %s: 429, every send waits %s s", job.id, e.retry_after)
             out = Outcome(
                 job.id,
@@ -101,7 +100,7 @@ class Sending:
         except TelegramUnauthorizedError as e:
             # The token itself is refused: hold every send a while rather than burning attempts.
             log.error("delivery %s: the bot token was refused; pausing sends", job.id)
-            self.pacer.pause(60, loop.time())
+            await self.gate.state.pause(60)
             out = self._retry(job, e, delay=60, count=False)
         except TelegramMigrateToChat as e:
             out = Outcome(job.id, job.notice_id, "failed", error=_error_text(e))

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.delivery.jobs import EditJob
+from bot.gate import bulk
 from bot.gate.pacing import REQUEST_TIMEOUT
 from content.i18n import normalize_locale, texts
 from storage import notices as notices_store
@@ -93,15 +94,15 @@ class StatusMessages:
 
     async def _edit(self, job: EditJob) -> None:
         try:
-            await self.bot(
-                EditMessageText(
-                    chat_id=job.chat_id, message_id=job.message_id, text=job.text, parse_mode="HTML"
-                ),
-                request_timeout=REQUEST_TIMEOUT,
-            )
-        except TelegramRetryAfter as e:
-            self.stats.rate_limited += 1
-            self.pacer.pause(e.retry_after, asyncio.get_running_loop().time())
+            with bulk():
+                await self.bot(
+                    EditMessageText(
+                        chat_id=job.chat_id, message_id=job.message_id, text=job.text, parse_mode="HTML"
+                    ),
+                    request_timeout=REQUEST_TIMEOUT,
+                )
+        except TelegramRetryAfter:
+            self.stats.rate_limited += 1  # the gate has paused every call; the edit comes again
             self._dirty[job.notice_id] = self._dirty.get(job.notice_id, False) or job.final
             return
         except TelegramBadRequest as e:

@@ -14,14 +14,11 @@ disjoint rows), commits the claim, sends each row, and records the outcome promp
 A crash loses at most the outcomes not yet written: those rows are claimed again when their
 lease runs out, so their recipients may get a second copy, and nobody gets none.
 
-Pacing. Telegram allows about 30 messages/s per bot, 1/s per chat and 20/min per group, and
-counts them at its own end, after network jitter. Sends go out evenly spaced (aiolimiter's leaky
-bucket, which never lets two go at once), and a window allows at most `global_rate` sends in any
-1 s x (1 + headroom), each counted from when Telegram's answer came back: whatever the jitter, a
-send then reaches Telegram after the one it replaces in the window has left Telegram's window
-too (see AnswerWindow). Per chat, sends (and the edits of a notice's status message) are spaced
-by `per_chat_interval`, and groups keep 20 per minute, with the same few percent of headroom.
-Several workers against one bot share its 30/s: give each `global_rate=30 / n`."""
+Pacing. Every call of the bot passes its gate (bot/gate), which holds Telegram's limits for
+handlers and worker alike: the worker asks it which chats may be written to now, picks those,
+and waits at the gate for each send's place (a person's reply goes before the next bulk send).
+A 429 answered to anyone holds every call of the bot until retry_after has passed.
+"""
 
 from __future__ import annotations
 
@@ -37,7 +34,8 @@ from bot.delivery.claiming import Claiming
 from bot.delivery.jobs import EditJob, Outcome, SendJob, WorkerStats
 from bot.delivery.sending import Sending
 from bot.delivery.status import StatusMessages
-from bot.gate.pacing import REQUEST_TIMEOUT, ChatPacer, GlobalPacer
+from bot.gate import gate_of
+from bot.gate.pacing import REQUEST_TIMEOUT
 from config.clock import Clock
 
 log = logging.getLogger("branchbot.delivery")
@@ -78,8 +76,17 @@ class DeliveryWorker(Claiming, Sending, StatusMessages):
         self.retry_base = retry_base
         self.retry_max = retry_max
         self.db_backoff = db_backoff
-        self.pacer = GlobalPacer(global_rate, headroom)
-        self.chats = ChatPacer(per_chat_interval, group_per_minute, headroom)
+        # The bot's gate (bot/gate) holds Telegram's limits for every call of the bot; the worker
+        # asks it which chats may be written to and waits there for each send's place. A bot
+        # without one (a test's, a one-off run's) gets one with these limits.
+        self.gate = gate_of(
+            bot,
+            rate=global_rate,
+            per_chat_interval=per_chat_interval,
+            group_per_minute=group_per_minute,
+            headroom=headroom,
+        )
+        self.limits = self.gate.state
         self.stats = WorkerStats()
         self._max_in_flight = max_in_flight
         self._sends: list[SendJob] = []
@@ -139,7 +146,7 @@ class DeliveryWorker(Claiming, Sending, StatusMessages):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(recorder, timeout=30)
             await self._release_unsent()
-            self.stats.paused_seconds = self.pacer.paused_total
+            self.stats.paused_seconds = self.limits.paused_total
 
     async def _supervised(
         self, loop: Callable[[asyncio.Event], Awaitable[None]], done: asyncio.Event
@@ -163,7 +170,7 @@ class DeliveryWorker(Claiming, Sending, StatusMessages):
 
     def _ready_soon(self) -> int:
         now = asyncio.get_running_loop().time()
-        return sum(1 for j in self._sends if self.chats.ready_at(j.chat_id, now) <= now + 1.0)
+        return sum(1 for j in self._sends if self.limits.chat_ready_at(j.chat_id, now) <= now + 1.0)
 
     def _busy(self) -> bool:
         return bool(
@@ -208,7 +215,7 @@ class DeliveryWorker(Claiming, Sending, StatusMessages):
         earliest = float("inf")
         for queue in (self._edits, self._sends):
             for i, job in enumerate(queue):
-                at = self.chats.ready_at(job.chat_id, now)
+                at = self.limits.chat_ready_at(job.chat_id, now)
                 if at <= now:
                     return queue.pop(i), now
                 earliest = min(earliest, at)
@@ -221,7 +228,7 @@ class DeliveryWorker(Claiming, Sending, StatusMessages):
             self._wake_dispatcher.clear()
             now = loop.time()
             if now - last_prune > 30:
-                self.chats.forget_idle(now)
+                self.limits.forget_idle()
                 last_prune = now
             job, at = self._pick(now)
             if job is None:
@@ -234,16 +241,16 @@ class DeliveryWorker(Claiming, Sending, StatusMessages):
                 await self._slots.acquire()
                 acquired = True
                 if isinstance(job, SendJob):
-                    await self.pacer.acquire()
+                    await self.limits.admit(job.chat_id, bulk=True)
                     if not self._lease_ok(job):
-                        self.pacer.answered()  # the slot goes unused
+                        self.limits.answered()  # the place goes unused
                         self._slots.release()
                         continue
                 else:
-                    left = self.pacer.pause_left(loop.time())
+                    left = await self.limits.pause_left()
                     while left > 0:
                         await asyncio.sleep(left)
-                        left = self.pacer.pause_left(loop.time())
+                        left = await self.limits.pause_left()
             except BaseException:
                 if acquired:
                     self._slots.release()
@@ -251,7 +258,6 @@ class DeliveryWorker(Claiming, Sending, StatusMessages):
                 raise
             finally:
                 self._holding = None
-            self.chats.note(job.chat_id, loop.time())
             task = asyncio.create_task(self._do(job))
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)

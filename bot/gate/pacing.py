@@ -59,35 +59,53 @@ class Window:
 
 
 class ChatPacer:
-    """Per chat: one message per `interval`; group chats (id < 0) also `group_limit` per minute."""
+    """Per chat: a bulk send at most one per `interval`, and nobody more than `burst` per
+    `burst` intervals (Telegram tolerates a person's quick exchange of a few messages, not a
+    sustained rate above one a second); group chats (id < 0) also `group_limit` per minute.
 
-    def __init__(self, interval: float, group_limit: int, headroom: float) -> None:
+    One log per chat, shared by bulk sends and replies, so each sees the other's messages.
+    """
+
+    def __init__(self, interval: float, group_limit: int, headroom: float, burst: int = 3) -> None:
         self.interval = interval * (1 + headroom)
+        self.burst = max(1, burst)
         self.group_limit = group_limit
         self.group_seconds = 60.0 * (1 + headroom)
-        self._chats: dict[int, Window] = {}
-        self._groups: dict[int, Window] = {}
+        self._chats: dict[int, deque[float]] = {}
 
-    def ready_at(self, chat_id: int, now: float) -> float:
+    def _horizon(self, chat_id: int) -> float:
+        return max(self.interval * self.burst, self.group_seconds if chat_id < 0 else 0.0)
+
+    def _rules(self, chat_id: int, bulk: bool) -> list[tuple[int, float]]:
+        rules = [(self.burst, self.interval * self.burst)]
+        if bulk:
+            rules.append((1, self.interval))
+        if chat_id < 0:
+            rules.append((self.group_limit, self.group_seconds))
+        return rules
+
+    def ready_at(self, chat_id: int, now: float, *, bulk: bool = True) -> float:
+        times = self._chats.get(chat_id)
+        if not times:
+            return now
         at = now
-        w = self._chats.get(chat_id)
-        if w is not None:
-            at = max(at, w.ready_at(now))
-        g = self._groups.get(chat_id)
-        if g is not None:
-            at = max(at, g.ready_at(now))
+        for limit, seconds in self._rules(chat_id, bulk):
+            recent = [t for t in times if t + seconds > now]
+            if len(recent) >= limit:
+                at = max(at, recent[-limit] + seconds)
         return at
 
     def note(self, chat_id: int, now: float) -> None:
-        self._chats.setdefault(chat_id, Window(1, self.interval)).note(now)
-        if chat_id < 0:
-            self._groups.setdefault(chat_id, Window(self.group_limit, self.group_seconds)).note(now)
+        times = self._chats.setdefault(chat_id, deque())
+        times.append(now)
+        horizon = self._horizon(chat_id)
+        while times and times[0] + horizon <= now:
+            times.popleft()
 
     def forget_idle(self, now: float) -> None:
         """Drop the logs of chats with nothing recent, so a big broadcast leaves no residue."""
-        for logs in (self._chats, self._groups):
-            for chat_id in [c for c, w in logs.items() if w.idle(now)]:
-                del logs[chat_id]
+        for chat_id in [c for c, t in self._chats.items() if not t or t[-1] + self._horizon(c) <= now]:
+            del self._chats[chat_id]
 
     def __len__(self) -> int:
         return len(self._chats)
@@ -131,21 +149,22 @@ class AnswerWindow:
 
 
 class GlobalPacer:
-    """The bot's overall rate: evenly spaced sends, a window counted from the answers, and the
-    pause a 429 imposes on every send of the bot."""
+    """The bot's overall rate: a window counted from the answers that every send passes, bulk
+    sends evenly spaced, replies first, and the pause a 429 imposes on every call of the bot."""
 
     def __init__(self, rate: float, headroom: float) -> None:
         if rate <= 0:
             raise ValueError("global_rate must be positive")
-        # Evenly spaced at the nominal rate. The bucket holds one and a half sends: a send the
-        # event loop woke late for is made up by sending the next up to half a period early
-        # (a bucket of one would lose every late wake-up for good), yet two never go at once.
+        # Bulk sends evenly spaced at the nominal rate. The bucket holds one and a half sends: a
+        # send the event loop woke late for is made up by sending the next up to half a period
+        # early (a bucket of one would lose every late wake-up for good), yet two never go at once.
         self.spacing = AsyncLimiter(1.5, 1.5 / rate)
         # The window keeps Telegram's own count under the limit (see AnswerWindow).
         self.window = AnswerWindow(max(1, int(rate)), 1.0 + headroom) if rate >= 1 else None
         self.paused_until = 0.0
         self.paused_total = 0.0
-        self._answer = asyncio.Event()
+        self.replies_waiting = 0
+        self._change = asyncio.Event()
 
     def pause(self, seconds: float, now: float) -> None:
         until = now + seconds + PAUSE_MARGIN
@@ -156,24 +175,37 @@ class GlobalPacer:
     def pause_left(self, now: float) -> float:
         return max(0.0, self.paused_until - now)
 
-    async def acquire(self) -> None:
+    async def acquire(self, *, bulk: bool = True) -> None:
         """Wait for the next send slot; it is taken when this returns. Call `answered()` when
-        the send's answer (or its failure) comes back."""
+        the send's answer (or its failure) comes back.
+
+        A reply (bulk=False) skips the bulk spacing and takes the first free place in the
+        window; while one waits, no bulk send takes a place: a person who just wrote is
+        answered within a window's turn, not behind a whole broadcast.
+        """
         loop = asyncio.get_running_loop()
-        await self.spacing.acquire()
-        while True:
-            now = loop.time()
-            ready = max(self.paused_until, self.window.ready_at(now) if self.window else now)
-            if ready <= now:
-                if self.window is not None:
-                    self.window.start()
-                return
-            self._answer.clear()
-            wait = ready - now if ready != math.inf else REQUEST_TIMEOUT
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._answer.wait(), wait)
+        if bulk:
+            await self.spacing.acquire()
+        else:
+            self.replies_waiting += 1
+        try:
+            while True:
+                now = loop.time()
+                ready = max(self.paused_until, self.window.ready_at(now) if self.window else now)
+                if ready <= now and (not bulk or self.replies_waiting == 0):
+                    if self.window is not None:
+                        self.window.start()
+                    return
+                self._change.clear()
+                wait = ready - now if ready != math.inf else REQUEST_TIMEOUT
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._change.wait(), max(wait, 0.001) if ready > now else 1.0)
+        finally:
+            if not bulk:
+                self.replies_waiting -= 1
+                self._change.set()
 
     def answered(self) -> None:
         if self.window is not None:
             self.window.answered(asyncio.get_running_loop().time())
-        self._answer.set()
+        self._change.set()

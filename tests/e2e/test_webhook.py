@@ -7,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from bot.settings import Settings
+from config.settings import Settings
 from storage.models import Person, ProcessedUpdate
 from tests.e2e.harness import Chat
 
