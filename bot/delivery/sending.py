@@ -32,7 +32,7 @@ from aiogram.methods.base import TelegramMethod
 from pydantic import ValidationError
 
 from bot.delivery.jobs import Outcome, SendJob
-from bot.gate import bulk
+from bot.gate import bulk, not_sent
 from bot.gate.pacing import PAUSE_MARGIN, REQUEST_TIMEOUT
 from storage import notices as notices_store
 from storage import outbox
@@ -106,7 +106,9 @@ class Sending:
             out = Outcome(job.id, job.notice_id, "failed", error=_error_text(e))
         except (TelegramServerError, TelegramNetworkError, ClientDecodeError, OSError, TimeoutError) as e:
             log.info("delivery %s: %s, will retry", job.id, type(e).__name__)
-            out = self._retry(job, e)
+            # Telegram unreachable (its front end's 502-504, no connection) is not the message's
+            # fault: like a 429 it uses up no attempt, so an outage of any length loses nothing.
+            out = self._retry(job, e, count=not not_sent(e))
         except TelegramAPIError as e:
             # 400 Bad Request, 404, 413...: the message itself is refused; retrying cannot help.
             log.info("delivery %s: refused (%s)", job.id, type(e).__name__)

@@ -29,7 +29,8 @@ import contextlib
 import logging
 import random
 import weakref
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from typing import Any
 
@@ -55,6 +56,10 @@ _FORWARDS = frozenset({"forwardmessage", "forwardmessages", "copymessage", "copy
 TOO_OLD = "query is too old"
 
 _bulk: ContextVar[bool] = ContextVar("gate_bulk", default=False)
+# Called once before a call starts waiting for Telegram (a 429's retry_after, an outage): the
+# update being handled commits what it has, so its transaction holds no database lock
+# meanwhile (on SQLite the one connection) while the reply waits, perhaps for minutes.
+before_wait: ContextVar[Callable[[], Awaitable[None]] | None] = ContextVar("gate_before_wait", default=None)
 
 
 def is_message(method: TelegramMethod[Any]) -> bool:
@@ -82,7 +87,7 @@ def bulk() -> Iterator[None]:
         _bulk.reset(token)
 
 
-def _not_sent(e: Exception) -> bool:
+def not_sent(e: BaseException) -> bool:
     """Did this error happen before Telegram could have acted on the call?"""
     if isinstance(e, TelegramNetworkError):
         return isinstance(e.__cause__, ClientConnectorError)  # no connection, so no request
@@ -115,6 +120,7 @@ class Gate(BaseRequestMiddleware):
         self.give_up_after = give_up_after
         self.rate_limited = 0  # 429 answers seen
         self.retried = 0  # calls made again after a 5xx or network error
+        self.retried_by: Counter[str] = Counter()  # ...by the error's class name
         self.replies = 0  # non-bulk messages admitted
         self.limited = asyncio.Event()  # set at the first 429 (tests and the demo wait on it)
 
@@ -130,8 +136,19 @@ class Gate(BaseRequestMiddleware):
         started = loop.time()
         message = is_message(method)
         failures = 0
+        released = False
+
+        async def release() -> None:
+            nonlocal released
+            hook = before_wait.get()
+            if hook is not None and not released:
+                released = True
+                await hook()
+
         while True:
             left = await self.state.pause_left()
+            if left > 0:
+                await release()
             while left > 0:
                 await asyncio.sleep(left)  # the instant Telegram named, not a poll
                 left = await self.state.pause_left()
@@ -152,14 +169,16 @@ class Gate(BaseRequestMiddleware):
                     return True
                 raise
             except (TelegramServerError, TelegramNetworkError, ClientDecodeError) as e:
-                if message and not _not_sent(e):
+                if message and not not_sent(e):
                     raise
                 if loop.time() - started > self.give_up_after:
                     raise
                 failures += 1
                 self.retried += 1
+                self.retried_by[type(e).__name__] += 1
                 delay = min(self.retry_max, self.retry_base * 2 ** (failures - 1)) * random.uniform(0.8, 1.2)
                 log.info("%s: %s, again in %.1f s", method.__api_method__, type(e).__name__, delay)
+                await release()
                 await asyncio.sleep(delay)
             finally:
                 if message:
@@ -204,4 +223,14 @@ def gate_of(bot: Bot, **local: Any) -> Gate:
     return gate
 
 
-__all__ = ["Gate", "GateState", "LocalState", "bulk", "chat_of", "gate_of", "install", "is_message"]
+__all__ = [
+    "Gate",
+    "GateState",
+    "LocalState",
+    "bulk",
+    "chat_of",
+    "gate_of",
+    "install",
+    "is_message",
+    "not_sent",
+]

@@ -126,8 +126,12 @@ async def bots(
     emulator: Emulator, clean_db: AsyncEngine, db_url: str, clock: FrozenClock, tmp_path: Path
 ) -> AsyncIterator[BotRunner]:
     emulator.faults.clear()
-    emulator.limits.disable()
+    # Telegram's limits are on (30/s per bot, 1/s per chat with a short burst, 20/min per group):
+    # every call goes through the bot's gate, which keeps to them; a 429 would fail the test.
+    emulator.limits.reset()
+    emulator.limits.enable()
     violations_before = len(emulator.violations)
+    refused_before = emulator.stats.limit_429_total
     runner = BotRunner(emulator, clean_db, db_url, clock, evidence_dir=tmp_path / "evidence")
     try:
         yield runner
@@ -135,6 +139,8 @@ async def bots(
         await runner.stop_all()
     # Every call the bot made must have been one Telegram accepts.
     assert emulator.violations[violations_before:] == []
+    # ...and none broke Telegram's limits (the gate retries a 429, so only the count shows it).
+    assert emulator.stats.limit_429_total == refused_before
 
 
 @pytest.fixture
