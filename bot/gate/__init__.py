@@ -182,7 +182,7 @@ class Gate(BaseRequestMiddleware):
                 await asyncio.sleep(delay)
             finally:
                 if message:
-                    self.state.answered()
+                    self.state.answered(chat_of(method))
 
     async def _bulk_call(
         self,
@@ -199,7 +199,7 @@ class Gate(BaseRequestMiddleware):
             raise
         finally:
             if is_message(method):
-                self.state.answered()
+                self.state.answered(chat_of(method))
 
 
 # By session, not by bot: Bot objects of one token are equal, yet each has its own session.

@@ -102,6 +102,14 @@ class ChatPacer:
         while times and times[0] + horizon <= now:
             times.popleft()
 
+    def answered(self, chat_id: int, now: float) -> None:
+        """The send noted last for this chat was answered: count it from now. Telegram counted it
+        somewhere between the two; from the answer, the next one cannot arrive within the
+        interval of it, whatever the network did (the same rule as AnswerWindow)."""
+        times = self._chats.get(chat_id)
+        if times:
+            times[-1] = max(times[-1], now)
+
     def forget_idle(self, now: float) -> None:
         """Drop the logs of chats with nothing recent, so a big broadcast leaves no residue."""
         for chat_id in [c for c, t in self._chats.items() if not t or t[-1] + self._horizon(c) <= now]:

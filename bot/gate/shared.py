@@ -136,7 +136,7 @@ class RedisState:
                 return
             await asyncio.sleep(min(max(wait, 0.001), LOOK_AGAIN))
 
-    def answered(self) -> None:
+    def answered(self, chat_id: int | None = None) -> None:
         """Counted when admitted: nothing to do when the answer comes."""
 
     def chat_ready_at(self, chat_id: int, now: float) -> float:

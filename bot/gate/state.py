@@ -22,7 +22,7 @@ class GateState(Protocol):
         """Wait until one more message may go (to this chat, if given) and count it as gone.
         Replies (bulk=False) go before bulk sends. `answered()` must follow."""
 
-    def answered(self) -> None:
+    def answered(self, chat_id: int | None = None) -> None:
         """The admitted message's answer (or failure) came back."""
 
     def chat_ready_at(self, chat_id: int, now: float) -> float:
@@ -77,8 +77,10 @@ class LocalState:
                 return
             self.pacer.answered()  # another message took the chat meanwhile: give the place back
 
-    def answered(self) -> None:
+    def answered(self, chat_id: int | None = None) -> None:
         self.pacer.answered()
+        if chat_id is not None:
+            self.chats.answered(chat_id, asyncio.get_running_loop().time())
 
     def chat_ready_at(self, chat_id: int, now: float) -> float:
         return self.chats.ready_at(chat_id, now, bulk=True)
