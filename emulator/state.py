@@ -343,6 +343,7 @@ class CallbackQuery:
     message: ChatMessage
     data: str | None
     answer: CallbackAnswer | None = None
+    at: float = 0.0  # the emulator's clock when the button was pressed
 
 
 @dataclass(eq=False)
