@@ -232,7 +232,7 @@ class BroadcastResult:
     duplicates: int
     edits: int
     latency: float = 0.0
-    replies: list[float] = field(default_factory=list)  # seconds each reply took, call to answer
+    replies: list[float] = field(default_factory=list, repr=False)  # seconds each reply took
 
     def reply_quantile(self, q: float) -> float:
         if not self.replies:
@@ -244,6 +244,11 @@ class BroadcastResult:
     def achieved(self) -> float:
         """Sends per second while sending was allowed, as a fraction of the allowed rate."""
         return (self.admitted - 1) / max(self.span - self.paused, 1e-9) / self.rate
+
+    @property
+    def with_replies(self) -> float:
+        """The same, counting the replies sent during the notice too (they share the limit)."""
+        return (self.admitted + len(self.replies) - 1) / max(self.span - self.paused, 1e-9) / self.rate
 
     @property
     def raw(self) -> float:
@@ -575,7 +580,7 @@ arrives, as Telegram does); the emulator runs in its own process. Load average a
   percentile {notice.reply_quantile(0.95) * 1000:.0f} ms, longest
   {notice.reply_quantile(1.0) * 1000:.0f} ms
   (the three injected retry_after waits fall in this stretch too). The notice's rate above
-  counts its own sends only.
+  counts its own sends only; with the replies, {notice.with_replies:.3f} of the allowed rate.
 - How the worker paces (bot/gate/pacing.py): bulk sends evenly spaced at the allowed rate by
   aiolimiter's leaky bucket; at most that many in any 1.03 s, each counted from the moment
   Telegram's answer came back; a reply waiting at the gate takes the next free place before the

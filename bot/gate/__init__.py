@@ -14,6 +14,8 @@ passes `Gate.__call__`:
   them; a message only when Telegram provably did not take it: the connection was never made,
   or Telegram's front end answered 502/503/504 (its Bot API server was not reached). A 500 or a
   timeout after the request went out may have sent it: that error goes to the caller.
+- An answerCallbackQuery refused as too old (Telegram takes answers for about 15 s, e.g. not
+  after an outage) is let go: the spinner has stopped anyway, and the handler goes on.
 - Bulk calls (the delivery worker, inside `bulk()`) are admitted by the worker itself (it picks
   what to send next by what the limits allow) and decide their own retries (the outbox keeps
   them); the gate still counts their answers and pauses everyone on their 429s.
@@ -169,7 +171,9 @@ class Gate(BaseRequestMiddleware):
                     return True
                 raise
             except (TelegramServerError, TelegramNetworkError, ClientDecodeError) as e:
-                if message and not not_sent(e):
+                # A message only if Telegram provably did not take it; an undecodable answer
+                # only if it is a front end's gateway page (else it would not decode next time).
+                if (message or isinstance(e, ClientDecodeError)) and not not_sent(e):
                     raise
                 if loop.time() - started > self.give_up_after:
                     raise
