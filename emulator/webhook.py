@@ -106,12 +106,12 @@ class Webhooks:
                     if uid not in in_flight and retry_at.get(uid, 0.0) <= now:
                         in_flight[uid] = asyncio.create_task(self._post(bot, hook, entry.payload))
                 waits: set[asyncio.Future[Any]] = set(in_flight.values())
-                changed = asyncio.ensure_future(bot.updates_changed.wait(None))
+                changed = bot.updates_changed.next()  # registered before anything can happen
                 waits.add(changed)
                 pending_retry = [t for u, t in retry_at.items() if u not in in_flight]
                 timeout = max(0.0, min(pending_retry) - now) if pending_retry else None
                 await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-                changed.cancel()
+                bot.updates_changed.forget(changed)
                 for uid, task in [(u, t) for u, t in in_flight.items() if t.done()]:
                     del in_flight[uid]
                     entry = next((e for e in bot.queue if e.update_id == uid), None)
