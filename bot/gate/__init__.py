@@ -175,7 +175,9 @@ class Gate(BaseRequestMiddleware):
                 # only if it is a front end's gateway page (else it would not decode next time).
                 if (message or isinstance(e, ClientDecodeError)) and not not_sent(e):
                     raise
-                if loop.time() - started > self.give_up_after:
+                # Telegram unreachable is waited out (an outage); any other server error is
+                # tried a few times only: it may be about this very call.
+                if loop.time() - started > self.give_up_after or (failures >= 2 and not not_sent(e)):
                     raise
                 failures += 1
                 self.retried += 1
