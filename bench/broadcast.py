@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -70,6 +70,10 @@ NOTICE_USERS = 6_100_000_000
 REMINDER_USERS = 6_200_000_000
 BASELINE_USERS = 6_300_000_000
 SLOW_USERS = 6_400_000_000
+ASKER_USERS = 6_500_000_000
+# People who write to the bot while the notice goes out: one answer every REPLY_EVERY seconds.
+ASKERS = 20
+REPLY_EVERY = 0.25
 
 
 def _say(text: str) -> None:
@@ -228,11 +232,23 @@ class BroadcastResult:
     duplicates: int
     edits: int
     latency: float = 0.0
+    replies: list[float] = field(default_factory=list, repr=False)  # seconds each reply took
+
+    def reply_quantile(self, q: float) -> float:
+        if not self.replies:
+            return math.nan
+        ordered = sorted(self.replies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
     @property
     def achieved(self) -> float:
         """Sends per second while sending was allowed, as a fraction of the allowed rate."""
         return (self.admitted - 1) / max(self.span - self.paused, 1e-9) / self.rate
+
+    @property
+    def with_replies(self) -> float:
+        """The same, counting the replies sent during the notice too (they share the limit)."""
+        return (self.admitted + len(self.replies) - 1) / max(self.span - self.paused, 1e-9) / self.rate
 
     @property
     def raw(self) -> float:
@@ -262,8 +278,10 @@ async def run_notice(
     *,
     latency: float = 0.0,
     first_user: int = NOTICE_USERS,
+    askers: int = 0,
 ) -> BroadcastResult:
     ids = await add_users(emu, first_user, n + 1)
+    asker_ids = await add_users(emu, ASKER_USERS + first_user % 1_000_000, askers) if askers else []
     secretary, members = ids[-1], ids[:-1]
     blocked = spread(members, 0.03)
     for u in blocked:
@@ -291,7 +309,10 @@ async def run_notice(
             asyncio.create_task(_when(lambda: worker.stats.sent, n * k // 4, lambda: emu.inject_429(1, 1)))
             for k in (1, 2, 3)
         ]
+        replies: list[float] = []
+        replier = asyncio.create_task(_answer_askers(bot, worker, asker_ids, n, replies))
         await worker.drain(horizon=30)
+        await replier
         if latency:
             await emu.clear_faults()
         for t in injections:
@@ -306,7 +327,7 @@ async def run_notice(
     return BroadcastResult(
         recipients=n,
         blocked=len(blocked),
-        admitted=stats["sent"] + refused,
+        admitted=stats["sent"] + refused - len(replies),  # the notice's own sends
         span=sends[-1] - sends[0],
         paused=worker.stats.paused_seconds,
         rate=rate,
@@ -318,7 +339,39 @@ async def run_notice(
         duplicates=dups,
         edits=worker.stats.edits,
         latency=latency,
+        replies=replies,
     )
+
+
+async def _answer_askers(
+    bot: Bot, worker: DeliveryWorker, askers: list[int], n: int, out: list[float]
+) -> None:
+    """While the notice is between an eighth and seven eighths of the way, answer someone every
+    REPLY_EVERY seconds, as a handler would (through the same bot, so the same gate), and time
+    each answer from the call to Telegram's reply."""
+    if not askers:
+        return
+    loop = asyncio.get_running_loop()
+
+    async def answer(chat: int) -> None:
+        t0 = loop.time()
+        await bot.send_message(chat, "可用命令：/log 记录服务 /my 我的记录")
+        out.append(loop.time() - t0)
+
+    await _when(lambda: worker.stats.sent, n // 8, _nothing)
+    answers: list[asyncio.Task[None]] = []
+    i = 0
+    while True:  # at least one, however quickly a tiny notice goes
+        answers.append(asyncio.create_task(answer(askers[i % len(askers)])))
+        i += 1
+        if worker.stats.sent >= n * 7 // 8:
+            break
+        await asyncio.sleep(REPLY_EVERY)  # the bench's own clock of people writing in
+    await asyncio.gather(*answers)
+
+
+async def _nothing() -> None:
+    return None
 
 
 async def run_baseline(base: str, emu: RemoteEmulator, n: int, rate: float) -> BroadcastResult:
@@ -520,18 +573,23 @@ arrives, as Telegram does); the emulator runs in its own process. Load average a
   sending was allowed, over the allowed rate; *incl. 429 waits* counts the time the injected
   429s forbade too (three, retry_after 1 s, at a quarter, half and three quarters of the way:
   {notice.paused:.1f} s of the worker's {notice.span:.1f} s).
-- How the worker gets there (bot/delivery.py): sends evenly spaced at 30/s by aiolimiter's
-  leaky bucket, never two at once; at most 30 in any 1.03 s, each counted from the moment
-  Telegram's answer came back, so that however the requests are delayed on the way Telegram
-  never counts 31 in a second (its own pacing caused no 429); a 429 holds every send of the bot
-  until retry_after has passed. The sender's status message was edited {notice.edits} times (at
-  most every 2 s).
-- With answers after {slow_ms}, the window counted from the answers spans 1.03 s plus the round
-  trip, so the rate drops to about 30 / (1.03 s + round trip): the price of never being counted
-  over the limit whatever the jitter. *Sends before retry_after passed* can only be sends
-  already on the wire when a 429 was answered: {r.slow.early} here, none without latency.
-- The baseline (send, sleep 1/30 s, on a 429 sleep retry_after and retry) falls below the limit
-  by however long each send takes.
+- Replies during the first notice: {len(notice.replies)} answers to people who wrote in (one
+  every {REPLY_EVERY:g} s while the notice was between an eighth and seven eighths of the way),
+  sent through the same bot and so the same gate (bot/gate) as the worker's sends. Time from
+  the call to Telegram's answer: median {notice.reply_quantile(0.5) * 1000:.0f} ms, 95th
+  percentile {notice.reply_quantile(0.95) * 1000:.0f} ms, longest
+  {notice.reply_quantile(1.0) * 1000:.0f} ms
+  (the three injected retry_after waits fall in this stretch too). The notice's rate above
+  counts its own sends only; with the replies, {notice.with_replies:.3f} of the allowed rate.
+- How the worker paces (bot/gate/pacing.py): bulk sends evenly spaced at the allowed rate by
+  aiolimiter's leaky bucket; at most that many in any 1.03 s, each counted from the moment
+  Telegram's answer came back; a reply waiting at the gate takes the next free place before the
+  worker's next send; a 429 holds every call of the bot until retry_after has passed. 429s
+  from the limits themselves in this run: {notice.own_429} (worker and replies together). The
+  sender's status message was edited {notice.edits} times (at most every 2 s).
+- With answers after {slow_ms}: *sends before retry_after passed* (sends already on the wire
+  when a 429 was answered) {r.slow.early}; without the added latency {notice.early}.
+- The baseline is send, sleep 1/30 s, on a 429 sleep retry_after and retry.
 
 Reminders: {rem.reminders:,} due at the same moment ({rem.reminders // 100} branches' monthly
 nudges), the scheduler ticking every {rem.tick_seconds:g} s (30 s by default, which can add up to
@@ -562,7 +620,7 @@ async def main_async(args: argparse.Namespace) -> Results:
                 async with emulator_process(args.rate, tmp / "emulator.log") as (base, emu):
                     n = max(10, round(3000 * args.scale))
                     _say(f"notice to {n} members at {args.rate:g}/s ...")
-                    notice = await run_notice(base, emu, sm, engine, n, args.rate)
+                    notice = await run_notice(base, emu, sm, engine, n, args.rate, askers=ASKERS)
                     _say(f"  {notice}")
                     n2 = max(10, round(600 * args.scale))
                     _say(f"notice to {n2} members, answers after {args.latency:g} s ...")

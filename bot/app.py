@@ -15,6 +15,7 @@ from aiogram.fsm.storage.base import BaseStorage
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.fsm_storage import DbStorage
+from bot.gate import Gate, GateState, LocalState, gate_of, install
 from bot.intake import Intake
 from bot.middlewares import PersonContext, UpdateGuard
 from config.clock import Clock
@@ -28,11 +29,23 @@ log = logging.getLogger("branchbot")
 
 def make_bot(settings: Settings) -> Bot:
     session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
-    return Bot(
+    bot = Bot(
         settings.require_token(),
         session=session,
         default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
     )
+    install(bot, Gate(make_gate_state(settings, bot.id)))
+    return bot
+
+
+def make_gate_state(settings: Settings, bot_id: int) -> GateState:
+    """Telegram's limits for every call of the bot: shared by all its processes through Redis
+    when there is one, else kept in this process."""
+    if settings.redis_url:
+        from bot.gate.shared import RedisState
+
+        return RedisState(settings.redis_url, bot_id)
+    return LocalState()
 
 
 def make_fsm_storage(settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]) -> BaseStorage:
@@ -83,6 +96,7 @@ class BotApp:
     async def close(self) -> None:
         self.intake.stop()
         await self.bot.session.close()
+        await gate_of(self.bot).state.close()
         await self.dp.fsm.storage.close()
         if self.owns_engine:
             await self.engine.dispose()

@@ -314,15 +314,21 @@ class Intake:
 
     # --- webhook ------------------------------------------------------------------------
 
-    def webhook_app(self, path: str, secret: str | None) -> web.Application:
+    def webhook_app(self, path: str, secret: str) -> web.Application:
         """An aiohttp app answering Telegram's webhook POSTs.
 
         200 only once the update is handled; 503 while the database is unavailable, so
-        Telegram delivers it again later; 401 on a wrong secret token.
+        Telegram delivers it again later; 401 on a missing or wrong secret token, before the
+        body is even read: only Telegram knows the secret (it was given in setWebhook), so
+        nothing else can post an update that counts.
         """
+        if not secret:
+            raise ValueError("a webhook needs a secret token")
+        expected = secret.encode()
 
         async def receive(request: web.Request) -> web.Response:
-            if secret and not secrets.compare_digest(request.headers.get(SECRET_HEADER, ""), secret):
+            given = request.headers.get(SECRET_HEADER, "").encode()
+            if not secrets.compare_digest(given, expected):
                 return web.Response(status=401, text="bad secret token")
             try:
                 update = Update.model_validate(await request.json(), context={"bot": self.bot})

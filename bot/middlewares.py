@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import joinedload
 
 from bot.fsm_storage import current_session
+from bot.gate import before_wait
 from bot.transient import DatabaseUnavailable, is_transient_db_error
 from config.clock import Clock
 from config.settings import Settings
@@ -78,6 +79,19 @@ class UpdateGuard(BaseMiddleware):
                 raise DatabaseUnavailable(type(e).__name__) from e
             raise
         data["session"] = s
+
+        async def commit_before_waiting() -> None:
+            # Handlers talk to Telegram after their own commit (the house rule), so what is
+            # committed here early is the processed-update row (and a read-only handler's
+            # nothing): a crash while the reply waits loses that reply, as after any commit.
+            try:
+                await s.commit()
+            except Exception as e:
+                log.warning(
+                    "update %s: commit before waiting failed (%s)", update.update_id, type(e).__name__
+                )
+
+        wait_token = before_wait.set(commit_before_waiting)
         try:
             result = await handler(update, data)
             await s.commit()
@@ -102,6 +116,8 @@ class UpdateGuard(BaseMiddleware):
             await self._reply(update, data, "error.internal", {})
             await self._mark_done(bot, update)
             return None
+        finally:
+            before_wait.reset(wait_token)
 
     @staticmethod
     def _wake_outbox(s: AsyncSession, data: dict[str, Any]) -> None:

@@ -121,7 +121,7 @@ async def stop(run: Running) -> None:
 
 
 async def _serve_webhook(app: BotApp, settings: Settings, stop_event: asyncio.Event) -> None:
-    assert settings.webhook_url
+    assert settings.webhook_url and settings.webhook_secret  # Settings refuses one without the other
     path = urlsplit(settings.webhook_url).path or "/webhook"
     runner = web.AppRunner(app.intake.webhook_app(path, settings.webhook_secret))
     await runner.setup()

@@ -5,16 +5,18 @@ A bad value stops start-up with one line naming the setting (see `load_settings`
 
 from __future__ import annotations
 
+import re
 import sys
 from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SUPPORTED_LOCALES = ("zh", "en")
 ADMIN_SECRET_MIN_BYTES = 32
+_SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 
 class Settings(BaseSettings):
@@ -26,7 +28,9 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./data/branchbot.db"
     redis_url: str | None = None
     webhook_url: str | None = None
-    webhook_secret: str | None = None
+    # Telegram sends it in X-Telegram-Bot-Api-Secret-Token with every update; without it anyone
+    # who reaches the webhook port could post updates as any user, so webhook mode requires one.
+    webhook_secret: str | None = Field(default=None, validate_default=True)
     webhook_host: str = "0.0.0.0"
     webhook_port: int = Field(default=8081, ge=1, le=65535)
     admin_host: str = "127.0.0.1"
@@ -109,6 +113,15 @@ class Settings(BaseSettings):
     def _webhook(cls, v: str | None) -> str | None:
         if v and not v.startswith("https://") and not v.startswith("http://"):
             raise ValueError("must be an http(s) URL")
+        return v or None
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("webhook_url") and not v:
+            raise ValueError("required when WEBHOOK_URL is set (1-256 characters: A-Z, a-z, 0-9, _ and -)")
+        if v and not _SECRET_TOKEN.fullmatch(v):
+            raise ValueError("1-256 characters of A-Z, a-z, 0-9, _ and - (what Telegram accepts)")
         return v or None
 
     @property

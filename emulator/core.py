@@ -335,7 +335,9 @@ class Engine:
             return await self.send_text(user, button["text"], bot=b, chat=chat)
         if "callback_data" not in button:
             raise SimError(f"button {button['text']!r} has no callback_data ({sorted(button)})")
-        query = CallbackQuery(str(next(self._query_ids)), user, message, button["callback_data"])
+        query = CallbackQuery(
+            str(next(self._query_ids)), user, message, button["callback_data"], at=self.clock()
+        )
         b.callbacks[query.id] = query
         payload = {
             "id": query.id,

@@ -282,12 +282,18 @@ async def delete_message(call: Call) -> bool:
 
 # -- callback queries -----------------------------------------------------------------------------
 
+# How long after the press Telegram still takes an answer. The Bot API documents no number
+# (only that the client shows a progress bar until the bot answers); in practice answers come
+# back "query is too old" after about 15 seconds, which is what is enforced here.
+CALLBACK_ANSWER_SECONDS = 15.0
+
 
 @handles("answerCallbackQuery")
 async def answer_callback_query(call: Call) -> bool:
     p = call.params
     query = call.bot.callbacks.get(p["callback_query_id"])
-    if query is None or query.answer is not None:
+    too_old = query is not None and call.emu.clock() - query.at > CALLBACK_ANSWER_SECONDS
+    if query is None or query.answer is not None or too_old:
         raise bad_request("query is too old and response timeout expired or query ID is invalid")
     query.answer = CallbackAnswer(
         query_id=query.id,

@@ -28,6 +28,17 @@ class Signal:
                 f.set_result(None)
         self._waiters.clear()
 
+    def next(self) -> asyncio.Future[None]:
+        """A future done at the next notify(), registered now (no notify in between is missed);
+        pass it to `forget` when done with it."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.add(fut)
+        return fut
+
+    def forget(self, fut: asyncio.Future[None]) -> None:
+        self._waiters.discard(fut)
+        fut.cancel()
+
     async def wait(self, timeout: float | None) -> None:
         """Return at the next notify() or after `timeout` seconds, whichever comes first."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -343,6 +354,7 @@ class CallbackQuery:
     message: ChatMessage
     data: str | None
     answer: CallbackAnswer | None = None
+    at: float = 0.0  # the emulator's clock when the button was pressed
 
 
 @dataclass(eq=False)

@@ -1,14 +1,15 @@
 """Webhook delivery, as Telegram does it: while a bot has a webhook, its pending updates are
-POSTed to the URL one at a time, in order, with the `X-Telegram-Bot-Api-Secret-Token` header
-when a secret was set. An update leaves the queue only when the webhook answers 2xx;
-otherwise (non-2xx, connection error, timeout) the same update is retried after a delay that
-doubles from `retry_base` up to `retry_max` seconds (Telegram's own delays are seconds to
-minutes; tests use small ones). Every attempt is recorded in `SimBot.webhook_attempts`, the
+POSTed to the URL with the `X-Telegram-Bot-Api-Secret-Token` header when a secret was set, up
+to `max_connections` (setWebhook's, 40 by default) at once: the first `max_connections`
+updates of the queue are in flight together, so they may be handled, and answered, in any
+order (with max_connections=1, one at a time, in order). An update leaves the queue only when
+the webhook answers 2xx; otherwise (non-2xx, connection error, timeout) that update is retried
+after a delay that doubles from `retry_base` up to `retry_max` seconds (Telegram's own delays
+are seconds to minutes; tests use small ones). Every attempt is recorded in `SimBot.webhook_attempts`, the
 last error in getWebhookInfo. A 2xx answer whose body is a method call
 (`{"method": "sendMessage", ...}`, JSON or multipart) is executed, as Telegram does.
 
-Unlike Telegram, plain http:// URLs are allowed (tests run without TLS) and
-`max_connections` is recorded but delivery is always sequential per bot.
+Unlike Telegram, plain http:// URLs are allowed (tests run without TLS).
 """
 
 from __future__ import annotations
@@ -93,23 +94,41 @@ class Webhooks:
             self._session = None
 
     async def _deliver(self, bot: SimBot) -> None:
-        delay = self.retry_base
-        while bot.webhook is not None and not self.emu.closing:
-            if not bot.queue:
-                await bot.updates_changed.wait(None)
-                continue
-            entry, hook = bot.queue[0], bot.webhook
-            ok = await self._post(bot, hook, entry.payload)
-            if ok:
-                entry.delivered = True
-                if entry in bot.queue:
-                    bot.queue.remove(entry)
-                delay = self.retry_base
-                self.emu.changed.notify()
-            else:
-                self.emu.changed.notify()
-                await asyncio.sleep(delay)  # Telegram's back-off before the retry
-                delay = min(delay * 2, self.retry_max)
+        in_flight: dict[int, asyncio.Task[bool]] = {}  # update id -> its POST
+        retry_at: dict[int, float] = {}  # update id -> when a failed one may go again
+        delays: dict[int, float] = {}
+        try:
+            while bot.webhook is not None and not self.emu.closing:
+                hook = bot.webhook
+                now = self.emu.clock()
+                for entry in bot.queue[: hook.max_connections]:
+                    uid = entry.update_id
+                    if uid not in in_flight and retry_at.get(uid, 0.0) <= now:
+                        in_flight[uid] = asyncio.create_task(self._post(bot, hook, entry.payload))
+                waits: set[asyncio.Future[Any]] = set(in_flight.values())
+                changed = bot.updates_changed.next()  # registered before anything can happen
+                waits.add(changed)
+                pending_retry = [t for u, t in retry_at.items() if u not in in_flight]
+                timeout = max(0.0, min(pending_retry) - now) if pending_retry else None
+                await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                bot.updates_changed.forget(changed)
+                for uid, task in [(u, t) for u, t in in_flight.items() if t.done()]:
+                    del in_flight[uid]
+                    entry = next((e for e in bot.queue if e.update_id == uid), None)
+                    if not task.cancelled() and task.exception() is None and task.result():
+                        retry_at.pop(uid, None)
+                        delays.pop(uid, None)
+                        if entry is not None:
+                            entry.delivered = True
+                            bot.queue.remove(entry)
+                    else:  # Telegram's back-off before this update's retry
+                        delay = delays.get(uid, self.retry_base)
+                        retry_at[uid] = self.emu.clock() + delay
+                        delays[uid] = min(delay * 2, self.retry_max)
+                    self.emu.changed.notify()
+        finally:
+            for task in in_flight.values():
+                task.cancel()
 
     async def _post(self, bot: SimBot, hook: Webhook, payload: dict[str, Any]) -> bool:
         if self._session is None:

@@ -17,6 +17,7 @@ async def test_tiny_run_loses_and_doubles_nothing_and_writes_its_section(tmp_pat
     r = await broadcast.main_async(args)
     assert (r.notice.recipients, r.notice.blocked) == (30, 1)
     assert r.notice.lost == r.notice.duplicates == 0 and r.notice.injected == 3
+    assert r.notice.replies and all(w > 0 for w in r.notice.replies)  # answers timed during the wave
     assert r.slow.lost == r.slow.duplicates == 0 and r.slow.latency > 0
     assert r.baseline.lost == r.baseline.duplicates == 0
     assert r.reminders.reminders == 100 and r.reminders.lost == r.reminders.duplicates == 0

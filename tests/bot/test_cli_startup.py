@@ -99,3 +99,19 @@ def test_a_short_admin_secret_stops_start_up(tmp_path: Path) -> None:
     # 32 bytes are enough (here 11 characters of 3 bytes each, as UTF-8 counts them).
     ok = run("db", "upgrade", env={**base_env(tmp_path), "ADMIN_SECRET": "密" * 11})
     assert ok.returncode == 0, ok.stderr
+
+
+def test_webhook_mode_without_a_secret_refuses_to_start(tmp_path: Path) -> None:
+    env = {k: v for k, v in base_env(tmp_path).items() if k != "WEBHOOK_SECRET"}
+    r = run(
+        "run",
+        env={
+            **env,
+            "BOT_TOKEN": "1:x",
+            "WEBHOOK_URL": "https://bot.example.org/tg",
+            "TELEGRAM_API_URL": "http://127.0.0.1:9",
+        },
+    )
+    assert r.returncode == 2, r.stderr
+    [line] = r.stderr.strip().splitlines()
+    assert line.startswith("branchbot: bad setting WEBHOOK_SECRET: required when WEBHOOK_URL is set")

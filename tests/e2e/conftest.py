@@ -8,6 +8,7 @@ import contextlib
 import socket
 import tempfile
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from bot.app import BotApp, create_app
 from config.clock import FrozenClock
 from config.settings import Settings
 from emulator import Emulator
+from emulator.state import ErrorRecord
 from storage.evidence import EvidenceStore
 from tests.e2e.harness import NOW, TOKEN, Chat, Db
 
@@ -51,6 +53,20 @@ def e2e_settings(emu: Emulator, db_url: str, **extra: object) -> Settings:
     )
 
 
+@dataclass
+class ExpectedError:
+    method: str
+    code: int
+    contains: str = ""
+    required: bool = True
+    seen: int = 0
+
+    def matches(self, err: ErrorRecord) -> bool:
+        return (
+            err.method.lower() == self.method and err.code == self.code and self.contains in err.description
+        )
+
+
 class BotRunner:
     """Starts bots (real polling) on the test database, and stops them: a test may restart one."""
 
@@ -66,6 +82,28 @@ class BotRunner:
         # Evidence photos go to the test's own folder, never into the working tree.
         self.evidence_dir = evidence_dir or Path(tempfile.gettempdir()) / "branchbot-e2e-evidence"
         self.running: list[tuple[BotApp, asyncio.Task[None]]] = []
+        self.expected: list[ExpectedError] = []
+
+    def expect_error(
+        self, method: str, code: int, contains: str = "", *, required: bool = True
+    ) -> ExpectedError:
+        """Declare an error answer this test makes the bot get (any number of times; at least
+        once unless not `required`): every other 4xx/5xx answered to the bot fails the test."""
+        e = ExpectedError(method.lower(), code, contains, required=required)
+        self.expected.append(e)
+        return e
+
+    def check_errors(self, errors: list[ErrorRecord]) -> None:
+        unexpected = []
+        for err in errors:
+            match = next((e for e in self.expected if e.matches(err)), None)
+            if match is None:
+                unexpected.append((err.method, err.code, err.description))
+            else:
+                match.seen += 1
+        assert unexpected == [], f"error answers the test did not declare: {unexpected}"
+        unmet = [e for e in self.expected if e.required and not e.seen]
+        assert unmet == [], f"declared errors that never came: {unmet}"
 
     async def start(self, **settings: object) -> BotApp:
         settings.setdefault("evidence_dir", str(self.evidence_dir))
@@ -126,8 +164,13 @@ async def bots(
     emulator: Emulator, clean_db: AsyncEngine, db_url: str, clock: FrozenClock, tmp_path: Path
 ) -> AsyncIterator[BotRunner]:
     emulator.faults.clear()
-    emulator.limits.disable()
+    # Telegram's limits are on (30/s per bot, 1/s per chat with a short burst, 20/min per group):
+    # every call goes through the bot's gate, which keeps to them; a 429 would fail the test.
+    emulator.limits.reset()
+    emulator.limits.enable()
     violations_before = len(emulator.violations)
+    errors_before = len(emulator.errors)
+    refused_before = emulator.stats.limit_429_total
     runner = BotRunner(emulator, clean_db, db_url, clock, evidence_dir=tmp_path / "evidence")
     try:
         yield runner
@@ -135,6 +178,10 @@ async def bots(
         await runner.stop_all()
     # Every call the bot made must have been one Telegram accepts.
     assert emulator.violations[violations_before:] == []
+    # ...and none broke Telegram's limits (the gate retries a 429, so only the count shows it)...
+    assert emulator.stats.limit_429_total == refused_before
+    # ...and every error answer it got was one the test expected.
+    runner.check_errors(emulator.errors[errors_before:])
 
 
 @pytest.fixture

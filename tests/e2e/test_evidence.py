@@ -51,13 +51,15 @@ async def test_a_photo_is_kept_once_and_shown_with_pending(chat, db, world, emul
 
 
 async def test_a_photo_telegram_would_not_give_is_fetched_by_pending(
-    chat, db, world, emulator, evidence
+    chat, db, world, emulator, evidence, bots
 ) -> None:
-    emulator.faults.inject_5xx(count=1, method="getFile")
+    # The gate tries a 500 three times before the handler sees it: fail all three.
+    bots.expect_error("getFile", 500)
+    emulator.faults.inject_5xx(count=3, method="getFile")
     calls = emulator.stats.requests["getFile"]
     await log_with_photo(chat, world.member_a)
     [row] = await db.all(select(ServiceEntry))
-    assert emulator.stats.requests["getFile"] == calls + 1 and emulator.stats.injected_5xx >= 1
+    assert emulator.stats.requests["getFile"] == calls + 3 and emulator.stats.injected_5xx >= 3
     assert row.evidence_file_id and row.evidence_path is None  # the fault happened: nothing kept
 
     await chat.send(world.secretary_a, "/pending")

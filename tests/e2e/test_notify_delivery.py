@@ -23,8 +23,9 @@ async def drain(bot_app) -> None:
 
 
 async def test_a_notice_reaches_each_member_once_and_the_status_shows_the_counts(
-    chat, db, world, emulator, bot_app
+    chat, db, world, emulator, bot_app, bots
 ) -> None:
+    bots.expect_error("sendMessage", 403, "blocked by the user")
     reader = chat.user_for(world.member_a)
     blocker = chat.user_for(world.member_a2)
     emulator.block(blocker, notify=False)

@@ -21,7 +21,9 @@ from aiogram.types import (
 )
 
 from emulator import Emulator, SimError, SimUser
-from tests.emulator.conftest import GIF, PNG
+from emulator.methods import CALLBACK_ANSWER_SECONDS
+from tests.emulator.clock import FakeClock
+from tests.emulator.conftest import GIF, PNG, TOKEN, close_bot, make_bot
 
 
 def keyboard(*labels: str) -> InlineKeyboardMarkup:
@@ -254,3 +256,24 @@ async def test_counters_per_bot_and_chat(bot: Bot, emu: Emulator, user: SimUser)
     assert emu.stats.sent(bot.id) == 3 and emu.stats.per_chat(bot.id) == {user.id: 3}
     times = [s.at for s in emu.stats.sends]
     assert times == sorted(times)
+
+
+async def test_a_callback_answer_later_than_telegram_allows_is_refused() -> None:
+    """Telegram takes an answer for about 15 s after the press (CALLBACK_ANSWER_SECONDS)."""
+    clock = FakeClock()
+    async with Emulator(clock=clock) as emu:
+        emu.add_bot(TOKEN)
+        bot = make_bot(emu)
+        try:
+            person = emu.add_user("张三")
+            sent = await bot.send_message(person.id, "选一个：", reply_markup=keyboard("A", "B"))
+            early = await emu.press(person, sent.message_id, text="A")
+            late = await emu.press(person, sent.message_id, text="B")
+            clock.advance(CALLBACK_ANSWER_SECONDS - 1)
+            assert await bot.answer_callback_query(early["callback_query"]["id"])
+            clock.advance(2)
+            with pytest.raises(TelegramBadRequest, match="query is too old"):
+                await bot.answer_callback_query(late["callback_query"]["id"])
+            assert emu.violations == []  # an ordinary error answer, not a spec violation
+        finally:
+            await close_bot(bot)

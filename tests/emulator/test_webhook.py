@@ -74,7 +74,7 @@ async def test_a_failed_push_is_retried_until_acknowledged_in_order(
     bot: Bot, emu: Emulator, sim_bot: SimBot, user: SimUser, receiver: Receiver
 ):
     receiver.statuses = [500, 500]
-    await bot.set_webhook(receiver.url)
+    await bot.set_webhook(receiver.url, max_connections=1)  # one at a time: in order
     ids = [(await emu.send_text(user, f"m{i}"))["update_id"] for i in range(3)]
     await delivered(emu, sim_bot, 3)
     assert [a.status for a in sim_bot.webhook_attempts] == [500, 500, 200, 200, 200]
@@ -83,6 +83,46 @@ async def test_a_failed_push_is_retried_until_acknowledged_in_order(
     info = await bot.get_webhook_info()
     assert info.last_error_message == "Wrong response from the webhook: 500 Internal Server Error"
     assert info.pending_update_count == 0
+
+
+async def test_updates_go_concurrently_up_to_max_connections(
+    bot: Bot, emu: Emulator, sim_bot: SimBot, user: SimUser
+):
+    """Telegram keeps up to max_connections requests open at once: a slow update does not hold
+    up the next ones."""
+    open_now = 0
+    most = 0
+    release = asyncio.Event()
+    three_open = asyncio.Event()
+
+    async def handle(request: web.Request) -> web.Response:
+        nonlocal open_now, most
+        open_now += 1
+        most = max(most, open_now)
+        if open_now == 3:
+            three_open.set()
+        try:
+            await release.wait()
+        finally:
+            open_now -= 1
+        return web.Response(status=200)
+
+    app = web.Application()
+    app.router.add_post("/hook", handle)
+    runner, port = await serve(app)
+    try:
+        await bot.set_webhook(f"http://127.0.0.1:{port}/hook", max_connections=3)
+        for i in range(5):
+            await emu.send_text(user, f"m{i}")
+        await asyncio.wait_for(three_open.wait(), 5)
+        assert sim_bot.webhook_attempts == []  # none answered yet: all three still open
+        release.set()
+        await delivered(emu, sim_bot, 5)
+        assert most == 3  # three at once, never more
+        assert (await bot.get_webhook_info()).pending_update_count == 0
+    finally:
+        release.set()
+        await runner.cleanup()
 
 
 async def test_unreachable_webhook_keeps_updates_pending(

@@ -1,0 +1,159 @@
+"""The gate every Bot API call passes (bot/gate): 429s pause everyone and the call is made again,
+5xx are retried only where that cannot double a message, replies and the delivery worker share
+Telegram's limits and a reply goes first, and with Redis two processes share one set of limits."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from aiogram import Bot
+from aiogram.exceptions import TelegramRetryAfter, TelegramServerError
+
+from bot.delivery import DeliveryWorker
+from bot.gate import Gate, LocalState, gate_of, install
+from bot.gate.shared import RedisState
+from config.clock import Clock
+from emulator import Emulator
+from storage import outbox
+from tests.bot.outbox_world import TOKEN, copies_per_chat, make_tg_bot
+
+REDIS = "redis://127.0.0.1:6379/0"  # the machine's Redis (CI has it too)
+
+
+@pytest.fixture
+async def emu() -> AsyncIterator[Emulator]:
+    async with Emulator() as e:
+        e.add_bot(TOKEN)
+        yield e
+
+
+@pytest.fixture
+async def tg(emu: Emulator) -> AsyncIterator[Bot]:
+    b = make_tg_bot(emu)
+    install(b, Gate(LocalState(), retry_base=0.05))
+    yield b
+    await b.session.close()
+
+
+async def test_a_reply_refused_with_429_is_sent_once_after_retry_after(emu, tg) -> None:
+    u, v = emu.add_user("u"), emu.add_user("v")
+    emu.faults.inject_429(count=1, retry_after=1, chat_id=u.id)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    first = asyncio.create_task(tg.send_message(u.id, "your answer"))
+    await asyncio.wait_for(gate_of(tg).limited.wait(), 5)  # the 429 came back to the gate
+    other = await tg.send_message(v.id, "someone else's")  # held by the same retry_after
+    await first
+    assert loop.time() - t0 >= 1.0
+    assert [m.text for m in emu.chat(u)] == ["your answer"] and other.text == "someone else's"
+    assert emu.stats.early_retries == 0  # nothing went out before retry_after had passed
+    assert gate_of(tg).rate_limited == 1
+
+
+async def test_without_the_gate_a_429_loses_the_reply(emu) -> None:
+    """What the gate fixes: a plain bot's reply refused with 429 is an exception, not a message."""
+    bare = make_tg_bot(emu)
+    try:
+        u = emu.add_user("u")
+        emu.faults.inject_429(count=1, retry_after=1)
+        with pytest.raises(TelegramRetryAfter):
+            await bare.send_message(u.id, "lost")
+        assert emu.chat(u) == []
+    finally:
+        await bare.session.close()
+
+
+async def test_server_errors_are_retried_only_where_no_message_can_double(emu, tg) -> None:
+    u = emu.add_user("u")
+    sent = await tg.send_message(u.id, "v1")
+    # An edit sends nothing new: retried through a 500 and a front end's 502 page.
+    emu.faults.inject_5xx(count=1, status=500, method="editMessageText")
+    emu.faults.inject_5xx(count=1, status=502, method="editMessageText", html=True)
+    await tg.edit_message_text("v2", chat_id=u.id, message_id=sent.message_id)
+    assert emu.chat(u)[0].text == "v2"
+    # A 502 is Telegram's front end: the message was not taken, so it is sent again, once.
+    emu.faults.inject_5xx(count=1, status=502, method="sendMessage")
+    await tg.send_message(u.id, "after a 502")
+    # A 500 may come after the message went out (it did here): not sent again.
+    emu.faults.inject_5xx(count=1, status=500, method="sendMessage", after_send=True)
+    with pytest.raises(TelegramServerError):
+        await tg.send_message(u.id, "after a 500")
+    assert [m.text for m in emu.chat(u)] == ["v2", "after a 502", "after a 500"]
+    assert gate_of(tg).retried == 3
+
+
+async def test_replies_and_a_broadcast_share_the_limits_and_replies_go_first(
+    session, sessionmaker, emu, tg
+) -> None:
+    emu.limits.enable()  # Telegram's: 30/s per bot, 1/s per chat, 20/min per group
+    users = [emu.add_user(f"m{i}") for i in range(150)]
+    await outbox.enqueue_many(
+        session,
+        [
+            outbox.OutMessage("text", u.id, f"n{i}", {"method": "sendMessage", "text": "通知"})
+            for i, u in enumerate(users)
+        ],
+        now=Clock().now(),
+    )
+    await session.commit()
+    askers = [emu.add_user(f"asker{i}") for i in range(8)]
+    w = DeliveryWorker(tg, sessionmaker, Clock(), "w1")
+    loop = asyncio.get_running_loop()
+    waits: list[float] = []
+
+    async def reply(chat_id: int) -> None:
+        t0 = loop.time()
+        await tg.send_message(chat_id, "帮助")
+        waits.append(loop.time() - t0)
+
+    broadcast = asyncio.create_task(w.drain(horizon=10))
+    await emu.wait_for(lambda: emu.stats.sent() >= 60, 20)  # the wave is at full speed
+    for a in askers:
+        await reply(a.id)
+        await reply(a.id)  # a second answer at once: within the chat's burst
+    await asyncio.wait_for(broadcast, 60)
+    assert copies_per_chat(emu, {u.id for u in users + askers}) == {
+        **{u.id: 1 for u in users},
+        **{a.id: 2 for a in askers},
+    }
+    assert emu.stats.limit_429_total == 0  # nobody broke a limit Telegram enforces
+    assert emu.stats.max_in_window(1.0) <= 30
+    assert max(waits) < 1.0, waits
+
+
+async def test_a_burst_of_replies_to_one_chat_keeps_its_limit(emu, tg) -> None:
+    emu.limits.enable()
+    u = emu.add_user("u")
+    for i in range(6):
+        await tg.send_message(u.id, f"r{i}")
+    assert len(emu.chat(u)) == 6 and emu.stats.limit_429_total == 0
+
+
+async def test_two_processes_share_the_limits_through_redis(emu) -> None:
+    emu.limits.enable()
+    users = [emu.add_user(f"u{i}") for i in range(90)]
+    bots = [make_tg_bot(emu), make_tg_bot(emu)]  # two processes of one bot
+    prefix = f"test-gate:{uuid.uuid4().hex}"  # this run's own keys
+    states = [RedisState(REDIS, b.id, prefix=prefix) for b in bots]
+    for b, s in zip(bots, states, strict=True):
+        install(b, Gate(s))
+    try:
+        halves = [users[:45], users[45:]]
+        await asyncio.gather(
+            *(
+                asyncio.gather(*(b.send_message(u.id, "x") for u in half))
+                for b, half in zip(bots, halves, strict=True)
+            )
+        )
+        assert emu.stats.sent() == 90 and emu.stats.limit_429_total == 0
+        assert emu.stats.max_in_window(1.0) <= 30
+        # A 429 one process sees holds the other too.
+        await states[0].pause(2)
+        assert 1.5 < await states[1].pause_left() <= 2.1
+    finally:
+        for b, s in zip(bots, states, strict=True):
+            await b.session.close()
+            await s.close()
