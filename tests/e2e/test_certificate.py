@@ -12,7 +12,7 @@ from sqlalchemy import select
 from handlers.certificate import certificate_period
 from handlers.kit.commands import bot_commands
 from handlers.reports import PeriodError
-from storage.models import Certificate, EntryStatus, Role, ServiceEntry
+from storage.models import Certificate, EntryStatus, ServiceEntry
 from tests.e2e.harness import NOW
 
 TODAY = NOW.date()
