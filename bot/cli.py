@@ -57,6 +57,7 @@ OWNERS: dict[str, str | None] = {
     "invite": "admin.cli",
     "member": "admin.cli",
     "export": "admin.cli",
+    "packet": "admin.cli",
     "admin": "admin.web_cli",
     "demo": "demo.cli",
     "run": "bot.run_cli",
