@@ -30,10 +30,14 @@ async def test_the_audit_page_filters_by_channel_and_organization(client, sessio
         """The actions of the rows listed (the select's options name every action anyway)."""
         page = await client.get(f"/audit?{query}")
         assert page.status_code == 200
-        return set(re.findall(r'<div class="muted small mono">([a-z_.]+)</div>', page.text))
+        return set(re.findall(r'<tr data-action="([a-z_.]+)">', page.text))
 
     assert {"entry.log", "entry.approve", "exemplar.add"} <= await shown("")
-    assert "审核通过服务记录" in (await client.get("/audit")).text
+    page = (await client.get("/audit")).text
+    assert "审核通过服务记录" in page
+    # Channels and actions in words, not the codes they are stored as.
+    assert "聊天机器人" in page and "命令行" in page
+    assert ">bot<" not in page and ">entry.approve<" not in page
     assert await shown("via=bot") == {"entry.log", "entry.approve"}
     assert await shown("via=cli") == {"exemplar.add"}
     assert await shown(f"org={world.branch_b.id}") == {"exemplar.add"}

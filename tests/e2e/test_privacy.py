@@ -109,6 +109,7 @@ async def test_privacy_tells_the_truth_about_public_commitments(chat, world, ses
     reply = await chat.send(world.member_a, "/privacy")
     assert "其他党员看不到您的记录" not in reply.text  # the old blanket promise
     assert "公开承诺" in reply.text and "公示" in reply.text and "/commit" in reply.text
+    assert "照片" in reply.text  # evidence photos are kept (EVIDENCE_DIR), so /privacy names them
 
     owner = await world.actor(session, world.member_a)
     await commitments.make_commitment(
