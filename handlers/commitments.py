@@ -4,7 +4,7 @@ or withdraw one that is still open.
 
 The reviewer's side (evaluation, returning for more work, publication) is handlers/evaluate.py.
 
-Templates whose id starts with "branch_" are the branch's own commitments (本支部承诺…): only a
+Templates the pack marks `secretary_only` are the branch's own commitments (本支部承诺…): only a
 secretary is offered them, and making one makes the branch's commitment, not a personal one.
 """
 
@@ -36,7 +36,6 @@ router = Router(name=__name__)
 router.message.filter(Joined())
 router.callback_query.filter(Joined())
 
-BRANCH_TEMPLATE = "branch_"
 FREE = "free"
 LISTED = 20
 NOT_COMMAND = ~F.text.startswith("/")
@@ -93,15 +92,14 @@ async def cmd_commit(
     def b(text: str, value: str) -> InlineKeyboardButton:
         return button(text, CommitBtn(wid=wid, step="tpl", value=value).pack())
 
-    offered = [t for t in pack.templates if _is_secretary(actor) or not t.id.startswith(BRANCH_TEMPLATE)]
     choices = [
         b(
             _("commit_chat.branch_template", title=t.title.get(locale))
-            if t.id.startswith(BRANCH_TEMPLATE)
+            if t.secretary_only
             else t.title.get(locale),
             t.id,
         )
-        for t in offered
+        for t in pack.templates_for(secretary=_is_secretary(actor))
     ]
     markup = rows(*column(choices), [b(_("commit_chat.btn_free"), FREE)], [_cancel(_, wid)])
     await message.answer(_("commit_chat.pick"), reply_markup=markup)
@@ -176,7 +174,7 @@ async def on_template_click(
     cd = callback_data
     data = await _wizard(state, cd.wid, CommitWizard.template)
     template = pack.template(cd.value) if cd.value != FREE else None
-    allowed = template is not None and (_is_secretary(actor) or not template.id.startswith(BRANCH_TEMPLATE))
+    allowed = template is not None and template in pack.templates_for(secretary=_is_secretary(actor))
     if data is None or (cd.value != FREE and not allowed):
         await query.answer(_("commit_chat.stale"), show_alert=True)
         return
@@ -186,9 +184,7 @@ async def on_template_click(
         await session.commit()
         await show(query, bot, _("commit_chat.ask_text"), rows([_cancel(_, cd.wid)]))
         return
-    data = await state.update_data(
-        template_id=template.id, for_branch=template.id.startswith(BRANCH_TEMPLATE)
-    )
+    data = await state.update_data(template_id=template.id, for_branch=template.secretary_only)
     await state.set_state(CommitWizard.deadline)
     await session.commit()
     text, markup = deadline_prompt(_, pack, locale, today, data)
