@@ -26,6 +26,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from content.i18n import Raw, Texts
+from handlers.kit.wizard import Stale, fresh, running
 from handlers.manage import MANAGERS, STAFF_ROLES, local_time, managers, message_of, secretary_branch, short
 from handlers.manage import staff_root as staff_org
 from storage import notices
@@ -322,23 +323,19 @@ def _confirm_keyboard(_: Texts, version: int) -> InlineKeyboardMarkup:
     )
 
 
-async def _current(state: FSMContext, version: int) -> dict[str, Any] | None:
+async def _current(state: FSMContext, version: int) -> dict[str, Any]:
     """The conversation's draft, if the button pressed belongs to its latest preview."""
-    if await state.get_state() not in (NotifyFlow.content.state, NotifyFlow.when.state):
-        return None
-    data = await state.get_data()
-    if int(data.get("version", -1)) != version or not data.get("text"):
-        return None
-    return data
+    data = await running(
+        state, version, NotifyFlow.content, NotifyFlow.when, stale="notify_chat.stale", run_key="version"
+    )
+    return fresh(data if data.get("text") else None, "notify_chat.stale")
 
 
 @router.callback_query(NotifyStep.filter(F.action == "cancel"))
 async def on_cancel_click(
     query: CallbackQuery, callback_data: NotifyStep, _: Texts, state: FSMContext
 ) -> None:
-    if await _current(state, callback_data.version) is None:
-        await query.answer(_("notify_chat.stale"), show_alert=True)
-        return
+    await _current(state, callback_data.version)
     await state.clear()
     await query.answer()
     msg = message_of(query)
@@ -351,9 +348,6 @@ async def on_time_click(
     query: CallbackQuery, callback_data: NotifyStep, _: Texts, state: FSMContext, tz: tzinfo, now: datetime
 ) -> None:
     data = await _current(state, callback_data.version)
-    if data is None:
-        await query.answer(_("notify_chat.stale"), show_alert=True)
-        return
     await state.set_state(NotifyFlow.when)
     await query.answer()
     msg = message_of(query)
@@ -429,16 +423,14 @@ async def on_send_click(
 ) -> None:
     msg = message_of(query)
     data = await _current(state, callback_data.version)
-    if data is None or msg is None:
-        await query.answer(_("notify_chat.stale"), show_alert=True)
-        return
+    if msg is None:
+        raise Stale("notify_chat.stale")
     scheduled: datetime | None = None
     if callback_data.when == "morning":
         scheduled = next_morning(tz, now)
     elif callback_data.when == "at":
         if not data.get("at"):
-            await query.answer(_("notify_chat.stale"), show_alert=True)
-            return
+            raise Stale("notify_chat.stale")
         scheduled = datetime.fromisoformat(str(data["at"]))
     notice = await notices.create_notice(
         session,
