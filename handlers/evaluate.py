@@ -21,6 +21,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from content.i18n import Texts, texts
+from handlers.kit.keyboards import button, picker
 from handlers.kit.wizard import Stale
 from handlers.manage import local_time, managed_branches, managers, message_of, secretary_branch, short
 from handlers.notify import edit_status, recipient_count, status_text
@@ -95,27 +96,22 @@ async def inbox(
         return None
     rows: list[list[InlineKeyboardButton]] = []
     if views:
-        lines = [_("evaluate.inbox_header", count=len(views))]
-        buttons = []
-        for n, v in enumerate(views[:INBOX_SHOWN], start=1):
-            c = v.commitment
-            lines.append(
-                _(
-                    "evaluate.inbox_item",
-                    n=n,
-                    owner=v.owner_name or "—",
-                    text=short(c.text, 80),
-                    deadline=c.deadline.isoformat(),
-                )
-            )
-            buttons.append(
-                InlineKeyboardButton(
-                    text=_("evaluate.open_n", n=n),
-                    callback_data=EvalOpen(org_id=c.org_id, commitment_id=c.id).pack(),
-                )
-            )
-        rows += [buttons[i : i + 4] for i in range(0, len(buttons), 4)]
-        text = "\n".join(lines)
+        text, rows = picker(
+            _("evaluate.inbox_header", count=len(views)),
+            views[:INBOX_SHOWN],
+            lambda n, v: _(
+                "evaluate.inbox_item",
+                n=n,
+                owner=v.owner_name or "—",
+                text=short(v.commitment.text, 80),
+                deadline=v.commitment.deadline.isoformat(),
+            ),
+            lambda n, v: button(
+                _("evaluate.open_n", n=n),
+                EvalOpen(org_id=v.commitment.org_id, commitment_id=v.commitment.id).pack(),
+            ),
+            per_row=4,
+        )
     else:
         text = _("evaluate.inbox_empty")
     if own_branch is not None:

@@ -26,6 +26,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from content.i18n import Raw, Texts
+from handlers.kit.keyboards import button, picker
 from handlers.kit.wizard import Stale, fresh, running
 from handlers.manage import MANAGERS, STAFF_ROLES, local_time, managers, message_of, secretary_branch, short
 from handlers.manage import staff_root as staff_org
@@ -561,30 +562,23 @@ async def cmd_notices(
         )
     received = await notices.recipient_notices(session, person, limit=LISTED)
     if received:
-        lines = [_("notify_chat.received_header")]
-        rows = []
-        for n, r in enumerate(received, start=1):
-            lines.append(
-                _(
-                    "notify_chat.received_item",
-                    n=n,
-                    when=local_time(r.sent_at, tz),
-                    org=r.org_name,
-                    preview=short(r.text, PREVIEW),
-                    state=_("notify_chat.acked" if r.acknowledged else "notify_chat.not_acked"),
-                )
-            )
-            if not r.acknowledged:
-                rows.append(
-                    [
-                        InlineKeyboardButton(
-                            text=_("notify_chat.ack_n", n=n), callback_data=f"ack:{r.delivery_id}"
-                        )
-                    ]
-                )
-        await message.answer(
-            "\n\n".join(lines), reply_markup=InlineKeyboardMarkup(inline_keyboard=rows) if rows else None
+        text, rows = picker(
+            _("notify_chat.received_header"),
+            received,
+            lambda n, r: _(
+                "notify_chat.received_item",
+                n=n,
+                when=local_time(r.sent_at, tz),
+                org=r.org_name,
+                preview=short(r.text, PREVIEW),
+                state=_("notify_chat.acked" if r.acknowledged else "notify_chat.not_acked"),
+            ),
+            lambda n, r: (
+                None if r.acknowledged else button(_("notify_chat.ack_n", n=n), f"ack:{r.delivery_id}")
+            ),
+            gap="\n\n",
         )
+        await message.answer(text, reply_markup=InlineKeyboardMarkup(inline_keyboard=rows) if rows else None)
     if not sent and not received:
         committee = staff_org(actor) is not None
         await message.answer(
