@@ -316,7 +316,7 @@ async def on_answer_click(
     # The typed note belongs to the item on screen when it was typed, in this assessment.
     same = data.get("assessment_id") == a.id and data.get("index") == cd.index
     note = data.get("note") if same else None
-    await checklists.set_item(session, actor, a.id, cl.items[cd.index].id, cd.status.value, note, pack)
+    await checklists.set_item(session, actor, a.id, cl.items[cd.index].id, cd.status.value, note, pack=pack)
     left = await checklists.unanswered(session, actor, a.id, pack)
     msg = message_of(query)
     if left:

@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 
-from content.pack import Pack, get_pack
+from content.pack import Pack
 from storage import audit
 from storage.access import Actor, require_person_access
 from storage.errors import Forbidden, Invalid, NotFound, Refused
@@ -114,7 +114,7 @@ async def log_service(
     source: str | None,
     today: date,
     window_days: int,
-    pack: Pack | None = None,
+    pack: Pack,
     allow_duplicate: bool = True,
 ) -> ServiceEntry:
     """Record one pending entry for the actor in their branch.
@@ -136,7 +136,6 @@ async def log_service(
             if existing.person_id != actor.person_id:
                 raise Refused("log.duplicate_source")
             return existing
-    pack = pack or get_pack()
     branch_id = actor.home_branch_id()
     if branch_id is None:
         raise Refused("log.not_member")
