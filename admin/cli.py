@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.settings import get_settings
 from content.i18n import texts
+from content.pack import Pack, get_pack
 from storage.db import make_engine, make_sessionmaker, utcnow
 from storage.errors import Refused
 from storage.models import Org, OrgKind, Role
@@ -39,6 +40,11 @@ def _local(at: datetime) -> str:
     """A time as people at the branches read it: in the configured time zone, which is named."""
     tz = get_settings().tz
     return f"{at.astimezone(tz).strftime('%Y-%m-%d %H:%M')} ({tz.key})"
+
+
+def _pack() -> Pack:
+    """The configured content pack (CONTENT_PACK), which the store operations take as a parameter."""
+    return get_pack(get_settings().content_pack)
 
 
 def _fail(key: str, **params: Any) -> int:
@@ -108,7 +114,9 @@ async def _org_add(args: argparse.Namespace) -> int:
     from storage.orgs import add_org_system
 
     async def work(s: AsyncSession) -> int:
-        org = await add_org_system(s, args.name, args.kind, args.parent, args.category, args.timezone)
+        org = await add_org_system(
+            s, args.name, args.kind, args.parent, args.category, args.timezone, pack=_pack()
+        )
         print(_t("org.added", id=org.id, name=org.name, kind=_t(f"org.kind_{org.kind.value}")))
         return 0
 
@@ -264,7 +272,15 @@ async def _export(args: argparse.Namespace) -> int:
             return _progress(out.name)(rows)
 
         data = await export_service_records(
-            s, system_actor(), args.org, start, end, args.format, include_all=args.all, track=track
+            s,
+            system_actor(),
+            args.org,
+            start,
+            end,
+            args.format,
+            include_all=args.all,
+            track=track,
+            pack=_pack(),
         )
         try:
             await asyncio.to_thread(out.write_bytes, data)

@@ -745,13 +745,13 @@ async def measure(engine: AsyncEngine, world: World, result: Result, runs: int) 
 
     async def store_branch() -> Any:
         async with sm() as s:
-            r = await reports.branch_report(s, secretary, branch, *MONTH, TODAY)
+            r = await reports.branch_report(s, secretary, branch, *MONTH, TODAY, get_pack())
             await s.rollback()
             return r
 
     async def store_subtree() -> Any:
         async with sm() as s:
-            r = await reports.subtree_report(s, admin, world.province_id, *WHOLE_YEAR, TODAY)
+            r = await reports.subtree_report(s, admin, world.province_id, *WHOLE_YEAR, TODAY, get_pack())
             await s.rollback()
             return r
 

@@ -76,6 +76,9 @@ class CommitmentTemplate(_Strict):
     title: Bilingual
     text: Bilingual
     default_days: int = Field(default=90, ge=1, le=730)
+    # The branch's own commitment (本支部承诺…): offered only to a secretary, and making one makes
+    # the branch's commitment, not a personal one. Strict, so a "yes" or a typo stops the load.
+    secretary_only: bool = Field(default=False, strict=True)
 
 
 class Milestone(_Strict):
@@ -231,6 +234,10 @@ class Pack(_Strict):
 
     def template(self, template_id: str) -> CommitmentTemplate | None:
         return next((t for t in self.templates if t.id == template_id), None)
+
+    def templates_for(self, *, secretary: bool) -> list[CommitmentTemplate]:
+        """The templates a person may pick: a secretary all, anyone else the personal ones."""
+        return [t for t in self.templates if secretary or not t.secretary_only]
 
     def milestone(self, milestone_id: str) -> Milestone | None:
         return next((m for m in self.milestones if m.id == milestone_id), None)

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from content.i18n import Texts, period_label
 from content.pack import Checklist, Pack
+from handlers.kit.wizard import Stale
 from handlers.manage import PickBranch, ask_branch, managers, message_of
 from storage import checklists
 from storage.access import Actor, require_manager
@@ -310,13 +311,12 @@ async def on_answer_click(
     cd = callback_data
     a, cl = await _load(session, actor, cd.assessment_id, pack)
     if not 0 <= cd.index < len(cl.items):
-        await query.answer(_("fallback.stale_button"), show_alert=True)
-        return
+        raise Stale()
     data = await state.get_data()
     # The typed note belongs to the item on screen when it was typed, in this assessment.
     same = data.get("assessment_id") == a.id and data.get("index") == cd.index
     note = data.get("note") if same else None
-    await checklists.set_item(session, actor, a.id, cl.items[cd.index].id, cd.status.value, note, pack)
+    await checklists.set_item(session, actor, a.id, cl.items[cd.index].id, cd.status.value, note, pack=pack)
     left = await checklists.unanswered(session, actor, a.id, pack)
     msg = message_of(query)
     if left:

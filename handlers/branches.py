@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from content.i18n import Texts, period_label
 from content.pack import Pack
+from handlers.kit.wizard import Stale
 from handlers.manage import (
     PAIR_WEAK,
     STAFF_ROLES,
@@ -212,8 +213,7 @@ async def on_weak_click(
     try:
         strong = int(callback_data.area[len(PAIR_WEAK) :])
     except ValueError:
-        await query.answer(_("fallback.stale_button"), show_alert=True)
-        return
+        raise Stale() from None
     data = pairings.new_pairing(strong_org_id=strong, weak_org_id=callback_data.org_id, started_on=today)
     row = await pairings.record_pairing(session, actor, data)
     a, b = await get_org(session, row.strong_org_id), await get_org(session, row.weak_org_id)

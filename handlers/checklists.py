@@ -17,6 +17,7 @@ from content.pack import Category, Checklist, Pack
 from handlers.kit.filters import Joined
 from handlers.kit.forms import pack_messages
 from handlers.kit.keyboards import button, column, rows, show
+from handlers.kit.wizard import fresh
 from storage.access import Actor
 from storage.models import Org
 
@@ -104,10 +105,7 @@ async def on_checklist_click(
         text, markup = choice(_, pack, locale, focus)
         await show(query, bot, text, markup)
         return
-    checklist = pack.checklist(wanted)
-    if checklist is None:  # a button from a pack that has changed since
-        await query.answer(_("fallback.stale_button"), show_alert=True)
-        return
+    checklist = fresh(pack.checklist(wanted))  # None: a button from a pack that has changed since
     await query.answer()
     messages = pack_messages(checklist_parts(_, checklist, locale, focus))
     back = rows([button(_("member.checklist_back"), VIEW)])

@@ -4,7 +4,7 @@ or withdraw one that is still open.
 
 The reviewer's side (evaluation, returning for more work, publication) is handlers/evaluate.py.
 
-Templates whose id starts with "branch_" are the branch's own commitments (本支部承诺…): only a
+Templates the pack marks `secretary_only` are the branch's own commitments (本支部承诺…): only a
 secretary is offered them, and making one makes the branch's commitment, not a personal one.
 """
 
@@ -26,6 +26,7 @@ from content.pack import Pack
 from handlers.kit.filters import Joined
 from handlers.kit.forms import months_later, parse_deadline, short
 from handlers.kit.keyboards import button, column, rows, show
+from handlers.kit.wizard import Stale, advance, begin, fresh, running
 from storage import commitments
 from storage.access import Actor
 from storage.errors import Refused
@@ -36,7 +37,6 @@ router = Router(name=__name__)
 router.message.filter(Joined())
 router.callback_query.filter(Joined())
 
-BRANCH_TEMPLATE = "branch_"
 FREE = "free"
 LISTED = 20
 NOT_COMMAND = ~F.text.startswith("/")
@@ -86,22 +86,19 @@ async def cmd_commit(
     if actor.home_branch_id() is None:
         raise Refused("commitment.not_member")
     wid = message.message_id
-    await state.set_state(CommitWizard.template)
-    await state.set_data({"wid": wid})
-    await session.commit()
+    await begin(state, session, CommitWizard.template, wid=wid)
 
     def b(text: str, value: str) -> InlineKeyboardButton:
         return button(text, CommitBtn(wid=wid, step="tpl", value=value).pack())
 
-    offered = [t for t in pack.templates if _is_secretary(actor) or not t.id.startswith(BRANCH_TEMPLATE)]
     choices = [
         b(
             _("commit_chat.branch_template", title=t.title.get(locale))
-            if t.id.startswith(BRANCH_TEMPLATE)
+            if t.secretary_only
             else t.title.get(locale),
             t.id,
         )
-        for t in offered
+        for t in pack.templates_for(secretary=_is_secretary(actor))
     ]
     markup = rows(*column(choices), [b(_("commit_chat.btn_free"), FREE)], [_cancel(_, wid)])
     await message.answer(_("commit_chat.pick"), reply_markup=markup)
@@ -109,13 +106,6 @@ async def cmd_commit(
 
 def _cancel(_: Texts, wid: int) -> InlineKeyboardButton:
     return button(_("commit_chat.btn_cancel"), CommitBtn(wid=wid, step="x", value="cancel").pack())
-
-
-async def _wizard(state: FSMContext, wid: int, *steps: State) -> dict[str, Any] | None:
-    data = await state.get_data()
-    if data.get("wid") != wid or await state.get_state() not in {s.state for s in steps}:
-        return None
-    return data
 
 
 def deadline_prompt(_: Texts, pack: Pack, locale: str, today: date, data: dict[str, Any]) -> tuple[str, Any]:
@@ -151,9 +141,7 @@ async def on_commit_cancel_click(
     state: FSMContext,
     bot: Bot,
 ) -> None:
-    if await _wizard(state, callback_data.wid, *CommitWizard.__states__) is None:
-        await query.answer(_("commit_chat.stale"), show_alert=True)
-        return
+    await running(state, callback_data.wid, *CommitWizard.__states__, stale="commit_chat.stale")
     await state.clear()
     await session.commit()
     await query.answer()
@@ -174,23 +162,18 @@ async def on_template_click(
     bot: Bot,
 ) -> None:
     cd = callback_data
-    data = await _wizard(state, cd.wid, CommitWizard.template)
+    await running(state, cd.wid, CommitWizard.template, stale="commit_chat.stale")
     template = pack.template(cd.value) if cd.value != FREE else None
-    allowed = template is not None and (_is_secretary(actor) or not template.id.startswith(BRANCH_TEMPLATE))
-    if data is None or (cd.value != FREE and not allowed):
-        await query.answer(_("commit_chat.stale"), show_alert=True)
-        return
+    if cd.value != FREE and template not in pack.templates_for(secretary=_is_secretary(actor)):
+        raise Stale("commit_chat.stale")
     await query.answer()
     if template is None:
-        await state.set_state(CommitWizard.text)
-        await session.commit()
+        await advance(state, session, CommitWizard.text)
         await show(query, bot, _("commit_chat.ask_text"), rows([_cancel(_, cd.wid)]))
         return
-    data = await state.update_data(
-        template_id=template.id, for_branch=template.id.startswith(BRANCH_TEMPLATE)
+    data = await advance(
+        state, session, CommitWizard.deadline, template_id=template.id, for_branch=template.secretary_only
     )
-    await state.set_state(CommitWizard.deadline)
-    await session.commit()
     text, markup = deadline_prompt(_, pack, locale, today, data)
     await show(query, bot, text, markup)
 
@@ -207,9 +190,7 @@ async def on_commit_text(
             reply_markup=rows([_cancel(_, wid)]),
         )
         return
-    data = await state.update_data(text=text)
-    await state.set_state(CommitWizard.deadline)
-    await session.commit()
+    data = await advance(state, session, CommitWizard.deadline, text=text)
     prompt, markup = deadline_prompt(_, pack, locale, today, data)
     await message.answer(prompt, reply_markup=markup)
 
@@ -228,10 +209,7 @@ async def on_deadline_click(
     state: FSMContext,
     bot: Bot,
 ) -> None:
-    data = await _wizard(state, callback_data.wid, CommitWizard.deadline)
-    if data is None:
-        await query.answer(_("commit_chat.stale"), show_alert=True)
-        return
+    data = await running(state, callback_data.wid, CommitWizard.deadline, stale="commit_chat.stale")
     await query.answer()
     text, markup = await _make(
         session,
@@ -394,13 +372,8 @@ async def on_report_click(
     state: FSMContext,
     bot: Bot,
 ) -> None:
-    c = await _open_commitment(session, actor, callback_data.id)
-    if c is None:
-        await query.answer(_("commit_chat.not_open"), show_alert=True)
-        return
-    await state.set_state(ReportFlow.text)
-    await state.set_data({"cid": c.id})
-    await session.commit()
+    c = fresh(await _open_commitment(session, actor, callback_data.id), "commit_chat.not_open")
+    await begin(state, session, ReportFlow.text, cid=c.id)
     await query.answer()
     await bot.send_message(
         query.from_user.id,
@@ -448,9 +421,7 @@ async def on_fulfilment_text(
     if data.get("photo"):
         await message.answer(**await _report(session, actor, _, now, state, data, text, data["photo"]))
         return
-    await state.update_data(text=text)
-    await state.set_state(ReportFlow.photo)
-    await session.commit()
+    await advance(state, session, ReportFlow.photo, text=text)
     markup = rows(
         [button(_("commit_chat.btn_send_without_photo"), CommitAct(id=data["cid"], action="send").pack())],
         [_report_cancel(_, data["cid"])],
@@ -469,10 +440,7 @@ async def on_send_without_photo_click(
     state: FSMContext,
     bot: Bot,
 ) -> None:
-    data = await state.get_data()
-    if await state.get_state() != ReportFlow.photo.state or data.get("cid") != callback_data.id:
-        await query.answer(_("commit_chat.stale"), show_alert=True)
-        return
+    data = await running(state, callback_data.id, ReportFlow.photo, stale="commit_chat.stale", run_key="cid")
     await query.answer()
     reply = await _report(session, actor, _, now, state, data, data["text"], None)
     await show(query, bot, reply["text"])
@@ -519,13 +487,7 @@ async def on_report_cancel_click(
     state: FSMContext,
     bot: Bot,
 ) -> None:
-    data = await state.get_data()
-    if (
-        await state.get_state() not in {s.state for s in ReportFlow.__states__}
-        or data.get("cid") != callback_data.id
-    ):
-        await query.answer(_("commit_chat.stale"), show_alert=True)
-        return
+    await running(state, callback_data.id, *ReportFlow.__states__, stale="commit_chat.stale", run_key="cid")
     await state.clear()
     await session.commit()
     await query.answer()
@@ -536,10 +498,7 @@ async def on_report_cancel_click(
 async def on_withdraw_click(
     query: CallbackQuery, callback_data: CommitAct, session: AsyncSession, actor: Actor, _: Texts, bot: Bot
 ) -> None:
-    c = await _open_commitment(session, actor, callback_data.id)
-    if c is None:
-        await query.answer(_("commit_chat.not_open"), show_alert=True)
-        return
+    c = fresh(await _open_commitment(session, actor, callback_data.id), "commit_chat.not_open")
     await query.answer()
     markup = rows(
         [
@@ -568,9 +527,7 @@ async def on_withdraw_yes_click(
     now: datetime,
     bot: Bot,
 ) -> None:
-    if await _open_commitment(session, actor, callback_data.id) is None:
-        await query.answer(_("commit_chat.not_open"), show_alert=True)
-        return
+    fresh(await _open_commitment(session, actor, callback_data.id), "commit_chat.not_open")
     c = await commitments.withdraw(session, actor, callback_data.id, now)
     await session.commit()
     await query.answer()

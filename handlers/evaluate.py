@@ -21,6 +21,8 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from content.i18n import Texts, texts
+from handlers.kit.keyboards import button, picker
+from handlers.kit.wizard import Stale
 from handlers.manage import local_time, managed_branches, managers, message_of, secretary_branch, short
 from handlers.notify import edit_status, recipient_count, status_text
 from storage import commitments, notices, outbox
@@ -94,27 +96,22 @@ async def inbox(
         return None
     rows: list[list[InlineKeyboardButton]] = []
     if views:
-        lines = [_("evaluate.inbox_header", count=len(views))]
-        buttons = []
-        for n, v in enumerate(views[:INBOX_SHOWN], start=1):
-            c = v.commitment
-            lines.append(
-                _(
-                    "evaluate.inbox_item",
-                    n=n,
-                    owner=v.owner_name or "—",
-                    text=short(c.text, 80),
-                    deadline=c.deadline.isoformat(),
-                )
-            )
-            buttons.append(
-                InlineKeyboardButton(
-                    text=_("evaluate.open_n", n=n),
-                    callback_data=EvalOpen(org_id=c.org_id, commitment_id=c.id).pack(),
-                )
-            )
-        rows += [buttons[i : i + 4] for i in range(0, len(buttons), 4)]
-        text = "\n".join(lines)
+        text, rows = picker(
+            _("evaluate.inbox_header", count=len(views)),
+            views[:INBOX_SHOWN],
+            lambda n, v: _(
+                "evaluate.inbox_item",
+                n=n,
+                owner=v.owner_name or "—",
+                text=short(v.commitment.text, 80),
+                deadline=v.commitment.deadline.isoformat(),
+            ),
+            lambda n, v: button(
+                _("evaluate.open_n", n=n),
+                EvalOpen(org_id=v.commitment.org_id, commitment_id=v.commitment.id).pack(),
+            ),
+            per_row=4,
+        )
     else:
         text = _("evaluate.inbox_empty")
     if own_branch is not None:
@@ -128,11 +125,15 @@ async def inbox(
     return text, InlineKeyboardMarkup(inline_keyboard=rows)
 
 
-async def _find(
+async def _reported(
     s: AsyncSession, actor: Actor, org_id: int, commitment_id: int, today: date
-) -> CommitmentView | None:
+) -> CommitmentView:
+    """The commitment a button names, while it still awaits evaluation; else the button is stale."""
     views = await commitments.list_commitments(s, actor, "branch", today, org_id=org_id)
-    return next((v for v in views if v.commitment.id == commitment_id), None)
+    view = next((v for v in views if v.commitment.id == commitment_id), None)
+    if view is None or view.commitment.status is not CommitmentStatus.REPORTED:
+        raise Stale("evaluate.not_reported")
+    return view
 
 
 def rating_keyboard(_: Texts, org_id: int, commitment_id: int) -> InlineKeyboardMarkup:
@@ -161,10 +162,7 @@ async def on_open_click(
     tz: tzinfo,
     bot: Bot,
 ) -> None:
-    view = await _find(session, actor, callback_data.org_id, callback_data.commitment_id, today)
-    if view is None or view.commitment.status is not CommitmentStatus.REPORTED:
-        await query.answer(_("evaluate.not_reported"), show_alert=True)
-        return
+    view = await _reported(session, actor, callback_data.org_id, callback_data.commitment_id, today)
     c = view.commitment
     await query.answer()
     msg = message_of(query)
@@ -198,12 +196,8 @@ async def on_rating_click(
 ) -> None:
     cd = callback_data
     if cd.rating not in RATINGS:
-        await query.answer(_("fallback.stale_button"), show_alert=True)
-        return
-    view = await _find(session, actor, cd.org_id, cd.commitment_id, today)
-    if view is None or view.commitment.status is not CommitmentStatus.REPORTED:
-        await query.answer(_("evaluate.not_reported"), show_alert=True)
-        return
+        raise Stale()
+    await _reported(session, actor, cd.org_id, cd.commitment_id, today)
     await state.set_state(EvalFlow.comment)
     await state.set_data({"org_id": cd.org_id, "commitment_id": cd.commitment_id, "rating": cd.rating})
     await session.commit()
@@ -314,10 +308,7 @@ async def on_return_click(
     today: date,
     state: FSMContext,
 ) -> None:
-    view = await _find(session, actor, callback_data.org_id, callback_data.commitment_id, today)
-    if view is None or view.commitment.status is not CommitmentStatus.REPORTED:
-        await query.answer(_("evaluate.not_reported"), show_alert=True)
-        return
+    view = await _reported(session, actor, callback_data.org_id, callback_data.commitment_id, today)
     await state.set_state(EvalFlow.return_reason)
     await state.set_data({"commitment_id": callback_data.commitment_id})
     await session.commit()

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from config.settings import Settings
 from content.i18n import Texts
 from handlers.kit.charts import cjk_font_path
+from handlers.kit.wizard import Stale
 from handlers.manage import PickBranch, ask_branch, local_day, managers, message_of, secretary_branch
 from storage import invites, people
 from storage.access import Actor, get_org
@@ -273,8 +274,7 @@ async def on_invite_role_click(
         await query.answer()
         return
     if callback_data.role not in (Role.MEMBER, Role.SECRETARY):
-        await query.answer(_("fallback.stale_button"), show_alert=True)
-        return
+        raise Stale()
     # create_invite refuses (Forbidden) before anything is written when the role or place is not theirs.
     photo, caption = await make_invite(
         session, actor, callback_data.org_id, callback_data.role, _, now, tz, settings

@@ -26,6 +26,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from content.i18n import Raw, Texts
+from handlers.kit.keyboards import button, picker
+from handlers.kit.wizard import Stale, fresh, running
 from handlers.manage import MANAGERS, STAFF_ROLES, local_time, managers, message_of, secretary_branch, short
 from handlers.manage import staff_root as staff_org
 from storage import notices
@@ -322,23 +324,19 @@ def _confirm_keyboard(_: Texts, version: int) -> InlineKeyboardMarkup:
     )
 
 
-async def _current(state: FSMContext, version: int) -> dict[str, Any] | None:
+async def _current(state: FSMContext, version: int) -> dict[str, Any]:
     """The conversation's draft, if the button pressed belongs to its latest preview."""
-    if await state.get_state() not in (NotifyFlow.content.state, NotifyFlow.when.state):
-        return None
-    data = await state.get_data()
-    if int(data.get("version", -1)) != version or not data.get("text"):
-        return None
-    return data
+    data = await running(
+        state, version, NotifyFlow.content, NotifyFlow.when, stale="notify_chat.stale", run_key="version"
+    )
+    return fresh(data if data.get("text") else None, "notify_chat.stale")
 
 
 @router.callback_query(NotifyStep.filter(F.action == "cancel"))
 async def on_cancel_click(
     query: CallbackQuery, callback_data: NotifyStep, _: Texts, state: FSMContext
 ) -> None:
-    if await _current(state, callback_data.version) is None:
-        await query.answer(_("notify_chat.stale"), show_alert=True)
-        return
+    await _current(state, callback_data.version)
     await state.clear()
     await query.answer()
     msg = message_of(query)
@@ -351,9 +349,6 @@ async def on_time_click(
     query: CallbackQuery, callback_data: NotifyStep, _: Texts, state: FSMContext, tz: tzinfo, now: datetime
 ) -> None:
     data = await _current(state, callback_data.version)
-    if data is None:
-        await query.answer(_("notify_chat.stale"), show_alert=True)
-        return
     await state.set_state(NotifyFlow.when)
     await query.answer()
     msg = message_of(query)
@@ -429,16 +424,14 @@ async def on_send_click(
 ) -> None:
     msg = message_of(query)
     data = await _current(state, callback_data.version)
-    if data is None or msg is None:
-        await query.answer(_("notify_chat.stale"), show_alert=True)
-        return
+    if msg is None:
+        raise Stale("notify_chat.stale")
     scheduled: datetime | None = None
     if callback_data.when == "morning":
         scheduled = next_morning(tz, now)
     elif callback_data.when == "at":
         if not data.get("at"):
-            await query.answer(_("notify_chat.stale"), show_alert=True)
-            return
+            raise Stale("notify_chat.stale")
         scheduled = datetime.fromisoformat(str(data["at"]))
     notice = await notices.create_notice(
         session,
@@ -569,30 +562,23 @@ async def cmd_notices(
         )
     received = await notices.recipient_notices(session, person, limit=LISTED)
     if received:
-        lines = [_("notify_chat.received_header")]
-        rows = []
-        for n, r in enumerate(received, start=1):
-            lines.append(
-                _(
-                    "notify_chat.received_item",
-                    n=n,
-                    when=local_time(r.sent_at, tz),
-                    org=r.org_name,
-                    preview=short(r.text, PREVIEW),
-                    state=_("notify_chat.acked" if r.acknowledged else "notify_chat.not_acked"),
-                )
-            )
-            if not r.acknowledged:
-                rows.append(
-                    [
-                        InlineKeyboardButton(
-                            text=_("notify_chat.ack_n", n=n), callback_data=f"ack:{r.delivery_id}"
-                        )
-                    ]
-                )
-        await message.answer(
-            "\n\n".join(lines), reply_markup=InlineKeyboardMarkup(inline_keyboard=rows) if rows else None
+        text, rows = picker(
+            _("notify_chat.received_header"),
+            received,
+            lambda n, r: _(
+                "notify_chat.received_item",
+                n=n,
+                when=local_time(r.sent_at, tz),
+                org=r.org_name,
+                preview=short(r.text, PREVIEW),
+                state=_("notify_chat.acked" if r.acknowledged else "notify_chat.not_acked"),
+            ),
+            lambda n, r: (
+                None if r.acknowledged else button(_("notify_chat.ack_n", n=n), f"ack:{r.delivery_id}")
+            ),
+            gap="\n\n",
         )
+        await message.answer(text, reply_markup=InlineKeyboardMarkup(inline_keyboard=rows) if rows else None)
     if not sent and not received:
         committee = staff_org(actor) is not None
         await message.answer(

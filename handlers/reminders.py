@@ -21,6 +21,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from content.i18n import Texts
+from handlers.kit.wizard import Stale
 from handlers.manage import PickBranch, ask_branch, local_time, managers, message_of
 from storage import reminders
 from storage.access import Actor, get_org, require_manager
@@ -216,8 +217,7 @@ async def on_time_click(
 ) -> None:
     rule = await session.get(ReminderRule, callback_data.rule_id)
     if rule is None or rule.org_id is None:
-        await query.answer(_("fallback.stale_button"), show_alert=True)
-        return
+        raise Stale()
     await require_manager(session, actor, rule.org_id)
     msg = message_of(query)
     await state.set_state(ReminderFlow.time)

@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from content.i18n import Texts, period_label
 from content.pack import Pack
+from handlers.kit.wizard import Stale
 from handlers.manage import hours, local_time, managers, message_of, secretary_branch, staff_root
 from storage import reports, sent_reports
 from storage.access import Actor, get_org
@@ -204,8 +205,7 @@ async def on_custom_click(
     query: CallbackQuery, callback_data: ReportCustom, _: Texts, state: FSMContext
 ) -> None:
     if callback_data.kind not in (BRANCH, SUBTREE):
-        await query.answer(_("fallback.stale_button"), show_alert=True)
-        return
+        raise Stale()
     await state.set_state(ReportFlow.period)
     await state.set_data({"kind": callback_data.kind, "org_id": callback_data.org_id})
     await query.answer()
@@ -258,11 +258,9 @@ async def on_period_click(
     try:
         start, end = as_date(cd.start), as_date(cd.end)
     except ValueError:
-        await query.answer(_("fallback.stale_button"), show_alert=True)
-        return
+        raise Stale() from None
     if msg is None or cd.kind not in (BRANCH, SUBTREE):
-        await query.answer(_("fallback.stale_button"), show_alert=True)
-        return
+        raise Stale()
     # Build first (the store checks the scope), answer the button, then send.
     made = await _build(session, actor, cd.kind, cd.org_id, start, end, _, pack, today, tz)
     await query.answer()
@@ -498,8 +496,7 @@ async def on_submit_click(
     try:
         start, end = as_date(cd.start), as_date(cd.end)
     except ValueError:
-        await query.answer(_("fallback.stale_button"), show_alert=True)
-        return
+        raise Stale() from None
     row, _sent = await sent_reports.submit(
         session, actor, cd.org_id, start, end, None, now, pack=pack, locale=_.locale
     )

@@ -39,6 +39,7 @@ from content.i18n import Texts
 from content.pack import Pack
 from handlers import evaluate
 from handlers.kit.evidence import keep_photos
+from handlers.kit.wizard import Stale
 from handlers.manage import STAFF_ROLES, hours, managers, message_of
 from storage import service_log
 from storage.access import Actor
@@ -277,8 +278,7 @@ async def on_photo_click(
     pending = {i.entry.id: i for i in await service_log.pending_for(session, actor, limit=200)}
     item = pending.get(callback_data.entry_id)
     if item is None or not item.entry.evidence_file_id:  # reviewed meanwhile, or not this reviewer's
-        await query.answer(_("review.not_pending"), show_alert=True)
-        return
+        raise Stale("review.not_pending")
     await query.answer()
     msg = message_of(query)
     chat_id = msg.chat.id if msg else query.from_user.id
@@ -409,8 +409,7 @@ async def on_approve_all_click(
     try:
         ids = unpack_ids(callback_data.ids)
     except ValueError:
-        await query.answer(_("fallback.stale_button"), show_alert=True)
-        return
+        raise Stale() from None
     batch = await service_log.review_many(session, actor, ids, True, None, now)
     await enqueue_review_notices(session, batch.outcomes, now=now, pack=pack)
     await session.commit()

@@ -40,6 +40,7 @@ from handlers.kit.evidence import keep_photos
 from handlers.kit.filters import Joined
 from handlers.kit.forms import check_day, check_entry_field, duration_text, hours_1dp
 from handlers.kit.keyboards import button, column, rows, show
+from handlers.kit.wizard import Stale, advance, begin, fresh, running
 from storage import service_log
 from storage.access import Actor
 from storage.errors import Refused
@@ -162,9 +163,7 @@ async def cmd_log(
     if command.args and command.args.strip():
         await _quick_start(message, command.args, session, actor, _, today, settings, pack, locale, state)
         return
-    await state.set_state(LogWizard.action)
-    await state.set_data({"wid": message.message_id})
-    await session.commit()
+    await begin(state, session, LogWizard.action, wid=message.message_id)
     text, markup = prompt(LogWizard.action, _, pack, locale, message.message_id)
     await message.answer(text, reply_markup=markup)
 
@@ -192,11 +191,15 @@ async def _quick_start(
         await message.answer(refusal(_, e) + ("\n" + _("log_chat.quick_example") if hint else ""))
         return
     wid = message.message_id
-    await state.set_state(LogQuick.action)
-    await state.set_data(
-        {"wid": wid, "day": quick.day.isoformat(), "minutes": quick.minutes, "description": quick.description}
+    await begin(
+        state,
+        session,
+        LogQuick.action,
+        wid=wid,
+        day=quick.day.isoformat(),
+        minutes=quick.minutes,
+        description=quick.description,
     )
-    await session.commit()
     markup = rows(
         *column(button(a.title.get(locale), QuickPick(wid=wid, action=a.id).pack()) for a in pack.actions)
     )
@@ -226,10 +229,7 @@ async def on_quick_action_click(
     bot: Bot,
     evidence: EvidenceStore,
 ) -> None:
-    data = await state.get_data()
-    if await state.get_state() != LogQuick.action.state or data.get("wid") != callback_data.wid:
-        await query.answer(_("log_chat.stale"), show_alert=True)
-        return
+    data = await running(state, callback_data.wid, LogQuick.action, stale="log_chat.stale")
     fields = {
         "day": data["day"],
         "minutes": data["minutes"],
@@ -322,9 +322,7 @@ async def _ask_duplicate(
     e: PossibleDuplicate,
 ) -> None:
     """Keep the answers and ask whether this really is a second entry."""
-    await state.set_state(LogDuplicate.confirm)
-    await state.set_data({"wid": wid, "fields": fields})
-    await session.commit()
+    await begin(state, session, LogDuplicate.confirm, wid=wid, fields=fields)
     await query.answer()
     other = e.other
     text = (
@@ -362,10 +360,7 @@ async def on_duplicate_answer_click(
     bot: Bot,
     evidence: EvidenceStore,
 ) -> None:
-    data = await state.get_data()
-    if await state.get_state() != LogDuplicate.confirm.state or data.get("wid") != callback_data.wid:
-        await query.answer(_("log_chat.stale"), show_alert=True)
-        return
+    data = await running(state, callback_data.wid, LogDuplicate.confirm, stale="log_chat.stale")
     await state.clear()
     if not callback_data.go:
         await session.commit()
@@ -447,14 +442,6 @@ def prompt(
     raise ValueError(f"no prompt for {step}")
 
 
-async def _go(state: FSMContext, step: State, session: AsyncSession, **changes: Any) -> dict[str, Any]:
-    """Move the wizard to `step`, keeping earlier answers; committed before anything is sent."""
-    data = await state.update_data(**changes) if changes else await state.get_data()
-    await state.set_state(step)
-    await session.commit()
-    return data
-
-
 NEXT = {
     LogWizard.action.state: LogWizard.day,
     LogWizard.day.state: LogWizard.duration,
@@ -472,19 +459,13 @@ async def _answer(state: FSMContext, session: AsyncSession, **changes: Any) -> t
     current = await state.get_state()
     data = await state.get_data()
     nxt = LogWizard.confirm if data.get("fixing") else NEXT[str(current)]
-    data = await _go(state, nxt, session, **changes)
+    data = await advance(state, session, nxt, **changes)
     return nxt, data
 
 
-async def _current(state: FSMContext, callback_data: LogBtn, *steps: State) -> dict[str, Any] | None:
+async def _current(state: FSMContext, callback_data: LogBtn, *steps: State) -> dict[str, Any]:
     """The wizard's answers if this button belongs to the running wizard and its current step."""
-    current = await state.get_state()
-    data = await state.get_data()
-    if data.get("wid") != callback_data.wid:
-        return None
-    if current not in {s.state for s in steps}:
-        return None
-    return data
+    return await running(state, callback_data.wid, *steps, stale="log_chat.stale")
 
 
 ALL_STEPS = tuple(LogWizard.__states__)
@@ -510,9 +491,7 @@ BACK_TO = {
 async def on_wizard_cancel_click(
     query: CallbackQuery, callback_data: LogBtn, session: AsyncSession, _: Texts, state: FSMContext, bot: Bot
 ) -> None:
-    if await _current(state, callback_data, *ALL_STEPS) is None:
-        await query.answer(_("log_chat.stale"), show_alert=True)
-        return
+    await _current(state, callback_data, *ALL_STEPS)
     await state.clear()
     await session.commit()
     await query.answer()
@@ -530,12 +509,8 @@ async def on_wizard_action_click(
     state: FSMContext,
     bot: Bot,
 ) -> None:
-    if (
-        await _current(state, callback_data, LogWizard.action) is None
-        or pack.action(callback_data.value) is None
-    ):
-        await query.answer(_("log_chat.stale"), show_alert=True)
-        return
+    await _current(state, callback_data, LogWizard.action)
+    fresh(pack.action(callback_data.value), "log_chat.stale")
     nxt, data = await _answer(state, session, action=callback_data.value)
     await query.answer()
     await _ask_by_edit(query, bot, nxt, _, pack, locale, callback_data.wid, data)
@@ -554,11 +529,9 @@ async def on_wizard_day_click(
     state: FSMContext,
     bot: Bot,
 ) -> None:
-    if await _current(state, callback_data, LogWizard.day) is None:
-        await query.answer(_("log_chat.stale"), show_alert=True)
-        return
+    await _current(state, callback_data, LogWizard.day)
     if callback_data.value == "other":
-        await _go(state, LogWizard.day_typed, session)
+        await advance(state, session, LogWizard.day_typed)
         await query.answer()
         await _ask_by_edit(query, bot, LogWizard.day_typed, _, pack, locale, callback_data.wid)
         return
@@ -582,9 +555,8 @@ async def on_wizard_duration_click(
     bot: Bot,
 ) -> None:
     data = await _current(state, callback_data, LogWizard.duration)
-    if data is None or not callback_data.value.isdigit():
-        await query.answer(_("log_chat.stale"), show_alert=True)
-        return
+    if not callback_data.value.isdigit():
+        raise Stale("log_chat.stale")
     minutes = int(callback_data.value)
     try:
         await _check_room(session, actor, data, minutes)
@@ -610,9 +582,7 @@ async def on_wizard_skip_click(
     bot: Bot,
 ) -> None:
     step = LogWizard.place if callback_data.step == "place" else LogWizard.photo
-    if await _current(state, callback_data, step) is None:
-        await query.answer(_("log_chat.stale"), show_alert=True)
-        return
+    await _current(state, callback_data, step)
     nxt, data = await _answer(
         state, session, **({"place": ""} if step == LogWizard.place else {"photo": None})
     )
@@ -636,13 +606,9 @@ async def on_wizard_confirm_click(
     evidence: EvidenceStore,
 ) -> None:
     data = await _current(state, callback_data, LogWizard.confirm)
-    if data is None:
-        await query.answer(_("log_chat.stale"), show_alert=True)
-        return
     wid = callback_data.wid
     if callback_data.value == "redo":
-        await state.set_data({"wid": wid})
-        await _go(state, LogWizard.action, session)
+        await begin(state, session, LogWizard.action, wid=wid)
         await query.answer()
         await _ask_by_edit(query, bot, LogWizard.action, _, pack, locale, wid)
         return
@@ -666,7 +632,7 @@ async def on_wizard_confirm_click(
         if back is None:
             raise
         # Keep every other answer: only the step the store refused is asked again.
-        await _go(state, back, session, fixing=True)
+        await advance(state, session, back, fixing=True)
         await query.answer()
         text, markup = prompt(back, _, pack, locale, wid, data)
         await show(query, bot, refusal(_, e) + "\n\n" + text, markup)
@@ -725,7 +691,7 @@ async def on_wizard_day_text(
         day = parse_day(message.text or "", today)
         check_day(day, today, settings.log_window_days)
     except Refused as e:
-        await _go(state, LogWizard.day_typed, session)
+        await advance(state, session, LogWizard.day_typed)
         await _ask(message, LogWizard.day_typed, _, pack, locale, await state.get_data(), refusal(_, e))
         return
     nxt, data = await _answer(state, session, day=day.isoformat())

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from content.pack import Checklist, Pack, get_pack
+from content.pack import Checklist, Pack
 from storage import audit
 from storage.access import Actor, require_manager
 from storage.errors import Invalid, NotFound, Refused
@@ -58,8 +58,8 @@ def score(statuses: list[ItemStatus], total: int) -> float:
     return round(100.0 * sum(WEIGHTS[st] for st in statuses) / total, 1) if total else 0.0
 
 
-def _checklist(pack: Pack | None, checklist_id: str) -> Checklist:
-    cl = (pack or get_pack()).checklist(checklist_id)
+def _checklist(pack: Pack, checklist_id: str) -> Checklist:
+    cl = pack.checklist(checklist_id)
     if cl is None:
         raise Refused("checklist.unknown")
     return cl
@@ -87,7 +87,7 @@ async def start_assessment(
     checklist_id: str,
     period: str,
     now: datetime,
-    pack: Pack | None = None,
+    pack: Pack,
 ) -> Assessment:
     """Start (or resume: the same one comes back while unfinished) a branch's assessment."""
     org = await require_manager(s, actor, org_id)
@@ -150,7 +150,8 @@ async def set_item(
     item_id: str,
     status: str,
     note: str | None = None,
-    pack: Pack | None = None,
+    *,
+    pack: Pack,
 ) -> Progress:
     """Answer (or change the answer to) one item of an unfinished assessment."""
     answer = parse(ItemAnswer, status=status, note=note)
@@ -180,18 +181,14 @@ async def set_item(
     return Progress(a, sum(1 for k in answers if k in valid), len(cl.items))
 
 
-async def unanswered(
-    s: AsyncSession, actor: Actor, assessment_id: int, pack: Pack | None = None
-) -> list[str]:
+async def unanswered(s: AsyncSession, actor: Actor, assessment_id: int, pack: Pack) -> list[str]:
     """Item ids of the checklist not yet answered, in the checklist's order."""
     a, _org = await _load(s, actor, assessment_id)
     answers = await _answers(s, a.id)
     return [i.id for i in _checklist(pack, a.checklist_id).items if i.id not in answers]
 
 
-async def finish(
-    s: AsyncSession, actor: Actor, assessment_id: int, now: datetime, pack: Pack | None = None
-) -> Assessment:
+async def finish(s: AsyncSession, actor: Actor, assessment_id: int, now: datetime, pack: Pack) -> Assessment:
     a, _org = await _load(s, actor, assessment_id)
     if a.finished_at is not None:
         raise Refused("checklist.already_finished")
@@ -259,9 +256,7 @@ class Comparison:
         return round(self.score - self.previous_score, 1)
 
 
-async def compare_with_previous(
-    s: AsyncSession, actor: Actor, assessment_id: int, pack: Pack | None = None
-) -> Comparison:
+async def compare_with_previous(s: AsyncSession, actor: Actor, assessment_id: int, pack: Pack) -> Comparison:
     """This assessment against the branch's previous finished one of the same checklist."""
     a, _org = await _load(s, actor, assessment_id)
     before_this = (

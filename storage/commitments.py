@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 
-from content.pack import Pack, get_pack
+from content.pack import Pack
 from storage import audit
 from storage.access import Actor, require_manager
 from storage.errors import Forbidden, Invalid, NotFound, Refused
@@ -119,7 +119,7 @@ async def make_commitment(
     now: datetime | None = None,
     locale: str = "zh",
     source: str | None = None,
-    pack: Pack | None = None,
+    pack: Pack,
 ) -> Commitment:
     """Make a commitment. With a template, its text (in `locale`) and default deadline fill in
     what was left out. A redelivered `source` returns the commitment it made the first time.
@@ -143,7 +143,7 @@ async def make_commitment(
 
     text, deadline = data.text, data.deadline
     if data.template_id is not None:
-        template = (pack or get_pack()).template(data.template_id)
+        template = pack.template(data.template_id)
         if template is None:
             raise Refused("commitment.unknown_template")
         text = text or template.text.get(locale)

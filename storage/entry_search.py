@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage import audit
 from storage.access import Actor, require_manager, require_person_access
 from storage.models import EntryStatus, Org, Person, ServiceEntry
-from storage.service_log import _reviewable as reviewable_clause
+from storage.service_log import reviewable_by
 from storage.validation import parse
 
 MAX_PER_PAGE = 200
@@ -111,7 +111,7 @@ async def search_entries(s: AsyncSession, actor: Actor, f: EntryFilter) -> Entry
     by_status = {st: found.get(st, StatusTotal(0, 0)) for st in STATUS_ORDER}
     total = sum(t.entries for t in by_status.values())
     can_review = case(
-        (and_(E.status == EntryStatus.PENDING, reviewable_clause(actor)), True), else_=false()
+        (and_(E.status == EntryStatus.PENDING, reviewable_by(actor)), True), else_=false()
     ).label("reviewable")
     rows = await s.execute(
         base.add_columns(Person.name, Org.name, can_review)

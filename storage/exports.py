@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from content.i18n import texts
-from content.pack import get_pack
+from content.pack import Pack
 from storage import audit
 from storage.access import Actor, require_manager
 from storage.errors import Refused
@@ -99,13 +99,13 @@ async def service_record_rows(
     *,
     include_all: bool = False,
     locale: str = "zh",
+    pack: Pack,
 ) -> tuple[Org, list[RecordRow]]:
     """The rows of the export, for the org's subtree as far as the actor manages it."""
     if date_from > date_to:
         raise Refused("records.bad_range")
     root = await require_manager(s, actor, org_id)
     _ = texts(locale)
-    pack = get_pack()
     reviewer = aliased(Person)
     q = (
         select(
@@ -166,12 +166,13 @@ async def export_service_records(
     include_all: bool = False,
     locale: str = "zh",
     track: Track | None = None,
+    pack: Pack,
 ) -> bytes:
     """The export file's bytes. Scoped (secretary: branch; staff: subtree; admin: all), audited."""
     if fmt not in FORMATS:
         raise Refused("records.bad_format", formats=", ".join(FORMATS))
     root, rows = await service_record_rows(
-        s, actor, org_id, date_from, date_to, include_all=include_all, locale=locale
+        s, actor, org_id, date_from, date_to, include_all=include_all, locale=locale, pack=pack
     )
     t = texts(locale).plain
     headers = [t(k) for k in COLUMNS]

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from content.pack import get_pack
+from content.pack import Pack
 from storage import audit
 from storage.access import Actor
 from storage.errors import Forbidden, NotFound, Refused
@@ -61,11 +61,14 @@ async def add_org(
     parent_id: int | None = None,
     category: str | None = None,
     timezone: str | None = None,
+    *,
+    pack: Pack,
 ) -> Org:
     """Add an organization. Admins anywhere; staff only under an org of their subtree.
 
     A province has no parent; a branch needs a committee-level parent (committee or province);
-    nothing goes under a branch. `timezone` defaults to the parent's.
+    nothing goes under a branch. `timezone` defaults to the parent's; `category` must be one of
+    `pack`'s (the caller passes the configured pack: the store picks none).
     """
     new = parse(
         NewOrg, name=name, kind=kind, parent_id=parent_id, category=category or None, timezone=timezone
@@ -85,7 +88,6 @@ async def add_org(
     if parent is not None and parent.kind is OrgKind.BRANCH:
         raise Refused("org.parent_is_branch")
     if new.category is not None:
-        pack = get_pack()
         if pack.category(new.category) is None:
             known = ", ".join(c.id for c in pack.categories)
             raise Refused("org.unknown_category", category=new.category, known=known)
@@ -124,10 +126,11 @@ async def add_org_system(
     category: str | None = None,
     timezone: str | None = None,
     *,
+    pack: Pack,
     via: str = "cli",
 ) -> Org:
     """`add_org` as the system operator (the command line): an admin everywhere, audited."""
-    return await add_org(s, audit.system_actor(via), name, kind, parent_id, category, timezone)
+    return await add_org(s, audit.system_actor(via), name, kind, parent_id, category, timezone, pack=pack)
 
 
 def _visible(actor: Actor) -> ColumnElement[bool]:

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from content.i18n import texts
-from content.pack import Pack, get_pack
+from content.pack import Pack
 from storage.models import EntryStatus
 from storage.outbox import OutMessage, enqueue_many
 from storage.service_log import ReviewOutcome
@@ -39,16 +39,15 @@ def review_payload(outcome: ReviewOutcome, pack: Pack) -> dict[str, Any]:
 
 
 async def enqueue_review_notices(
-    s: AsyncSession, outcomes: Iterable[ReviewOutcome], *, now: datetime, pack: Pack | None = None
+    s: AsyncSession, outcomes: Iterable[ReviewOutcome], *, now: datetime, pack: Pack
 ) -> int:
     """Queue a message for every reachable member among `outcomes`; return how many were queued."""
-    pk = pack or get_pack()
     messages = [
         OutMessage(
             kind=KIND,
             chat_id=o.telegram_id,
             dedupe_key=f"review:{o.entry.id}:{o.entry.status.value}",
-            payload=review_payload(o, pk),
+            payload=review_payload(o, pack),
             person_id=o.person_id,
             not_before=now,
         )

@@ -207,11 +207,13 @@ async def seed_demo(s: AsyncSession, *, now: datetime, pack: Pack | None = None)
     system = audit.system_actor("cli")
 
     # ---- the tree --------------------------------------------------------------------------
-    province = await orgs.add_org(s, system, PROVINCE, OrgKind.PROVINCE, timezone=TIMEZONE)
-    committee = await orgs.add_org(s, system, COMMITTEE, OrgKind.COMMITTEE, province.id)
-    trade = await orgs.add_org(s, system, TRADE_BRANCH, OrgKind.BRANCH, committee.id, category="trade")
+    province = await orgs.add_org(s, system, PROVINCE, OrgKind.PROVINCE, timezone=TIMEZONE, pack=pack)
+    committee = await orgs.add_org(s, system, COMMITTEE, OrgKind.COMMITTEE, province.id, pack=pack)
+    trade = await orgs.add_org(
+        s, system, TRADE_BRANCH, OrgKind.BRANCH, committee.id, category="trade", pack=pack
+    )
     academic = await orgs.add_org(
-        s, system, ACADEMIC_BRANCH, OrgKind.BRANCH, committee.id, category="academic"
+        s, system, ACADEMIC_BRANCH, OrgKind.BRANCH, committee.id, category="academic", pack=pack
     )
     by_org = {"province": province, "committee": committee, "trade": trade, "academic": academic}
     for key, org in by_org.items():

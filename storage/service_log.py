@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 
-from content.pack import Pack, get_pack
+from content.pack import Pack
 from storage import audit
 from storage.access import Actor, require_person_access
 from storage.errors import Forbidden, Invalid, NotFound, Refused
@@ -114,7 +114,7 @@ async def log_service(
     source: str | None,
     today: date,
     window_days: int,
-    pack: Pack | None = None,
+    pack: Pack,
     allow_duplicate: bool = True,
 ) -> ServiceEntry:
     """Record one pending entry for the actor in their branch.
@@ -136,7 +136,6 @@ async def log_service(
             if existing.person_id != actor.person_id:
                 raise Refused("log.duplicate_source")
             return existing
-    pack = pack or get_pack()
     branch_id = actor.home_branch_id()
     if branch_id is None:
         raise Refused("log.not_member")
@@ -437,8 +436,12 @@ def _author_is_secretary() -> ColumnElement[bool]:
     )
 
 
-def _reviewable(actor: Actor) -> ColumnElement[bool]:
-    """Entries this actor may review, as SQL (needs Org joined on the entry's org)."""
+def reviewable_by(actor: Actor) -> ColumnElement[bool]:
+    """Entries this actor may review, as SQL (needs Org joined on the entry's org).
+
+    The same rule as `_check_reviewer`, which `review_many` applies to the rows it is given; the
+    review lists here and the admin web's search (storage.entry_search) mark rows with this one.
+    """
     not_own = or_(ServiceEntry.person_id.is_(None), ServiceEntry.person_id != actor.person_id)
     above = actor.scope_filter(Org.path, (Role.STAFF, Role.ADMIN))
     as_secretary = and_(actor.scope_filter(Org.path, (Role.SECRETARY,)), ~_author_is_secretary())
@@ -451,7 +454,7 @@ async def pending_for(s: AsyncSession, actor: Actor, limit: int = 20, offset: in
         select(ServiceEntry, Person.name, Org.name)
         .join(Org, Org.id == ServiceEntry.org_id)
         .outerjoin(Person, Person.id == ServiceEntry.person_id)
-        .where(ServiceEntry.status == EntryStatus.PENDING, _reviewable(actor))
+        .where(ServiceEntry.status == EntryStatus.PENDING, reviewable_by(actor))
         .order_by(ServiceEntry.created_at, ServiceEntry.id)
         .limit(max(0, min(limit, 200)))
         .offset(max(0, offset))
@@ -463,7 +466,7 @@ async def count_pending_for(s: AsyncSession, actor: Actor) -> int:
     n = await s.scalar(
         select(func.count(ServiceEntry.id))
         .join(Org, Org.id == ServiceEntry.org_id)
-        .where(ServiceEntry.status == EntryStatus.PENDING, _reviewable(actor))
+        .where(ServiceEntry.status == EntryStatus.PENDING, reviewable_by(actor))
     )
     return int(n or 0)
 
@@ -476,7 +479,7 @@ async def review_states(s: AsyncSession, actor: Actor, ids: Sequence[int]) -> di
     rows = await s.execute(
         select(ServiceEntry.id, ServiceEntry.status)
         .join(Org, Org.id == ServiceEntry.org_id)
-        .where(ServiceEntry.id.in_(list(ids)), _reviewable(actor))
+        .where(ServiceEntry.id.in_(list(ids)), reviewable_by(actor))
     )
     return {i: st for i, st in rows}
 

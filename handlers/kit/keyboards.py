@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+
+T = TypeVar("T")
 
 
 def button(text: str, data: str) -> InlineKeyboardButton:
@@ -22,6 +25,27 @@ def rows(*lines: Sequence[InlineKeyboardButton]) -> InlineKeyboardMarkup:
 
 def column(buttons: Iterable[InlineKeyboardButton]) -> list[list[InlineKeyboardButton]]:
     return [[b] for b in buttons]
+
+
+def picker(
+    header: str,
+    items: Sequence[T],
+    line: Callable[[int, T], str],
+    pick: Callable[[int, T], InlineKeyboardButton | None],
+    *,
+    per_row: int = 1,
+    gap: str = "\n",
+) -> tuple[str, list[list[InlineKeyboardButton]]]:
+    """A numbered list and its buttons: item n is line n of the text and (if `pick` gives one) a
+    button that names n, so a long text stays readable and the buttons stay short."""
+    lines = [header]
+    buttons: list[InlineKeyboardButton] = []
+    for n, item in enumerate(items, start=1):
+        lines.append(line(n, item))
+        b = pick(n, item)
+        if b is not None:
+            buttons.append(b)
+    return gap.join(lines), [buttons[i : i + per_row] for i in range(0, len(buttons), per_row)]
 
 
 async def show(query: CallbackQuery, bot: Bot, text: str, markup: InlineKeyboardMarkup | None = None) -> None:

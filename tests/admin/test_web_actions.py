@@ -14,6 +14,7 @@ from openpyxl import load_workbook
 from sqlalchemy import func, select
 
 from content.i18n import texts
+from content.pack import get_pack
 from storage import outbox
 from storage.models import (
     Assessment,
@@ -31,6 +32,8 @@ from storage.models import (
 )
 from tests.admin.conftest import NOW, csrf, make_objects, read, read_all, sign_in
 from tests.factories import make_person
+
+PACK = get_pack()  # the store takes the pack as a parameter; the fronts pass CONTENT_PACK
 
 
 async def _entries(session, world, n: int = 2, who=None) -> list[int]:
@@ -406,7 +409,7 @@ async def test_a_change_in_the_bot_shows_on_the_web_at_once(client, session, ses
             day=date(2026, 11, 27), minutes=60, action="volunteer", description="社区义诊（来自机器人）"
         )
         await service_log.log_service(
-            s, actor, entry, source="chat:1", today=date(2026, 11, 28), window_days=90
+            s, actor, entry, source="chat:1", today=date(2026, 11, 28), window_days=90, pack=PACK
         )
         await s.commit()
     assert "社区义诊（来自机器人）" in (await client.get("/entries")).text

@@ -6,8 +6,11 @@ from __future__ import annotations
 import re
 from datetime import date
 
+from content.pack import get_pack
 from storage import pairings, service_log
 from tests.admin.conftest import NOW, sign_in
+
+PACK = get_pack()  # the store takes the pack as a parameter; the fronts pass CONTENT_PACK
 
 TODAY = date(2026, 11, 28)
 
@@ -16,7 +19,9 @@ async def test_the_audit_page_filters_by_channel_and_organization(client, sessio
     async with sessionmaker() as s:
         member = await world.actor(s, world.member_a)
         data = service_log.new_entry(day=TODAY, minutes=60, action="volunteer", description="义诊")
-        entry = await service_log.log_service(s, member, data, source="t:1", today=TODAY, window_days=30)
+        entry = await service_log.log_service(
+            s, member, data, source="t:1", today=TODAY, window_days=30, pack=PACK
+        )
         await service_log.review(s, await world.actor(s, world.secretary_a), entry.id, True, None, NOW)
         cli = await world.actor(s, world.admin, via="cli")
         await pairings.record_exemplar(

@@ -38,6 +38,10 @@ def test_unknown_locale_falls_back_to_chinese() -> None:
 ROOT = Path(__file__).resolve().parents[2]
 # Calls whose first argument is a catalog key (texts, store errors) and the web templates' t().
 KEY_CALLS = {"_", "t", "plain", "template", "Refused", "Forbidden", "NotFound", "Invalid", "ParseError"}
+KEY_CALLS |= {"Stale"}
+# handlers.kit.wizard: fresh(value, "key") and running(..., stale="key") name the stale-button alert.
+KEY_SECOND_ARG = {"fresh"}
+KEY_KEYWORDS = {"stale"}
 KEY = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")
 
 
@@ -51,6 +55,15 @@ def _keys_in_python(path: Path) -> set[tuple[str, int]]:
             if name in KEY_CALLS and isinstance(arg, ast.Constant) and isinstance(arg.value, str):
                 if KEY.match(arg.value):
                     found.add((arg.value, node.lineno))
+        if isinstance(node, ast.Call):
+            f = node.func
+            name = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else None
+            named = [k.value for k in node.keywords if k.arg in KEY_KEYWORDS]
+            if name in KEY_SECOND_ARG and len(node.args) > 1:
+                named.append(node.args[1])
+            for v in named:
+                if isinstance(v, ast.Constant) and isinstance(v.value, str) and KEY.match(v.value):
+                    found.add((v.value, node.lineno))
         if isinstance(node, ast.Dict):  # json_schema_extra={"error_key": "..."}
             for k, v in zip(node.keys, node.values, strict=True):
                 if (
@@ -90,6 +103,9 @@ def test_every_key_named_in_the_code_exists() -> None:
 def test_the_key_scan_finds_keys() -> None:
     # The scan above must see real uses, or it proves nothing.
     assert any(k == "fallback.text" for k, _ in _keys_in_python(ROOT / "handlers" / "fallback.py"))
+    in_commitments = {k for k, _ in _keys_in_python(ROOT / "handlers" / "commitments.py")}
+    # running(..., stale="...") and fresh(value, "...")
+    assert {"commit_chat.stale", "commit_chat.not_open"} <= in_commitments
     assert len(_keys_in_templates()) > 50
 
 

@@ -116,6 +116,24 @@ def test_commitment_templates(pack: Pack) -> None:
         assert t.text.zh and t.text.en
 
 
+def test_secretary_only_templates_are_the_branchs_own(pack: Pack) -> None:
+    marked = {t.id for t in pack.templates if t.secretary_only}
+    assert marked == {"branch_service_list", "branch_pairing"}
+    assert all(t.text.zh.startswith("本支部") for t in pack.templates if t.secretary_only)
+    assert {t.id for t in pack.templates_for(secretary=True)} == {t.id for t in pack.templates}
+    assert marked.isdisjoint(t.id for t in pack.templates_for(secretary=False))
+
+
+def test_the_field_not_the_id_decides_who_is_offered_a_template(tmp_path: Path) -> None:
+    folder = _copy(tmp_path)
+    _edit(folder, "templates.yaml", "- id: branch_pairing\n", "- id: joint_building\n")
+    _edit(folder, "templates.yaml", "- id: welfare_day\n", "- id: branch_welfare_day\n")
+    pack = load_pack_dir(folder)
+    members = {t.id for t in pack.templates_for(secretary=False)}
+    assert "joint_building" not in members and "branch_welfare_day" in members
+    assert "joint_building" in {t.id for t in pack.templates_for(secretary=True)}
+
+
 # ---- broken packs: each built by copying the real pack and breaking one thing ----
 
 
@@ -203,6 +221,16 @@ def _bad_id(f: Path) -> tuple[str, int | None]:
     return "directions.yaml", _edit(f, "directions.yaml", "- id: rural\n", "- id: Rural Areas\n")
 
 
+def _loose_secretary_only(f: Path) -> tuple[str, int | None]:
+    line = _edit(
+        f,
+        "templates.yaml",
+        "  default_days: 30\n  secretary_only: true\n",
+        '  default_days: 30\n  secretary_only: "true"\n',
+    )
+    return "templates.yaml", line + 1
+
+
 BREAKERS: dict[str, Callable[[Path], tuple[str, int | None]]] = {
     "invalid_yaml": _invalid_yaml,
     "missing_required_file": _missing_file,
@@ -216,6 +244,7 @@ BREAKERS: dict[str, Callable[[Path], tuple[str, int | None]]] = {
     "empty_checklist": _empty_checklist,
     "empty_file": _empty_file,
     "bad_id": _bad_id,
+    "secretary_only_not_a_bool": _loose_secretary_only,
 }
 
 

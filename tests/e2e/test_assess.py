@@ -7,11 +7,14 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import select
 
+from content.pack import get_pack
 from handlers.assess import periods
 from storage import checklists
 from storage.models import Assessment, AssessmentItem, ItemStatus
 from tests.e2e.forge import forged_button
 from tests.e2e.harness import NOW
+
+PACK = get_pack()  # the store takes the pack as a parameter; the fronts pass CONTENT_PACK
 
 FIVE = ["venue_standard", "management", "stability", "activities", "regional"]
 
@@ -73,11 +76,11 @@ async def test_the_result_compares_with_the_previous_assessment(chat, db, world,
     actor = await world.actor(session, world.secretary_a)
     earlier = NOW - timedelta(days=60)
     prev = await checklists.start_assessment(
-        session, actor, world.branch_a.id, "five_standards", "2026-Q3", earlier
+        session, actor, world.branch_a.id, "five_standards", "2026-Q3", earlier, pack=PACK
     )
     for item in FIVE:
-        await checklists.set_item(session, actor, prev.id, item, "met")
-    await checklists.finish(session, actor, prev.id, earlier)
+        await checklists.set_item(session, actor, prev.id, item, "met", pack=PACK)
+    await checklists.finish(session, actor, prev.id, earlier, pack=PACK)
     await session.commit()
 
     menu = await chat.send(world.secretary_a, "/assess")
@@ -147,7 +150,9 @@ async def test_outside_the_scope_is_refused(chat, db, world, session, kind) -> N
         data = f"sat:{world.branch_a.id}:six_haves:2026-Q4"
     else:
         actor = await world.actor(session, world.secretary_a)
-        a = await checklists.start_assessment(session, actor, world.branch_a.id, "six_haves", "2026-Q4", NOW)
+        a = await checklists.start_assessment(
+            session, actor, world.branch_a.id, "six_haves", "2026-Q4", NOW, pack=PACK
+        )
         await session.commit()
         data = f"saa:{a.id}:0:met"
     await chat.send(world.other_staff, "/assess")

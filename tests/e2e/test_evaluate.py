@@ -6,10 +6,13 @@ from datetime import date, timedelta
 
 from sqlalchemy import select
 
+from content.pack import get_pack
 from storage import commitments
 from storage.models import Audience, Commitment, CommitmentStatus, Delivery, Notice, NoticeStatus
 from tests.e2e.forge import forged_button
 from tests.e2e.harness import NOW
+
+PACK = get_pack()  # the store takes the pack as a parameter; the fronts pass CONTENT_PACK
 
 TODAY = date(2026, 11, 28)
 
@@ -21,7 +24,7 @@ async def make(
     data = commitments.new_commitment(
         text=text, deadline=TODAY + timedelta(days=kw.pop("days", 20)), for_branch=for_branch, **kw
     )
-    row = await commitments.make_commitment(session, actor, data, today=TODAY)
+    row = await commitments.make_commitment(session, actor, data, today=TODAY, pack=PACK)
     if report:
         await commitments.report_fulfilment(session, actor, row.id, "11月参加了3次义诊", None, NOW)
     await session.commit()

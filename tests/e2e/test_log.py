@@ -8,10 +8,13 @@ from datetime import date
 import pytest
 from sqlalchemy import select
 
+from content.pack import get_pack
 from storage import service_log
 from storage.models import ConversationState, EntryStatus, ServiceEntry
 from tests.e2e.forge import forged_button
 from tests.e2e.harness import Chat, plain
+
+PACK = get_pack()  # the store takes the pack as a parameter; the fronts pass CONTENT_PACK
 
 # Enough of a PNG for the emulator to take it as a photo.
 PNG = (
@@ -362,7 +365,7 @@ async def test_store_refusal_at_submit_goes_back_to_that_step(chat, db, world, s
     # Meanwhile 22 hours of that day were logged another way: the store refuses at submit.
     actor = await world.actor(session, m)
     entry = service_log.new_entry(day=TODAY, minutes=22 * 60, action="welfare_day", description="值守")
-    await service_log.log_service(session, actor, entry, source=None, today=TODAY, window_days=90)
+    await service_log.log_service(session, actor, entry, source=None, today=TODAY, window_days=90, pack=PACK)
     await session.commit()
     reply = await chat.press(m, reply, "✅ 提交")
     assert "最多还能登记 2 小时" in reply.text and "第 3/6 步" in reply.text

@@ -11,8 +11,11 @@ from sqlalchemy import select
 
 from bot.delivery import DeliveryWorker
 from content.i18n import texts
+from content.pack import get_pack
 from storage import notices, service_log
 from storage.models import Delivery, DeliveryStatus, Notice, NoticeStatus, Person
+
+PACK = get_pack()  # the store takes the pack as a parameter; the fronts pass CONTENT_PACK
 
 
 async def drain(bot_app) -> None:
@@ -64,7 +67,7 @@ async def test_a_review_outcome_reaches_the_member(chat, db, world, session, bot
     day = date(2026, 11, 26)
     entry = service_log.new_entry(day=day, minutes=90, action="volunteer", description="社区义诊")
     await service_log.log_service(
-        session, actor, entry, source=None, today=day + timedelta(days=2), window_days=90
+        session, actor, entry, source=None, today=day + timedelta(days=2), window_days=90, pack=PACK
     )
     await session.commit()
 

@@ -8,7 +8,10 @@ import contextlib
 from datetime import date, timedelta
 
 from bot.delivery import DeliveryWorker
+from content.pack import get_pack
 from storage import service_log
+
+PACK = get_pack()  # the store takes the pack as a parameter; the fronts pass CONTENT_PACK
 
 TODAY = date(2026, 11, 28)
 
@@ -21,7 +24,7 @@ async def test_an_approval_reaches_the_member_without_waiting_for_the_worker_to_
     entry = service_log.new_entry(
         day=TODAY - timedelta(days=1), minutes=60, action="volunteer", description="社区义诊"
     )
-    await service_log.log_service(session, actor, entry, source=None, today=TODAY, window_days=90)
+    await service_log.log_service(session, actor, entry, source=None, today=TODAY, window_days=90, pack=PACK)
     await session.commit()
 
     # A worker that, left alone, would not look at the outbox again for ten minutes.

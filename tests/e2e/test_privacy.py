@@ -7,6 +7,7 @@ from datetime import date
 
 from sqlalchemy import select
 
+from content.pack import get_pack
 from handlers.kit.commands import set_person_menu
 from storage.models import AuditEntry, EntryStatus, Membership, Person, ServiceEntry
 from tests.e2e.harness import NOW
@@ -114,7 +115,7 @@ async def test_privacy_tells_the_truth_about_public_commitments(chat, world, ses
     owner = await world.actor(session, world.member_a)
     await commitments.make_commitment(
         session, owner, commitments.new_commitment(text="每月参加一次社区义诊", deadline=date(2026, 12, 31)),
-        today=NOW.date(),
+        today=NOW.date(), pack=get_pack(),
     )  # fmt: skip
     await session.commit()
     other = await world.actor(session, world.member_a2)

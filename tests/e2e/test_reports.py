@@ -137,10 +137,12 @@ async def scene(session, world) -> None:
     actor = await world.actor(session, world.secretary_a)
     done = NOW - timedelta(days=1)
     # November's own self-assessment (a quarter's would not belong to a month's report).
-    a1 = await checklists.start_assessment(session, actor, a.id, "six_haves", "2026-11", done)
+    a1 = await checklists.start_assessment(session, actor, a.id, "six_haves", "2026-11", done, pack=PACK)
     for i, item in enumerate(PACK.checklist("six_haves").items):
-        await checklists.set_item(session, actor, a1.id, item.id, "met" if i % 2 == 0 else "partly")
-    await checklists.finish(session, actor, a1.id, done)
+        await checklists.set_item(
+            session, actor, a1.id, item.id, "met" if i % 2 == 0 else "partly", pack=PACK
+        )
+    await checklists.finish(session, actor, a1.id, done, pack=PACK)
     await session.commit()
 
 

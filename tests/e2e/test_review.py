@@ -6,11 +6,14 @@ from datetime import date, timedelta
 
 from sqlalchemy import select
 
+from content.pack import get_pack
 from handlers.review import pack_ids
 from storage import service_log
 from storage.models import Delivery, EntryStatus, Person, ServiceEntry
 from tests.e2e.forge import forged_button
 from tests.e2e.harness import NOW
+
+PACK = get_pack()  # the store takes the pack as a parameter; the fronts pass CONTENT_PACK
 
 TODAY = date(2026, 11, 28)
 
@@ -20,7 +23,9 @@ async def log(
 ) -> int:
     actor = await world.actor(session, person)
     entry = service_log.new_entry(day=day, minutes=minutes, action="volunteer", description=description)
-    row = await service_log.log_service(session, actor, entry, source=None, today=TODAY, window_days=90)
+    row = await service_log.log_service(
+        session, actor, entry, source=None, today=TODAY, window_days=90, pack=PACK
+    )
     await session.commit()
     return row.id
 

@@ -74,7 +74,9 @@ async def _books(session) -> dict[str, bytes]:
     branch = await reports.branch_report(session, secretary, w.branch_a.id, FROM, TO, TODAY, pack)
     subtree = await reports.subtree_report(session, staff, w.committee.id, FROM, TO, TODAY, pack)
     subs = await reports.submissions(session, staff, w.committee.id, FROM, TO)
-    records = await exports.export_service_records(session, staff, w.committee.id, FROM, TO, "xlsx")
+    records = await exports.export_service_records(
+        session, staff, w.committee.id, FROM, TO, "xlsx", pack=pack
+    )
     # A branch of 80 members: the member sheet runs over several pages.
     many = [
         MemberRow(i, NAMES[i % len(NAMES)], Role.MEMBER, {"volunteer": 60 * i}, 60 * i, CommitmentCounts(1))

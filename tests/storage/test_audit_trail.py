@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import select
 
+from content.pack import get_pack
 from storage import (
     audit,
     checklists,
@@ -22,6 +23,8 @@ from storage import (
 from storage.invites import create_invite
 from storage.models import AuditEntry, Role
 
+PACK = get_pack()  # the store takes the pack as a parameter; the fronts pass CONTENT_PACK
+
 NOW = datetime(2026, 11, 20, 4, 0, tzinfo=UTC)
 TODAY = date(2026, 11, 20)
 
@@ -35,7 +38,7 @@ async def _entry(session, world, minutes: int = 60):
     member = await world.actor(session, world.member_a)
     data = service_log.new_entry(day=TODAY, minutes=minutes, action="volunteer", description=f"服务{minutes}")
     return await service_log.log_service(
-        session, member, data, source=f"t:{minutes}", today=TODAY, window_days=30
+        session, member, data, source=f"t:{minutes}", today=TODAY, window_days=30, pack=PACK
     )
 
 
@@ -62,6 +65,7 @@ async def test_a_commitment_evaluated_or_sent_back_by_someone_else(session, worl
         commitments.new_commitment(text="承诺", deadline=TODAY + timedelta(days=5)),
         today=TODAY,
         now=NOW,
+        pack=PACK,
     )
     await commitments.report_fulfilment(session, member, c.id, "做完了", None, NOW)
     sec = await world.actor(session, world.secretary_a, via="web")
@@ -108,7 +112,9 @@ async def test_report_submitted_exemplar_pairing_reminder_and_assessment(session
     )
     rule = (await reminders.ensure_default_rules(session, world.branch_a, now=NOW))[0]
     await reminders.set_rule(session, sec, rule.id, enabled=False, now=NOW)
-    a1 = await checklists.start_assessment(session, sec, world.branch_a.id, "six_haves", "2026-11", NOW)
+    a1 = await checklists.start_assessment(
+        session, sec, world.branch_a.id, "six_haves", "2026-11", NOW, pack=PACK
+    )
     a, s, b = world.secretary_a.id, world.staff.id, world.branch_a.id
     assert await rows(session, "report.submit") == [
         (a, "bot", None, b, {"report_id": report.id, "from": "2026-11-01", "to": "2026-11-19"})

@@ -15,6 +15,8 @@ from storage.errors import Forbidden, Invalid, NotFound, Refused
 from storage.models import Commitment, CommitmentStatus, Role
 from tests.factories import make_person
 
+PACK = get_pack()  # the store takes the pack as a parameter; the fronts pass CONTENT_PACK
+
 TODAY = date(2026, 11, 20)
 NOW = datetime(2026, 11, 20, 4, 0, tzinfo=UTC)
 S = CommitmentStatus
@@ -25,7 +27,7 @@ async def make(session, world, person, *, source=None, locale="zh", **kw) -> Com
     data.update(kw)
     actor = await world.actor(session, person)
     return await cm.make_commitment(
-        session, actor, cm.new_commitment(**data), today=TODAY, locale=locale, source=source
+        session, actor, cm.new_commitment(**data), today=TODAY, locale=locale, source=source, pack=PACK
     )
 
 
@@ -52,6 +54,7 @@ async def test_made_at_the_clock_passed_in(session, world) -> None:
         cm.new_commitment(text="承诺", deadline=TODAY + timedelta(days=3)),
         today=TODAY,
         now=NOW,
+        pack=PACK,
     )
     assert c.created_at == NOW
 

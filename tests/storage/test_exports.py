@@ -13,9 +13,12 @@ from hypothesis import strategies as st
 from openpyxl import load_workbook
 from sqlalchemy import select
 
+from content.pack import get_pack
 from storage.errors import Forbidden, Refused
 from storage.exports import export_service_records, neutralize, safe_text
 from storage.models import AuditEntry, EntryStatus, ServiceEntry
+
+PACK = get_pack()  # the store takes the pack as a parameter; the fronts pass CONTENT_PACK
 
 HEADERS = [
     "志愿者姓名",
@@ -84,7 +87,7 @@ def read_xlsx(data: bytes):
 async def test_xlsx_has_real_dates_numbers_a_frozen_bold_header_and_no_formulas(session, world) -> None:
     await fill(session, world)
     actor = await world.actor(session, world.secretary_a)
-    ws = read_xlsx(await export_service_records(session, actor, world.branch_a.id, FROM, TO))
+    ws = read_xlsx(await export_service_records(session, actor, world.branch_a.id, FROM, TO, pack=PACK))
     assert [c.value for c in ws[1]] == HEADERS
     assert all(c.font.b for c in ws[1])
     assert ws.freeze_panes == "A2"
@@ -120,7 +123,7 @@ async def test_all_statuses_on_request(session, world) -> None:
     await fill(session, world)
     actor = await world.actor(session, world.secretary_a)
     ws = read_xlsx(
-        await export_service_records(session, actor, world.branch_a.id, FROM, TO, include_all=True)
+        await export_service_records(session, actor, world.branch_a.id, FROM, TO, include_all=True, pack=PACK)
     )
     statuses = [r[9].value for r in ws.iter_rows(min_row=2)]
     assert sorted(statuses) == ["已审核", "已审核", "待审核"]
@@ -131,7 +134,7 @@ async def test_all_statuses_on_request(session, world) -> None:
 async def test_csv_is_utf8_with_bom_and_neutralized(session, world) -> None:
     await fill(session, world)
     actor = await world.actor(session, world.staff)
-    data = await export_service_records(session, actor, world.committee.id, FROM, TO, "csv")
+    data = await export_service_records(session, actor, world.committee.id, FROM, TO, "csv", pack=PACK)
     assert data.startswith(b"\xef\xbb\xbf")
     rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
     assert rows[0] == HEADERS
@@ -147,7 +150,7 @@ async def test_csv_is_utf8_with_bom_and_neutralized(session, world) -> None:
 async def test_admin_exports_everything_below_the_org_asked_for(session, world) -> None:
     await fill(session, world)
     actor = await world.actor(session, world.admin, via="web")
-    data = await export_service_records(session, actor, world.province.id, FROM, TO, "csv")
+    data = await export_service_records(session, actor, world.province.id, FROM, TO, "csv", pack=PACK)
     body = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))[1:]
     assert len(body) == 4
     assert body[-1][3] == "'\t=1+1"  # a tab some programs strip first is neutralized too
@@ -173,26 +176,30 @@ async def test_admin_exports_everything_below_the_org_asked_for(session, world) 
 async def test_who_may_export_what(session, world, who, org, allowed) -> None:
     actor = await world.actor(session, getattr(world, who))
     if allowed:
-        assert await export_service_records(session, actor, getattr(world, org).id, FROM, TO, "csv")
+        assert await export_service_records(
+            session, actor, getattr(world, org).id, FROM, TO, "csv", pack=PACK
+        )
     else:
         with pytest.raises(Forbidden):
-            await export_service_records(session, actor, getattr(world, org).id, FROM, TO, "csv")
+            await export_service_records(session, actor, getattr(world, org).id, FROM, TO, "csv", pack=PACK)
         assert await session.scalar(select(AuditEntry)) is None
 
 
 async def test_bad_range_and_format(session, world) -> None:
     actor = await world.actor(session, world.admin)
     with pytest.raises(Refused) as e:
-        await export_service_records(session, actor, world.branch_a.id, TO, FROM)
+        await export_service_records(session, actor, world.branch_a.id, TO, FROM, pack=PACK)
     assert e.value.key == "records.bad_range"
     with pytest.raises(Refused) as e:
-        await export_service_records(session, actor, world.branch_a.id, FROM, TO, "pdf")
+        await export_service_records(session, actor, world.branch_a.id, FROM, TO, "pdf", pack=PACK)
     assert e.value.key == "records.bad_format"
 
 
 async def test_english_headers_on_request(session, world) -> None:
     actor = await world.actor(session, world.admin)
-    ws = read_xlsx(await export_service_records(session, actor, world.branch_a.id, FROM, TO, locale="en"))
+    ws = read_xlsx(
+        await export_service_records(session, actor, world.branch_a.id, FROM, TO, locale="en", pack=PACK)
+    )
     assert ws["A1"].value == "Volunteer name"
 
 
@@ -227,6 +234,24 @@ async def test_the_person_in_charge_falls_back_to_who_approved(session, world) -
     )
     await session.commit()
     actor = await world.actor(session, world.secretary_a)
-    ws = read_xlsx(await export_service_records(session, actor, world.branch_a.id, FROM, TO))
+    ws = read_xlsx(await export_service_records(session, actor, world.branch_a.id, FROM, TO, pack=PACK))
     (row,) = list(ws.iter_rows(min_row=2, values_only=True))
     assert row[7] == world.secretary_a.name
+
+
+async def test_action_titles_come_from_the_pack_passed_in(session, world) -> None:
+    # The store uses the pack its caller passes (the configured CONTENT_PACK), never a default.
+    await fill(session, world)
+    actor = await world.actor(session, world.secretary_a)
+    renamed = PACK.model_copy(
+        update={
+            "actions": [
+                a.model_copy(update={"title": a.title.model_copy(update={"zh": "另一套内容包的行动"})})
+                if a.id == "volunteer"
+                else a
+                for a in PACK.actions
+            ]
+        }
+    )
+    ws = read_xlsx(await export_service_records(session, actor, world.branch_a.id, FROM, TO, pack=renamed))
+    assert {row[5].value for row in ws.iter_rows(min_row=2)} == {"另一套内容包的行动"}

@@ -10,11 +10,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from content.pack import get_pack
 from storage.audit import system_actor
 from storage.errors import Forbidden, Invalid, Refused
 from storage.invites import NewInvite, create_invite, deep_link, new_code
 from storage.models import AuditEntry, Invite, Role
 from storage.validation import parse
+
+PACK = get_pack()  # the store takes the pack as a parameter; the fronts pass CONTENT_PACK
 
 NOW = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 
@@ -83,7 +86,7 @@ async def test_staff_invite_staff_to_a_committee_below_their_own(session, world)
     from storage.orgs import add_org
 
     staff = await world.actor(session, world.staff)
-    below = await add_org(session, staff, "城东党工委", "committee", world.committee.id)
+    below = await add_org(session, staff, "城东党工委", "committee", world.committee.id, pack=PACK)
     inv = await create_invite(session, staff, below.id, "staff", now=NOW)
     assert inv.role is Role.STAFF
 

@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime
 import pytest
 from sqlalchemy import func, select
 
+from content.pack import get_pack
 from storage.access import Actor
 from storage.audit import list_audit
 from storage.errors import Forbidden, NotFound
@@ -25,6 +26,8 @@ from storage.orgs import add_org, get_org, subtree_ids
 from storage.people import import_roster, list_members
 from storage.privacy import erase_person, export_person
 from tests.factories import World
+
+PACK = get_pack()  # the store takes the pack as a parameter; the fronts pass CONTENT_PACK
 
 NOW = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 ROLES = {"member": "member_a", "secretary": "secretary_a", "staff": "staff", "admin": "admin"}
@@ -49,7 +52,7 @@ Op = Callable[[object, World, Actor, str, str], Awaitable[object]]
 
 OPS: dict[str, Op] = {
     "add_org": lambda s, w, a, where, role: add_org(
-        s, a, "新支部", "branch", (w.committee if where == "in" else w.other_committee).id
+        s, a, "新支部", "branch", (w.committee if where == "in" else w.other_committee).id, pack=PACK
     ),
     "get_org": lambda s, w, a, where, role: get_org(s, a, _branch(w, where).id),
     "subtree_ids": lambda s, w, a, where, role: subtree_ids(s, a, _branch(w, where).id),
@@ -61,7 +64,7 @@ OPS: dict[str, Op] = {
         s, a, _branch(w, where).id, _roster(), "r.csv", now=NOW
     ),
     "export_records": lambda s, w, a, where, role: export_service_records(
-        s, a, _branch(w, where).id, date(2026, 1, 1), date(2026, 12, 31), "csv"
+        s, a, _branch(w, where).id, date(2026, 1, 1), date(2026, 12, 31), "csv", pack=PACK
     ),
     "export_person": lambda s, w, a, where, role: export_person(s, a, _person(w, where).id),
     "erase_person": lambda s, w, a, where, role: erase_person(s, a, _person(w, where).id, NOW),

@@ -8,11 +8,14 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from content.pack import get_pack
 from storage import service_log as sl
 from storage.access import load_actor
 from storage.errors import Forbidden, Invalid, NotFound, Refused
 from storage.models import EntryStatus, Pairing, Role, ServiceEntry
 from tests.factories import make_person
+
+PACK = get_pack()  # the store takes the pack as a parameter; the fronts pass CONTENT_PACK
 
 TODAY = date(2026, 11, 20)
 NOW = datetime(2026, 11, 20, 4, 0, tzinfo=UTC)
@@ -27,7 +30,7 @@ def entry(**kw) -> sl.NewEntry:
 async def log(session, world, person, *, source=None, window_days=90, **kw) -> ServiceEntry:
     actor = await world.actor(session, person)
     return await sl.log_service(
-        session, actor, entry(**kw), source=source, today=TODAY, window_days=window_days
+        session, actor, entry(**kw), source=source, today=TODAY, window_days=window_days, pack=PACK
     )
 
 
@@ -169,7 +172,7 @@ async def test_concurrent_deliveries_of_one_message_store_one_row(clean_db, sess
         async with sessionmaker() as s:
             actor = await load_actor(s, member_id)
             row = await sl.log_service(
-                s, actor, entry(minutes=24 * 60), source="99:1", today=TODAY, window_days=90
+                s, actor, entry(minutes=24 * 60), source="99:1", today=TODAY, window_days=90, pack=PACK
             )
             await s.commit()
             return row.id

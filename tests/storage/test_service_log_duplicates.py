@@ -6,9 +6,12 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from content.pack import get_pack
 from storage import service_log as sl
 from storage.errors import Refused
 from storage.models import EntryStatus, ServiceEntry
+
+PACK = get_pack()  # the store takes the pack as a parameter; the fronts pass CONTENT_PACK
 
 TODAY = date(2026, 11, 20)
 NOW = datetime(2026, 11, 20, 4, 0, tzinfo=UTC)
@@ -26,6 +29,7 @@ async def log(session, world, person, *, allow_duplicate=False, **kw) -> Service
         today=TODAY,
         window_days=90,
         allow_duplicate=allow_duplicate,
+        pack=PACK,
     )
 
 

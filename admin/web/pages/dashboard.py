@@ -28,7 +28,9 @@ def _month_label(ctx: Ctx, m: dashboard.MonthTotal, first: bool) -> str:
 async def home(ctx: Ctx) -> Response:
     org = await ctx.pick_org()
     today = ctx.today
-    report = await reports.subtree_report(ctx.db, ctx.me, org.id, _year_start(today), today, today)
+    report = await reports.subtree_report(
+        ctx.db, ctx.me, org.id, _year_start(today), today, today, ctx.state.pack
+    )
     months = await dashboard.monthly_minutes(ctx.db, ctx.me, org.id, today=today)
     scores = await dashboard.latest_checklist_scores(ctx.db, ctx.me, org.id)
     averages = await dashboard.checklist_averages(ctx.db, ctx.me, org.id)
@@ -86,7 +88,9 @@ async def chart_hours(ctx: Ctx) -> Response:
 async def chart_participation(ctx: Ctx) -> Response:
     org = await _chart_org(ctx)
     today = ctx.today
-    report = await reports.subtree_report(ctx.db, ctx.me, org.id, _year_start(today), today, today)
+    report = await reports.subtree_report(
+        ctx.db, ctx.me, org.id, _year_start(today), today, today, ctx.state.pack
+    )
     bars = [
         charts.Bar(
             b.name,
@@ -106,7 +110,9 @@ async def chart_actions(ctx: Ctx) -> Response:
     """Hours by service action: a branch's second chart (one branch needs no comparison)."""
     org = await _chart_org(ctx)
     today = ctx.today
-    report = await reports.subtree_report(ctx.db, ctx.me, org.id, _year_start(today), today, today)
+    report = await reports.subtree_report(
+        ctx.db, ctx.me, org.id, _year_start(today), today, today, ctx.state.pack
+    )
     bars = [
         charts.Bar(a.title.get(ctx.locale), round(report.minutes_by_action.get(a.id, 0) / 60, 1))
         for a in ctx.state.pack.actions

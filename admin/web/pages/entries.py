@@ -99,7 +99,15 @@ async def export(ctx: Ctx) -> Response:
     start = start or date(today.year, 1, 1)
     end = end or today
     data = await exports.export_service_records(
-        ctx.db, ctx.me, org.id, start, end, fmt, include_all=ctx.arg("all") == "1", locale=ctx.locale
+        ctx.db,
+        ctx.me,
+        org.id,
+        start,
+        end,
+        fmt,
+        include_all=ctx.arg("all") == "1",
+        locale=ctx.locale,
+        pack=ctx.state.pack,
     )
     await ctx.db.commit()  # the audit row
     name = f"{ctx._.plain('records.sheet_title')}-{start.isoformat()}-{end.isoformat()}.{fmt}"

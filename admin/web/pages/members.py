@@ -46,7 +46,7 @@ async def person(ctx: Ctx) -> Response:
     profile = await member_profile(ctx.db, ctx.me, person_id)
     today = ctx.today
     year = date(today.year, 1, 1)
-    summary = await reports.person_report(ctx.db, ctx.me, person_id, year, today, today)
+    summary = await reports.person_report(ctx.db, ctx.me, person_id, year, today, today, ctx.state.pack)
     entries = await search_entries(ctx.db, ctx.me, entry_filter(person_id=person_id, per_page=20))
     duplicates = await service_log.possible_duplicates(ctx.db, [r.entry for r in entries.rows])
     await ctx.db.commit()

@@ -39,6 +39,7 @@ async def add(ctx: Ctx) -> Response:
         ctx.field("kind") or OrgKind.BRANCH.value,
         ascii_int(parent),
         ctx.field("category") or None,
+        pack=ctx.state.pack,
     )
     await ctx.db.commit()
     ctx.flash("ok", "web.orgs.added", name=org.name)

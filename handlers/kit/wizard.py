@@ -1,0 +1,64 @@
+"""The two things every multi-step form and every button list repeats, written once.
+
+A button answers a message that may be old: the form may have moved on, been cancelled or
+started again, or the list may show what is no longer there. Each form's buttons carry the run
+id of the form that sent them (the message id of the command that started it), so `running`
+tells a button of the form running now, at the step it is on, from a stale one. A stale button
+raises `Stale`: the update guard answers it like any refusal, with an alert, and rolls back, so
+a handler says "stale" in one line and nothing it did before stays.
+
+`begin` and `advance` are the step: keep the answers (`begin` forgets an earlier run's), move to
+the state and commit before the question is sent, so the question on screen is never ahead of
+what is stored.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.errors import Refused
+
+T = TypeVar("T")
+
+
+class Stale(Refused):
+    """The button pressed belongs to a message whose moment has passed."""
+
+    default_key = "fallback.stale_button"
+
+
+def fresh(value: T | None, key: str | None = None) -> T:
+    """`value`, or the stale-button alert (catalog `key`) when there is none."""
+    if value is None:
+        raise Stale(key)
+    return value
+
+
+async def running(
+    state: FSMContext, run: int, *steps: State, stale: str | None = None, run_key: str = "wid"
+) -> dict[str, Any]:
+    """The form's answers, if a button carrying `run` belongs to the form running now and the
+    form is at one of `steps`; otherwise the stale-button alert (catalog key `stale`)."""
+    data = await state.get_data()
+    if data.get(run_key) != run or await state.get_state() not in {s.state for s in steps}:
+        raise Stale(stale)
+    return data
+
+
+async def begin(state: FSMContext, session: AsyncSession, step: State, **answers: Any) -> None:
+    """Start a form at `step` with only `answers` (an earlier run's are forgotten) and commit."""
+    await state.set_state(step)
+    await state.set_data(answers)
+    await session.commit()
+
+
+async def advance(state: FSMContext, session: AsyncSession, step: State, **answers: Any) -> dict[str, Any]:
+    """Keep `answers`, move the form to `step` and commit; returns all answers so far."""
+    data = await state.update_data(**answers) if answers else await state.get_data()
+    await state.set_state(step)
+    await session.commit()
+    return data
