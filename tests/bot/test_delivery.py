@@ -24,7 +24,6 @@ from storage import notices, outbox
 from storage.access import load_actor
 from storage.db import make_engine, make_sessionmaker
 from storage.models import Delivery, DeliveryStatus, Notice, NoticeStatus, Person
-from tests import dbutil
 from tests.bot.outbox_world import (
     NOW,
     TOKEN,
@@ -35,6 +34,7 @@ from tests.bot.outbox_world import (
     make_tg_bot,
     send_branch_notice,
 )
+from tests.dbutil import POSTGRES_ONLY
 
 
 @pytest.fixture
@@ -388,24 +388,23 @@ async def test_wake_sends_a_new_row_without_waiting_for_the_poll(session, sessio
     await asyncio.wait_for(run, timeout=10)
 
 
-if dbutil.pg_requested():
-
-    async def test_two_workers_send_each_message_once_on_postgresql(session, db_url, emu, tg) -> None:
-        users = [emu.add_user(f"u{i}") for i in range(120)]
-        await _enqueue(session, [_text(f"m{i}", u.id) for i, u in enumerate(users)])
-        engines = [make_engine(db_url) for _ in range(2)]
-        try:
-            workers = [
-                worker(tg, make_sessionmaker(e), wid=f"w{i}", global_rate=100, batch=10)
-                for i, e in enumerate(engines)
-            ]
-            await asyncio.wait_for(asyncio.gather(*(w.drain() for w in workers)), timeout=60)
-        finally:
-            for e in engines:
-                await e.dispose()
-        assert copies_per_chat(emu, {u.id for u in users}) == {u.id: 1 for u in users}
-        assert all(w.stats.sent > 0 for w in workers)
-        assert sum(w.stats.sent for w in workers) == 120
+@POSTGRES_ONLY
+async def test_two_workers_send_each_message_once_on_postgresql(session, db_url, emu, tg) -> None:
+    users = [emu.add_user(f"u{i}") for i in range(120)]
+    await _enqueue(session, [_text(f"m{i}", u.id) for i, u in enumerate(users)])
+    engines = [make_engine(db_url) for _ in range(2)]
+    try:
+        workers = [
+            worker(tg, make_sessionmaker(e), wid=f"w{i}", global_rate=100, batch=10)
+            for i, e in enumerate(engines)
+        ]
+        await asyncio.wait_for(asyncio.gather(*(w.drain() for w in workers)), timeout=60)
+    finally:
+        for e in engines:
+            await e.dispose()
+    assert copies_per_chat(emu, {u.id for u in users}) == {u.id: 1 for u in users}
+    assert all(w.stats.sent > 0 for w in workers)
+    assert sum(w.stats.sent for w in workers) == 120
 
 
 async def test_nudges_about_a_notice_leave_its_status_message_alone(session, sessionmaker, emu, tg) -> None:
