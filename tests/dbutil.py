@@ -29,13 +29,16 @@ def pg_requested() -> str | None:
 
 # Tests that only make sense on one backend are collected on both and skipped with the reason on
 # the other, so a plain `make test` lists them as skipped instead of leaving them out unseen.
-POSTGRES_ONLY = pytest.mark.skipif(
-    pg_requested() is None,
-    reason="PostgreSQL only (concurrent writers, a database server to cut off): set TEST_DATABASE_URL",
-)
-SQLITE_ONLY = pytest.mark.skipif(
-    pg_requested() is not None, reason="SQLite only (file locks, pragmas): runs without TEST_DATABASE_URL"
-)
+def postgres_only(why: str) -> pytest.MarkDecorator:
+    return pytest.mark.skipif(
+        pg_requested() is None, reason=f"PostgreSQL only: {why} (set TEST_DATABASE_URL to run it)"
+    )
+
+
+def sqlite_only(why: str) -> pytest.MarkDecorator:
+    return pytest.mark.skipif(
+        pg_requested() is not None, reason=f"SQLite only: {why} (runs without TEST_DATABASE_URL)"
+    )
 
 
 async def create_pg_database(base_url: str) -> str:

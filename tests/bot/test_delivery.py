@@ -34,7 +34,7 @@ from tests.bot.outbox_world import (
     make_tg_bot,
     send_branch_notice,
 )
-from tests.dbutil import POSTGRES_ONLY
+from tests.dbutil import postgres_only
 
 
 @pytest.fixture
@@ -394,7 +394,7 @@ async def test_wake_sends_a_new_row_without_waiting_for_the_poll(session, sessio
     await asyncio.wait_for(run, timeout=10)
 
 
-@POSTGRES_ONLY
+@postgres_only("two workers claim rows concurrently; SQLite has one writer")
 async def test_two_workers_send_each_message_once_on_postgresql(session, db_url, emu, tg) -> None:
     users = [emu.add_user(f"u{i}") for i in range(120)]
     await _enqueue(session, [_text(f"m{i}", u.id) for i, u in enumerate(users)])

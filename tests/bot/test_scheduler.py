@@ -39,7 +39,7 @@ from storage.models import (
     ServiceEntry,
 )
 from tests.bot.outbox_world import TOKEN, Branch, FlakySessions, make_branch, make_tg_bot
-from tests.dbutil import POSTGRES_ONLY
+from tests.dbutil import postgres_only
 
 START = datetime(2026, 10, 31, 16, 0, tzinfo=UTC)  # 2026-11-01 00:00 in Shanghai (UTC+8)
 HOUR = timedelta(hours=1)
@@ -338,7 +338,7 @@ async def _scheduler_process(db_url: str, worker: str, at: datetime) -> asyncio.
     )
 
 
-@POSTGRES_ONLY
+@postgres_only("two scheduler processes claim runs concurrently; SQLite has one writer")
 async def test_two_scheduler_processes_send_each_reminder_once_on_postgresql(
     session, sessionmaker, db_url, emu, tg
 ) -> None:

@@ -22,7 +22,7 @@ from emulator import Emulator
 from emulator.state import SimUser
 from storage.db import make_engine
 from storage.models import ProcessedUpdate, ServiceEntry
-from tests.dbutil import POSTGRES_ONLY, SQLITE_ONLY
+from tests.dbutil import postgres_only, sqlite_only
 from tests.e2e.conftest import BotRunner
 from tests.e2e.harness import TOKEN, Chat, Db, poll_until
 from tests.e2e.tcpproxy import TcpProxy
@@ -284,7 +284,7 @@ async def short_busy(emulator, clean_db, db_url, clock) -> AsyncIterator[BotRunn
     assert emulator.violations[violations:] == []
 
 
-@SQLITE_ONLY
+@sqlite_only("another connection holds the file's write lock")
 async def test_sqlite_locked_for_30_seconds_under_traffic(
     emulator, short_busy, session, world, db, db_url
 ) -> None:
@@ -313,7 +313,7 @@ async def proxied(emulator, clean_db, db_url, clock) -> AsyncIterator[tuple[BotR
     assert emulator.violations[violations:] == []
 
 
-@POSTGRES_ONLY
+@postgres_only("the database server is cut off behind a TCP proxy")
 async def test_postgres_cut_off_for_30_seconds_under_traffic(proxied, emulator, session, world, db) -> None:
     runner, proxy = proxied
 

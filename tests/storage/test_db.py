@@ -9,7 +9,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from storage.models import Membership, Org, OrgKind, Role
-from tests.dbutil import SQLITE_ONLY
+from tests.dbutil import sqlite_only
 
 
 async def test_aware_datetime_round_trips_as_utc(session) -> None:
@@ -37,7 +37,7 @@ async def test_foreign_keys_are_enforced(session) -> None:
         await session.flush()
 
 
-@SQLITE_ONLY
+@sqlite_only("the WAL and busy-timeout pragmas")
 async def test_sqlite_runs_with_wal_and_busy_timeout(session) -> None:
     assert (await session.execute(text("PRAGMA foreign_keys"))).scalar() == 1
     assert (await session.execute(text("PRAGMA journal_mode"))).scalar() == "wal"

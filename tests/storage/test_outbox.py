@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage import outbox
 from storage.models import Delivery, DeliveryStatus, Person
-from tests.dbutil import POSTGRES_ONLY
+from tests.dbutil import postgres_only
 
 NOW = datetime(2026, 11, 28, 2, 0, tzinfo=UTC)
 
@@ -136,7 +136,7 @@ async def _claim_in_own_session(
         return keys
 
 
-@POSTGRES_ONLY
+@postgres_only("concurrent claims with SKIP LOCKED; SQLite has one writer")
 async def test_concurrent_claimers_get_disjoint_rows_on_postgresql(session, sessionmaker) -> None:
     await outbox.enqueue_many(session, (_msg(f"c:{i}") for i in range(300)), now=NOW)
     await session.commit()
@@ -145,7 +145,7 @@ async def test_concurrent_claimers_get_disjoint_rows_on_postgresql(session, sess
     assert len(claimed) == len(set(claimed)) == 300
 
 
-@POSTGRES_ONLY
+@postgres_only("concurrent claims with SKIP LOCKED; SQLite has one writer")
 async def test_locked_rows_are_skipped_not_waited_for_on_postgresql(session, sessionmaker) -> None:
     await outbox.enqueue_many(session, (_msg(f"l:{i}") for i in range(10)), now=NOW)
     await session.commit()

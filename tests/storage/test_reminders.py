@@ -25,7 +25,7 @@ from storage.models import (
     RunStatus,
     ServiceEntry,
 )
-from tests.dbutil import POSTGRES_ONLY
+from tests.dbutil import postgres_only
 
 # Asia/Shanghai is UTC+8: 09:00 local is 01:00 UTC.
 START = datetime(2026, 10, 31, 16, 0, tzinfo=UTC)  # 2026-11-01 00:00 in Shanghai
@@ -410,7 +410,7 @@ async def _claim(maker: async_sessionmaker[AsyncSession], now: datetime, worker:
         return [r.rule_id for r in runs]
 
 
-@POSTGRES_ONLY
+@postgres_only("concurrent claims with SKIP LOCKED; SQLite has one writer")
 async def test_two_schedulers_claim_each_run_once_on_postgresql(session, sessionmaker, world) -> None:
     for org in (world.branch_a, world.branch_b, world.branch_c):
         await _rules(session, org)
@@ -425,7 +425,7 @@ async def test_two_schedulers_claim_each_run_once_on_postgresql(session, session
     assert runs == 9
 
 
-@POSTGRES_ONLY
+@postgres_only("concurrent claims with SKIP LOCKED; SQLite has one writer")
 async def test_a_locked_rule_is_skipped_not_waited_for_on_postgresql(session, sessionmaker, world) -> None:
     await _rules(session, world.branch_a)
     await session.commit()
