@@ -594,7 +594,8 @@ arrives, as Telegram does); the emulator runs in its own process. Load average a
 Reminders: {rem.reminders:,} due at the same moment ({rem.reminders // 100} branches' monthly
 nudges), the scheduler ticking every {rem.tick_seconds:g} s (30 s by default, which can add up to
 that much to the first delay). The outbox rows are built and committed in one transaction per
-tick; the worker, woken by the scheduler, sends the first within milliseconds:
+tick; the worker, woken by the scheduler, sent the first {rem.first_send - rem.enqueued_after:.2f} s after
+that commit:
 
 {rem_head}
 | ---: | ---: | ---: | ---: | ---: | ---: | ---: |

@@ -64,6 +64,8 @@ MONTH = (date(YEAR, 11, 1), date(YEAR, 11, 30))
 WHOLE_YEAR = (date(YEAR, 1, 1), date(YEAR, 12, 31))
 TODAY = date(YEAR, 12, 31)
 BATCH = 20_000
+BRANCH = "branch monthly report"  # the two reports timed, as the table and the notes name them
+SUBTREE = "province yearly summary"
 
 
 @dataclass(frozen=True)
@@ -766,14 +768,14 @@ async def measure(engine: AsyncEngine, world: World, result: Result, runs: int) 
     )
     if norm_branch(s_v) != _norm_hand_branch(h_v):
         raise SystemExit(f"{result.backend}: branch report and hand-written query disagree")
-    result.timings["branch monthly report"] = (s_t, h_t)
+    result.timings[BRANCH] = (s_t, h_t)
 
     s_t, s_v, h_t, h_v = await best_of_pair(
         runs, store_subtree, lambda: hand(lambda c: hand_subtree(c, actions, province_path, WHOLE_YEAR))
     )
     if norm_subtree(s_v) != h_v:
         raise SystemExit(f"{result.backend}: subtree report and hand-written query disagree")
-    result.timings["province yearly summary"] = (s_t, h_t)
+    result.timings[SUBTREE] = (s_t, h_t)
 
 
 async def run_backend(backend: str, scale: Scale, runs: int, pg_base: str) -> Result:
@@ -873,47 +875,50 @@ def render(results: list[Result], scale: Scale, factor: float, runs: int, skippe
             first = False
     for s in skipped:
         lines.append(f"\n{s}")
-    lines += ["", *NOTES]
+    lines += ["", *notes(results, scale)]
     return "\n".join(lines)
 
 
-NOTES = [
-    "What is measured:",
-    "- *branch monthly report*: `reports.branch_report` for one branch (its 1,000 people, November) as "
-    "its secretary sees it: hours by action with joint activities, pending, participation, a row per "
-    "member with commitments, the branch's commitments and latest checklist scores.",
-    "- *province yearly summary*: `reports.subtree_report` from the province over the whole year: a "
-    "row per branch (members, participation, hours by action, joint hours, commitments, last "
-    "assessment, submitted or not) and the province's totals, every entry counted once.",
-    "- *bulk insert*: the service entries only, into the real schema (all its indexes, foreign keys "
-    "and checks): SQLite through one prepared INSERT run with executemany over 20,000-row batches in "
-    "one transaction (with a 256 MB page cache for the load), PostgreSQL through binary COPY "
-    "(asyncpg) in 100,000-row batches. Generating the random rows is not counted. The indexes bound "
-    "the rate (five on service_entries, one of them wide), and on PostgreSQL the foreign keys checked "
-    "per row: a raw driver executemany of ready tuples was measured no faster than SQLAlchemy's on "
-    "SQLite. After the load: "
-    "`ANALYZE` (SQLite), `VACUUM ANALYZE` (PostgreSQL), as `PRAGMA optimize` and autovacuum would.",
-    "",
-    "What the figures say and what was done about them:",
-    "- The store runs several statements (the org and the access check, then one per kind of "
-    "result) where the hand-written query is one; on a report that takes ~10 ms, those round trips "
-    "and building typed rows for a thousand members are the few milliseconds between them (the ratio "
-    "stays above 1.2 on SQLite, whose every round trip goes through a thread). The statements are "
-    "built once per list of actions with bound parameters and run on the session's connection "
-    "(building SQLAlchemy expressions each time had cost more than running them).",
-    "- Indexes (storage/models.py): `ix_service_entries_org_day` covers (org_id, day, status, action, "
-    "minutes, person_id), so report scans never touch the table (SQLite's yearly summary went from "
-    "3.6 s to 1.0–1.4 s here, at some cost to inserts); `ix_service_entries_pairing` is partial "
-    "(`pairing_id IS NOT NULL`), so "
-    "joint activities are found without weighing the NULLs.",
-    "- The subtree's service is read in two passes, each branch's own entries grouped in index "
-    "order and the joint ones credited to partners, instead of one union that SQLite had to sort; "
-    "the partner is NULL for an entry whose branch is not in its pairing, which drops such entries "
-    "without an OR that steered SQLite to read every entry of the paired branches. The hand-written "
-    "queries use the same shapes, so the ratio measures the store, not a weaker baseline.",
-    "- The machine is shared with other work: figures move by ±30% between runs; the best of N and "
-    "alternating store and hand in the same run keep the ratio meaningful.",
-]
+def notes(results: list[Result], scale: Scale) -> list[str]:
+    """What is measured and what this run's figures say; every figure comes from `results` or
+    `scale`, so nothing written for an earlier run can contradict this one."""
+    branch = [
+        f"{r.version}: {r.timings[BRANCH][0] * 1000:,.1f} ms against {r.timings[BRANCH][1] * 1000:,.1f} ms "
+        f"(ratio {r.timings[BRANCH][0] / r.timings[BRANCH][1]:.2f})"
+        for r in results
+        if BRANCH in r.timings
+    ]
+    return [
+        "What is measured:",
+        f"- *{BRANCH}*: `reports.branch_report` for one branch (its {scale.members_per_branch:,} people, "
+        "November) as its secretary sees it: hours by action with joint activities, pending, "
+        "participation, a row per member with commitments, the branch's commitments and latest "
+        "checklist scores.",
+        f"- *{SUBTREE}*: `reports.subtree_report` from the province over the whole year: a "
+        "row per branch (members, participation, hours by action, joint hours, commitments, last "
+        "assessment, submitted or not) and the province's totals, every entry counted once.",
+        "- *bulk insert*: the service entries only, into the real schema (all its indexes, foreign keys "
+        "and checks): SQLite through one prepared INSERT run with executemany over 20,000-row batches "
+        "in one transaction (with a 256 MB page cache for the load), PostgreSQL through binary COPY "
+        "(asyncpg) in 100,000-row batches. Generating the random rows is not counted. After the load: "
+        "`ANALYZE` (SQLite), `VACUUM ANALYZE` (PostgreSQL), as `PRAGMA optimize` and autovacuum would.",
+        "",
+        "How the store differs from the hand-written query, and what was done about it:",
+        "- The store runs several statements (the org and the access check, then one per kind of "
+        "result) where the hand-written query is one; the branch report in this run, store against "
+        "hand: " + ("; ".join(branch) or "not measured") + ". The statements are built once per list "
+        "of actions with bound parameters and run on the session's connection.",
+        "- Indexes (storage/models.py): `ix_service_entries_org_day` covers (org_id, day, status, action, "
+        "minutes, person_id), so report scans need not touch the table; `ix_service_entries_pairing` is "
+        "partial (`pairing_id IS NOT NULL`), so joint activities are found without weighing the NULLs.",
+        "- The subtree's service is read in two passes, each branch's own entries grouped in index "
+        "order and the joint ones credited to partners, instead of one union that SQLite had to sort; "
+        "the partner is NULL for an entry whose branch is not in its pairing, which drops such entries "
+        "without an OR that steered SQLite to read every entry of the paired branches. The hand-written "
+        "queries use the same shapes, so the ratio measures the store, not a weaker baseline.",
+        "- The machine may be shared with other work (the load average above): the best of N and "
+        "alternating store and hand in the same run keep the ratio meaningful.",
+    ]
 
 
 async def main_async(args: argparse.Namespace) -> list[Result]:

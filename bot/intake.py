@@ -106,6 +106,11 @@ class Intake:
         self._locks = _ChatLocks()
         self._stop = asyncio.Event()
         self.handled = 0
+        # Times the database was away and the work was tried again later (each is one wait):
+        # an update rolled back by the guard, or a polled batch (or inbox tidying) not stored.
+        # Tests read them to prove an outage reached the retry path rather than a lock wait.
+        self.update_retries = 0
+        self.inbox_retries = 0
         # Tests and the demo wait for "this update is handled" instead of sleeping.
         self._recent: dict[int, int] = {}  # update id -> times handled (a redelivery counts again)
         self._progress = asyncio.Condition()
@@ -143,6 +148,7 @@ class Intake:
                     await self._done(update.update_id)
                     return True
                 except DatabaseUnavailable:
+                    self.update_retries += 1
                     if self._stop.is_set():
                         return False
                     delay = self.retry_delays[min(attempt, len(self.retry_delays) - 1)]
@@ -258,6 +264,7 @@ class Intake:
                 if not is_transient_db_error(e):
                     raise
                 log.warning("inbox: database unavailable (%s)", type(e).__name__)
+                self.inbox_retries += 1
                 if not retry:
                     return _FAILED
                 await self._pause(self.retry_delays[min(attempt, len(self.retry_delays) - 1)])

@@ -78,7 +78,9 @@ class _NoRows(logging.Filter):
 _NO_ROWS = _NoRows()
 
 
-def make_engine(url: str, **kw: Any) -> AsyncEngine:
+def make_engine(url: str, *, busy_timeout: float = 30.0, **kw: Any) -> AsyncEngine:
+    """`busy_timeout` (SQLite only): how long a writer waits for the lock before the statement
+    fails with "database is locked" (which the bot treats as an outage and retries)."""
     # Statements' parameters hold names and texts: never in a log or an exception's message, at
     # any level (SQLAlchemy prints them when its log is on and in every DBAPIError otherwise).
     kw.setdefault("hide_parameters", True)
@@ -90,7 +92,7 @@ def make_engine(url: str, **kw: Any) -> AsyncEngine:
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
         # The busy timeout lets a writer wait for another instead of failing at once.
-        kw.setdefault("connect_args", {"timeout": 30})
+        kw.setdefault("connect_args", {"timeout": busy_timeout})
         if path is not None:
             # SQLite has one writer at a time. Several connections in one process would queue on
             # SQLite's busy handler, which sleeps in growing steps; one connection queues them in
@@ -98,14 +100,14 @@ def make_engine(url: str, **kw: Any) -> AsyncEngine:
             kw.setdefault("pool_size", int(os.environ.get("DB_POOL_SIZE", "1")))
             kw.setdefault("max_overflow", 0)
         engine = create_async_engine(url, **kw)
-        _sqlite_pragmas(engine)
+        _sqlite_pragmas(engine, busy_timeout)
         return engine
     kw.setdefault("pool_pre_ping", True)
     kw.setdefault("pool_size", int(os.environ.get("DB_POOL_SIZE", "10")))
     return create_async_engine(url, **kw)
 
 
-def _sqlite_pragmas(engine: AsyncEngine) -> None:
+def _sqlite_pragmas(engine: AsyncEngine, busy_timeout: float) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Take over transaction control so BEGIN IMMEDIATE below is ours, not pysqlite's guess.
@@ -114,7 +116,7 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={round(busy_timeout * 1000)}")
         cur.close()
 
     @event.listens_for(engine.sync_engine, "begin")

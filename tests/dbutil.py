@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 
 import asyncpg
+import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -24,6 +25,20 @@ PG_ADMIN_DB = "test"
 def pg_requested() -> str | None:
     url = os.environ.get("TEST_DATABASE_URL", "").strip()
     return url or None
+
+
+# Tests that only make sense on one backend are collected on both and skipped with the reason on
+# the other, so a plain `make test` lists them as skipped instead of leaving them out unseen.
+def postgres_only(why: str) -> pytest.MarkDecorator:
+    return pytest.mark.skipif(
+        pg_requested() is None, reason=f"PostgreSQL only: {why} (set TEST_DATABASE_URL to run it)"
+    )
+
+
+def sqlite_only(why: str) -> pytest.MarkDecorator:
+    return pytest.mark.skipif(
+        pg_requested() is not None, reason=f"SQLite only: {why} (runs without TEST_DATABASE_URL)"
+    )
 
 
 async def create_pg_database(base_url: str) -> str:

@@ -25,3 +25,16 @@ async def test_tiny_run_loses_and_doubles_nothing_and_writes_its_section(tmp_pat
     assert "<!-- other:begin -->\nkept\n<!-- other:end -->" in text
     assert text.count("<!-- broadcast:begin -->") == 1 and text.count("<!-- broadcast:end -->") == 1
     assert "| delivery worker | 30 (1 blocked) |" in text
+
+
+def test_the_reminder_prose_states_this_runs_delay() -> None:
+    def b() -> broadcast.BroadcastResult:
+        return broadcast.BroadcastResult(10, 1, 10, 1.0, 0.0, 30, 0, 0, 0, 3, 0, 0, 2, 0.1)
+
+    rem = broadcast.ReminderResult(
+        100, 30, 1.0, enqueued_after=3.0, first_send=3.25, total=5.0, lost=0, duplicates=0
+    )
+    args = broadcast.parse_args(["--scale", "0.01", "--rate", "30", "--backend", "sqlite"])
+    text = broadcast.report(args, "sqlite", broadcast.Results(b(), b(), b(), rem))
+    assert "sent the first 0.25 s after\nthat commit" in text
+    assert "within milliseconds" not in text

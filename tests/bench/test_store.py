@@ -39,3 +39,14 @@ def test_scale_options() -> None:
     assert (full.branches, full.members_per_branch, full.entries) == (100, 1000, 1_000_000)
     tiny = store.Scale.of(0.01)
     assert (tiny.branches, tiny.members_per_branch, tiny.entries) == (2, 10, 10_000)
+
+
+def test_the_prose_states_this_runs_figures_only() -> None:
+    r = store.Result("sqlite", "SQLite 3.99", rows=100, insert_seconds=1.0)
+    r.timings = {store.BRANCH: (0.030, 0.010), store.SUBTREE: (0.5, 0.5)}
+    text = store.render([r], store.Scale.of(0.01), 0.01, 3, [])
+    assert "SQLite 3.99: 30.0 ms against 10.0 ms (ratio 3.00)" in text
+    assert "its 10 people" in text  # the branch at this scale, not the full-scale 1,000
+    # Figures of earlier runs are not carried over as if measured now.
+    for stale in ("~10 ms", "above 1.2", "3.6 s", "±30%", "1,000 people"):
+        assert stale not in text

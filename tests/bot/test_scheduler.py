@@ -38,8 +38,8 @@ from storage.models import (
     RunStatus,
     ServiceEntry,
 )
-from tests import dbutil
 from tests.bot.outbox_world import TOKEN, Branch, FlakySessions, make_branch, make_tg_bot
+from tests.dbutil import postgres_only
 
 START = datetime(2026, 10, 31, 16, 0, tzinfo=UTC)  # 2026-11-01 00:00 in Shanghai (UTC+8)
 HOUR = timedelta(hours=1)
@@ -316,72 +316,70 @@ async def test_the_interval_jobs_tick_on_their_own(session, sessionmaker, emu, p
     assert await session.scalar(select(Notice.status).where(Notice.id == notice.id)) is NoticeStatus.SENDING
 
 
-if dbutil.pg_requested():
+async def _scheduler_process(db_url: str, worker: str, at: datetime) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot.scheduler",
+        "--db",
+        db_url,
+        "--pack",
+        "qh-2015",
+        "--worker-id",
+        worker,
+        "--at",
+        at.isoformat(),
+        "--ticks",
+        "3",
+        "--wait-go",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
 
-    async def _scheduler_process(db_url: str, worker: str, at: datetime) -> asyncio.subprocess.Process:
-        return await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot.scheduler",
-            "--db",
-            db_url,
-            "--pack",
-            "qh-2015",
-            "--worker-id",
-            worker,
-            "--at",
-            at.isoformat(),
-            "--ticks",
-            "3",
-            "--wait-go",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
 
-    async def test_two_scheduler_processes_send_each_reminder_once_on_postgresql(
-        session, sessionmaker, db_url, emu, tg
-    ) -> None:
-        branches = []
-        for i in range(4):
-            br = await make_branch(session, emu, 5, name=f"支部{i}")
-            await reminders.ensure_default_rules(session, br.org, now=START)
-            for p in br.members:
-                session.add(
-                    Commitment(person_id=p.id, org_id=br.org.id, text="承诺", deadline=date(2026, 11, 5))
-                )
-            branches.append(br)
-        await session.commit()
-        at = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)  # Monday 09:00: 3 daily/weekly rules per branch
-        procs = [await _scheduler_process(db_url, f"s{i}", at) for i in range(2)]
-        try:
-            for p in procs:
-                assert p.stdout is not None
-                assert (await asyncio.wait_for(p.stdout.readline(), timeout=60)).strip() == b"ready"
-            for p in procs:
-                assert p.stdin is not None
-                p.stdin.write(b"go\n")
-                await p.stdin.drain()
-            outs = [await asyncio.wait_for(p.communicate(), timeout=60) for p in procs]
-        finally:
-            for p in procs:
-                if p.returncode is None:
-                    p.kill()
-                    await p.wait()
-        assert [p.returncode for p in procs] == [0, 0], [e.decode()[-2000:] for _, e in outs]
-        ticks = [line for out, _ in outs for line in out.decode().splitlines() if line.startswith("tick")]
-        assert len(ticks) == 6 and all("failures=0" in t for t in ticks)
-        # Monday 09:00: the digest, commitment and milestone rules of 4 branches, claimed once in all.
-        assert sum(int(t.split()[1].removeprefix("runs=")) for t in ticks) == 12
-        claimed = await session.scalar(
-            select(func.count()).select_from(ReminderRun).where(ReminderRun.due_at == at)
-        )
-        assert claimed == 12
-        await _deliver(session, tg, sessionmaker, FrozenClock(at))
-        # Each member: one reminder of the commitment due 11-05 (3 days ahead); each secretary: one
-        # digest (commitments due soon). Nothing else, and nothing twice.
-        people = {p.telegram_id for br in branches for p in [br.secretary, *br.members]}
-        assert emu.stats.per_chat() == dict.fromkeys(people, 1)
+@postgres_only("two scheduler processes claim runs concurrently; SQLite has one writer")
+async def test_two_scheduler_processes_send_each_reminder_once_on_postgresql(
+    session, sessionmaker, db_url, emu, tg
+) -> None:
+    branches = []
+    for i in range(4):
+        br = await make_branch(session, emu, 5, name=f"支部{i}")
+        await reminders.ensure_default_rules(session, br.org, now=START)
+        for p in br.members:
+            session.add(Commitment(person_id=p.id, org_id=br.org.id, text="承诺", deadline=date(2026, 11, 5)))
+        branches.append(br)
+    await session.commit()
+    at = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)  # Monday 09:00: 3 daily/weekly rules per branch
+    procs = [await _scheduler_process(db_url, f"s{i}", at) for i in range(2)]
+    try:
+        for p in procs:
+            assert p.stdout is not None
+            assert (await asyncio.wait_for(p.stdout.readline(), timeout=60)).strip() == b"ready"
+        for p in procs:
+            assert p.stdin is not None
+            p.stdin.write(b"go\n")
+            await p.stdin.drain()
+        outs = [await asyncio.wait_for(p.communicate(), timeout=60) for p in procs]
+    finally:
+        for p in procs:
+            if p.returncode is None:
+                p.kill()
+                await p.wait()
+    assert [p.returncode for p in procs] == [0, 0], [e.decode()[-2000:] for _, e in outs]
+    ticks = [line for out, _ in outs for line in out.decode().splitlines() if line.startswith("tick")]
+    assert len(ticks) == 6 and all("failures=0" in t for t in ticks)
+    # Monday 09:00: the digest, commitment and milestone rules of 4 branches, claimed once in all.
+    assert sum(int(t.split()[1].removeprefix("runs=")) for t in ticks) == 12
+    claimed = await session.scalar(
+        select(func.count()).select_from(ReminderRun).where(ReminderRun.due_at == at)
+    )
+    assert claimed == 12
+    await _deliver(session, tg, sessionmaker, FrozenClock(at))
+    # Each member: one reminder of the commitment due 11-05 (3 days ahead); each secretary: one
+    # digest (commitments due soon). Nothing else, and nothing twice.
+    people = {p.telegram_id for br in branches for p in [br.secretary, *br.members]}
+    assert emu.stats.per_chat() == dict.fromkeys(people, 1)
 
 
 def test_a_tick_skipped_while_the_last_one_runs_is_not_warned_about(caplog) -> None:

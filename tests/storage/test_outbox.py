@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage import outbox
 from storage.models import Delivery, DeliveryStatus, Person
-from tests import dbutil
+from tests.dbutil import postgres_only
 
 NOW = datetime(2026, 11, 28, 2, 0, tzinfo=UTC)
 
@@ -126,29 +126,31 @@ async def test_blocked_marks_the_person_unreachable(session, world) -> None:
     assert person.blocked_at == NOW and not person.reachable
 
 
-if dbutil.pg_requested():
+async def _claim_in_own_session(
+    maker: async_sessionmaker[AsyncSession], worker: str, limit: int
+) -> list[str]:
+    async with maker() as s:
+        rows = await outbox.claim_due(s, worker, NOW, limit=limit)
+        keys = [r.dedupe_key for r in rows]
+        await s.commit()
+        return keys
 
-    async def _claim_in_own_session(
-        maker: async_sessionmaker[AsyncSession], worker: str, limit: int
-    ) -> list[str]:
-        async with maker() as s:
-            rows = await outbox.claim_due(s, worker, NOW, limit=limit)
-            keys = [r.dedupe_key for r in rows]
-            await s.commit()
-            return keys
 
-    async def test_concurrent_claimers_get_disjoint_rows_on_postgresql(session, sessionmaker) -> None:
-        await outbox.enqueue_many(session, (_msg(f"c:{i}") for i in range(300)), now=NOW)
-        await session.commit()
-        results = await asyncio.gather(*(_claim_in_own_session(sessionmaker, f"w{i}", 100) for i in range(4)))
-        claimed = [k for r in results for k in r]
-        assert len(claimed) == len(set(claimed)) == 300
+@postgres_only("concurrent claims with SKIP LOCKED; SQLite has one writer")
+async def test_concurrent_claimers_get_disjoint_rows_on_postgresql(session, sessionmaker) -> None:
+    await outbox.enqueue_many(session, (_msg(f"c:{i}") for i in range(300)), now=NOW)
+    await session.commit()
+    results = await asyncio.gather(*(_claim_in_own_session(sessionmaker, f"w{i}", 100) for i in range(4)))
+    claimed = [k for r in results for k in r]
+    assert len(claimed) == len(set(claimed)) == 300
 
-    async def test_locked_rows_are_skipped_not_waited_for_on_postgresql(session, sessionmaker) -> None:
-        await outbox.enqueue_many(session, (_msg(f"l:{i}") for i in range(10)), now=NOW)
-        await session.commit()
-        async with sessionmaker() as holder:
-            held = await outbox.claim_due(holder, "w1", NOW, limit=4)  # locked until holder commits
-            other = await asyncio.wait_for(_claim_in_own_session(sessionmaker, "w2", 100), timeout=10)
-            assert set(other) == {f"l:{i}" for i in range(10)} - {d.dedupe_key for d in held}
-            await holder.commit()
+
+@postgres_only("concurrent claims with SKIP LOCKED; SQLite has one writer")
+async def test_locked_rows_are_skipped_not_waited_for_on_postgresql(session, sessionmaker) -> None:
+    await outbox.enqueue_many(session, (_msg(f"l:{i}") for i in range(10)), now=NOW)
+    await session.commit()
+    async with sessionmaker() as holder:
+        held = await outbox.claim_due(holder, "w1", NOW, limit=4)  # locked until holder commits
+        other = await asyncio.wait_for(_claim_in_own_session(sessionmaker, "w2", 100), timeout=10)
+        assert set(other) == {f"l:{i}" for i in range(10)} - {d.dedupe_key for d in held}
+        await holder.commit()

@@ -25,7 +25,7 @@ from storage.models import (
     RunStatus,
     ServiceEntry,
 )
-from tests import dbutil
+from tests.dbutil import postgres_only
 
 # Asia/Shanghai is UTC+8: 09:00 local is 01:00 UTC.
 START = datetime(2026, 10, 31, 16, 0, tzinfo=UTC)  # 2026-11-01 00:00 in Shanghai
@@ -403,36 +403,36 @@ async def test_list_rules_is_scoped(session, world) -> None:
         await reminders.list_rules(session, sec, world.branch_b.id)
 
 
-if dbutil.pg_requested():
+async def _claim(maker: async_sessionmaker[AsyncSession], now: datetime, worker: str) -> list[int]:
+    async with maker() as s:
+        runs = await reminders.claim_due_runs(s, now, worker)
+        await s.commit()
+        return [r.rule_id for r in runs]
 
-    async def _claim(maker: async_sessionmaker[AsyncSession], now: datetime, worker: str) -> list[int]:
-        async with maker() as s:
-            runs = await reminders.claim_due_runs(s, now, worker)
-            await s.commit()
-            return [r.rule_id for r in runs]
 
-    async def test_two_schedulers_claim_each_run_once_on_postgresql(session, sessionmaker, world) -> None:
-        for org in (world.branch_a, world.branch_b, world.branch_c):
-            await _rules(session, org)
-        await session.commit()
-        now = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)  # Monday 09:00: digest, commitment and milestone rules
-        results = await asyncio.gather(*(_claim(sessionmaker, now, f"w{i}") for i in range(3)))
-        claimed = [rid for r in results for rid in r]
-        assert len(claimed) == len(set(claimed)) == 9
-        runs = await session.scalar(
-            select(func.count()).select_from(ReminderRun).where(ReminderRun.status == RunStatus.CLAIMED)
-        )
-        assert runs == 9
+@postgres_only("concurrent claims with SKIP LOCKED; SQLite has one writer")
+async def test_two_schedulers_claim_each_run_once_on_postgresql(session, sessionmaker, world) -> None:
+    for org in (world.branch_a, world.branch_b, world.branch_c):
+        await _rules(session, org)
+    await session.commit()
+    now = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)  # Monday 09:00: digest, commitment and milestone rules
+    results = await asyncio.gather(*(_claim(sessionmaker, now, f"w{i}") for i in range(3)))
+    claimed = [rid for r in results for rid in r]
+    assert len(claimed) == len(set(claimed)) == 9
+    runs = await session.scalar(
+        select(func.count()).select_from(ReminderRun).where(ReminderRun.status == RunStatus.CLAIMED)
+    )
+    assert runs == 9
 
-    async def test_a_locked_rule_is_skipped_not_waited_for_on_postgresql(
-        session, sessionmaker, world
-    ) -> None:
-        await _rules(session, world.branch_a)
-        await session.commit()
-        now = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
-        async with sessionmaker() as holder:
-            held = await reminders.claim_due_runs(holder, now, "w1")
-            assert len(held) == 3
-            assert await asyncio.wait_for(_claim(sessionmaker, now, "w2"), timeout=10) == []
-            await holder.commit()
-        assert await _claim(sessionmaker, now, "w2") == []
+
+@postgres_only("concurrent claims with SKIP LOCKED; SQLite has one writer")
+async def test_a_locked_rule_is_skipped_not_waited_for_on_postgresql(session, sessionmaker, world) -> None:
+    await _rules(session, world.branch_a)
+    await session.commit()
+    now = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
+    async with sessionmaker() as holder:
+        held = await reminders.claim_due_runs(holder, now, "w1")
+        assert len(held) == 3
+        assert await asyncio.wait_for(_claim(sessionmaker, now, "w2"), timeout=10) == []
+        await holder.commit()
+    assert await _claim(sessionmaker, now, "w2") == []
