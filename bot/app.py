@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
@@ -27,8 +28,15 @@ from storage.evidence import EvidenceStore
 log = logging.getLogger("branchbot")
 
 
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
 def make_bot(settings: Settings) -> Bot:
-    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+    # orjson parses and writes every Bot API answer and request several times faster than json.
+    session = AiohttpSession(
+        api=TelegramAPIServer.from_base(settings.telegram_api_url), json_loads=orjson.loads, json_dumps=_dumps
+    )
     bot = Bot(
         settings.require_token(),
         session=session,
