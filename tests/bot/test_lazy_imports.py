@@ -7,13 +7,15 @@ import json
 import subprocess
 import sys
 
-HEAVY = ("matplotlib", "openpyxl", "fpdf", "starlette", "numpy", "PIL", "admin")
+HEAVY = ("matplotlib", "openpyxl", "fpdf", "starlette", "numpy", "PIL", "emulator", "prompt_toolkit")
 
-# What `branchbot run --only bot` imports before its first update: the app, the runtime and every
-# router of the dispatcher.
+# What `branchbot run --only bot` imports before its first update: the command line (which
+# registers every area's subcommands), the app, the runtime and every router of the dispatcher.
 _PROBE = """
 import json, sys
 import bot.app, bot.runtime
+from bot.cli import build_parser
+build_parser()
 from handlers import routers
 routers()
 print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in %r)))
