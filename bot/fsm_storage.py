@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
+from functools import cache
 from typing import Any
 
 from aiogram.fsm.state import State
 from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder, StateType, StorageKey
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import Insert, bindparam, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -26,6 +27,24 @@ from storage.models import ConversationState
 _KEEP = object()
 _T = ConversationState.__table__
 _SELECT = select(_T.c.state, _T.c.data).where(_T.c.key == bindparam("key"))
+_DELETE = delete(_T).where(_T.c.key == bindparam("key"))
+
+
+@cache
+def _upsert(dialect: str) -> Insert:
+    """Insert or replace one conversation; built once, so each use is a compiled-cache hit."""
+    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(_T).values(
+        key=bindparam("key"),
+        state=bindparam("state"),
+        data=bindparam("data"),
+        updated_at=bindparam("updated_at"),
+    )
+    excluded = stmt.excluded
+    return stmt.on_conflict_do_update(
+        index_elements=[_T.c.key],
+        set_={"state": excluded.state, "data": excluded.data, "updated_at": excluded.updated_at},
+    )
+
 
 current_session: ContextVar[AsyncSession | None] = ContextVar("current_session", default=None)
 
@@ -66,21 +85,12 @@ class DbStorage(BaseStorage):
             if new_state is None and not new_data:
                 # A finished conversation leaves no row behind (and no personal data in it).
                 if row is not None:
-                    await s.execute(delete(_T).where(_T.c.key == k))
+                    await s.execute(_DELETE, {"key": k})
                 s.info["fsm_rows"][k] = None
             else:
-                values = {"key": k, "state": new_state, "data": new_data, "updated_at": utcnow()}
-                insert = pg_insert if s.bind.dialect.name == "postgresql" else sqlite_insert
-                stmt = insert(_T).values(values)
                 await s.execute(
-                    stmt.on_conflict_do_update(
-                        index_elements=[_T.c.key],
-                        set_={
-                            "state": stmt.excluded.state,
-                            "data": stmt.excluded.data,
-                            "updated_at": stmt.excluded.updated_at,
-                        },
-                    )
+                    _upsert(s.bind.dialect.name),
+                    {"key": k, "state": new_state, "data": new_data, "updated_at": utcnow()},
                 )
                 s.info["fsm_rows"][k] = (new_state, new_data)
             if own:
