@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 
-HEAVY = ("matplotlib", "openpyxl", "fpdf", "starlette", "numpy", "PIL", "emulator", "prompt_toolkit")
+HEAVY = ("matplotlib", "openpyxl", "docx", "fpdf", "starlette", "numpy", "PIL", "emulator", "prompt_toolkit")
 
 # What `branchbot run --only bot` imports before its first update: the command line (which
 # registers every area's subcommands), the app, the runtime and every router of the dispatcher.
