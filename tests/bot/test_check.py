@@ -43,6 +43,8 @@ async def db_url(tmp_path: Path) -> str:
 
 def settings(emu: Emulator, db_url: str, **over: Any) -> Settings:
     base: dict[str, Any] = {"bot_token": TOKEN, "telegram_api_url": emu.base_url, "database_url": db_url}
+    if over.get("webhook_url"):
+        base["webhook_secret"] = "check-secret"
     return Settings(_env_file=None, **{**base, **over})  # type: ignore[call-arg]
 
 
@@ -131,6 +133,7 @@ async def test_cli_prints_one_line_per_problem_and_exits_1(emu: Emulator, tmp_pa
         "TELEGRAM_API_URL": emu.base_url,
         "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'none.db'}",
         "WEBHOOK_URL": "https://bot.example.org/tg",
+        "WEBHOOK_SECRET": "check-secret",
     }
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot.cli", "check", cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE
