@@ -148,7 +148,8 @@ async def drive(
 ) -> Run:
     bot = emu.bot(token)
     loop = asyncio.get_running_loop()
-    await emu.wait_for(lambda: bot.waiting_polls > 0, 60)  # the bot is up and polling
+    # The bot is up and polling (importing aiogram alone can take a minute on a loaded machine).
+    await emu.wait_for(lambda: bot.waiting_polls > 0, 180)
     latencies: list[float] = []
 
     async def member(user: SimUser, rounds: int, record: bool) -> None:

@@ -62,6 +62,7 @@ OWNERS: dict[str, str | None] = {
     "demo": "demo.cli",
     "run": "bot.run_cli",
     "bridge": "bridge.cli",
+    "check": "bot.check",
 }
 
 
@@ -71,7 +72,7 @@ def _registrars(command: str | None = None) -> list[Registrar]:
         owner = OWNERS[command]
         names: tuple[str, ...] = (owner,) if owner else ()
     else:  # --help, a mistake, or nothing: every command, so the usage lists them all
-        names = ("admin.cli", "admin.web_cli", "demo.cli", "bot.run_cli", "bridge.cli")
+        names = ("admin.cli", "admin.web_cli", "demo.cli", "bot.run_cli", "bridge.cli", "bot.check")
     # Optional areas register themselves when present.
     for mod_name in names:
         try:

@@ -11,16 +11,40 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
+from functools import cache
 from typing import Any
 
 from aiogram.fsm.state import State
 from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder, StateType, StorageKey
+from sqlalchemy import Insert, bindparam, delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.db import utcnow
 from storage.models import ConversationState
 
 _KEEP = object()
+_T = ConversationState.__table__
+_SELECT = select(_T.c.state, _T.c.data).where(_T.c.key == bindparam("key"))
+_DELETE = delete(_T).where(_T.c.key == bindparam("key"))
+
+
+@cache
+def _upsert(dialect: str) -> Insert:
+    """Insert or replace one conversation; built once, so each use is a compiled-cache hit."""
+    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(_T).values(
+        key=bindparam("key"),
+        state=bindparam("state"),
+        data=bindparam("data"),
+        updated_at=bindparam("updated_at"),
+    )
+    excluded = stmt.excluded
+    return stmt.on_conflict_do_update(
+        index_elements=[_T.c.key],
+        set_={"state": excluded.state, "data": excluded.data, "updated_at": excluded.updated_at},
+    )
+
 
 current_session: ContextVar[AsyncSession | None] = ContextVar("current_session", default=None)
 
@@ -39,12 +63,15 @@ class DbStorage(BaseStorage):
         async with self._sessionmaker() as own:
             yield own, True
 
-    async def _row(self, s: AsyncSession, key: str) -> ConversationState | None:
+    async def _row(self, s: AsyncSession, key: str) -> tuple[str | None, dict[str, Any]] | None:
         # One conversation is read many times per update (the FSM middleware, then each
-        # get/set in the handler); remember it for the session, absence included.
-        cache: dict[str, ConversationState | None] = s.info.setdefault("fsm_rows", {})
+        # get/set in the handler); remember it for the session, absence included. Plain rows
+        # through Core: this runs on every update, and ORM objects (identity map, change
+        # tracking, a flush at commit) cost more than the statements themselves.
+        cache: dict[str, tuple[str | None, dict[str, Any]] | None] = s.info.setdefault("fsm_rows", {})
         if key not in cache:
-            cache[key] = await s.get(ConversationState, key)
+            found = (await s.execute(_SELECT, {"key": key})).first()
+            cache[key] = (found[0], found[1] or {}) if found is not None else None
         return cache[key]
 
     async def _write(self, key: StorageKey, state: str | object | None, data: dict[str, Any] | None) -> None:
@@ -52,21 +79,20 @@ class DbStorage(BaseStorage):
         k = self._keys.build(key)
         async with self._session() as (s, own):
             row = await self._row(s, k)
-            new_state = (row.state if row else None) if state is _KEEP else state
-            new_data = (dict(row.data or {}) if row else {}) if data is None else data
+            new_state = (row[0] if row else None) if state is _KEEP else state
+            new_data = (dict(row[1]) if row else {}) if data is None else data
+            assert new_state is None or isinstance(new_state, str)
             if new_state is None and not new_data:
                 # A finished conversation leaves no row behind (and no personal data in it).
                 if row is not None:
-                    await s.delete(row)
-                    s.info["fsm_rows"][k] = None
-            elif row is None:
-                row = ConversationState(key=k, state=new_state, data=new_data, updated_at=utcnow())
-                s.add(row)
-                s.info["fsm_rows"][k] = row
+                    await s.execute(_DELETE, {"key": k})
+                s.info["fsm_rows"][k] = None
             else:
-                row.state = new_state  # type: ignore[assignment]
-                row.data = new_data  # a new object, so SQLAlchemy sees the JSON change
-                row.updated_at = utcnow()
+                await s.execute(
+                    _upsert(s.bind.dialect.name),
+                    {"key": k, "state": new_state, "data": new_data, "updated_at": utcnow()},
+                )
+                s.info["fsm_rows"][k] = (new_state, new_data)
             if own:
                 await s.commit()
 
@@ -76,7 +102,7 @@ class DbStorage(BaseStorage):
     async def get_state(self, key: StorageKey) -> str | None:
         async with self._session() as (s, _own):
             row = await self._row(s, self._keys.build(key))
-            return row.state if row else None
+            return row[0] if row else None
 
     async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
         await self._write(key, _KEEP, dict(data))
@@ -84,7 +110,7 @@ class DbStorage(BaseStorage):
     async def get_data(self, key: StorageKey) -> dict[str, Any]:
         async with self._session() as (s, _own):
             row = await self._row(s, self._keys.build(key))
-            return dict(row.data) if row and row.data else {}
+            return dict(row[1]) if row else {}
 
     async def close(self) -> None:
         return None

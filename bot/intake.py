@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
+import orjson
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.exceptions import TelegramAPIError, TelegramNetworkError
@@ -304,7 +305,7 @@ class Intake:
             params["offset"] = offset
         url = session.api.api_url(token=self.bot.token, method="getUpdates")
         async with http.post(url, json=params, timeout=aiohttp.ClientTimeout(total=wait + 10)) as resp:
-            body = await resp.json(content_type=None)
+            body = await resp.json(loads=orjson.loads, content_type=None)
         if not body.get("ok"):
             retry = (body.get("parameters") or {}).get("retry_after")
             raise PollRefused(f"{body.get('error_code')} {body.get('description')}", retry)
@@ -338,7 +339,9 @@ class Intake:
             if not secrets.compare_digest(given, expected):
                 return web.Response(status=401, text="bad secret token")
             try:
-                update = Update.model_validate(await request.json(), context={"bot": self.bot})
+                update = Update.model_validate(
+                    await request.json(loads=orjson.loads), context={"bot": self.bot}
+                )
             except Exception:
                 return web.Response(status=400, text="not an update")
             try:

@@ -23,7 +23,7 @@ import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
@@ -35,14 +35,18 @@ from bot.runtime import stop as stop_runtime
 from config.clock import Clock
 from config.settings import Settings, get_settings
 from content.i18n import LOCALES, Texts, texts
-from demo.terminal_chat import TerminalChat, stdin_lines
-from emulator import Emulator
 from handlers.kit.commands import set_person_menu
 from storage import seed
 from storage.access import load_actor
 from storage.db import make_engine, make_sessionmaker
 from storage.migrate import upgrade
 from storage.models import ProcessedUpdate
+
+# The emulator and the terminal chat are imported when the demo starts: every `branchbot`
+# command registers the demo's subcommands, and a bot process should not carry them.
+if TYPE_CHECKING:
+    from demo.terminal_chat import TerminalChat
+    from emulator import Emulator
 
 DEMO_TOKEN = "770000001:branchbot-demo-token-local-emulator-only"
 DEMO_BOT_USERNAME = "branchbot_demo_bot"
@@ -141,6 +145,9 @@ async def start_demo(
     clock = clock or Clock()
     parts = parts or available_parts()
     engine = make_engine(url)
+    from demo.terminal_chat import TerminalChat
+    from emulator import Emulator
+
     emulator: Emulator | None = None
     try:
         seeded = await migrate_and_seed(engine, url, clock)
@@ -341,6 +348,8 @@ async def _demo(args: argparse.Namespace) -> int:
     try:
         show_banner(demo, db=shown_database(url), log_path=log_path)
         _watch_parts(demo, log_path)
+        from demo.terminal_chat import stdin_lines
+
         chat_task = asyncio.create_task(demo.chat.run(stdin_lines()), name="terminal-chat")
         leave_task = asyncio.create_task(leave.wait())
         await asyncio.wait([chat_task, leave_task], return_when=asyncio.FIRST_COMPLETED)

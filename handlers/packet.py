@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from content.i18n import Texts
 from content.pack import Pack
 from handlers.manage import local_time, managers, message_of, secretary_branch, short, staff_root
-from storage import leader_reviews, packet, packet_files, sent_packets
+from storage import leader_reviews, packet, sent_packets
 from storage.access import Actor, get_org
 from storage.leader_reviews import RATINGS, ReviewSheet
 
@@ -141,6 +141,9 @@ async def cmd_packet(
     await message.answer("\n".join(lines), reply_markup=button)
     rating = _(f"review.rating.{review.rating}") if review else None
     # Drawing the files takes CPU time: off the event loop, so other chats are not held up.
+    # (python-docx and openpyxl are imported only when a packet is made.)
+    from storage import packet_files
+
     draft = await asyncio.to_thread(packet_files.report_docx, data, pack, _.locale, rating)
     annex = await asyncio.to_thread(packet_files.annex_xlsx, data, pack, _.locale)
     await message.answer_document(
@@ -248,6 +251,8 @@ async def _send_sheet(message: Message, sheet: ReviewSheet, _: Texts, pack: Pack
     for i, chunk in enumerate(chunks):
         last = i == len(chunks) - 1
         await message.answer(chunk, reply_markup=_sheet_keyboard(sheet, _) if last and sheet.rows else None)
+    from storage import packet_files  # openpyxl is imported only when a sheet is made
+
     data = await asyncio.to_thread(packet_files.review_sheet_xlsx, sheet, pack, _.locale)
     await message.answer_document(
         BufferedInputFile(data, filename=f"review-{sheet.year}.xlsx"),

@@ -11,13 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from datetime import tzinfo
 from io import BytesIO
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
-
-from openpyxl import Workbook
-from openpyxl.styles import Alignment, Font
-from openpyxl.utils import get_column_letter
-from openpyxl.worksheet.worksheet import Worksheet
 
 from content.i18n import period_label, texts
 from content.pack import Pack, get_pack
@@ -28,6 +23,11 @@ HOURS = "0.00"
 COUNT = "0"
 DAY = "yyyy-mm-dd"
 SCORE = "0.0"
+
+# openpyxl is imported where a workbook is written, so that a bot process that never writes one
+# does not carry it (see storage/xlsx_print.py).
+if TYPE_CHECKING:
+    from openpyxl.worksheet.worksheet import Worksheet
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -51,6 +51,9 @@ def _sheet(
     formats: Sequence[str | None],
     widths: Sequence[int],
 ) -> None:
+    from openpyxl.styles import Alignment, Font
+    from openpyxl.utils import get_column_letter
+
     ws.append([_cell(h) for h in headers])
     for cell in ws[1]:
         cell.font = Font(bold=True)
@@ -91,6 +94,8 @@ def branch_report_xlsx(report: BranchReport, pack: Pack | None = None, locale: s
 
     def action_title(action: str) -> str:
         return titles.get(action) or (t("report.xlsx.other_action") if action == OTHER else action)
+
+    from openpyxl import Workbook
 
     wb = Workbook()
     summary = wb.active
@@ -196,6 +201,8 @@ def subtree_report_xlsx(
 
     def title(action: str) -> str:
         return titles.get(action) or (t("report.xlsx.other_action") if action == OTHER else action)
+
+    from openpyxl import Workbook
 
     wb = Workbook()
     summary = wb.active

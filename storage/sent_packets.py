@@ -29,7 +29,6 @@ from storage.access import Actor, require_manager
 from storage.errors import Refused
 from storage.models import OrgKind, Role, Submission
 from storage.packet import SUBMISSION_KIND, PacketData, branch_packet, fmt_hours, year_period
-from storage.packet_files import annex_xlsx, report_docx
 from storage.submissions import Change
 
 KIND = SUBMISSION_KIND
@@ -52,6 +51,9 @@ def bundle(files: list[tuple[str, bytes]]) -> bytes:
 
 
 def packet_files(data: PacketData, pack: Pack, locale: str) -> list[tuple[str, bytes]]:
+    # python-docx and openpyxl are imported here, not by a bot process that never makes a packet.
+    from storage.packet_files import annex_xlsx, report_docx
+
     t = texts(locale).plain
     return [
         (f"{t('packet.file.draft', year=data.year)}.docx", report_docx(data, pack, locale)),

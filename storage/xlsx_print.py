@@ -13,13 +13,13 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from openpyxl import Workbook
-from openpyxl.styles import Alignment, Border, Font, Side
-from openpyxl.utils import get_column_letter
-from openpyxl.worksheet.page import PageMargins
-from openpyxl.worksheet.properties import PageSetupProperties
-from openpyxl.worksheet.worksheet import Worksheet
+# openpyxl is imported where a sheet is written: a bot process that never writes a workbook
+# should not carry it (it and numpy are tens of MB of memory; see docs/benchmarks.md).
+if TYPE_CHECKING:
+    from openpyxl import Workbook
+    from openpyxl.worksheet.worksheet import Worksheet
 
 # Wider than this (in column-width units, about one digit each) and a sheet prints landscape:
 # A4 portrait with these margins holds about 95 units at 100 %.
@@ -42,6 +42,9 @@ def _header_footer_text(text: str) -> str:
 def break_header_units(ws: Worksheet, row: int = 1) -> None:
     """Header cells wrap only before their unit, and each column is as wide as its longest header
     line, so the printed header never breaks inside a word."""
+    from openpyxl.styles import Alignment
+    from openpyxl.utils import get_column_letter
+
     lines = 1
     for cell in ws[row]:
         if not isinstance(cell.value, str) or not cell.value:
@@ -60,6 +63,8 @@ def break_header_units(ws: Worksheet, row: int = 1) -> None:
 def fit_columns(ws: Worksheet, first_row: int = 2, most: int = 40) -> None:
     """Widen a column that is narrower than its longest cell (up to `most` units; longer text
     wraps), so a branch's name is not cut off on paper."""
+    from openpyxl.utils import get_column_letter
+
     need: dict[int, int] = {}
     for row in ws.iter_rows(min_row=first_row):
         for cell in row:
@@ -92,6 +97,10 @@ def page_setup(
     "page N of M" in the footer. `t` is the catalog (plain text) of the workbook's language.
     `break_units=False` keeps the header texts as they are, for files other systems read back
     (then the caller's column widths must hold the headers)."""
+    from openpyxl.utils import get_column_letter
+    from openpyxl.worksheet.page import PageMargins
+    from openpyxl.worksheet.properties import PageSetupProperties
+
     if title_rows and break_units:
         break_header_units(ws, title_rows)
     fit_columns(ws, first_row=title_rows + 1)
@@ -125,6 +134,8 @@ def period_text(t: Callable[..., str], date_from: object, date_to: object) -> st
 def sign_off_block(ws: Worksheet, t: Callable[..., str]) -> None:
     """The end of a summary sheet sent upward on paper: who filled it in, who checked it, the date
     it was sent, and room for the seal. Labels in the first column, a ruled blank beside each."""
+    from openpyxl.styles import Alignment, Border, Font, Side
+
     line = Side(style="thin", color="000000")
     row = ws.max_row + 2
     for key in ("print.filled_by", "print.reviewed_by", "print.submitted_on", "print.seal"):
