@@ -49,6 +49,7 @@ async def test_web_and_bot_answer_within_a_second_while_a_workbook_is_read(
                 files={"file": ("名册.xlsx", data)},
             )
         )
+        people = (world.member_a, world.member_a2, world.secretary_a)
         started = time.perf_counter()
         web_waits: list[float] = []
         bot_waits: list[float] = []
@@ -58,12 +59,14 @@ async def test_web_and_bot_answer_within_a_second_while_a_workbook_is_read(
             web_waits.append(time.perf_counter() - t)
             assert page.status_code == 200
             t = time.perf_counter()
-            reply = await chat.send(world.member_a, "/help")
+            # Three people in turn: each chat stays under Telegram's one message a second, which
+            # the gate (rightly) enforces by holding a reply back.
+            reply = await chat.send(people[len(bot_waits) % len(people)], "/help")
             bot_waits.append(time.perf_counter() - t)
             assert reply.text
             if upload.done():
                 break
-            await asyncio.sleep(0.2)  # someone using the web and the chat, not a load test
+            await asyncio.sleep(0.5)  # people using the web and the chat, not a load test
         result = await upload
         took = time.perf_counter() - started
     print(
