@@ -66,6 +66,15 @@ async def test_the_photo_is_not_found_outside_the_scope(
     assert r.status_code == 404 and PNG not in r.content
 
 
+@pytest.mark.parametrize("entry_id", ["65595271700", "9" * 23])
+async def test_an_id_beyond_the_column_is_not_found(client, sessionmaker, world, entry_id) -> None:
+    """Regression: the photo route passed the path's digits straight to the query, and PostgreSQL
+    refused an id beyond int32 with a 500."""
+    await sign_in(client, sessionmaker, world.admin)
+    r = await client.get(f"/evidence/{entry_id}")
+    assert r.status_code == 404
+
+
 async def test_signed_out_visitors_get_no_photo(client, session, world, web_settings) -> None:
     row = await with_photo(session, world, web_settings)
     r = await client.get(f"/evidence/{row.id}")

@@ -117,7 +117,7 @@ async def export(ctx: Ctx) -> Response:
 @page()
 async def photo(ctx: Ctx) -> Response:
     """The evidence photo of one entry: scope first, then the file."""
-    found = await evidence.photo_for_viewer(ctx.db, ctx.me, int(ctx.request.path_params["entry_id"]))
+    found = await evidence.photo_for_viewer(ctx.db, ctx.me, ctx.path_id("entry_id"))
     await ctx.db.commit()
     got = EvidenceStore(ctx.state.settings.evidence_dir).read(found.key)
     if got is None:
