@@ -60,6 +60,11 @@ async def _database(settings: Settings) -> list[Problem]:
     return []
 
 
+async def database_problems(settings: Settings) -> list[str]:
+    """The database's problems as lines (for the CLI when a command fails on the database)."""
+    return [p.line() for p in await _database(settings)]
+
+
 async def _redis(settings: Settings) -> list[Problem]:
     if not settings.redis_url:
         return []

@@ -8,6 +8,8 @@ import asyncio
 import sys
 from collections.abc import Callable
 
+from sqlalchemy.exc import DBAPIError
+
 from config.settings import SettingsError, exit_on_bad_settings, get_settings
 from content.pack import PackError
 
@@ -112,7 +114,23 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except (DBAPIError, OSError):
+        # A database that is missing, unreachable (asyncpg raises plain OSErrors) or not migrated:
+        # one line saying what to do, not a traceback. When the database is fine the error was
+        # something else, and keeps its traceback.
+        problems = _database_problems()
+        if not problems:
+            raise
+        for line in problems:
+            print(f"branchbot: {line}", file=sys.stderr)
+        return 2
     return int(result or 0)
+
+
+def _database_problems() -> list[str]:
+    from bot.check import database_problems
+
+    return asyncio.run(database_problems(get_settings()))
 
 
 if __name__ == "__main__":

@@ -115,3 +115,30 @@ def test_webhook_mode_without_a_secret_refuses_to_start(tmp_path: Path) -> None:
     assert r.returncode == 2, r.stderr
     [line] = r.stderr.strip().splitlines()
     assert line.startswith("branchbot: bad setting WEBHOOK_SECRET: required when WEBHOOK_URL is set")
+
+
+def test_a_command_on_a_never_migrated_database_says_to_migrate(tmp_path: Path) -> None:
+    r = run("org", "list", env=base_env(tmp_path))
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines() == [
+        "branchbot: problem: the database has no schema -> run `branchbot db upgrade`"
+    ]
+
+
+def test_a_command_on_an_unreachable_database_is_one_line(tmp_path: Path) -> None:
+    # Port 9 (discard) has no PostgreSQL: the connection is refused at once.
+    env = {**base_env(tmp_path), "DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1:9/x"}
+    r = run("org", "list", env=env)
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    (line,) = r.stderr.strip().splitlines()
+    assert "unreachable" in line and "DATABASE_URL" in line
+
+
+def test_a_migrated_database_lists_without_complaint(tmp_path: Path) -> None:
+    env = base_env(tmp_path)
+    assert run("db", "upgrade", env=env).returncode == 0
+    r = run("org", "list", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "problem" not in r.stderr
