@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 
 DEMO_TOKEN = "770000001:branchbot-demo-token-local-emulator-only"
 DEMO_BOT_USERNAME = "branchbot_demo_bot"
-DEMO_BOT_NAME = "支部助手"
+DEMO_BOT_NAME = "支部服务助手"
 DEMO_DB_URL = "sqlite+aiosqlite:///./data/demo.db"
 DEMO_LOG = Path("data/demo.log")
 DEMO_FILES = Path("demo-files")
