@@ -117,16 +117,27 @@ def deadline_prompt(_: Texts, pack: Pack, locale: str, today: date, data: dict[s
             CommitBtn(wid=wid, step="due", value=day.isoformat()).pack(),
         )
 
-    choices = [
-        b(_("commit_chat.one_month"), months_later(today, 1)),
-        b(_("commit_chat.three_months"), months_later(today, 3)),
-        b(_("commit_chat.six_months"), months_later(today, 6)),
-        b(_("commit_chat.year_end"), date(today.year, 12, 31)),
-    ]
+    offers = sorted(
+        [
+            (_("commit_chat.one_month"), months_later(today, 1)),
+            (_("commit_chat.three_months"), months_later(today, 3)),
+            (_("commit_chat.six_months"), months_later(today, 6)),
+            (_("commit_chat.year_end"), date(today.year, 12, 31)),
+        ],
+        key=lambda o: o[1],
+    )
     template = pack.template(data["template_id"]) if data.get("template_id") else None
     if template is not None:
         default = date.fromordinal(today.toordinal() + template.default_days)
-        choices.insert(0, b(_("commit_chat.suggested", days=template.default_days), default))
+        offers.insert(0, (_("commit_chat.suggested", days=template.default_days), default))
+    # The suggestion first, then by date, one button per date: the suggestion may fall on a
+    # month's date, and late in the year the year's end comes before a month from now.
+    seen: set[date] = set()
+    choices = []
+    for label, day in offers:
+        if day > today and day not in seen:
+            seen.add(day)
+            choices.append(b(label, day))
     text = data.get("text") or (template.text.get(locale) if template else "")
     prompt = _("commit_chat.ask_deadline", text=text)
     return prompt, rows(*column(choices), [_cancel(_, wid)])
