@@ -134,9 +134,19 @@ def _when_words(_: Texts, audience: Audience, tz: tzinfo, now: datetime) -> dict
 
 
 def next_morning(tz: tzinfo, now: datetime) -> datetime:
-    """9:00 tomorrow in the branch's time zone."""
-    day = now.astimezone(tz).date() + timedelta(days=1)
-    return datetime.combine(day, MORNING, tz).astimezone(now.tzinfo)
+    """The next 9:00 in the branch's time zone: this morning's if it is still to come (a secretary
+    writing after midnight means the morning after their night), else tomorrow's."""
+    local = now.astimezone(tz)
+    at = datetime.combine(local.date(), MORNING, tz)
+    if at <= local:
+        at = datetime.combine(local.date() + timedelta(days=1), MORNING, tz)
+    return at.astimezone(now.tzinfo)
+
+
+def _morning_label(_: Texts, tz: tzinfo, now: datetime) -> str:
+    """Says which morning: "this morning" after midnight, "tomorrow morning" otherwise."""
+    today = next_morning(tz, now).astimezone(tz).date() == now.astimezone(tz).date()
+    return _("notify_chat.send_this_morning" if today else "notify_chat.send_morning")
 
 
 # ---- shared with evaluate.py (公示) ----
@@ -256,6 +266,8 @@ async def on_content(
     _: Texts,
     state: FSMContext,
     bot: Bot,
+    tz: tzinfo,
+    now: datetime,
 ) -> None:
     if not (message.text or message.photo or message.document):
         await message.answer(_("notify_chat.content_kind"))
@@ -291,11 +303,11 @@ async def on_content(
         await message.answer(_("notices.message", org=short(org.name, notices.ORG_NAME_MAX), text=text))
     await message.answer(
         _("notify_chat.confirm", audience=_audience_label(_, audience), count=count),
-        reply_markup=_confirm_keyboard(_, version),
+        reply_markup=_confirm_keyboard(_, version, tz, now),
     )
 
 
-def _confirm_keyboard(_: Texts, version: int) -> InlineKeyboardMarkup:
+def _confirm_keyboard(_: Texts, version: int, tz: tzinfo, now: datetime) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         inline_keyboard=[
             [
@@ -306,7 +318,7 @@ def _confirm_keyboard(_: Texts, version: int) -> InlineKeyboardMarkup:
             ],
             [
                 InlineKeyboardButton(
-                    text=_("notify_chat.send_morning"),
+                    text=_morning_label(_, tz, now),
                     callback_data=NotifySend(version=version, when="morning").pack(),
                 ),
                 InlineKeyboardButton(

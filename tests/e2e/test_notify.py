@@ -59,6 +59,17 @@ def test_next_morning_is_nine_tomorrow_local() -> None:
     assert next_morning(TZ, NOW) == datetime(2026, 11, 29, 1, 0, tzinfo=UTC)
 
 
+def test_after_midnight_the_morning_is_this_mornings_nine() -> None:
+    # 00:30 on 29 November in Shanghai is 16:30 UTC on the 28th: the coming 9:00 is 01:00 UTC.
+    assert next_morning(TZ, datetime(2026, 11, 28, 16, 30, tzinfo=UTC)) == datetime(
+        2026, 11, 29, 1, 0, tzinfo=UTC
+    )
+    # At 9:00 sharp that morning has begun: the next is tomorrow's.
+    assert next_morning(TZ, datetime(2026, 11, 29, 1, 0, tzinfo=UTC)) == datetime(
+        2026, 11, 30, 1, 0, tzinfo=UTC
+    )
+
+
 # ---- the wizard ----
 
 
@@ -107,6 +118,18 @@ async def test_pressing_send_on_an_old_preview_sends_nothing_more(chat, db, worl
     await chat.press(world.secretary_a, second, "📤 立即发送")
     assert [n.text for n in await db.all(select(Notice))] == ["第二稿"]
     assert await db.count(Delivery) == 2
+
+
+async def test_after_midnight_the_button_says_this_morning_and_means_it(chat, db, world, clock) -> None:
+    clock.set(datetime(2026, 11, 28, 16, 30, tzinfo=UTC))  # 00:30 on the 29th in Shanghai
+    await chat.send(world.secretary_a, "/notify")
+    confirm = (await chat.send(world.secretary_a, "今天上午十点开会。")).sent[-1]
+    labels = [b["text"] for b in confirm.buttons]
+    assert "🌅 今早 9:00 发送" in labels and "🌅 明早 9:00 发送" not in labels
+    done = await chat.press(world.secretary_a, confirm, "🌅 今早 9:00 发送")
+    assert "2026-11-29 09:00" in done.edited[-1].text
+    notice = await db.one(select(Notice))
+    assert notice.scheduled_at == datetime(2026, 11, 29, 1, 0, tzinfo=UTC)
 
 
 async def test_staff_choose_an_audience_and_schedule_for_tomorrow_morning(
