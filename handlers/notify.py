@@ -522,6 +522,23 @@ def _ratio(_: Texts, s: notices.NoticeSummary) -> str:
     return _("notify_chat.ratio", acked=s.acknowledged, total=s.recipients, pct=f"{s.ratio:.0%}")
 
 
+def _awaits_ack(s: notices.NoticeSummary) -> bool:
+    """Sent, and someone has not acknowledged it yet (a nudge has someone to reach)."""
+    return s.notice.status in (NoticeStatus.SENDING, NoticeStatus.DONE) and s.acknowledged < s.recipients
+
+
+def _sent_button(_: Texts, n: int, s: notices.NoticeSummary) -> InlineKeyboardButton | None:
+    """Notice n's button in the sent list: nudge the unread, or cancel a scheduled one."""
+    if _awaits_ack(s):
+        text = _("notify_chat.nudge_button", n=n, count=s.recipients - s.acknowledged)
+        return button(text, NoticeAction(notice_id=s.notice.id, action="nudge").pack())
+    if s.notice.status is NoticeStatus.SCHEDULED:
+        return button(
+            _("notify_chat.cancel_n", n=n), NoticeAction(notice_id=s.notice.id, action="cancel").pack()
+        )
+    return None
+
+
 @router.message(Command("notices"))
 async def cmd_notices(
     message: Message,
@@ -536,42 +553,29 @@ async def cmd_notices(
     sent = await notices.list_notices(session, actor, limit=LISTED)
     if sent:
         committee = staff_org(actor) is not None
-        lines = [_("notify_chat.scope_header" if committee else "notify_chat.sent_header")]
-        rows: list[list[InlineKeyboardButton]] = []
-        for n, s in enumerate(sent, start=1):
-            lines.append(
-                _(
-                    "notify_chat.sent_item",
-                    n=n,
-                    when=local_time(s.notice.sent_at or s.notice.scheduled_at or s.notice.created_at, tz),
-                    audience=Raw(_sent_to(_, s, actor)),
-                    status=_(f"notify_chat.status_{s.notice.status.value}"),
-                    preview=short(s.notice.text, PREVIEW),
-                    ratio=_ratio(_, s),
-                )
+        # Fetched before the list is laid out: the picker's line is a plain function.
+        unread = {s.notice.id: await _unread_line(session, actor, s, _) for s in sent if _awaits_ack(s)}
+
+        def sent_line(n: int, s: notices.NoticeSummary) -> str:
+            line = _(
+                "notify_chat.sent_item",
+                n=n,
+                when=local_time(s.notice.sent_at or s.notice.scheduled_at or s.notice.created_at, tz),
+                audience=Raw(_sent_to(_, s, actor)),
+                status=_(f"notify_chat.status_{s.notice.status.value}"),
+                preview=short(s.notice.text, PREVIEW),
+                ratio=_ratio(_, s),
             )
-            if s.notice.status in (NoticeStatus.SENDING, NoticeStatus.DONE) and s.acknowledged < s.recipients:
-                lines[-1] += "\n" + await _unread_line(session, actor, s, _)
-                rows.append(
-                    [
-                        InlineKeyboardButton(
-                            text=_("notify_chat.nudge_button", n=n, count=s.recipients - s.acknowledged),
-                            callback_data=NoticeAction(notice_id=s.notice.id, action="nudge").pack(),
-                        )
-                    ]
-                )
-            elif s.notice.status is NoticeStatus.SCHEDULED:
-                rows.append(
-                    [
-                        InlineKeyboardButton(
-                            text=_("notify_chat.cancel_n", n=n),
-                            callback_data=NoticeAction(notice_id=s.notice.id, action="cancel").pack(),
-                        )
-                    ]
-                )
-        await message.answer(
-            "\n\n".join(lines), reply_markup=InlineKeyboardMarkup(inline_keyboard=rows) if rows else None
+            return line + "\n" + unread[s.notice.id] if s.notice.id in unread else line
+
+        text, rows = picker(
+            _("notify_chat.scope_header" if committee else "notify_chat.sent_header"),
+            sent,
+            sent_line,
+            lambda n, s: _sent_button(_, n, s),
+            gap="\n\n",
         )
+        await message.answer(text, reply_markup=InlineKeyboardMarkup(inline_keyboard=rows) if rows else None)
     received = await notices.recipient_notices(session, person, limit=LISTED)
     if received:
         text, rows = picker(
