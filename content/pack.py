@@ -324,6 +324,6 @@ def _duplicate_ids(data: dict[str, Any]) -> list[tuple[str, tuple[Any, ...], str
 
 @lru_cache(maxsize=8)
 def get_pack(pack_id: str = DEFAULT_PACK_ID) -> Pack:
-    """The pack named `pack_id` (loaded once). The fronts pass the configured `CONTENT_PACK`;
-    a store operation called without a pack gets the default pack."""
+    """The pack named `pack_id` (loaded once). The fronts load the configured `CONTENT_PACK` and
+    pass it down: the store never loads a pack itself (tests/storage/test_pack_parameter.py)."""
     return load_pack_dir(PACKS_DIR / pack_id)

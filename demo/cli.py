@@ -35,6 +35,7 @@ from bot.runtime import stop as stop_runtime
 from config.clock import Clock
 from config.settings import Settings, get_settings
 from content.i18n import LOCALES, Texts, texts
+from content.pack import get_pack
 from handlers.kit.commands import set_person_menu
 from storage import seed
 from storage.access import load_actor
@@ -111,7 +112,7 @@ async def migrate_and_seed(engine: AsyncEngine, url: str, clock: Clock) -> seed.
     """Bring the schema up to date (a no-op when it is) and seed an empty database."""
     await asyncio.to_thread(upgrade, url)  # Alembic runs its own event loop: not in this thread
     async with make_sessionmaker(engine)() as s:
-        made = await seed.seed_demo(s, now=clock.now())
+        made = await seed.seed_demo(s, now=clock.now(), pack=get_pack(seed.PACK_ID))
         await s.commit()
     return made
 

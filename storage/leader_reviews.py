@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from content.pack import Pack, get_pack
+from content.pack import Pack
 from storage import audit, reports
 from storage.access import Actor, require_manager
 from storage.dashboard import latest_checklist_scores
@@ -96,7 +96,7 @@ async def review_sheet(
     committee_id: int,
     year: int,
     today: date,
-    pack: Pack | None = None,
+    pack: Pack,
 ) -> ReviewSheet:
     """The 评议 sheet of a committee's subtree for a year."""
     root = await require_manager(s, actor, committee_id, REVIEWERS)
@@ -104,7 +104,7 @@ async def review_sheet(
         raise Refused("review.not_committee")
     check_year(year)
     sub = await reports.subtree_report(
-        s, actor, committee_id, date(year, 1, 1), date(year, 12, 31), today, pack or get_pack()
+        s, actor, committee_id, date(year, 1, 1), date(year, 12, 31), today, pack
     )
     ids = [b.org_id for b in sub.branches]
     scores: dict[int, dict[str, tuple[str, float]]] = {}

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from content.i18n import period_label, texts
-from content.pack import Pack, get_pack
+from content.pack import Pack
 from storage import reports
 from storage.access import Actor
 from storage.commitments import overdue_clause
@@ -214,10 +214,9 @@ def organization_name(branch_name: str) -> str:
 
 
 async def branch_packet(
-    s: AsyncSession, actor: Actor, org_id: int, year: int, today: date, pack: Pack | None = None
+    s: AsyncSession, actor: Actor, org_id: int, year: int, today: date, pack: Pack
 ) -> PacketData:
     """The packet's data for one branch and calendar year (scope checked by `branch_report`)."""
-    pack = pack or get_pack()
     date_from, date_to = year_period(year)
     report = await reports.branch_report(s, actor, org_id, date_from, date_to, today, pack)
     org = await s.get(Org, org_id)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from content.i18n import period_label, texts
-from content.pack import Pack, get_pack
+from content.pack import Pack
 from storage.reports import OTHER, BranchReport, SubmissionRow, SubtreeReport
 from storage.xlsx_print import period_text, print_ready, sign_off_block
 
@@ -81,8 +81,7 @@ def _summary_sheet(
     sign_off_block(ws, t)
 
 
-def branch_report_xlsx(report: BranchReport, pack: Pack | None = None, locale: str = "zh") -> bytes:
-    pack = pack or get_pack()
+def branch_report_xlsx(report: BranchReport, pack: Pack, locale: str = "zh") -> bytes:
     t = texts(locale).plain
     action_ids = [a.id for a in pack.actions]
     titles = {a.id: a.title.get(locale) for a in pack.actions}

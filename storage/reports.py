@@ -52,7 +52,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 
-from content.pack import Pack, get_pack
+from content.pack import Pack
 from storage import audit
 from storage.access import Actor, require_manager, require_person_access
 from storage.db import UTCDateTime
@@ -515,11 +515,11 @@ async def person_report(
     date_from: date,
     date_to: date,
     today: date,
-    pack: Pack | None = None,
+    pack: Pack,
 ) -> PersonReport:
     person = await require_person_access(s, actor, person_id)
     p = _period(date_from, date_to)
-    actions = tuple(a.id for a in (pack or get_pack()).actions)
+    actions = tuple(a.id for a in pack.actions)
     service, commitments = _person_statements(actions)
     tz = await s.scalar(
         select(Org.timezone)
@@ -630,11 +630,11 @@ async def branch_report(
     date_from: date,
     date_to: date,
     today: date,
-    pack: Pack | None = None,
+    pack: Pack,
 ) -> BranchReport:
     org = await _require_branch(s, actor, org_id)
     p = _period(date_from, date_to)
-    actions = tuple(a.id for a in (pack or get_pack()).actions)
+    actions = tuple(a.id for a in pack.actions)
     totals, members_q, checklists_q = _branch_statements(actions)
     params = _params(p, org.timezone, today, org_id=org_id)
     conn = await s.connection()
@@ -740,11 +740,11 @@ async def subtree_report(
     date_from: date,
     date_to: date,
     today: date,
-    pack: Pack | None = None,
+    pack: Pack,
 ) -> SubtreeReport:
     root = await require_manager(s, actor, org_id)
     p = _period(date_from, date_to)
-    actions = tuple(a.id for a in (pack or get_pack()).actions)
+    actions = tuple(a.id for a in pack.actions)
     branches_q, own_q, joint_q, commitments_q, last_q, submitted_q = _subtree_statements(actions)
     params = _params(p, root.timezone, today, path_prefix=root.path + "%")
     conn = await s.connection()
@@ -822,7 +822,7 @@ async def submit_report(
     date_to: date,
     note: str | None,
     now: datetime,
-    pack: Pack | None = None,
+    pack: Pack,
 ) -> Report:
     """报送: the branch's secretary sends the period's summary to the parent committee."""
     return (await submit_branch(s, actor, org_id, date_from, date_to, note, now, pack))[0]
@@ -836,7 +836,7 @@ async def submit_branch(
     date_to: date,
     note: str | None,
     now: datetime,
-    pack: Pack | None = None,
+    pack: Pack,
 ) -> tuple[Report, BranchReport]:
     """`submit_report`, also returning the report it sent (storage/sent_reports.py freezes it)."""
     data = parse(Submission, note=note)

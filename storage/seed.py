@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from content.pack import Pack, get_pack
+from content.pack import Pack
 from storage import (
     audit,
     checklists,
@@ -186,14 +186,15 @@ async def is_empty(s: AsyncSession) -> bool:
     return not await s.scalar(select(func.count()).select_from(Org))
 
 
-async def seed_demo(s: AsyncSession, *, now: datetime, pack: Pack | None = None) -> Seeded | None:
+async def seed_demo(s: AsyncSession, *, now: datetime, pack: Pack) -> Seeded | None:
     """Seed the demo province into an empty database; None (and nothing written) if it is not empty.
 
+    `pack` is the one the seed is written for (`PACK_ID`: its categories, checklists and actions);
+    the demo loads it and passes it, as every front passes the store its pack.
     Flushes, never commits: the caller owns the transaction.
     """
     if not await is_empty(s):
         return None
-    pack = pack or get_pack(PACK_ID)
     tz = ZoneInfo(TIMEZONE)
     today = now.astimezone(tz).date()
 

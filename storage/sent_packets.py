@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from content.i18n import texts
-from content.pack import Pack, get_pack
+from content.pack import Pack
 from storage import submissions
 from storage.access import Actor, require_manager
 from storage.errors import Refused
@@ -68,7 +68,7 @@ async def submit_packet(
     year: int,
     *,
     now: datetime,
-    pack: Pack | None = None,
+    pack: Pack,
     locale: str = "zh",
 ) -> Submission:
     """The branch secretary sends the year's packet to the committee; it is frozen as sent."""
@@ -78,7 +78,6 @@ async def submit_packet(
     today = now.astimezone(ZoneInfo(org.timezone)).date()
     if year > today.year:
         raise Refused("packet.future_year", year=year)
-    pack = pack or get_pack()
     data = await branch_packet(s, actor, org_id, year, today, pack)
     start, end = year_period(year)
     return await submissions.freeze(
@@ -105,7 +104,7 @@ class OpenedPacket:
 
 
 async def open_packet(
-    s: AsyncSession, actor: Actor, org_id: int, year: int, today: date, pack: Pack | None = None
+    s: AsyncSession, actor: Actor, org_id: int, year: int, today: date, pack: Pack
 ) -> OpenedPacket:
     data = await branch_packet(s, actor, org_id, year, today, pack)
     start, end = year_period(year)

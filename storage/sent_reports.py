@@ -19,7 +19,7 @@ from datetime import date, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from content.pack import Pack, get_pack
+from content.pack import Pack
 from storage import reports, submissions
 from storage.access import Actor
 from storage.models import Report, Submission
@@ -42,7 +42,7 @@ async def submit(
     note: str | None,
     now: datetime,
     *,
-    pack: Pack | None = None,
+    pack: Pack,
     locale: str = "zh",
 ) -> tuple[Report, Submission]:
     """报送, frozen: the committee's summary row and the stored figures and workbook."""
@@ -84,9 +84,9 @@ async def open_branch_report(
     date_from: date,
     date_to: date,
     today: date,
-    pack: Pack | None = None,
+    pack: Pack,
 ) -> Opened:
-    fresh = await reports.branch_report(s, actor, org_id, date_from, date_to, today, pack or get_pack())
+    fresh = await reports.branch_report(s, actor, org_id, date_from, date_to, today, pack)
     sent = await submissions.latest(
         s, actor, kind=KIND, org_id=org_id, period_start=fresh.date_from, period_end=fresh.date_to
     )
@@ -119,12 +119,9 @@ def _value(change_path: tuple[str, ...], v: object) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
-def change_lines(
-    t: Callable[..., str], changes: list[Change], locale: str, pack: Pack | None = None
-) -> list[str]:
+def change_lines(t: Callable[..., str], changes: list[Change], locale: str, pack: Pack) -> list[str]:
     """One line per changed figure ("服务时长合计（小时）：3.5 → 4"), in the reader's language;
     `t` is the catalog (`Texts`, or `Texts.plain` for the web, which escapes by itself)."""
-    pack = pack or get_pack()
     actions = {a.id: a for a in pack.actions}
     checklists = {c.id: c for c in pack.checklists}
     out = []

@@ -8,11 +8,13 @@ from datetime import date
 
 from sqlalchemy import select
 
+from content.pack import get_pack
 from storage import sent_reports
 from storage.models import EntryStatus, ServiceEntry, Submission
 from tests.admin.conftest import NOW, read, sign_in
 
 NOV = (date(2026, 11, 1), date(2026, 11, 30))
+PACK = get_pack()  # the store takes the pack as a parameter; the fronts pass CONTENT_PACK
 
 
 def _entry(world, minutes: int) -> ServiceEntry:
@@ -33,7 +35,7 @@ async def test_a_submitted_period_shows_and_downloads_what_was_sent(
     session.add(_entry(world, 120))
     await session.flush()
     actor = await world.actor(session, world.secretary_a)
-    await sent_reports.submit(session, actor, world.branch_a.id, *NOV, None, NOW)
+    await sent_reports.submit(session, actor, world.branch_a.id, *NOV, None, NOW, pack=PACK)
     await session.commit()
     session.add(_entry(world, 60))  # after the submission
     await session.commit()

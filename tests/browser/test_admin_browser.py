@@ -13,6 +13,7 @@ from argon2 import PasswordHasher
 from openpyxl import load_workbook
 from sqlalchemy import func, select
 
+from content.pack import get_pack
 from storage import outbox, web_auth
 from storage.access import load_actor
 from storage.audit import system_actor
@@ -20,6 +21,7 @@ from storage.models import Delivery, EntryStatus, Notice, ServiceEntry
 from tests.browser.conftest import NOW, screenshot_path
 
 PASSWORD = "correct horse battery staple"
+PACK = get_pack()  # the store takes the pack as a parameter; the fronts pass CONTENT_PACK
 
 
 async def _value(site, stmt):
@@ -183,7 +185,9 @@ async def test_a_submitted_report_and_the_audit_trail(site, page) -> None:
     w = site.lived.world
     async with site.sessionmaker() as s:
         actor = await load_actor(s, w.secretary_a.id)
-        await sent_reports.submit(s, actor, w.branch_a.id, date(2026, 11, 1), date(2026, 11, 27), None, NOW)
+        await sent_reports.submit(
+            s, actor, w.branch_a.id, date(2026, 11, 1), date(2026, 11, 27), None, NOW, pack=PACK
+        )
         s.add(  # the data moves after the submission
             ServiceEntry(
                 person_id=w.member_a.id,

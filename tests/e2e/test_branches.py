@@ -6,12 +6,14 @@ from datetime import date
 
 from sqlalchemy import select
 
+from content.pack import get_pack
 from storage import reports
 from storage.models import EntryStatus, Exemplar, Pairing, ServiceEntry
 from tests.e2e.forge import forged_button
 from tests.e2e.harness import NOW
 
 TODAY = date(2026, 11, 28)
+PACK = get_pack()  # the store takes the pack as a parameter; the fronts pass CONTENT_PACK
 
 
 async def scene(session, world) -> None:
@@ -35,7 +37,7 @@ async def scene(session, world) -> None:
     await session.flush()
     actor = await world.actor(session, world.secretary_a)
     await reports.submit_report(
-        session, actor, world.branch_a.id, date(2026, 1, 1), date(2026, 12, 31), None, NOW
+        session, actor, world.branch_a.id, date(2026, 1, 1), date(2026, 12, 31), None, NOW, PACK
     )
     await session.commit()
 

@@ -323,7 +323,7 @@ async def test_a_submitted_report_opens_as_sent_and_names_what_changed(chat, db,
 async def test_staff_get_the_compiled_subtree_report_with_who_submitted(chat, db, world, session) -> None:
     await scene(session, world)
     actor = await world.actor(session, world.secretary_a)
-    await reports.submit_report(session, actor, world.branch_a.id, *NOV, "本月按计划完成", NOW)
+    await reports.submit_report(session, actor, world.branch_a.id, *NOV, "本月按计划完成", NOW, pack=PACK)
     await session.commit()
 
     menu = await chat.send(world.staff, "/report")

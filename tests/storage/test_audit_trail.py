@@ -97,7 +97,7 @@ async def test_notice_sent_and_cancelled(session, world) -> None:
 async def test_report_submitted_exemplar_pairing_reminder_and_assessment(session, world) -> None:
     sec = await world.actor(session, world.secretary_a)
     report = await reports.submit_report(
-        session, sec, world.branch_a.id, date(2026, 11, 1), date(2026, 11, 19), None, NOW
+        session, sec, world.branch_a.id, date(2026, 11, 1), date(2026, 11, 19), None, NOW, PACK
     )
     staff = await world.actor(session, world.staff, via="web")
     ex = await pairings.record_exemplar(

@@ -14,6 +14,8 @@ from storage.models import Role
 from storage.report_files import branch_report_xlsx, safe_text
 from storage.reports import BranchReport, ChecklistScore, CommitmentCounts, MemberRow
 
+PACK = get_pack()  # the store takes the pack as a parameter; the fronts pass CONTENT_PACK
+
 
 def report(**kw) -> BranchReport:
     data = {
@@ -53,7 +55,7 @@ def load(raw: bytes):
 
 
 def test_three_sheets_with_chinese_headers_and_frozen_header_rows() -> None:
-    wb = load(branch_report_xlsx(report()))
+    wb = load(branch_report_xlsx(report(), PACK))
     assert wb.sheetnames == ["汇总", "党员明细", "清单自评"]
     for ws in wb.worksheets:
         assert ws.freeze_panes == "A2"
@@ -67,7 +69,7 @@ def test_three_sheets_with_chinese_headers_and_frozen_header_rows() -> None:
 
 
 def test_numbers_are_numbers_and_dates_are_dates() -> None:
-    wb = load(branch_report_xlsx(report()))
+    wb = load(branch_report_xlsx(report(), PACK))
     summary = {row[0].value: row[1] for row in wb["汇总"].iter_rows(min_row=2)}
     assert summary["服务时长合计（小时）"].value == pytest.approx(245 / 60, abs=0.01)
     assert summary["服务时长合计（小时）"].number_format == "0.00"
@@ -87,7 +89,7 @@ def test_numbers_are_numbers_and_dates_are_dates() -> None:
 
 
 def test_formula_looking_text_stays_text() -> None:
-    raw = branch_report_xlsx(report(org_name="+86 支部"))
+    raw = branch_report_xlsx(report(org_name="+86 支部"), PACK)
     wb = load(raw)
     name = wb["党员明细"]["A3"]
     assert name.data_type == "s"
@@ -115,12 +117,12 @@ def test_safe_text(text: str, safe: str) -> None:
 
 
 def test_english_workbook_uses_english_headers() -> None:
-    wb = load(branch_report_xlsx(report(), locale="en"))
+    wb = load(branch_report_xlsx(report(), locale="en", pack=PACK))
     assert wb.sheetnames == ["Summary", "Members", "Checklists"]
 
 
 def test_empty_report_still_makes_a_workbook() -> None:
-    raw = branch_report_xlsx(report(members=[], checklists=[], minutes_by_action={}, minutes=0))
+    raw = branch_report_xlsx(report(members=[], checklists=[], minutes_by_action={}, minutes=0), PACK)
     wb = load(raw)
     assert wb["党员明细"].max_row == 1
 

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 import pytest
 from sqlalchemy import delete, func, select
 
+from content.pack import get_pack
 from storage import reports as rp
 from storage.errors import Forbidden, Invalid, Refused
 from storage.models import (
@@ -26,6 +27,7 @@ from tests.factories import make_person
 FROM, TO = date(2026, 11, 1), date(2026, 11, 30)
 TODAY = date(2026, 11, 20)
 NOW = datetime(2026, 11, 20, 4, 0, tzinfo=UTC)
+PACK = get_pack()  # the store takes the pack as a parameter; the fronts pass CONTENT_PACK
 A, P, R = EntryStatus.APPROVED, EntryStatus.PENDING, EntryStatus.REJECTED
 C = CommitmentStatus
 
@@ -156,7 +158,7 @@ async def actor(session, scene, who: str):
 async def test_branch_report_numbers(session, scene) -> None:
     w = scene.world
     got = await rp.branch_report(
-        session, await actor(session, scene, "secretary_a"), w.branch_a.id, FROM, TO, TODAY
+        session, await actor(session, scene, "secretary_a"), w.branch_a.id, FROM, TO, TODAY, PACK
     )
     # Own approved: 60 + 30 (张三) + 90 (李四) + 10 (former member) = 190;
     # joint from partners: 120 (王五, pairing A-B) + 40 (马六, pairing C-A) = 160.
@@ -194,7 +196,7 @@ async def test_branch_report_numbers(session, scene) -> None:
 async def test_branch_report_of_a_partner_counts_only_its_own_and_joint_entries(session, scene) -> None:
     w = scene.world
     got = await rp.branch_report(
-        session, await actor(session, scene, "staff"), w.branch_b.id, FROM, TO, TODAY
+        session, await actor(session, scene, "staff"), w.branch_b.id, FROM, TO, TODAY, PACK
     )
     # 120 + 15 own, 25 under an action the pack no longer lists; nothing joint comes from A.
     assert got.minutes_by_action == {"volunteer": 120, "integrity": 15, rp.OTHER: 25}
@@ -211,6 +213,7 @@ async def test_an_empty_period_reports_zeros_and_every_member(session, scene) ->
         date(2020, 1, 1),
         date(2020, 1, 31),
         TODAY,
+        PACK,
     )
     assert (got.minutes, got.minutes_by_action, got.participants, got.members_total) == (0, {}, 0, 3)
     assert all(m.minutes == 0 for m in got.members)
@@ -227,6 +230,7 @@ async def test_commitments_count_in_a_period_without_service(session, scene) -> 
         date(2026, 11, 21),
         date(2026, 11, 30),
         date(2026, 12, 5),
+        PACK,
     )
     assert got.minutes == 0
     assert got.commitments == rp.CommitmentCounts(
@@ -239,7 +243,7 @@ async def test_summary_is_json_ready_and_names_no_member(session, scene) -> None
 
     w = scene.world
     got = await rp.branch_report(
-        session, await actor(session, scene, "secretary_a"), w.branch_a.id, FROM, TO, TODAY
+        session, await actor(session, scene, "secretary_a"), w.branch_a.id, FROM, TO, TODAY, PACK
     )
     text = json.dumps(got.summary(), ensure_ascii=False)
     assert w.member_a.name not in text and w.member_a2.name not in text
@@ -250,7 +254,13 @@ async def test_summary_is_json_ready_and_names_no_member(session, scene) -> None
 async def test_bad_periods_are_refused(session, scene, date_from, date_to) -> None:
     with pytest.raises(Refused) as e:
         await rp.branch_report(
-            session, await actor(session, scene, "admin"), scene.world.branch_a.id, date_from, date_to, TODAY
+            session,
+            await actor(session, scene, "admin"),
+            scene.world.branch_a.id,
+            date_from,
+            date_to,
+            TODAY,
+            PACK,
         )
     assert e.value.key == "report.bad_period"
 
@@ -258,7 +268,7 @@ async def test_bad_periods_are_refused(session, scene, date_from, date_to) -> No
 async def test_branch_report_is_for_branches(session, scene) -> None:
     with pytest.raises(Refused) as e:
         await rp.branch_report(
-            session, await actor(session, scene, "admin"), scene.world.committee.id, FROM, TO, TODAY
+            session, await actor(session, scene, "admin"), scene.world.committee.id, FROM, TO, TODAY, PACK
         )
     assert e.value.key == "report.not_branch"
 
@@ -270,7 +280,7 @@ async def test_branch_report_is_for_branches(session, scene) -> None:
 async def test_committee_subtree_counts_each_entry_once_in_its_totals(session, scene) -> None:
     w = scene.world
     got = await rp.subtree_report(
-        session, await actor(session, scene, "staff"), w.committee.id, FROM, TO, TODAY
+        session, await actor(session, scene, "staff"), w.committee.id, FROM, TO, TODAY, PACK
     )
     rows = {b.org_id: b for b in got.branches}
     assert [b.org_id for b in got.branches] == [w.branch_a.id, w.branch_b.id]
@@ -303,7 +313,7 @@ async def test_committee_subtree_counts_each_entry_once_in_its_totals(session, s
 async def test_province_subtree_holds_every_branch(session, scene) -> None:
     w = scene.world
     got = await rp.subtree_report(
-        session, await actor(session, scene, "admin"), w.province.id, FROM, TO, TODAY
+        session, await actor(session, scene, "admin"), w.province.id, FROM, TO, TODAY, PACK
     )
     rows = {b.org_id: b for b in got.branches}
     assert set(rows) == {w.branch_a.id, w.branch_b.id, w.branch_c.id}
@@ -316,7 +326,7 @@ async def test_province_subtree_holds_every_branch(session, scene) -> None:
 async def test_submit_stores_the_summary_for_the_parent_and_resubmitting_replaces_it(session, scene) -> None:
     w = scene.world
     sec = await actor(session, scene, "secretary_a")
-    first = await rp.submit_report(session, sec, w.branch_a.id, FROM, TO, " 第一次 ", NOW)
+    first = await rp.submit_report(session, sec, w.branch_a.id, FROM, TO, " 第一次 ", NOW, PACK)
     assert (first.to_org_id, first.note, first.summary["minutes"], first.submitted_by_id) == (
         w.committee.id,
         "第一次",
@@ -337,7 +347,7 @@ async def test_submit_stores_the_summary_for_the_parent_and_resubmitting_replace
     )
     await session.flush()
     later = datetime(2026, 11, 21, 2, 0, tzinfo=UTC)
-    again = await rp.submit_report(session, sec, w.branch_a.id, FROM, TO, None, later)
+    again = await rp.submit_report(session, sec, w.branch_a.id, FROM, TO, None, later, PACK)
     assert again.id == first.id
     assert (again.summary["minutes"], again.note, again.submitted_at) == (355, None, later)
     assert await session.scalar(select(func.count(Report.id))) == 1
@@ -349,7 +359,7 @@ async def test_submit_stores_the_summary_for_the_parent_and_resubmitting_replace
         (w.branch_b.id, False, None),
     ]
     assert await rp.submissions(session, staff, w.committee.id, FROM, date(2026, 11, 29)) != got
-    subtree = await rp.subtree_report(session, staff, w.committee.id, FROM, TO, TODAY)
+    subtree = await rp.subtree_report(session, staff, w.committee.id, FROM, TO, TODAY, PACK)
     assert [b.submitted for b in subtree.branches] == [True, False]
 
 
@@ -357,18 +367,18 @@ async def test_submitting_a_period_not_yet_begun_is_refused(session, scene) -> N
     sec = await actor(session, scene, "secretary_a")
     with pytest.raises(Refused) as e:
         await rp.submit_report(
-            session, sec, scene.world.branch_a.id, date(2026, 12, 1), date(2026, 12, 31), None, NOW
+            session, sec, scene.world.branch_a.id, date(2026, 12, 1), date(2026, 12, 31), None, NOW, PACK
         )
     assert e.value.key == "report.future_period"
     with pytest.raises(Invalid) as e:
-        await rp.submit_report(session, sec, scene.world.branch_a.id, FROM, TO, "说" * 2001, NOW)
+        await rp.submit_report(session, sec, scene.world.branch_a.id, FROM, TO, "说" * 2001, NOW, PACK)
     assert e.value.key == "report.bad_note"
 
 
 async def test_person_report(session, scene) -> None:
     w = scene.world
     got = await rp.person_report(
-        session, await actor(session, scene, "member_a"), w.member_a.id, FROM, TO, TODAY
+        session, await actor(session, scene, "member_a"), w.member_a.id, FROM, TO, TODAY, PACK
     )
     assert (got.minutes, got.minutes_by_action, got.pending_minutes) == (
         90,
@@ -391,19 +401,19 @@ async def test_report_authorization_matrix(session, scene, who) -> None:
     me = await actor(session, scene, who)
     ops = {
         "branch_a": (
-            lambda: rp.branch_report(session, me, w.branch_a.id, FROM, TO, TODAY),
+            lambda: rp.branch_report(session, me, w.branch_a.id, FROM, TO, TODAY, PACK),
             {"secretary_a", "staff", "admin"},
         ),
         "subtree_committee": (
-            lambda: rp.subtree_report(session, me, w.committee.id, FROM, TO, TODAY),
+            lambda: rp.subtree_report(session, me, w.committee.id, FROM, TO, TODAY, PACK),
             {"staff", "admin"},
         ),
         "person_member_a": (
-            lambda: rp.person_report(session, me, w.member_a.id, FROM, TO, TODAY),
+            lambda: rp.person_report(session, me, w.member_a.id, FROM, TO, TODAY, PACK),
             {"member_a", "secretary_a", "staff", "admin"},
         ),
         "submit_a": (
-            lambda: rp.submit_report(session, me, w.branch_a.id, FROM, TO, None, NOW),
+            lambda: rp.submit_report(session, me, w.branch_a.id, FROM, TO, None, NOW, PACK),
             {"secretary_a"},
         ),
         "submissions_committee": (
@@ -428,9 +438,9 @@ async def test_branch_report_makes_a_workbook_with_every_member(session, scene) 
 
     w = scene.world
     got = await rp.branch_report(
-        session, await actor(session, scene, "secretary_a"), w.branch_a.id, FROM, TO, TODAY
+        session, await actor(session, scene, "secretary_a"), w.branch_a.id, FROM, TO, TODAY, PACK
     )
-    wb = load_workbook(BytesIO(branch_report_xlsx(got)))
+    wb = load_workbook(BytesIO(branch_report_xlsx(got, PACK)))
     assert [r[0].value for r in wb["党员明细"].iter_rows(min_row=2)] == [m.name for m in got.members]
 
 
@@ -439,7 +449,7 @@ async def test_a_period_counts_only_what_happened_in_it(session, scene) -> None:
     and self-assessments do not move it; a month shows no quarter's score, a quarter no year's."""
     w = scene.world
     sec = await actor(session, scene, "secretary_a")
-    before = await rp.branch_report(session, sec, w.branch_a.id, FROM, TO, date(2026, 12, 1))
+    before = await rp.branch_report(session, sec, w.branch_a.id, FROM, TO, date(2026, 12, 1), PACK)
     assert before.commitments == rp.CommitmentCounts(made=3, reported=1, evaluated=1, overdue=2)
 
     dec = _utc(2026, 12, 3, 2)
@@ -457,13 +467,13 @@ async def test_a_period_counts_only_what_happened_in_it(session, scene) -> None:
     )
     await session.flush()
 
-    after = await rp.branch_report(session, sec, w.branch_a.id, FROM, TO, date(2026, 12, 5))
+    after = await rp.branch_report(session, sec, w.branch_a.id, FROM, TO, date(2026, 12, 5), PACK)
     assert after.commitments == before.commitments
     assert [m.commitments for m in after.members] == [m.commitments for m in before.members]
     assert after.checklists == before.checklists
     # December sees its own events.
     december = await rp.branch_report(
-        session, sec, w.branch_a.id, date(2026, 12, 1), date(2026, 12, 31), date(2026, 12, 5)
+        session, sec, w.branch_a.id, date(2026, 12, 1), date(2026, 12, 31), date(2026, 12, 5), PACK
     )
     assert december.commitments == rp.CommitmentCounts(made=1, reported=1, evaluated=1)
     assert [(c.period, c.score) for c in december.checklists] == [("2026-12", 99.0)]
@@ -472,19 +482,19 @@ async def test_a_period_counts_only_what_happened_in_it(session, scene) -> None:
         return [(c.checklist_id, c.period, c.score) for c in r.checklists]
 
     october = await rp.branch_report(
-        session, sec, w.branch_a.id, date(2026, 10, 1), date(2026, 10, 31), date(2026, 12, 5)
+        session, sec, w.branch_a.id, date(2026, 10, 1), date(2026, 10, 31), date(2026, 12, 5), PACK
     )
     assert scores(october) == []
     q4 = await rp.branch_report(
-        session, sec, w.branch_a.id, date(2026, 10, 1), date(2026, 12, 31), date(2026, 12, 5)
+        session, sec, w.branch_a.id, date(2026, 10, 1), date(2026, 12, 31), date(2026, 12, 5), PACK
     )
     assert scores(q4) == [("six_haves", "2026-Q4", 80.0)]
     so_far = await rp.branch_report(
-        session, sec, w.branch_a.id, date(2026, 10, 1), date(2026, 12, 5), date(2026, 12, 5)
+        session, sec, w.branch_a.id, date(2026, 10, 1), date(2026, 12, 5), date(2026, 12, 5), PACK
     )
     assert scores(so_far) == [("six_haves", "2026-Q4", 80.0)]  # this quarter so far: its own
     year = await rp.branch_report(
-        session, sec, w.branch_a.id, date(2026, 1, 1), date(2026, 12, 31), date(2026, 12, 5)
+        session, sec, w.branch_a.id, date(2026, 1, 1), date(2026, 12, 31), date(2026, 12, 5), PACK
     )
     assert scores(year) == [("five_standards", "2026", 60.0), ("six_haves", "2026-Q4", 80.0)]
 

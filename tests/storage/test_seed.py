@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import func, select
 
+from content.pack import get_pack
 from storage import seed, web_auth
 from storage.commitments import overdue_clause
 from storage.models import (
@@ -27,6 +28,7 @@ from storage.models import (
 
 NOW = datetime(2026, 5, 20, 4, 0, tzinfo=UTC)  # 12:00 in Xining
 TODAY = date(2026, 5, 20)
+PACK = get_pack(seed.PACK_ID)  # the pack the seed is written for; the demo passes the same
 
 
 async def count(s, model, *where) -> int:
@@ -34,7 +36,7 @@ async def count(s, model, *where) -> int:
 
 
 async def test_seed_builds_the_demo_province(session) -> None:
-    made = await seed.seed_demo(session, now=NOW)
+    made = await seed.seed_demo(session, now=NOW, pack=PACK)
     await session.commit()
     assert made is not None
 
@@ -58,7 +60,7 @@ async def test_seed_builds_the_demo_province(session) -> None:
 
 
 async def test_seed_history_covers_every_state_and_stays_in_the_past(session) -> None:
-    await seed.seed_demo(session, now=NOW)
+    await seed.seed_demo(session, now=NOW, pack=PACK)
     await session.commit()
 
     entries = list(await session.scalars(select(ServiceEntry)))
@@ -92,7 +94,7 @@ async def test_seed_history_covers_every_state_and_stays_in_the_past(session) ->
 
 
 async def test_seeded_web_sign_ins_work(session) -> None:
-    await seed.seed_demo(session, now=NOW)
+    await seed.seed_demo(session, now=NOW, pack=PACK)
     await session.commit()
     admin = await web_auth.check_password(session, seed.ADMIN_USERNAME, seed.ADMIN_PASSWORD, NOW)
     staff = await web_auth.check_password(session, seed.STAFF_USERNAME, seed.STAFF_PASSWORD, NOW)
@@ -101,15 +103,15 @@ async def test_seeded_web_sign_ins_work(session) -> None:
 
 
 async def test_seeding_twice_changes_nothing(session) -> None:
-    assert await seed.seed_demo(session, now=NOW) is not None
+    assert await seed.seed_demo(session, now=NOW, pack=PACK) is not None
     await session.commit()
     before = [await count(session, m) for m in (Org, Person, ServiceEntry, Commitment, Delivery)]
-    assert await seed.seed_demo(session, now=NOW + timedelta(days=3)) is None
+    assert await seed.seed_demo(session, now=NOW + timedelta(days=3), pack=PACK) is None
     await session.commit()
     assert [await count(session, m) for m in (Org, Person, ServiceEntry, Commitment, Delivery)] == before
 
 
 async def test_seed_leaves_a_database_with_other_data_alone(session, world) -> None:
     before = [await count(session, m) for m in (Org, Person, ServiceEntry)]
-    assert await seed.seed_demo(session, now=NOW) is None
+    assert await seed.seed_demo(session, now=NOW, pack=PACK) is None
     assert [await count(session, m) for m in (Org, Person, ServiceEntry)] == before
