@@ -29,11 +29,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.settings import Settings
 from content.i18n import Texts
-from handlers.kit.charts import cjk_font_path
 from handlers.kit.wizard import Stale
 from handlers.manage import PickBranch, ask_branch, local_day, managers, message_of, secretary_branch
 from storage import invites, people
 from storage.access import Actor, get_org
+from storage.fonts import cjk_font_path
 from storage.models import Role
 
 router = Router(name=__name__)

@@ -7,9 +7,9 @@ import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from functools import cache
-from pathlib import Path
 from zoneinfo import ZoneInfo
+
+from storage.fonts import cjk_font_path
 
 FONT = "cjk"
 
@@ -40,13 +40,6 @@ class CertificateData:
 
 def local_day(value: datetime, tz: str) -> date:
     return value.astimezone(ZoneInfo(tz)).date()
-
-
-@cache
-def _font_path() -> Path:
-    import mplfonts
-
-    return Path(mplfonts.__file__).parent / "fonts" / "NotoSansCJKsc-Regular.otf"
 
 
 def _hours(minutes: int) -> str:
@@ -82,7 +75,7 @@ def render_certificate(data: CertificateData, t: Callable[..., str], verify_url:
     pdf.set_creation_date(data.issued_at)  # the same data gives the same bytes (and hash)
     pdf.set_title(t("certificate.pdf.title"))
     pdf.set_author(data.branch)
-    pdf.add_font(FONT, fname=str(_font_path()))
+    pdf.add_font(FONT, fname=str(cjk_font_path()))
     pdf.set_margins(18, 18, 18)
     pdf.set_auto_page_break(True, margin=18)
     pdf.add_page()

@@ -14,12 +14,10 @@ ships (mplfonts' Noto Sans CJK SC), embedded as a subset so the page prints the 
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from io import BytesIO
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -33,6 +31,7 @@ from openpyxl import Workbook
 
 from content.i18n import period_label, texts
 from content.pack import DocBlock, DocOutline, Pack
+from storage.fonts import cjk_font_path
 from storage.leader_reviews import ReviewSheet
 from storage.packet import PacketData, fmt_hours
 from storage.report_files import COUNT, DAY, HOURS, SCORE, _sheet, _summary_sheet
@@ -40,7 +39,6 @@ from storage.reports import OTHER
 from storage.xlsx_print import period_text, print_ready
 
 Text = Callable[..., str]
-CJK_FONT = "NotoSansCJKsc-Regular.otf"
 KEEP_TOGETHER_ROWS = 15  # tables up to this many rows are kept on one page
 
 
@@ -62,18 +60,6 @@ class Table:
     rows: list[list[Any]]
     formats: list[str | None]
     widths: list[int]
-
-
-def cjk_font_path() -> Path:
-    """The CJK font the project ships (inside the installed `mplfonts` package), never one
-    installed by hand on the machine, so the PDF is the same everywhere."""
-    spec = importlib.util.find_spec("mplfonts")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the mplfonts package is not installed")
-    path = Path(next(iter(spec.submodule_search_locations))) / "fonts" / CJK_FONT
-    if not path.is_file():
-        raise RuntimeError(f"mplfonts does not ship {CJK_FONT}")
-    return path
 
 
 def _day(at: datetime, tz: str) -> date:

@@ -84,7 +84,7 @@ def public_base(settings: Settings) -> str:
 
 
 async def cjk_font(request: Request) -> Response:
-    from admin.web.charts import cjk_font_path
+    from storage.fonts import cjk_font_path
 
     return FileResponse(
         cjk_font_path(), media_type="font/otf", headers={"Cache-Control": "public, max-age=2592000"}

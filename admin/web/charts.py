@@ -20,8 +20,9 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
+
+from storage.fonts import cjk_font_path
 
 RED = "#a8323a"
 RED_LIGHT = "#e9b9bc"
@@ -36,13 +37,6 @@ _lock = threading.Lock()
 _cache: OrderedDict[str, bytes] = OrderedDict()
 CACHE_SIZE = 128
 WIDTH, HEIGHT = 4.8, 2.5  # inches at 100 dpi: about the width of a dashboard card
-
-
-@lru_cache(maxsize=1)
-def cjk_font_path() -> Path:
-    import mplfonts
-
-    return Path(mplfonts.__file__).parent / "fonts" / "NotoSansCJKsc-Regular.otf"
 
 
 @lru_cache(maxsize=1)

@@ -9,15 +9,14 @@ chart is first drawn, so the bot starts without paying for it.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import io
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
-FONT_FILE = "NotoSansCJKsc-Regular.otf"
+from storage.fonts import cjk_font_path
+
 BAR_COLOR = "#c0392b"
 
 # matplotlib's global state (rcParams, the font manager) is not thread-safe: one chart at a time.
@@ -32,17 +31,6 @@ class MonthChart:
     ylabel: str
     month_labels: Sequence[str]  # 12 labels, January first
     hours: Sequence[float]  # 12 values, January first
-
-
-def cjk_font_path() -> Path:
-    """The CJK font inside the installed `mplfonts` package (found without importing it)."""
-    spec = importlib.util.find_spec("mplfonts")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the mplfonts package is not installed")
-    path = Path(next(iter(spec.submodule_search_locations))) / "fonts" / FONT_FILE
-    if not path.is_file():
-        raise RuntimeError(f"mplfonts does not ship {FONT_FILE}")
-    return path
 
 
 @lru_cache(maxsize=1)

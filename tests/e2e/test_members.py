@@ -80,7 +80,7 @@ def assert_code_with_label(png: bytes, link: str, label: str) -> None:
     from fontTools.ttLib import TTFont
     from PIL import Image
 
-    from handlers.kit.charts import cjk_font_path
+    from storage.fonts import cjk_font_path
 
     plain = Image.open(io.BytesIO(qr_png(link)))
     shown = Image.open(io.BytesIO(png)).convert("L")

@@ -83,7 +83,7 @@ def _fonts_conf(where: Path) -> Path:
     """The machine's fonts plus the Noto Sans CJK SC the project ships (mplfonts), for this
     LibreOffice only: a machine without a Chinese font would print boxes, and installing one
     system-wide would hide what the browser tests check (pages drawn with the served font)."""
-    from admin.web.charts import cjk_font_path
+    from storage.fonts import cjk_font_path
 
     conf = where / "fonts.conf"
     conf.write_text(

@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 
 from content.pack import get_pack
+from storage.fonts import cjk_font_path
 from storage.packet import branch_packet, fmt_hours
-from storage.packet_files import annex_xlsx, cjk_font_path, inspection_docx, inspection_pdf, report_docx
+from storage.packet_files import annex_xlsx, inspection_docx, inspection_pdf, report_docx
 from tests.storage.packet_scene import TODAY, YEAR, make_year
 
 PACK = get_pack("qh-2015")

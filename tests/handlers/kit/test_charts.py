@@ -7,13 +7,8 @@ import warnings
 
 import pytest
 
-from handlers.kit.charts import (
-    MonthChart,
-    cjk_font_family,
-    cjk_font_path,
-    render_month_chart,
-    render_month_chart_async,
-)
+from handlers.kit.charts import MonthChart, cjk_font_family, render_month_chart, render_month_chart_async
+from storage.fonts import cjk_font_path
 
 ZH = MonthChart(
     title="张三 2026 年每月服务时长",
