@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from content.i18n import Texts, period_label
 from content.pack import Pack
-from handlers.kit.wizard import Stale
+from handlers.kit.wizard import Stale, refused_answer
 from handlers.manage import (
     PAIR_WEAK,
     STAFF_ROLES,
@@ -257,12 +257,9 @@ async def on_exemplar_title(
         )
         row = await pairings.record_exemplar(session, actor, new)
     except Refused as e:
-        await session.rollback()
-        if e.key == "exemplar.bad_title":
-            await message.answer(_(e.key, **e.params) + "\n" + _("branches_chat.title_again"))
-            return
-        await state.clear()
-        await message.answer(_(e.key, **e.params))
+        await refused_answer(
+            message, session, state, _, e, retry={"exemplar.bad_title"}, again="branches_chat.title_again"
+        )
         return
     org = await get_org(session, row.org_id)
     await state.clear()

@@ -26,7 +26,7 @@ from content.pack import Pack
 from handlers.kit.filters import Joined
 from handlers.kit.forms import months_later, parse_deadline, short
 from handlers.kit.keyboards import button, column, rows, show
-from handlers.kit.wizard import Stale, advance, begin, fresh, running
+from handlers.kit.wizard import Stale, advance, begin, cancel_button, fresh, running
 from storage import commitments
 from storage.access import Actor
 from storage.errors import Refused
@@ -143,20 +143,13 @@ def deadline_prompt(_: Texts, pack: Pack, locale: str, today: date, data: dict[s
     return prompt, rows(*column(choices), [_cancel(_, wid)])
 
 
-@router.callback_query(CommitBtn.filter(F.step == "x"))
-async def on_commit_cancel_click(
-    query: CallbackQuery,
-    callback_data: CommitBtn,
-    session: AsyncSession,
-    _: Texts,
-    state: FSMContext,
-    bot: Bot,
-) -> None:
-    await running(state, callback_data.wid, *CommitWizard.__states__, stale="commit_chat.stale")
-    await state.clear()
-    await session.commit()
-    await query.answer()
-    await show(query, bot, _("commit_chat.cancelled"))
+cancel_button(
+    router,
+    CommitBtn.filter(F.step == "x"),
+    *CommitWizard.__states__,
+    stale="commit_chat.stale",
+    done="commit_chat.cancelled",
+)
 
 
 @router.callback_query(CommitBtn.filter(F.step == "tpl"))
@@ -489,20 +482,15 @@ async def _report(
     return {"text": _("commit_chat.reported", text=short(c.text, 200))}
 
 
-@router.callback_query(CommitAct.filter(F.action == "x"))
-async def on_report_cancel_click(
-    query: CallbackQuery,
-    callback_data: CommitAct,
-    session: AsyncSession,
-    _: Texts,
-    state: FSMContext,
-    bot: Bot,
-) -> None:
-    await running(state, callback_data.id, *ReportFlow.__states__, stale="commit_chat.stale", run_key="cid")
-    await state.clear()
-    await session.commit()
-    await query.answer()
-    await show(query, bot, _("commit_chat.report_cancelled"))
+cancel_button(
+    router,
+    CommitAct.filter(F.action == "x"),
+    *ReportFlow.__states__,
+    stale="commit_chat.stale",
+    done="commit_chat.report_cancelled",
+    field="id",
+    run_key="cid",
+)
 
 
 @router.callback_query(CommitAct.filter(F.action == "wd"))

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from content.i18n import Texts, texts
 from handlers.kit.keyboards import button, picker
-from handlers.kit.wizard import Stale
+from handlers.kit.wizard import Stale, refused_answer
 from handlers.manage import local_time, managed_branches, managers, message_of, secretary_branch, short
 from handlers.notify import edit_status, recipient_count, status_text
 from storage import commitments, notices, outbox
@@ -286,12 +286,9 @@ async def on_comment_text(
             session, actor, int(data["commitment_id"]), str(data["rating"]), message.text, now
         )
     except Refused as e:
-        await session.rollback()
-        if e.key == "commitment.bad_comment":
-            await message.answer(_(e.key, **e.params) + "\n" + _("evaluate.comment_again"))
-            return
-        await state.clear()
-        await message.answer(_(e.key, **e.params))
+        await refused_answer(
+            message, session, state, _, e, retry={"commitment.bad_comment"}, again="evaluate.comment_again"
+        )
         return
     await state.clear()
     await session.commit()
@@ -329,12 +326,9 @@ async def on_return_text(
             session, actor, commitment_id, message.text or "", now
         )
     except Refused as e:
-        await session.rollback()
-        if e.key == "commitment.bad_comment":
-            await message.answer(_(e.key, **e.params) + "\n" + _("evaluate.return_again"))
-            return
-        await state.clear()
-        await message.answer(_(e.key, **e.params))
+        await refused_answer(
+            message, session, state, _, e, retry={"commitment.bad_comment"}, again="evaluate.return_again"
+        )
         return
     stamp = int(now.timestamp())
     told = await _tell_owner(

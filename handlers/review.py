@@ -39,7 +39,7 @@ from content.i18n import Texts
 from content.pack import Pack
 from handlers import evaluate
 from handlers.kit.evidence import keep_photos
-from handlers.kit.wizard import Stale
+from handlers.kit.wizard import Stale, refused_answer
 from handlers.manage import STAFF_ROLES, hours, managers, message_of
 from storage import service_log
 from storage.access import Actor
@@ -371,12 +371,15 @@ async def on_reason_text(
             session, actor, int(data["entry_id"]), False, message.text or "", now
         )
     except Refused as e:
-        await session.rollback()
-        if e.key in ("log.reason_required", "log.reason_too_long"):
-            await message.answer(_(e.key, **e.params) + "\n" + _("review.reason_again"))
-            return
-        await state.clear()
-        await message.answer(_(e.key, **e.params))
+        await refused_answer(
+            message,
+            session,
+            state,
+            _,
+            e,
+            retry={"log.reason_required", "log.reason_too_long"},
+            again="review.reason_again",
+        )
         return
     await enqueue_review_notices(session, [outcome], now=now, pack=pack)
     await state.clear()

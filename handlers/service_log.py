@@ -40,7 +40,7 @@ from handlers.kit.evidence import keep_photos
 from handlers.kit.filters import Joined
 from handlers.kit.forms import check_day, check_entry_field, duration_text, hours_1dp
 from handlers.kit.keyboards import button, column, rows, show
-from handlers.kit.wizard import Stale, advance, begin, fresh, running
+from handlers.kit.wizard import Stale, advance, begin, cancel_button, fresh, running
 from storage import service_log
 from storage.access import Actor
 from storage.errors import Refused
@@ -487,15 +487,9 @@ BACK_TO = {
 # The wizard: buttons
 
 
-@router.callback_query(LogBtn.filter(F.step == "x"))
-async def on_wizard_cancel_click(
-    query: CallbackQuery, callback_data: LogBtn, session: AsyncSession, _: Texts, state: FSMContext, bot: Bot
-) -> None:
-    await _current(state, callback_data, *ALL_STEPS)
-    await state.clear()
-    await session.commit()
-    await query.answer()
-    await show(query, bot, _("log_chat.cancelled"))
+cancel_button(
+    router, LogBtn.filter(F.step == "x"), *ALL_STEPS, stale="log_chat.stale", done="log_chat.cancelled"
+)
 
 
 @router.callback_query(LogBtn.filter(F.step == "act"))

@@ -10,16 +10,25 @@ a handler says "stale" in one line and nothing it did before stays.
 `begin` and `advance` are the step: keep the answers (`begin` forgets an earlier run's), move to
 the state and commit before the question is sent, so the question on screen is never ahead of
 what is stored.
+
+`cancel_button` is a form's cancel button, registered once per form; `refused_answer` is what a
+typed answer the store refuses gets: asked again, or the form ends with the reason.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any, TypeVar
 
+from aiogram import Bot, Router
+from aiogram.filters.callback_data import CallbackQueryFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State
+from aiogram.types import CallbackQuery, Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from content.i18n import Texts
+from handlers.kit.keyboards import show
 from storage.errors import Refused
 
 T = TypeVar("T")
@@ -62,3 +71,49 @@ async def advance(state: FSMContext, session: AsyncSession, step: State, **answe
     await state.set_state(step)
     await session.commit()
     return data
+
+
+def cancel_button(
+    router: Router,
+    button: CallbackQueryFilter,
+    *steps: State,
+    stale: str,
+    done: str,
+    field: str = "wid",
+    run_key: str = "wid",
+) -> None:
+    """Register a form's cancel button on `router`: pressed on the form running now (its run id is
+    the button's `field`, the form's `run_key`) at one of `steps`, it ends the form, commits and
+    turns its message into `done`; any other press is stale (catalog key `stale`)."""
+
+    async def on_cancel_click(
+        query: CallbackQuery, callback_data: Any, session: AsyncSession, _: Texts, state: FSMContext, bot: Bot
+    ) -> None:
+        await running(state, getattr(callback_data, field), *steps, stale=stale, run_key=run_key)
+        await state.clear()
+        await session.commit()
+        await query.answer()
+        await show(query, bot, _(done))
+
+    router.callback_query.register(on_cancel_click, button)
+
+
+async def refused_answer(
+    message: Message,
+    session: AsyncSession,
+    state: FSMContext,
+    _: Texts,
+    e: Refused,
+    *,
+    retry: Collection[str],
+    again: str,
+) -> None:
+    """A typed answer the store refused: nothing of it stays (rolled back). A refusal of the
+    answer itself (`retry` keys) says why and asks again (catalog key `again`), the form staying
+    at its step; any other refusal ends the form with the reason."""
+    await session.rollback()
+    if e.key in retry:
+        await message.answer(_(e.key, **e.params) + "\n" + _(again))
+        return
+    await state.clear()
+    await message.answer(_(e.key, **e.params))
