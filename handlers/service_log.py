@@ -215,9 +215,10 @@ async def _quick_start(
 
 
 @router.callback_query(QuickPick.filter())
-async def on_quick_action_click(
+@router.callback_query(DupAnswer.filter())
+async def on_record_click(
     query: CallbackQuery,
-    callback_data: QuickPick,
+    callback_data: QuickPick | DupAnswer,
     session: AsyncSession,
     actor: Actor,
     _: Texts,
@@ -229,49 +230,28 @@ async def on_quick_action_click(
     bot: Bot,
     evidence: EvidenceStore,
 ) -> None:
-    data = await running(state, callback_data.wid, LogQuick.action, stale="log_chat.stale")
-    fields = {
-        "day": data["day"],
-        "minutes": data["minutes"],
-        "action": callback_data.action,
-        "description": data["description"],
-    }
-    await state.clear()
-    await _record(
-        query,
-        session,
-        actor,
-        _,
-        today,
-        settings,
-        pack,
-        locale,
-        state,
-        bot,
-        evidence,
-        callback_data.wid,
-        fields,
-    )
-
-
-async def _record(
-    query: CallbackQuery,
-    session: AsyncSession,
-    actor: Actor,
-    _: Texts,
-    today: date,
-    settings: Settings,
-    pack: Pack,
-    locale: str,
-    state: FSMContext,
-    bot: Bot,
-    evidence: EvidenceStore,
-    wid: int,
-    fields: dict[str, Any],
-    *,
-    confirmed: bool = False,
-) -> None:
-    """Record the quick form's (or a confirmed duplicate's) answers and say so in the form's message."""
+    """The quick form's action picked, or "log it anyway?" answered: record the form's answers
+    and say so in the form's message."""
+    wid = callback_data.wid
+    if isinstance(callback_data, DupAnswer):
+        data = await running(state, wid, LogDuplicate.confirm, stale="log_chat.stale")
+        await state.clear()
+        if not callback_data.go:
+            await session.commit()
+            await query.answer()
+            await show(query, bot, _("log_chat.duplicate_dropped"))
+            return
+        fields, confirmed = data["fields"], True
+    else:
+        data = await running(state, wid, LogQuick.action, stale="log_chat.stale")
+        fields = {
+            "day": data["day"],
+            "minutes": data["minutes"],
+            "action": callback_data.action,
+            "description": data["description"],
+        }
+        confirmed = False
+        await state.clear()
     try:
         row = await service_log.log_service(
             session,
@@ -343,46 +323,6 @@ async def _ask_duplicate(
         ]
     )
     await show(query, bot, text, markup)
-
-
-@router.callback_query(DupAnswer.filter())
-async def on_duplicate_answer_click(
-    query: CallbackQuery,
-    callback_data: DupAnswer,
-    session: AsyncSession,
-    actor: Actor,
-    _: Texts,
-    today: date,
-    settings: Settings,
-    pack: Pack,
-    locale: str,
-    state: FSMContext,
-    bot: Bot,
-    evidence: EvidenceStore,
-) -> None:
-    data = await running(state, callback_data.wid, LogDuplicate.confirm, stale="log_chat.stale")
-    await state.clear()
-    if not callback_data.go:
-        await session.commit()
-        await query.answer()
-        await show(query, bot, _("log_chat.duplicate_dropped"))
-        return
-    await _record(
-        query,
-        session,
-        actor,
-        _,
-        today,
-        settings,
-        pack,
-        locale,
-        state,
-        bot,
-        evidence,
-        callback_data.wid,
-        data["fields"],
-        confirmed=True,
-    )
 
 
 @router.message(LogDuplicate.confirm, ~F.text.startswith("/"))
