@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from content.i18n import Texts, period_label
 from content.pack import Pack
+from handlers.kit.forms import pack_messages
 from handlers.kit.wizard import Stale, refused_answer
 from handlers.manage import (
     PAIR_WEAK,
@@ -66,7 +67,7 @@ def overview_chunks(_: Texts, r: SubtreeReport, pack: Pack, year: int) -> list[s
         hours=hours(r.minutes),
         submitted=r.submitted,
     )
-    chunks, current = [], head
+    lines: list[str] = []
     for n, b in enumerate(r.branches, start=1):
         last = b.last_assessment
         line = _(
@@ -92,13 +93,8 @@ def overview_chunks(_: Texts, r: SubtreeReport, pack: Pack, year: int) -> list[s
             ),
             submitted=_("branches_chat.submitted" if b.submitted else "branches_chat.not_submitted"),
         )
-        if len(current) + len(line) + 2 > MESSAGE_MAX:
-            chunks.append(current)
-            current = line
-        else:
-            current += "\n\n" + line
-    chunks.append(current)
-    return chunks
+        lines.append(line)
+    return pack_messages([head, *lines], MESSAGE_MAX)
 
 
 async def records_text(s: AsyncSession, actor: Actor, _: Texts, year: int) -> str:

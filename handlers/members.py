@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.settings import Settings
 from content.i18n import Texts
+from handlers.kit.forms import pack_messages
 from handlers.kit.wizard import Stale
 from handlers.manage import PickBranch, ask_branch, local_day, managers, message_of, secretary_branch
 from storage import invites, people
@@ -65,7 +66,7 @@ def roster_chunks(_: Texts, org_name: str, rows: list[people.MemberRow], tz: tzi
     )
     if not rows:
         return [head + "\n\n" + _("members_chat.empty")]
-    chunks, current = [], head
+    lines: list[str] = []
     for n, r in enumerate(rows, start=1):
         if r.blocked:
             state = _("members_chat.blocked")
@@ -83,13 +84,8 @@ def roster_chunks(_: Texts, org_name: str, rows: list[people.MemberRow], tz: tzi
         )
         if r.note:
             line += _("members_chat.note", note=r.note)
-        if len(current) + len(line) + 1 > MESSAGE_MAX:
-            chunks.append(current)
-            current = line
-        else:
-            current += "\n" + line
-    chunks.append(current)
-    return chunks
+        lines.append(line)
+    return pack_messages([head, *lines], MESSAGE_MAX, "\n")
 
 
 async def roster(s: AsyncSession, actor: Actor, org_id: int, _: Texts, tz: tzinfo) -> list[str]:

@@ -14,7 +14,6 @@ storage.packet_files; nothing here computes a figure.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from datetime import date, datetime, tzinfo
 
 from aiogram import F, Router
@@ -23,7 +22,6 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import (
-    BufferedInputFile,
     CallbackQuery,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
@@ -33,6 +31,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from content.i18n import Texts
 from content.pack import Pack
+from handlers.kit.forms import pack_messages
+from handlers.kit.sending import File, send_files, send_texts
 from handlers.manage import local_time, managers, message_of, secretary_branch, short, staff_root
 from storage import leader_reviews, packet, sent_packets
 from storage.access import Actor, get_org
@@ -146,20 +146,13 @@ async def cmd_packet(
 
     draft = await asyncio.to_thread(packet_files.report_docx, data, pack, _.locale, rating)
     annex = await asyncio.to_thread(packet_files.annex_xlsx, data, pack, _.locale)
-    await message.answer_document(
-        BufferedInputFile(draft, filename=f"packet-{year}-draft.docx"),
-        caption=_("packet_chat.file_draft", year=year),
-    )
-    await message.answer_document(
-        BufferedInputFile(annex, filename=f"packet-{year}-annex.xlsx"),
-        caption=_("packet_chat.file_annex", year=year),
-    )
-    if opened.submission is not None:
-        sent = opened.submission
-        await message.answer_document(
-            BufferedInputFile(bytes(sent.file_bytes), filename=sent.file_name),
-            caption=_("packet_chat.file_submitted", year=year),
-        )
+    files = [
+        File(f"packet-{year}-draft.docx", draft, _("packet_chat.file_draft", year=year)),
+        File(f"packet-{year}-annex.xlsx", annex, _("packet_chat.file_annex", year=year)),
+    ]
+    if (sent := opened.submission) is not None:
+        files.append(File(sent.file_name, bytes(sent.file_bytes), _("packet_chat.file_submitted", year=year)))
+    await send_files(message, *files)
 
 
 def frozen_lines(_: Texts, opened: sent_packets.OpenedPacket, pack: Pack, tz: tzinfo) -> list[str]:
@@ -227,18 +220,6 @@ def _sheet_keyboard(sheet: ReviewSheet, _: Texts) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
-def _chunks(head: str, lines: Sequence[str]) -> list[str]:
-    chunks, current = [], head
-    for line in lines:
-        if len(current) + len(line) + 1 > MESSAGE_MAX:
-            chunks.append(current)
-            current = line
-        else:
-            current += "\n" + line
-    chunks.append(current)
-    return chunks
-
-
 async def _send_sheet(message: Message, sheet: ReviewSheet, _: Texts, pack: Pack) -> None:
     head = _(
         "packet_chat.sheet_title",
@@ -247,17 +228,13 @@ async def _send_sheet(message: Message, sheet: ReviewSheet, _: Texts, pack: Pack
         rated=sheet.rated,
         branches=len(sheet.rows),
     )
-    chunks = _chunks(head, _sheet_lines(sheet, _, pack))
-    for i, chunk in enumerate(chunks):
-        last = i == len(chunks) - 1
-        await message.answer(chunk, reply_markup=_sheet_keyboard(sheet, _) if last and sheet.rows else None)
+    chunks = pack_messages([head, *_sheet_lines(sheet, _, pack)], MESSAGE_MAX, "\n")
+    await send_texts(message, chunks, _sheet_keyboard(sheet, _) if sheet.rows else None)
     from storage import packet_files  # openpyxl is imported only when a sheet is made
 
     data = await asyncio.to_thread(packet_files.review_sheet_xlsx, sheet, pack, _.locale)
-    await message.answer_document(
-        BufferedInputFile(data, filename=f"review-{sheet.year}.xlsx"),
-        caption=_("packet_chat.file_sheet", org=sheet.org_name, year=sheet.year),
-    )
+    caption = _("packet_chat.file_sheet", org=sheet.org_name, year=sheet.year)
+    await send_files(message, File(f"review-{sheet.year}.xlsx", data, caption))
 
 
 @router.callback_query(PacketRate.filter(F.rating == ""))

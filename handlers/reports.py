@@ -23,7 +23,6 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import (
-    BufferedInputFile,
     CallbackQuery,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
@@ -33,6 +32,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from content.i18n import Texts, period_label
 from content.pack import Pack
+from handlers.kit.forms import pack_messages
+from handlers.kit.sending import File, send_files, send_texts
 from handlers.kit.wizard import Stale
 from handlers.manage import hours, local_time, managers, message_of, secretary_branch, staff_root
 from storage import reports, sent_reports
@@ -281,7 +282,7 @@ async def _build(
     pack: Pack,
     today: date,
     tz: tzinfo,
-) -> tuple[list[str], InlineKeyboardMarkup | None, BufferedInputFile, str]:
+) -> tuple[list[str], InlineKeyboardMarkup | None, File]:
     period = f"{start.isoformat()}_{end.isoformat()}"
     if kind == BRANCH:
         # A submitted period opens as it was sent (figures and file), with what moved since.
@@ -314,16 +315,13 @@ async def _build(
         caption = _(
             "reports_chat.file_subtree", org=report_s.org_name, start=start.isoformat(), end=end.isoformat()
         )
-    return chunks, markup, BufferedInputFile(data, filename=name), caption
+    return chunks, markup, File(name, data, caption)
 
 
-async def _deliver(
-    msg: Message, made: tuple[list[str], InlineKeyboardMarkup | None, BufferedInputFile, str]
-) -> None:
-    chunks, markup, file, caption = made
-    for i, chunk in enumerate(chunks):
-        await msg.answer(chunk, reply_markup=markup if i == len(chunks) - 1 else None)
-    await msg.answer_document(file, caption=caption)
+async def _deliver(msg: Message, made: tuple[list[str], InlineKeyboardMarkup | None, File]) -> None:
+    chunks, markup, file = made
+    await send_texts(msg, chunks, markup)
+    await send_files(msg, file)
 
 
 async def _send_report(
@@ -440,7 +438,7 @@ def subtree_summary(
     )
     by_id = {x.org_id: x for x in subs}
     titles = {cl.id: cl.title.get(_.locale) for cl in pack.checklists}
-    chunks, current = [], head
+    lines: list[str] = []
     for n, b in enumerate(r.branches, start=1):
         sub = by_id.get(b.org_id)
         last = b.last_assessment
@@ -469,13 +467,8 @@ def subtree_summary(
                 else _("reports_chat.not_submitted")
             ),
         )
-        if len(current) + len(line) + 1 > MESSAGE_MAX:
-            chunks.append(current)
-            current = line
-        else:
-            current += "\n" + line
-    chunks.append(current)
-    return chunks
+        lines.append(line)
+    return pack_messages([head, *lines], MESSAGE_MAX, "\n")
 
 
 # ---- submitting ----
