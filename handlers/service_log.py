@@ -253,16 +253,7 @@ async def on_record_click(
         confirmed = False
         await state.clear()
     try:
-        row = await service_log.log_service(
-            session,
-            actor,
-            _new_entry(fields),
-            source=f"{query.from_user.id}:{wid}",
-            today=today,
-            window_days=settings.log_window_days,
-            pack=pack,
-            allow_duplicate=confirmed,
-        )
+        row = await _log(session, actor, query, wid, fields, today, settings, pack, confirmed=confirmed)
     except PossibleDuplicate as e:
         await _ask_duplicate(query, session, _, state, bot, wid, fields, e)
         return
@@ -280,14 +271,37 @@ async def on_record_click(
     await keep_photos(bot, session, evidence, [row])
 
 
-def _new_entry(fields: dict[str, Any]) -> service_log.NewEntry:
-    return new_entry(
+async def _log(
+    session: AsyncSession,
+    actor: Actor,
+    query: CallbackQuery,
+    wid: int,
+    fields: dict[str, Any],
+    today: date,
+    settings: Settings,
+    pack: Pack,
+    *,
+    confirmed: bool = False,
+) -> ServiceEntry:
+    """Record a form's answers with the form's source ("<chat id>:<wid>"), so a redelivered
+    button press records once; `confirmed` when the member said "log it anyway"."""
+    entry = new_entry(
         day=date.fromisoformat(fields["day"]),
         minutes=fields["minutes"],
         action=fields["action"],
         place=fields.get("place") or "",
         description=fields["description"],
         evidence_file_id=fields.get("photo"),
+    )
+    return await service_log.log_service(
+        session,
+        actor,
+        entry,
+        source=f"{query.from_user.id}:{wid}",
+        today=today,
+        window_days=settings.log_window_days,
+        pack=pack,
+        allow_duplicate=confirmed,
     )
 
 
@@ -548,16 +562,7 @@ async def on_wizard_confirm_click(
         return
     fields = {k: data.get(k) for k in ("day", "minutes", "action", "place", "description", "photo")}
     try:
-        row = await service_log.log_service(
-            session,
-            actor,
-            _new_entry(fields),
-            source=f"{query.from_user.id}:{wid}",
-            today=today,
-            window_days=settings.log_window_days,
-            pack=pack,
-            allow_duplicate=False,
-        )
+        row = await _log(session, actor, query, wid, fields, today, settings, pack)
     except PossibleDuplicate as e:
         await _ask_duplicate(query, session, _, state, bot, wid, fields, e)
         return
