@@ -201,7 +201,8 @@ async def _quick_start(
         description=quick.description,
     )
     markup = rows(
-        *column(button(a.title.get(locale), QuickPick(wid=wid, action=a.id).pack()) for a in pack.actions)
+        *column(button(a.title.get(locale), QuickPick(wid=wid, action=a.id).pack()) for a in pack.actions),
+        _cancel(_, wid),
     )
     await message.answer(
         _(
@@ -442,7 +443,12 @@ BACK_TO = {
 
 
 cancel_button(
-    router, LogBtn.filter(F.step == "x"), *ALL_STEPS, stale="log_chat.stale", done="log_chat.cancelled"
+    router,
+    LogBtn.filter(F.step == "x"),
+    LogQuick.action,  # the quick form's action pick has the same cancel button
+    *ALL_STEPS,
+    stale="log_chat.stale",
+    done="log_chat.cancelled",
 )
 
 

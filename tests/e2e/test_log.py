@@ -36,7 +36,8 @@ async def entries(db) -> list[ServiceEntry]:
 async def test_quick_form_records_one_pending_entry(chat, db, world) -> None:
     reply = await chat.send(world.member_a, "/log 2.5 2026-11-20 社区义诊")
     assert "2.5 小时" in reply.text and "2026-11-20" in reply.text and "社区义诊" in reply.text
-    assert reply.buttons[0] == "党员志愿服务行动" and len(reply.buttons) == 5
+    assert reply.buttons[0] == "党员志愿服务行动" and len(reply.buttons) == 6
+    assert reply.buttons[-1] == "✖ 取消"
     assert await db.count(ServiceEntry) == 0  # nothing before the action is picked
 
     done = await chat.press(world.member_a, reply, "党员志愿服务行动")
@@ -54,6 +55,14 @@ async def test_quick_form_records_one_pending_entry(chat, db, world) -> None:
     assert row.person_id == world.member_a.id and row.org_id == world.branch_a.id
     assert row.place == "" and row.description == "社区义诊"
     assert row.source == f"{world.member_a.telegram_id}:{reply.message.message_id - 1}"
+    assert await db.count(ConversationState) == 0
+
+
+async def test_quick_form_can_be_cancelled_at_the_action_pick(chat, db, world) -> None:
+    reply = await chat.send(world.member_a, "/log 2 今天 清扫楼道")
+    done = await chat.press(world.member_a, reply, "✖ 取消")
+    assert "已取消" in done.text and done.buttons == []
+    assert await db.count(ServiceEntry) == 0
     assert await db.count(ConversationState) == 0
 
 
