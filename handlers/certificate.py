@@ -108,7 +108,9 @@ async def _send(
     await session.commit()
     url = f"{base.rstrip('/')}/verify/{row.code}"
     await message.answer_document(
-        BufferedInputFile(pdf, filename=f"certificate-{start.isoformat()}-{end.isoformat()}.pdf"),
+        BufferedInputFile(
+            pdf, filename=_.plain("files.certificate", start=start.isoformat(), end=end.isoformat())
+        ),
         caption=_(
             "certificate.caption",
             date_from=start.isoformat(),

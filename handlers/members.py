@@ -201,7 +201,7 @@ async def make_invite(
         uses=uses,
         expires=local_day(inv.expires_at, tz),
     )
-    return BufferedInputFile(qr_png(link, org.name), filename="invite.png"), caption
+    return BufferedInputFile(qr_png(link, org.name), filename=_.plain("files.invite_qr")), caption
 
 
 @router.message(Command("invite"))

@@ -147,8 +147,8 @@ async def cmd_packet(
     draft = await asyncio.to_thread(packet_files.report_docx, data, pack, _.locale, rating)
     annex = await asyncio.to_thread(packet_files.annex_xlsx, data, pack, _.locale)
     files = [
-        File(f"packet-{year}-draft.docx", draft, _("packet_chat.file_draft", year=year)),
-        File(f"packet-{year}-annex.xlsx", annex, _("packet_chat.file_annex", year=year)),
+        File(_.plain("files.packet_draft", year=year), draft, _("packet_chat.file_draft", year=year)),
+        File(_.plain("files.packet_annex", year=year), annex, _("packet_chat.file_annex", year=year)),
     ]
     if (sent := opened.submission) is not None:
         files.append(File(sent.file_name, bytes(sent.file_bytes), _("packet_chat.file_submitted", year=year)))
@@ -234,7 +234,7 @@ async def _send_sheet(message: Message, sheet: ReviewSheet, _: Texts, pack: Pack
 
     data = await asyncio.to_thread(packet_files.review_sheet_xlsx, sheet, pack, _.locale)
     caption = _("packet_chat.file_sheet", org=sheet.org_name, year=sheet.year)
-    await send_files(message, File(f"review-{sheet.year}.xlsx", data, caption))
+    await send_files(message, File(_.plain("files.review_sheet", year=sheet.year), data, caption))
 
 
 @router.callback_query(PacketRate.filter(F.rating == ""))

@@ -56,7 +56,7 @@ async def on_export_click(
     await query.answer(_("privacy_chat.export_toast"))
     await bot.send_document(
         query.from_user.id,
-        BufferedInputFile(data, filename=f"my-data-{today.isoformat()}.json"),
+        BufferedInputFile(data, filename=_.plain("files.my_data", day=today.isoformat())),
         caption=_("privacy_chat.export_caption"),
     )
 

@@ -283,7 +283,6 @@ async def _build(
     today: date,
     tz: tzinfo,
 ) -> tuple[list[str], InlineKeyboardMarkup | None, File]:
-    period = f"{start.isoformat()}_{end.isoformat()}"
     if kind == BRANCH:
         # A submitted period opens as it was sent (figures and file), with what moved since.
         opened = await sent_reports.open_branch_report(s, actor, org_id, start, end, today, pack)
@@ -301,7 +300,10 @@ async def _build(
                 ]
             ]
         )
-        name, data = opened.workbook(lambda r: branch_report_xlsx(r, pack, _.locale))
+        # A submitted report's bytes are the frozen ones; its name, like every file's, is in the
+        # reader's language.
+        _stored_name, data = opened.workbook(lambda r: branch_report_xlsx(r, pack, _.locale))
+        name = _.plain("files.branch_report", start=start.isoformat(), end=end.isoformat())
         caption = _(
             "reports_chat.file_branch", org=report.org_name, start=start.isoformat(), end=end.isoformat()
         )
@@ -311,7 +313,7 @@ async def _build(
         chunks = subtree_summary(_, report_s, subs, pack, tz)
         markup = None
         data = subtree_report_xlsx(report_s, subs, pack, _.locale, tz)
-        name = f"subtree-report_{period}.xlsx"
+        name = _.plain("files.subtree_report", start=start.isoformat(), end=end.isoformat())
         caption = _(
             "reports_chat.file_subtree", org=report_s.org_name, start=start.isoformat(), end=end.isoformat()
         )

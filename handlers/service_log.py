@@ -756,7 +756,7 @@ async def cmd_my(
         )
         png = await render_month_chart_async(chart)
         await message.answer_photo(
-            BufferedInputFile(png, filename=f"hours-{today.year}.png"),
+            BufferedInputFile(png, filename=_.plain("files.hours_chart", year=today.year)),
             caption=_("my.chart_caption", year=today.year),
         )
 

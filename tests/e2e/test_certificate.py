@@ -61,7 +61,7 @@ async def test_a_member_gets_the_certificate_pdf_and_its_code_is_stored(chat, db
     await _service(session, world)
     reply = await chat.send(world.member_a, "/certificate 2026-01 2026-06")
     doc = reply.sent[-1].document
-    assert doc is not None and doc.file_name == "certificate-2026-01-01-2026-06-30.pdf"
+    assert doc is not None and doc.file_name == "志愿服务证明-2026-01-01至2026-06-30.pdf"
     assert doc.data.startswith(b"%PDF")
     async with db.sessionmaker() as s:
         cert = await s.scalar(select(Certificate))

@@ -37,8 +37,8 @@ async def test_secretary_gets_the_draft_and_annex_with_the_reports_figures(chat,
     assert "2026 年度述职材料" in reply.sent[0].text
     assert "党工委的述职评议结果尚未发布" in reply.sent[0].text
     draft, annex = reply.sent[1].document, reply.sent[2].document
-    assert draft is not None and draft.file_name == "packet-2026-draft.docx"
-    assert annex is not None and annex.file_name == "packet-2026-annex.xlsx"
+    assert draft is not None and draft.file_name == "年检材料-2026-草稿.docx"
+    assert annex is not None and annex.file_name == "年检材料-2026-附表.xlsx"
 
     async with db.sessionmaker() as s:
         actor = await load_actor(s, world.secretary_a.id)
@@ -67,7 +67,7 @@ async def test_staff_rate_comment_release_and_the_secretary_sees_it(chat, db, wo
     assert "2026 年度述职评议" in head.text and "已完成述职评议 0/2 个支部" in head.text
     assert world.branch_a.name in head.text and world.branch_c.name not in head.text
     assert "“六有”目标 83.3 分" in head.text and "述职材料未报送" in head.text
-    assert sheet.sent[-1].document.file_name == "review-2026.xlsx"
+    assert sheet.sent[-1].document.file_name == "述职评议表-2026.xlsx"
     assert [b["text"] for b in head.buttons][-1] == "📢 发布述职评议结果"
 
     pick = await chat.press(world.staff, head, f"述职评议：{world.branch_a.name}")

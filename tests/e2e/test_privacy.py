@@ -41,7 +41,7 @@ async def test_export_sends_my_data_as_a_json_file(chat, db, world, session, emu
     done = await chat.press(world.member_a, reply, "📦 导出我的数据")
     assert done.answer is not None
     [doc] = [m for m in done.sent if m.document is not None]
-    assert doc.document.file_name == "my-data-2026-11-28.json"
+    assert doc.document.file_name == "我的数据-2026-11-28.json"
     assert "全部数据" in (doc.caption or "")
     data = json.loads(emulator.files.get(doc.document.file_id).data.decode("utf-8"))
     assert data["profile"]["name"] == "张三" and data["profile"]["telegram_id"] == world.member_a.telegram_id

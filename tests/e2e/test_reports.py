@@ -191,6 +191,7 @@ async def test_branch_report_summary_and_workbook_match_the_database(chat, db, w
     minutes = await approved_minutes(db, world.branch_a.id, *NOV)
     wb = workbook(reply)
     assert wb.sheetnames == ["汇总", "党员明细", "清单自评"]
+    assert reply.sent[-1].document.file_name == "支部报表-2026-11-01至2026-11-30.xlsx"
 
     # Summary sheet: label and value, row by row.
     ws = wb["汇总"]
@@ -337,6 +338,7 @@ async def test_staff_get_the_compiled_subtree_report_with_who_submitted(chat, db
 
     wb = workbook(reply)
     assert wb.sheetnames == ["汇总", "各支部"]
+    assert reply.sent[-1].document.file_name == "汇总报表-2026-11-01至2026-11-30.xlsx"
     summary = {r[0].value: r[1].value for r in wb["汇总"].iter_rows(min_row=2)}
     assert summary["所辖支部（个）"] == 2 and summary["已报送支部（个）"] == 1
     ws = wb["各支部"]
