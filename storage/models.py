@@ -559,3 +559,20 @@ class AuditEntry(Base):
     subject_person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"))
     org_id: Mapped[int | None] = mapped_column(ForeignKey("orgs.id", ondelete="SET NULL"))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # ids and field names only
+
+
+class GateMark(Base):
+    """Telegram's limits shared by the bot's processes through PostgreSQL when there is no Redis
+    (bot/gate/dbstate.py): a message's place in a moving window (`name` "all", "chat:<id>", ...),
+    a 429's pause (`name` "pause", `t` its end), a reply waiting somewhere ("reply", `t` when the
+    mark lapses). Times are the database server's epoch seconds, one clock for every machine.
+    UNLOGGED on PostgreSQL: the rows matter for a minute, a crash may lose them. Unused on SQLite
+    (one process: the gate's state stays in the process)."""
+
+    __tablename__ = "gate_marks"
+    __table_args__ = (Index("ix_gate_marks_scope_name_t", "scope", "name", "t"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(100))  # one bot's limits: "<prefix>:<bot id>"
+    name: Mapped[str] = mapped_column(String(40))
+    t: Mapped[float] = mapped_column(Float)
