@@ -51,11 +51,16 @@ def make_bot(settings: Settings, *, gate: bool = True) -> Bot:
 
 def make_gate_state(settings: Settings, bot_id: int) -> GateState:
     """Telegram's limits for every call of the bot: shared by all its processes through Redis
-    when there is one, else kept in this process."""
+    when there is one, else through PostgreSQL; with SQLite, kept in this process (SQLite means
+    one process: its one writer would not take several processes' sends anyway)."""
     if settings.redis_url:
         from bot.gate.shared import RedisState
 
         return RedisState(settings.redis_url, bot_id)
+    if settings.database_url.startswith("postgresql"):
+        from bot.gate.dbstate import DbState
+
+        return DbState(settings.database_url, bot_id)
     return LocalState()
 
 

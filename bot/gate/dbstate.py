@@ -1,0 +1,109 @@
+"""The gate's limits shared through PostgreSQL, for a bot with several processes and no Redis.
+
+The same pacing as Redis (`SharedState`); the counts are rows of `gate_marks` (UNLOGGED), and an
+admission is one call of the `gate_take` function (migration 0007): under a per-bot advisory
+lock it reads the pause, the reply marks and every window and takes the places, in one round
+trip. Times are the database server's clock, so processes on several machines agree. Its own
+small pool, never the update's session: an admission must not wait for, or hold, the update's
+transaction. SQLite is never shared this way: SQLite means one process, and `LocalState`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from bot.gate.pacing import PAUSE_MARGIN
+from bot.gate.shared import REPLY_MARK_SECONDS, Rule, SharedState
+
+# Rows older than this (the longest window, a group's minute with headroom) are deleted, at
+# most this often.
+KEEP_SECONDS = 70.0
+CLEAN_EVERY = 30.0
+
+_NOW = "extract(epoch FROM clock_timestamp())"
+_TAKE = text("SELECT gate_take(:scope, :names, :limits, :seconds, :bulk)")
+_PAUSE = text(
+    f"INSERT INTO gate_marks (scope, name, t) SELECT :scope, 'pause', {_NOW} + :seconds "
+    f"WHERE NOT EXISTS (SELECT 1 FROM gate_marks WHERE scope = :scope AND name = 'pause' "
+    f"AND t >= {_NOW} + :seconds) RETURNING t"
+)
+_PAUSE_LEFT = text(f"SELECT max(t) - {_NOW} FROM gate_marks WHERE scope = :scope AND name = 'pause'")
+_MARK = text(f"INSERT INTO gate_marks (scope, name, t) VALUES (:scope, 'reply', {_NOW} + :seconds) RETURNING id")
+_UNMARK = text("DELETE FROM gate_marks WHERE id = :id")
+_CLEAN = text(f"DELETE FROM gate_marks WHERE scope = :scope AND t < {_NOW} - :keep")
+
+
+class DbState(SharedState):
+    def __init__(
+        self,
+        database_url: str,
+        bot_id: int,
+        *,
+        rate: float = 30,
+        per_chat_interval: float = 1.0,
+        group_per_minute: int = 20,
+        headroom: float = 0.1,
+        chat_burst: int = 3,
+        prefix: str = "branchbot:gate",
+        engine: AsyncEngine | None = None,
+    ) -> None:
+        if not database_url.startswith("postgresql"):
+            raise ValueError("the gate's state is shared through PostgreSQL only (SQLite is one process)")
+        super().__init__(
+            rate=rate,
+            per_chat_interval=per_chat_interval,
+            group_per_minute=group_per_minute,
+            headroom=headroom,
+            chat_burst=chat_burst,
+        )
+        # Autocommit: each statement is its own transaction, so gate_take's advisory lock ends
+        # with it. A few connections: one attempt at a time per process, plus pauses and marks.
+        self._engine = engine or create_async_engine(
+            database_url,
+            pool_size=2,
+            max_overflow=2,
+            pool_pre_ping=True,
+            hide_parameters=True,
+            isolation_level="AUTOCOMMIT",
+        )
+        self.scope = f"{prefix}:{bot_id}"
+        self._cleaned = 0.0
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+    async def _one(self, statement: Any, **params: Any) -> Any:
+        async with self._engine.connect() as conn:
+            return (await conn.execute(statement, {"scope": self.scope, **params})).scalar()
+
+    async def pause(self, seconds: float) -> None:
+        if await self._one(_PAUSE, seconds=seconds + PAUSE_MARGIN) is not None:
+            self.paused_total += seconds
+
+    async def pause_left(self) -> float:
+        left = await self._one(_PAUSE_LEFT)
+        return max(0.0, float(left)) if left is not None else 0.0
+
+    async def _take(self, rules: list[Rule], bulk: bool) -> tuple[float, int]:
+        now = asyncio.get_running_loop().time()
+        if now - self._cleaned > CLEAN_EVERY:
+            self._cleaned = now
+            await self._one(_CLEAN, keep=KEEP_SECONDS)
+        wait, why = await self._one(
+            _TAKE,
+            names=[r.name for r in rules],
+            limits=[r.limit for r in rules],
+            seconds=[r.seconds for r in rules],
+            bulk=bulk,
+        )
+        return float(wait), int(why)
+
+    async def _mark_reply(self) -> object:
+        return await self._one(_MARK, seconds=REPLY_MARK_SECONDS)
+
+    async def _unmark_reply(self, mark: object) -> None:
+        await self._one(_UNMARK, id=mark)
