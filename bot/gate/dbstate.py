@@ -27,7 +27,7 @@ CLEAN_EVERY = 30.0
 _NOW = "extract(epoch FROM clock_timestamp())"
 _TAKE = text("SELECT gate_take(:scope, :names, :limits, :seconds, :bulk)")
 _PAUSE = text(
-    f"INSERT INTO gate_marks (scope, name, t) SELECT :scope, 'pause', {_NOW} + :seconds "
+    f"INSERT INTO gate_marks (scope, name, t) SELECT CAST(:scope AS varchar), 'pause', {_NOW} + :seconds "
     f"WHERE NOT EXISTS (SELECT 1 FROM gate_marks WHERE scope = :scope AND name = 'pause' "
     f"AND t >= {_NOW} + :seconds) RETURNING t"
 )
@@ -76,24 +76,25 @@ class DbState(SharedState):
     async def close(self) -> None:
         await self._engine.dispose()
 
-    async def _one(self, statement: Any, **params: Any) -> Any:
+    async def _scalar(self, statement: Any, **params: Any) -> Any:
         async with self._engine.connect() as conn:
-            return (await conn.execute(statement, {"scope": self.scope, **params})).scalar()
+            result = await conn.execute(statement, {"scope": self.scope, **params})
+            return result.scalar() if result.returns_rows else None
 
     async def pause(self, seconds: float) -> None:
-        if await self._one(_PAUSE, seconds=seconds + PAUSE_MARGIN) is not None:
+        if await self._scalar(_PAUSE, seconds=seconds + PAUSE_MARGIN) is not None:
             self.paused_total += seconds
 
     async def pause_left(self) -> float:
-        left = await self._one(_PAUSE_LEFT)
+        left = await self._scalar(_PAUSE_LEFT)
         return max(0.0, float(left)) if left is not None else 0.0
 
     async def _take(self, rules: list[Rule], bulk: bool) -> tuple[float, int]:
         now = asyncio.get_running_loop().time()
         if now - self._cleaned > CLEAN_EVERY:
             self._cleaned = now
-            await self._one(_CLEAN, keep=KEEP_SECONDS)
-        wait, why = await self._one(
+            await self._scalar(_CLEAN, keep=KEEP_SECONDS)
+        wait, why = await self._scalar(
             _TAKE,
             names=[r.name for r in rules],
             limits=[r.limit for r in rules],
@@ -103,7 +104,7 @@ class DbState(SharedState):
         return float(wait), int(why)
 
     async def _mark_reply(self) -> object:
-        return await self._one(_MARK, seconds=REPLY_MARK_SECONDS)
+        return await self._scalar(_MARK, seconds=REPLY_MARK_SECONDS)
 
     async def _unmark_reply(self, mark: object) -> None:
-        await self._one(_UNMARK, id=mark)
+        await self._scalar(_UNMARK, id=mark)

@@ -1,6 +1,8 @@
 """The gate every Bot API call passes (bot/gate): 429s pause everyone and the call is made again,
 5xx are retried only where that cannot double a message, replies and the delivery worker share
-Telegram's limits and a reply goes first, and with Redis two processes share one set of limits."""
+Telegram's limits and a reply goes first (also when a wave of bulk sends fills the bot's window,
+in one process and across processes), and with Redis or PostgreSQL several processes share one
+set of limits."""
 
 from __future__ import annotations
 
@@ -13,14 +15,28 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramRetryAfter, TelegramServerError
 
 from bot.delivery import DeliveryWorker
-from bot.gate import Gate, LocalState, gate_of, install
+from bot.gate import Gate, GateState, LocalState, gate_of, install
+from bot.gate.dbstate import DbState
 from bot.gate.shared import RedisState
 from config.clock import Clock
 from emulator import Emulator
 from storage import outbox
 from tests.bot.outbox_world import TOKEN, copies_per_chat, make_tg_bot
+from tests.dbutil import postgres_only
 
 REDIS = "redis://127.0.0.1:6379/0"  # the machine's Redis (CI has it too)
+SHARED = [
+    pytest.param("redis", id="redis"),
+    pytest.param("db", id="postgresql", marks=postgres_only("the gate's state is shared through PostgreSQL")),
+]
+
+
+def shared_states(kind: str, db_url: str, bot_id: int, n: int) -> list[GateState]:
+    """`n` processes' states of one bot, sharing limits under this test's own keys."""
+    prefix = f"test-gate:{uuid.uuid4().hex}"
+    if kind == "redis":
+        return [RedisState(REDIS, bot_id, prefix=prefix) for _ in range(n)]
+    return [DbState(db_url, bot_id, prefix=prefix) for _ in range(n)]
 
 
 @pytest.fixture
@@ -132,12 +148,12 @@ async def test_a_burst_of_replies_to_one_chat_keeps_its_limit(emu, tg) -> None:
     assert len(emu.chat(u)) == 6 and emu.stats.limit_429_total == 0
 
 
-async def test_two_processes_share_the_limits_through_redis(emu) -> None:
+@pytest.mark.parametrize("kind", SHARED)
+async def test_two_processes_share_the_limits(kind, emu, clean_db, db_url) -> None:
     emu.limits.enable()
     users = [emu.add_user(f"u{i}") for i in range(90)]
     bots = [make_tg_bot(emu), make_tg_bot(emu)]  # two processes of one bot
-    prefix = f"test-gate:{uuid.uuid4().hex}"  # this run's own keys
-    states = [RedisState(REDIS, b.id, prefix=prefix) for b in bots]
+    states = shared_states(kind, db_url, bots[0].id, 2)
     for b, s in zip(bots, states, strict=True):
         install(b, Gate(s))
     try:
@@ -157,3 +173,61 @@ async def test_two_processes_share_the_limits_through_redis(emu) -> None:
         for b, s in zip(bots, states, strict=True):
             await b.session.close()
             await s.close()
+
+
+async def _reply_waits_during_a_wave(states: list[GateState], bulk_tasks: int) -> list[float]:
+    """A wave of bulk sends from every state (`bulk_tasks` at once in each, far more than the
+    bot's window lets through), and meanwhile one reply after another: how long each waited.
+
+    A send holds its place for the time it is on the wire (the wave's answers come slowly);
+    every bulk send goes to a new chat, so only the bot's window limits the wave."""
+    loop = asyncio.get_running_loop()
+    chats = iter(range(10_000_000, 20_000_000))
+    admitted: list[float] = []
+    stop = asyncio.Event()
+
+    async def bulk_sender(state: GateState) -> None:
+        while not stop.is_set():
+            chat = next(chats)
+            await state.admit(chat, bulk=True)
+            admitted.append(loop.time())
+            await asyncio.sleep(0.3)  # on the wire
+            state.answered(chat)
+
+    wave = [asyncio.create_task(bulk_sender(s)) for s in states for _ in range(bulk_tasks)]
+    waits: list[float] = []
+    try:
+        # The wave fills the bot's window first: admissions reach 20 a second.
+        async with asyncio.timeout(20):
+            while sum(1 for t in admitted if t > loop.time() - 1) < 20:
+                await asyncio.sleep(0.05)
+        for i in range(6):
+            state = states[i % len(states)]
+            t0 = loop.time()
+            await asyncio.wait_for(state.admit(-(i + 1) * 1000 - 7, bulk=False), 30)
+            waits.append(loop.time() - t0)
+            state.answered(None)
+    finally:
+        stop.set()
+        for t in wave:
+            t.cancel()
+        await asyncio.gather(*wave, return_exceptions=True)
+    return waits
+
+
+async def test_a_reply_goes_first_while_a_wave_fills_the_window() -> None:
+    waits = await _reply_waits_during_a_wave([LocalState()], bulk_tasks=60)
+    assert max(waits) < 1.0, waits
+
+
+@pytest.mark.parametrize("kind", SHARED)
+async def test_a_reply_goes_first_while_a_wave_from_two_processes_fills_the_window(
+    kind, clean_db, db_url
+) -> None:
+    states = shared_states(kind, db_url, 424242, 2)
+    try:
+        waits = await _reply_waits_during_a_wave(states, bulk_tasks=10)
+    finally:
+        for s in states:
+            await s.close()
+    assert max(waits) < 1.0, waits
