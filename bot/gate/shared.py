@@ -109,7 +109,9 @@ class SharedState:
         if not bulk:
             self._replies_here += 1
         try:
-            await self._spacing.acquire()
+            if bulk:
+                # A reply skips the spacing: it would queue behind this process's bulk sends.
+                await self._spacing.acquire()
             while True:
                 if bulk and self._replies_here:
                     # A reply of this process goes first: no round trip needed to know it.
