@@ -14,6 +14,7 @@ from collections.abc import Callable
 from aiogram import Bot
 
 from bot.delivery.worker import DeliveryWorker
+from bot.gate import Gate, GateState, LocalState, install
 from config.clock import Clock
 
 log = logging.getLogger("branchbot.delivery")
@@ -28,6 +29,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rate", type=float, default=30.0, help="messages per second for this worker")
     p.add_argument("--lease", type=int, default=60, help="seconds a claim lasts")
     p.add_argument("--batch", type=int, default=None)
+    p.add_argument(
+        "--redis",
+        help="Redis URL for the gate's limits shared by every process of the bot "
+        "(default: REDIS_URL; without it PostgreSQL's database, with SQLite this process alone)",
+    )
+    p.add_argument("--gate-prefix", default="branchbot:gate", help=argparse.SUPPRESS)  # tests' own keys
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
 
@@ -43,8 +50,13 @@ async def serve(args: argparse.Namespace, on_ready: Callable[[], None] | None = 
     db = args.db or (settings.database_url if settings else "")
     api = args.api or (settings.telegram_api_url if settings else "")
     token = args.token or (settings.require_token() if settings else "")
+    redis = args.redis if args.redis is not None else (settings.redis_url if settings else None)
     engine = make_engine(db)
     bot = Bot(token, session=AiohttpSession(api=TelegramAPIServer.from_base(api)))
+    # Several workers (and the bot's other processes) share one budget: the gate's state lives
+    # in Redis, else in PostgreSQL; with SQLite it stays in this process (SQLite: one process).
+    state = gate_state(db, redis, bot.id, args.rate, args.gate_prefix)
+    install(bot, Gate(state))
     worker = DeliveryWorker(
         bot,
         make_sessionmaker(engine),
@@ -65,7 +77,20 @@ async def serve(args: argparse.Namespace, on_ready: Callable[[], None] | None = 
         await worker.run(stop)
     finally:
         await bot.session.close()
+        await state.close()
         await engine.dispose()
+
+
+def gate_state(db: str, redis: str | None, bot_id: int, rate: float, prefix: str) -> GateState:
+    if redis:
+        from bot.gate.shared import RedisState
+
+        return RedisState(redis, bot_id, rate=rate, prefix=prefix)
+    if db.startswith("postgresql"):
+        from bot.gate.dbstate import DbState
+
+        return DbState(db, bot_id, rate=rate, prefix=prefix)
+    return LocalState(rate=rate)
 
 
 def main(argv: list[str] | None = None) -> None:
