@@ -11,13 +11,20 @@ transaction. SQLite is never shared this way: SQLite means one process, and `Loc
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bot.gate.pacing import PAUSE_MARGIN
 from bot.gate.shared import REPLY_MARK_SECONDS, Rule, SharedState
+from bot.gate.state import LocalState
+
+log = logging.getLogger("branchbot.gate")
+# What an unreachable database raises (the statement timeout of a hung connection included).
+DB_DOWN = (SQLAlchemyError, OSError, TimeoutError)
 
 # Rows older than this (the longest window, a group's minute with headroom) are deleted, at
 # most this often.
@@ -32,7 +39,9 @@ _PAUSE = text(
     f"AND t >= {_NOW} + :seconds) RETURNING t"
 )
 _PAUSE_LEFT = text(f"SELECT max(t) - {_NOW} FROM gate_marks WHERE scope = :scope AND name = 'pause'")
-_MARK = text(f"INSERT INTO gate_marks (scope, name, t) VALUES (:scope, 'reply', {_NOW} + :seconds) RETURNING id")
+_MARK = text(
+    f"INSERT INTO gate_marks (scope, name, t) VALUES (:scope, 'reply', {_NOW} + :seconds) RETURNING id"
+)
 _UNMARK = text("DELETE FROM gate_marks WHERE id = :id")
 _CLEAN = text(f"DELETE FROM gate_marks WHERE scope = :scope AND t < {_NOW} - :keep")
 
@@ -69,7 +78,19 @@ class DbState(SharedState):
             pool_pre_ping=True,
             hide_parameters=True,
             isolation_level="AUTOCOMMIT",
+            # An unreachable or hung server must not hold a reply: give up quickly, see below.
+            connect_args={"timeout": 2, "command_timeout": 2},
         )
+        # While the database cannot be reached (an outage), this process paces alone: the
+        # bot's replies and edits go on; the worker cannot claim rows then anyway.
+        self._alone = LocalState(
+            rate=rate,
+            per_chat_interval=per_chat_interval,
+            group_per_minute=group_per_minute,
+            headroom=headroom,
+            chat_burst=chat_burst,
+        )
+        self._down = False
         self.scope = f"{prefix}:{bot_id}"
         self._cleaned = 0.0
 
@@ -81,13 +102,42 @@ class DbState(SharedState):
             result = await conn.execute(statement, {"scope": self.scope, **params})
             return result.scalar() if result.returns_rows else None
 
+    def _failed(self, e: BaseException) -> None:
+        if not self._down:
+            self._down = True
+            log.warning("gate: database unreachable (%s), pacing in this process alone", type(e).__name__)
+
+    def _back(self) -> None:
+        if self._down:
+            self._down = False
+            log.info("gate: database back, limits shared again")
+
     async def pause(self, seconds: float) -> None:
-        if await self._scalar(_PAUSE, seconds=seconds + PAUSE_MARGIN) is not None:
+        await self._alone.pause(seconds)  # this process holds in any case
+        try:
+            if await self._scalar(_PAUSE, seconds=seconds + PAUSE_MARGIN) is not None:
+                self.paused_total += seconds
+        except DB_DOWN as e:
+            self._failed(e)
             self.paused_total += seconds
 
     async def pause_left(self) -> float:
-        left = await self._scalar(_PAUSE_LEFT)
-        return max(0.0, float(left)) if left is not None else 0.0
+        alone = await self._alone.pause_left()
+        try:
+            left = await self._scalar(_PAUSE_LEFT)
+        except DB_DOWN as e:
+            self._failed(e)
+            return alone
+        self._back()
+        return max(alone, float(left)) if left is not None else alone
+
+    async def admit(self, chat_id: int | None, *, bulk: bool) -> None:
+        try:
+            await super().admit(chat_id, bulk=bulk)
+        except DB_DOWN as e:
+            self._failed(e)
+            await self._alone.admit(chat_id, bulk=bulk)
+            self._alone.answered(chat_id)  # counted from now: no answer reaches this state
 
     async def _take(self, rules: list[Rule], bulk: bool) -> tuple[float, int]:
         now = asyncio.get_running_loop().time()
@@ -107,4 +157,7 @@ class DbState(SharedState):
         return await self._scalar(_MARK, seconds=REPLY_MARK_SECONDS)
 
     async def _unmark_reply(self, mark: object) -> None:
-        await self._scalar(_UNMARK, id=mark)
+        try:
+            await self._scalar(_UNMARK, id=mark)
+        except DB_DOWN as e:
+            self._failed(e)  # the mark lapses by itself

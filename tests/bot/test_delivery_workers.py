@@ -33,6 +33,10 @@ async def emu() -> AsyncIterator[Emulator]:
         yield e
 
 
+def _tail(log: Path) -> str:
+    return log.read_text(errors="replace")[-3000:] if log.exists() else ""
+
+
 async def _start(db_url: str, emu: Emulator, worker_id: str, redis: str, prefix: str, log: Path):
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     try:
@@ -65,13 +69,17 @@ async def _start(db_url: str, emu: Emulator, worker_id: str, redis: str, prefix:
         os.close(fd)
     assert proc.stdout is not None
     line = await asyncio.wait_for(proc.stdout.readline(), timeout=60)
-    assert line.strip() == b"ready", log.read_text(errors="replace")[-3000:]
+    assert line.strip() == b"ready", await asyncio.to_thread(_tail, log)
     return proc
 
 
-@postgres_only("two workers claim rows concurrently and share the gate through the database; SQLite is one process")
+@postgres_only(
+    "two workers claim rows concurrently and share the gate through the database (SQLite: one process)"
+)
 @pytest.mark.parametrize("shared", ["redis", "postgresql"])
-async def test_two_worker_processes_share_one_budget(shared, session, sessionmaker, db_url, emu, tmp_path) -> None:
+async def test_two_worker_processes_share_one_budget(
+    shared, session, sessionmaker, db_url, emu, tmp_path
+) -> None:
     emu.limits.enable()  # Telegram's: 30/s per bot, 1/s per chat; a 429 for anything above
     br = await make_branch(session, emu, 400, blocked_every=20)
     notice = await send_branch_notice(session, br)
@@ -102,7 +110,7 @@ async def test_two_worker_processes_share_one_budget(shared, session, sessionmak
             w.send_signal(signal.SIGTERM)
         for w in workers:
             await asyncio.wait_for(w.wait(), timeout=60)
-    assert [w.returncode for w in workers] == [0, 0], log.read_text(errors="replace")[-3000:]
+    assert [w.returncode for w in workers] == [0, 0], await asyncio.to_thread(_tail, log)
     assert claimers == {"w0", "w1"}  # both took their share of the notice
     assert await delivery_counts(session) == {DeliveryStatus.SENT: 380, DeliveryStatus.BLOCKED: 20}
     assert emu.stats.per_chat() == dict.fromkeys(br.reachable, 1)
