@@ -243,7 +243,7 @@ class DeliveryWorker(Claiming, Sending, StatusMessages):
                 if isinstance(job, SendJob):
                     await self.limits.admit(job.chat_id, bulk=True)
                     if not self._lease_ok(job):
-                        self.limits.answered()  # the place goes unused
+                        self.limits.answered(job.chat_id)  # the place goes unused
                         self._slots.release()
                         continue
                 else:

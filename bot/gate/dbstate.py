@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from bot.gate.pacing import PAUSE_MARGIN
+from bot.gate.pacing import PAUSE_MARGIN, REQUEST_TIMEOUT
 from bot.gate.shared import REPLY_MARK_SECONDS, Rule, SharedState
 from bot.gate.state import LocalState
 
@@ -32,7 +33,8 @@ KEEP_SECONDS = 70.0
 CLEAN_EVERY = 30.0
 
 _NOW = "extract(epoch FROM clock_timestamp())"
-_TAKE = text("SELECT gate_take(:scope, :names, :limits, :seconds, :bulk)")
+_TAKE = text("SELECT gate_take(:scope, :names, :limits, :seconds, :bulk, :open)")
+_ANSWERED = text(f"UPDATE gate_marks SET t = {_NOW} WHERE id = ANY(:ids)")
 _PAUSE = text(
     f"INSERT INTO gate_marks (scope, name, t) SELECT CAST(:scope AS varchar), 'pause', {_NOW} + :seconds "
     f"WHERE NOT EXISTS (SELECT 1 FROM gate_marks WHERE scope = :scope AND name = 'pause' "
@@ -55,7 +57,7 @@ class DbState(SharedState):
         rate: float = 30,
         per_chat_interval: float = 1.0,
         group_per_minute: int = 20,
-        headroom: float = 0.1,
+        headroom: float = 0.03,
         chat_burst: int = 3,
         prefix: str = "branchbot:gate",
         engine: AsyncEngine | None = None,
@@ -93,8 +95,28 @@ class DbState(SharedState):
         self._down = False
         self.scope = f"{prefix}:{bot_id}"
         self._cleaned = 0.0
+        # The places taken by sends not answered yet, by chat, oldest first.
+        self._open: dict[int | None, deque[list[int]]] = {}
+        self._answering: set[asyncio.Task[None]] = set()
+
+    @staticmethod
+    def windows(
+        rate: float, per_chat_interval: float, group_per_minute: int, headroom: float, burst: int
+    ) -> dict[str, tuple[int, float]]:
+        """Counted from the answers, as in one process (bot/gate/pacing.py: AnswerWindow), so the
+        same few percent of headroom do: Telegram's own count stays under the limit whatever
+        the jitter on the way."""
+        stretch = 1 + headroom
+        return {
+            "all": (max(1, int(rate)), stretch),
+            "chat": (burst, burst * per_chat_interval * stretch),
+            "one": (1, per_chat_interval * stretch),
+            "group": (group_per_minute, 60.0 * stretch),
+        }
 
     async def close(self) -> None:
+        if self._answering:
+            await asyncio.wait(set(self._answering), timeout=5)
         await self._engine.dispose()
 
     async def _scalar(self, statement: Any, **params: Any) -> Any:
@@ -139,19 +161,40 @@ class DbState(SharedState):
             await self._alone.admit(chat_id, bulk=bulk)
             self._alone.answered(chat_id)  # counted from now: no answer reaches this state
 
-    async def _take(self, rules: list[Rule], bulk: bool) -> tuple[float, int]:
+    async def _take(self, chat_id: int | None, rules: list[Rule], bulk: bool) -> tuple[float, int]:
         now = asyncio.get_running_loop().time()
         if now - self._cleaned > CLEAN_EVERY:
             self._cleaned = now
             await self._scalar(_CLEAN, keep=KEEP_SECONDS)
-        wait, why = await self._scalar(
+        wait, why, *ids = await self._scalar(
             _TAKE,
             names=[r.name for r in rules],
             limits=[r.limit for r in rules],
             seconds=[r.seconds for r in rules],
             bulk=bulk,
+            open=float(REQUEST_TIMEOUT),
         )
+        if ids:
+            self._open.setdefault(chat_id, deque()).append([int(i) for i in ids])
         return float(wait), int(why)
+
+    def answered(self, chat_id: int | None = None) -> None:
+        """The send's places count from now (the database's now: a little later still)."""
+        waiting = self._open.get(chat_id)
+        if not waiting:
+            return
+        ids = waiting.popleft()
+        if not waiting:
+            del self._open[chat_id]
+        task = asyncio.get_running_loop().create_task(self._answered(ids))
+        self._answering.add(task)
+        task.add_done_callback(self._answering.discard)
+
+    async def _answered(self, ids: list[int]) -> None:
+        try:
+            await self._scalar(_ANSWERED, ids=ids)
+        except DB_DOWN as e:
+            self._failed(e)  # the places lapse REQUEST_TIMEOUT after they were taken
 
     async def _mark_reply(self) -> object:
         return await self._scalar(_MARK, seconds=REPLY_MARK_SECONDS)

@@ -57,13 +57,7 @@ class SharedState:
         headroom: float = 0.1,
         chat_burst: int = 3,
     ) -> None:
-        shrink = 1 + headroom
-        burst = max(1, chat_burst)
-        # Whole seconds, as Redis's windows count them (the database keeps the same numbers).
-        self._global = (max(1, math.floor(rate / shrink)), 1.0)
-        self._burst = (burst, float(max(1, math.ceil(burst * per_chat_interval))))
-        self._one = (1, float(max(1, math.ceil(per_chat_interval))))
-        self._group = (max(1, math.floor(group_per_minute / shrink)), 60.0)
+        self._windows = self.windows(rate, per_chat_interval, group_per_minute, headroom, max(1, chat_burst))
         # What this process sent itself: the worker's guess of which chats are free.
         self._local = ChatPacer(per_chat_interval, group_per_minute, headroom, burst=chat_burst)
         self.paused_total = 0.0
@@ -77,20 +71,36 @@ class SharedState:
         self._replies_here = 0  # replies of this process waiting for a place
         self._reply_gone = asyncio.Event()
 
+    @staticmethod
+    def windows(
+        rate: float, per_chat_interval: float, group_per_minute: int, headroom: float, burst: int
+    ) -> dict[str, tuple[int, float]]:
+        """(limit, seconds) of the bot's, a chat's burst, a chat's one-a-second and a group's
+        windows. Counted when a send starts: 10% fewer places, in whole seconds (as Redis's
+        windows count them)."""
+        shrink = 1 + headroom
+        return {
+            "all": (max(1, math.floor(rate / shrink)), 1.0),
+            "chat": (burst, float(max(1, math.ceil(burst * per_chat_interval)))),
+            "one": (1, float(max(1, math.ceil(per_chat_interval)))),
+            "group": (max(1, math.floor(group_per_minute / shrink)), 60.0),
+        }
+
     def rules(self, chat_id: int | None, bulk: bool) -> list[Rule]:
-        rules = [Rule("all", *self._global)]
+        w = self._windows
+        rules = [Rule("all", *w["all"])]
         if chat_id is None:
             return rules
-        rules.append(Rule(f"chat:{chat_id}", *self._burst))
+        rules.append(Rule(f"chat:{chat_id}", *w["chat"]))
         if bulk:
-            rules.append(Rule(f"one:{chat_id}", *self._one))
+            rules.append(Rule(f"one:{chat_id}", *w["one"]))
         if chat_id < 0:
-            rules.append(Rule(f"group:{chat_id}", *self._group))
+            rules.append(Rule(f"group:{chat_id}", *w["group"]))
         return rules
 
     # -- where the counts live --
 
-    async def _take(self, rules: list[Rule], bulk: bool) -> tuple[float, int]:
+    async def _take(self, chat_id: int | None, rules: list[Rule], bulk: bool) -> tuple[float, int]:
         """One attempt: take a place in every window, or say how long to wait and why."""
         raise NotImplementedError
 
@@ -119,7 +129,7 @@ class SharedState:
                     await self._wait(self._reply_gone, LOOK_AGAIN)
                     continue
                 async with self._turn:
-                    wait, why = await self._take(rules, bulk)
+                    wait, why = await self._take(chat_id, rules, bulk)
                 if why == TAKEN:
                     if chat_id is not None:
                         self._local.note(chat_id, asyncio.get_running_loop().time())
@@ -220,7 +230,7 @@ class RedisState(SharedState):
                 wait = max(wait, stats.reset_time - time.time(), 0.001)
         return wait
 
-    async def _take(self, rules: list[Rule], bulk: bool) -> tuple[float, int]:
+    async def _take(self, chat_id: int | None, rules: list[Rule], bulk: bool) -> tuple[float, int]:
         wait = await self.pause_left()
         if wait:
             return wait, PAUSED

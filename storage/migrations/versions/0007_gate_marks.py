@@ -19,19 +19,23 @@ depends_on: str | Sequence[str] | None = None
 
 # One admission in one round trip: under a per-bot advisory lock (held to the end of the
 # statement's transaction, so two processes never both take the last place), the pause, a
-# waiting reply and every window are read and, if all allow, the places taken. Returns
-# {seconds to wait, why}: why 0 taken, 1 paused by a 429, 2 a reply goes first, 3 the bot's
-# window is full, 4 the chat's. Each query in a VOLATILE function sees what others committed
-# before it, so what the lock's previous holder inserted is counted.
+# waiting reply and every window are read and, if all allow, the places taken. A place is
+# counted from its send's answer (the caller sets `t` then); until then it holds its place for
+# at most `p_open` seconds (a process that died with sends on the wire). Returns
+# {seconds to wait, why, ids of the places taken...}: why 0 taken, 1 paused by a 429, 2 a reply
+# goes first, 3 the bot's window is full, 4 the chat's. Each query in a VOLATILE function sees
+# what others committed before it, so what the lock's previous holder inserted is counted.
 GATE_TAKE = """
 CREATE OR REPLACE FUNCTION gate_take(
-    p_scope text, p_names text[], p_limits integer[], p_seconds double precision[], p_bulk boolean
+    p_scope text, p_names text[], p_limits integer[], p_seconds double precision[],
+    p_bulk boolean, p_open double precision
 ) RETURNS double precision[] LANGUAGE plpgsql AS $$
 DECLARE
     v_now double precision;
     v_wait double precision;
     v_why double precision := 0;
     v_nth double precision;
+    v_ids double precision[];
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtext('branchbot-gate:' || p_scope));
     v_now := extract(epoch FROM clock_timestamp());
@@ -57,11 +61,17 @@ BEGIN
     IF v_wait > 0 THEN
         RETURN ARRAY[v_wait, v_why];
     END IF;
-    INSERT INTO gate_marks (scope, name, t) SELECT p_scope, n, v_now FROM unnest(p_names) AS n;
-    RETURN ARRAY[0, 0];
+    WITH taken AS (
+        INSERT INTO gate_marks (scope, name, t)
+        SELECT p_scope, n, v_now + p_open FROM unnest(p_names) AS n
+        RETURNING id
+    )
+    SELECT array_agg(id::double precision) INTO v_ids FROM taken;
+    RETURN ARRAY[0, 0]::double precision[] || v_ids;
 END
 $$;
 """
+GATE_TAKE_ARGS = "text, text[], integer[], double precision[], boolean, double precision"
 
 
 def upgrade() -> None:
@@ -83,6 +93,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        op.execute("DROP FUNCTION IF EXISTS gate_take(text, text[], integer[], double precision[], boolean)")
+        op.execute(f"DROP FUNCTION IF EXISTS gate_take({GATE_TAKE_ARGS})")
     op.drop_index("ix_gate_marks_scope_name_t", table_name="gate_marks")
     op.drop_table("gate_marks")
