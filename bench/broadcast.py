@@ -15,6 +15,11 @@ running in its own process (as Telegram would be).
    nudge due at the same moment), ticked by the scheduler and sent by the worker: the delay from
    the due time to the first send, and the total time against the rate-limit ideal.
 
+With `--workers 2` (PostgreSQL only) the bench instead sends one notice by 1 and by 2 delivery
+worker processes (`python -m bot.delivery`) side by side, the gate's shared state in Redis and
+in PostgreSQL: the workers share the bot's one budget. Results go to the broadcast-workers
+markers.
+
 Results go to docs/benchmarks.md between the broadcast markers.
 """
 
@@ -71,6 +76,8 @@ REMINDER_USERS = 6_200_000_000
 BASELINE_USERS = 6_300_000_000
 SLOW_USERS = 6_400_000_000
 ASKER_USERS = 6_500_000_000
+WORKERS_USERS = 6_600_000_000
+REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 # People who write to the bot while the notice goes out: one answer every REPLY_EVERY seconds.
 ASKERS = 20
 REPLY_EVERY = 0.25
@@ -374,6 +381,152 @@ async def _nothing() -> None:
     return None
 
 
+@dataclass
+class WorkersResult:
+    workers: int
+    shared: str  # where the gate's state lives: redis | postgresql
+    recipients: int
+    blocked: int
+    admitted: int
+    span: float
+    rate: float
+    own_429: int
+    max_in_second: int
+    lost: int
+    duplicates: int
+
+    @property
+    def achieved(self) -> float:
+        return (self.admitted - 1) / max(self.span, 1e-9) / self.rate
+
+
+async def _start_worker(
+    db_url: str, base: str, worker_id: str, rate: float, redis: str, prefix: str, log: Path
+):
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot.delivery",
+            *("--db", db_url, "--api", base, "--token", TOKEN, "--worker-id", worker_id),
+            *("--rate", f"{rate:g}", "--redis", redis, "--gate-prefix", prefix),
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=fd,
+        )
+    finally:
+        os.close(fd)
+    assert proc.stdout is not None
+    line = await asyncio.wait_for(proc.stdout.readline(), 60)
+    if line.strip() != b"ready":
+        raise RuntimeError(f"worker {worker_id} did not start (see {log})")
+    return proc
+
+
+async def run_workers(
+    base: str,
+    emu: RemoteEmulator,
+    engine: AsyncEngine,
+    sm: async_sessionmaker[AsyncSession],
+    db_url: str,
+    n: int,
+    rate: float,
+    workers: int,
+    shared: str,
+    first_user: int,
+    log: Path,
+) -> WorkersResult:
+    """One notice sent by `workers` worker processes sharing the gate's state (`shared`)."""
+    ids = await add_users(emu, first_user, n + 1)
+    secretary, members = ids[-1], ids[:-1]
+    blocked = spread(members, 0.03)
+    for u in blocked:
+        await emu.block(u, notify=False)
+    (org_id,) = await seed_branches(engine, [members], name=f"并行{first_user}", secretary_ids=[secretary])
+    async with sm() as s:
+        sec = await s.scalar(select(Person.id).where(Person.telegram_id == secretary))
+        assert sec is not None
+        actor = await load_actor(s, sec)
+        now = utcnow()
+        notice = await notices.create_notice(s, actor, org_id, "branch_members", "请按时报送。", now=now)
+        await notices.send_notice(s, actor, notice.id, now=now)
+        await s.commit()
+    await emu.reset_records()
+    prefix = f"bench-workers:{first_user}"
+    redis = REDIS if shared == "redis" else ""
+    procs = [await _start_worker(db_url, base, f"bw{i}", rate, redis, prefix, log) for i in range(workers)]
+    try:
+        while True:  # the bench's own watcher: a short poll is fine here
+            async with sm() as s:
+                pending = await s.scalar(
+                    select(func.count())
+                    .select_from(Delivery)
+                    .where(Delivery.status == DeliveryStatus.PENDING)
+                )
+            if not pending:
+                break
+            await asyncio.sleep(0.2)
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            await asyncio.wait_for(p.wait(), 60)
+    reachable = set(members) - blocked
+    stats, refused, lost, dups = await _delivery_outcome(emu, reachable, blocked)
+    sends = stats["send_times"]
+    in_second = best = 0
+    for end, t in enumerate(sends):
+        while t - sends[in_second] >= 1.0:
+            in_second += 1
+        best = max(best, end - in_second + 1)
+    limit = stats["limit_429"]
+    return WorkersResult(
+        workers=workers,
+        shared=shared,
+        recipients=n,
+        blocked=len(blocked),
+        admitted=stats["sent"] + refused,
+        span=sends[-1] - sends[0],
+        rate=rate,
+        own_429=sum(v for k, v in limit.items() if k != "wait"),
+        max_in_second=best,
+        lost=lost,
+        duplicates=dups,
+    )
+
+
+def workers_report(args: argparse.Namespace, results: list[WorkersResult]) -> str:
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
+    rows = "\n".join(
+        f"| {r.workers} | {'Redis' if r.shared == 'redis' else 'PostgreSQL'} "
+        f"| {r.recipients:,} ({r.blocked} blocked) "
+        f"| {r.achieved:.3f} | {r.max_in_second} | {r.own_429} | {r.lost} | {r.duplicates} |"
+        for r in results
+    )
+    head = (
+        "| workers | gate's state | recipients | rate / allowed | most in any 1 s | 429s from own pacing "
+        "| lost | duplicates |"
+    )
+    return f"""
+## Several delivery workers, one budget (`bench/broadcast.py --workers {args.workers}`)
+
+{machine_line()} Backend: PostgreSQL; allowed rate {args.rate:g} messages/s, enforced by the
+emulator in its own process (1/s per chat too). Each worker is its own process
+(`python -m bot.delivery`); the gate's state is shared in Redis or, without Redis, in PostgreSQL
+(`gate_marks`, bot/gate/dbstate.py). Load average at the end: {load:.1f}.
+
+{head}
+| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |
+{rows}
+
+- *rate / allowed*: sends Telegram counted (delivered, and refused as blocked) per second from the
+  first to the last, over the allowed rate. No 429s were injected in this part.
+- Redis counts a place when its send starts, so its windows keep 10% of headroom (27/s);
+  PostgreSQL counts each place from its send's answer, as one process does, and keeps 3%.
+"""
+
+
 async def run_baseline(base: str, emu: RemoteEmulator, n: int, rate: float) -> BroadcastResult:
     """The usual loop: send, sleep 1/rate, on a 429 sleep retry_after and try again."""
     ids = await add_users(emu, BASELINE_USERS, n)
@@ -603,6 +756,53 @@ that commit:
 """
 
 
+async def main_workers(args: argparse.Namespace) -> list[WorkersResult]:
+    from tests.dbutil import create_pg_database, drop_pg_database
+
+    results: list[WorkersResult] = []
+    with tempfile.TemporaryDirectory(prefix="bench-workers-") as tmp_dir:
+        tmp = Path(tmp_dir)
+        db_url = await create_pg_database(args.pg)
+        try:
+            await asyncio.to_thread(upgrade, db_url)
+            engine = make_engine(db_url)
+            sm = make_sessionmaker(engine)
+            try:
+                async with emulator_process(args.rate, tmp / "emulator.log") as (base, emu):
+                    n = max(10, round(3000 * args.scale))
+                    run = 0
+                    for shared in ("redis", "postgresql"):
+                        for workers in sorted({1, args.workers}):
+                            _say(f"notice to {n} members, {workers} worker(s), gate in {shared} ...")
+                            r = await run_workers(
+                                base,
+                                emu,
+                                engine,
+                                sm,
+                                db_url,
+                                n,
+                                args.rate,
+                                workers,
+                                shared,
+                                WORKERS_USERS + run * 100_000,
+                                tmp / "workers.log",
+                            )
+                            run += 1
+                            _say(f"  {r} achieved={r.achieved:.3f}")
+                            results.append(r)
+            finally:
+                await engine.dispose()
+        finally:
+            await drop_pg_database(db_url, args.pg)
+    text = workers_report(args, results)
+    if not args.no_write:
+        write_section("broadcast-workers", text, Path(args.out))
+        _say(f"written to {args.out}")
+    else:
+        _say(text)
+    return results
+
+
 async def main_async(args: argparse.Namespace) -> Results:
     with tempfile.TemporaryDirectory(prefix="bench-broadcast-") as tmp_dir:
         tmp = Path(tmp_dir)
@@ -665,12 +865,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--out", default=str(DOC), help="the markdown file to write the section into")
     p.add_argument("--no-write", action="store_true", help="print only")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="only compare 1 and this many delivery worker processes sharing one budget (PostgreSQL)",
+    )
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    asyncio.run(main_async(args))
+    if args.workers:
+        asyncio.run(main_workers(args))
+    else:
+        asyncio.run(main_async(args))
 
 
 if __name__ == "__main__":

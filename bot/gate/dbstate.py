@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from typing import Any
 
 from sqlalchemy import text
@@ -95,28 +94,9 @@ class DbState(SharedState):
         self._down = False
         self.scope = f"{prefix}:{bot_id}"
         self._cleaned = 0.0
-        # The places taken by sends not answered yet, by chat, oldest first.
-        self._open: dict[int | None, deque[list[int]]] = {}
-        self._answering: set[asyncio.Task[None]] = set()
-
-    @staticmethod
-    def windows(
-        rate: float, per_chat_interval: float, group_per_minute: int, headroom: float, burst: int
-    ) -> dict[str, tuple[int, float]]:
-        """Counted from the answers, as in one process (bot/gate/pacing.py: AnswerWindow), so the
-        same few percent of headroom do: Telegram's own count stays under the limit whatever
-        the jitter on the way."""
-        stretch = 1 + headroom
-        return {
-            "all": (max(1, int(rate)), stretch),
-            "chat": (burst, burst * per_chat_interval * stretch),
-            "one": (1, per_chat_interval * stretch),
-            "group": (group_per_minute, 60.0 * stretch),
-        }
 
     async def close(self) -> None:
-        if self._answering:
-            await asyncio.wait(set(self._answering), timeout=5)
+        await self._settle()
         await self._engine.dispose()
 
     async def _scalar(self, statement: Any, **params: Any) -> Any:
@@ -161,7 +141,7 @@ class DbState(SharedState):
             await self._alone.admit(chat_id, bulk=bulk)
             self._alone.answered(chat_id)  # counted from now: no answer reaches this state
 
-    async def _take(self, chat_id: int | None, rules: list[Rule], bulk: bool) -> tuple[float, int]:
+    async def _take(self, rules: list[Rule], bulk: bool) -> tuple[float, int, Any]:
         now = asyncio.get_running_loop().time()
         if now - self._cleaned > CLEAN_EVERY:
             self._cleaned = now
@@ -174,25 +154,11 @@ class DbState(SharedState):
             bulk=bulk,
             open=float(REQUEST_TIMEOUT),
         )
-        if ids:
-            self._open.setdefault(chat_id, deque()).append([int(i) for i in ids])
-        return float(wait), int(why)
+        return float(wait), int(why), [int(i) for i in ids]
 
-    def answered(self, chat_id: int | None = None) -> None:
-        """The send's places count from now (the database's now: a little later still)."""
-        waiting = self._open.get(chat_id)
-        if not waiting:
-            return
-        ids = waiting.popleft()
-        if not waiting:
-            del self._open[chat_id]
-        task = asyncio.get_running_loop().create_task(self._answered(ids))
-        self._answering.add(task)
-        task.add_done_callback(self._answering.discard)
-
-    async def _answered(self, ids: list[int]) -> None:
+    async def _stamp(self, places: Any) -> None:
         try:
-            await self._scalar(_ANSWERED, ids=ids)
+            await self._scalar(_ANSWERED, ids=places)
         except DB_DOWN as e:
             self._failed(e)  # the places lapse REQUEST_TIMEOUT after they were taken
 

@@ -3,28 +3,28 @@ else in PostgreSQL (`bot/gate/dbstate.py`). Both pace the same way (`SharedState
 the counts live differs.
 
 Each message takes a place in moving windows: the bot's 30/s, the chat's burst and 1/s, the
-group's 20/min, all taken at once or not at all. Counted when the call starts (one process
-cannot see when another's answers come back), so the windows keep 10% of headroom instead
-(27/s: a request may reach Telegram a little after it started, and the next second's must not
-overlap it), and each process spaces its own sends evenly, so that no burst reaches Telegram
-spread over its next second. A 429's pause is kept where every process sees it; a reply that
-has to wait for a place leaves a mark there, and the bulk sends of every process yield to it.
+group's 20/min, all taken at once (one atomic step: a Redis script, a database function under
+an advisory lock) or not at all. As in one process (bot/gate/pacing.py: AnswerWindow), a place
+counts from its send's answer: the process stamps it when the answer comes back, and until
+then it holds its place (at most REQUEST_TIMEOUT, should the process die). So Telegram's own
+count stays under the limit whatever the network did, with the same 3% of headroom, and every
+process spaces its own bulk sends evenly. A 429's pause is kept where every process sees it; a
+reply that finds the bot's window full leaves a mark there, and the bulk sends of every process
+yield to it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
-import time
+import uuid
+from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 from aiolimiter import AsyncLimiter
-from limits import RateLimitItem, RateLimitItemPerMinute, RateLimitItemPerSecond
-from limits.aio.storage import RedisStorage
-from limits.aio.strategies import MovingWindowRateLimiter
 from redis.asyncio import Redis
 
-from bot.gate.pacing import PAUSE_MARGIN, ChatPacer
+from bot.gate.pacing import PAUSE_MARGIN, REQUEST_TIMEOUT, ChatPacer
 
 # The longest a waiting admission sleeps before looking again (other processes free places
 # without telling us).
@@ -46,7 +46,8 @@ class Rule:
 
 
 class SharedState:
-    """Pacing with the counts elsewhere: subclasses say how to take places, pause and mark."""
+    """Pacing with the counts elsewhere: subclasses say how to take and stamp places, pause
+    and mark."""
 
     def __init__(
         self,
@@ -54,15 +55,22 @@ class SharedState:
         rate: float = 30,
         per_chat_interval: float = 1.0,
         group_per_minute: int = 20,
-        headroom: float = 0.1,
+        headroom: float = 0.03,
         chat_burst: int = 3,
     ) -> None:
-        self._windows = self.windows(rate, per_chat_interval, group_per_minute, headroom, max(1, chat_burst))
+        stretch = 1 + headroom
+        burst = max(1, chat_burst)
+        # (limit, seconds), as LocalState counts them: from the answers, a few percent longer.
+        self._windows = {
+            "all": (max(1, int(rate)), stretch),
+            "chat": (burst, burst * per_chat_interval * stretch),
+            "one": (1, per_chat_interval * stretch),
+            "group": (group_per_minute, 60.0 * stretch),
+        }
         # What this process sent itself: the worker's guess of which chats are free.
         self._local = ChatPacer(per_chat_interval, group_per_minute, headroom, burst=chat_burst)
         self.paused_total = 0.0
-        # Sends evenly spaced here too: a window counted at the start lets a burst of
-        # concurrent requests arrive spread out and overlap Telegram's next second.
+        # Bulk sends evenly spaced, as in one process (pacing.GlobalPacer).
         self._spacing = AsyncLimiter(1.5, 1.5 / rate)
         # One attempt at a time in this process: those that waited for a place must not all
         # take the freed places at once. Held for one attempt only, never while waiting, so a
@@ -70,21 +78,9 @@ class SharedState:
         self._turn = asyncio.Lock()
         self._replies_here = 0  # replies of this process waiting for a place
         self._reply_gone = asyncio.Event()
-
-    @staticmethod
-    def windows(
-        rate: float, per_chat_interval: float, group_per_minute: int, headroom: float, burst: int
-    ) -> dict[str, tuple[int, float]]:
-        """(limit, seconds) of the bot's, a chat's burst, a chat's one-a-second and a group's
-        windows. Counted when a send starts: 10% fewer places, in whole seconds (as Redis's
-        windows count them)."""
-        shrink = 1 + headroom
-        return {
-            "all": (max(1, math.floor(rate / shrink)), 1.0),
-            "chat": (burst, float(max(1, math.ceil(burst * per_chat_interval)))),
-            "one": (1, float(max(1, math.ceil(per_chat_interval)))),
-            "group": (max(1, math.floor(group_per_minute / shrink)), 60.0),
-        }
+        # The places taken by sends not answered yet, by chat, oldest first.
+        self._open: dict[int | None, deque[Any]] = {}
+        self._stamping: set[asyncio.Task[None]] = set()
 
     def rules(self, chat_id: int | None, bulk: bool) -> list[Rule]:
         w = self._windows
@@ -100,8 +96,13 @@ class SharedState:
 
     # -- where the counts live --
 
-    async def _take(self, chat_id: int | None, rules: list[Rule], bulk: bool) -> tuple[float, int]:
-        """One attempt: take a place in every window, or say how long to wait and why."""
+    async def _take(self, rules: list[Rule], bulk: bool) -> tuple[float, int, Any]:
+        """One attempt: take a place in every window (and say which, for `_stamp`), or say how
+        long to wait and why."""
+        raise NotImplementedError
+
+    async def _stamp(self, places: Any) -> None:
+        """These places' send was answered: they count from now."""
         raise NotImplementedError
 
     async def _mark_reply(self) -> object:
@@ -129,8 +130,9 @@ class SharedState:
                     await self._wait(self._reply_gone, LOOK_AGAIN)
                     continue
                 async with self._turn:
-                    wait, why = await self._take(chat_id, rules, bulk)
+                    wait, why, places = await self._take(rules, bulk)
                 if why == TAKEN:
+                    self._open.setdefault(chat_id, deque()).append(places)
                     if chat_id is not None:
                         self._local.note(chat_id, asyncio.get_running_loop().time())
                     return
@@ -152,13 +154,81 @@ class SharedState:
             pass
 
     def answered(self, chat_id: int | None = None) -> None:
-        """Counted when admitted: nothing to do when the answer comes."""
+        """The admitted send's answer came back: its places count from now (stamped in the
+        background; the shared clock's now is a little later still, which only errs on the
+        safe side)."""
+        waiting = self._open.get(chat_id)
+        if not waiting:
+            return
+        places = waiting.popleft()
+        if not waiting:
+            del self._open[chat_id]
+        task = asyncio.get_running_loop().create_task(self._stamp(places))
+        self._stamping.add(task)
+        task.add_done_callback(self._stamping.discard)
+
+    async def _settle(self) -> None:
+        """Let the stamps on their way arrive (before closing the connections)."""
+        if self._stamping:
+            await asyncio.wait(set(self._stamping), timeout=5)
 
     def chat_ready_at(self, chat_id: int, now: float) -> float:
         return self._local.ready_at(chat_id, now, bulk=True)
 
     def forget_idle(self) -> None:
         self._local.forget_idle(asyncio.get_running_loop().time())
+
+
+# Redis: one sorted set per window (members: admissions, scores: when they count from), taken
+# in one script with the server's clock, so processes on several machines agree. The same steps
+# as the database's gate_take (storage/migrations/versions/0007_gate_marks.py).
+_TAKE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local pause = tonumber(redis.call('GET', KEYS[1]) or '0')
+if pause > now then return {tostring(pause - now), '1'} end
+if ARGV[1] == '1' and tonumber(redis.call('GET', KEYS[2]) or '0') > 0 then return {'0.05', '2'} end
+local open = tonumber(ARGV[2])
+local n = #KEYS - 2
+local wait, why = 0, 0
+for i = 1, n do
+  local key, limit, secs = KEYS[2 + i], tonumber(ARGV[3 + i]), tonumber(ARGV[3 + n + i])
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - secs)
+  local nth = redis.call('ZREVRANGE', key, limit - 1, limit - 1, 'WITHSCORES')
+  if nth[2] and tonumber(nth[2]) + secs - now > wait then
+    wait = tonumber(nth[2]) + secs - now
+    if i == 1 then why = 3 else why = 4 end
+  end
+end
+if wait > 0 then return {tostring(wait), tostring(why)} end
+for i = 1, n do
+  local key, secs = KEYS[2 + i], tonumber(ARGV[3 + n + i])
+  redis.call('ZADD', key, now + open, ARGV[3])
+  redis.call('EXPIRE', key, math.ceil(open + secs) + 1)
+end
+return {'0', '0'}
+"""
+_PAUSE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local untl = now + tonumber(ARGV[1])
+if untl > tonumber(redis.call('GET', KEYS[1]) or '0') then
+  redis.call('SET', KEYS[1], tostring(untl), 'PX', math.max(1, math.ceil(tonumber(ARGV[1]) * 1000)))
+  return 1
+end
+return 0
+"""
+_PAUSE_LEFT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+return tostring(math.max(0, tonumber(redis.call('GET', KEYS[1]) or '0') - now))
+"""
+_STAMP = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+for i = 1, #KEYS do redis.call('ZADD', KEYS[i], 'XX', now, ARGV[1]) end
+return 0
+"""
 
 
 class RedisState(SharedState):
@@ -170,7 +240,7 @@ class RedisState(SharedState):
         rate: float = 30,
         per_chat_interval: float = 1.0,
         group_per_minute: int = 20,
-        headroom: float = 0.1,
+        headroom: float = 0.03,
         chat_burst: int = 3,
         prefix: str = "branchbot:gate",
     ) -> None:
@@ -182,70 +252,45 @@ class RedisState(SharedState):
             chat_burst=chat_burst,
         )
         self._redis: Redis = Redis.from_url(redis_url)
-        scheme, rest = redis_url.split("://", 1)
-        # One connection pool for both (closed with `close`).
-        self._storage = RedisStorage(
-            f"async+{scheme}://{rest}",
-            implementation="redispy",
-            key_prefix=f"{prefix}:{bot_id}",
-            connection_pool=self._redis.connection_pool,  # type: ignore[arg-type]
-        )
-        self._limiter = MovingWindowRateLimiter(self._storage)
-        self._pause_key = f"{prefix}:{bot_id}:pause"
-        self._replies_key = f"{prefix}:{bot_id}:replies"
-        self.bot = str(bot_id)
-        self._items: dict[tuple[int, float], RateLimitItem] = {}
-
-    def _item(self, rule: Rule) -> RateLimitItem:
-        key = (rule.limit, rule.seconds)
-        if key not in self._items:
-            self._items[key] = (
-                RateLimitItemPerMinute(rule.limit, 1)
-                if rule.seconds == 60
-                else RateLimitItemPerSecond(rule.limit, int(rule.seconds))
-            )
-        return self._items[key]
+        # One hash slot for all of a bot's keys, so a script may touch them together.
+        self._base = f"{{{prefix}:{bot_id}}}"
+        self._pause_key = f"{self._base}:pause"
+        self._replies_key = f"{self._base}:replies"
+        self._take_script = self._redis.register_script(_TAKE)
+        self._stamp_script = self._redis.register_script(_STAMP)
+        self._pause_script = self._redis.register_script(_PAUSE)
+        self._pause_left_script = self._redis.register_script(_PAUSE_LEFT)
 
     async def close(self) -> None:
+        await self._settle()
         await self._redis.aclose()
 
+    # The pause in the server's clock too, as the windows are.
     async def pause(self, seconds: float) -> None:
-        until = time.time() + seconds + PAUSE_MARGIN
-        old = await self._redis.get(self._pause_key)
-        if old is None or float(old) < until:
+        if await self._pause_script(keys=[self._pause_key], args=[repr(seconds + PAUSE_MARGIN)]):
             self.paused_total += seconds
-            await self._redis.set(self._pause_key, repr(until), px=max(1, int((until - time.time()) * 1000)))
 
     async def pause_left(self) -> float:
-        until = await self._redis.get(self._pause_key)
-        return max(0.0, float(until) - time.time()) if until is not None else 0.0
+        return float(await self._pause_left_script(keys=[self._pause_key]))
 
-    async def _wait_for(self, rules: list[Rule]) -> float:
-        """Seconds until every one of these windows has a free place (0: now)."""
-        wait = 0.0
-        for rule in rules:
-            item = self._item(rule)
-            if not await self._limiter.test(item, self.bot, rule.name):
-                stats = await self._limiter.get_window_stats(item, self.bot, rule.name)
-                wait = max(wait, stats.reset_time - time.time(), 0.001)
-        return wait
+    async def _take(self, rules: list[Rule], bulk: bool) -> tuple[float, int, Any]:
+        keys = [f"{self._base}:{r.name}" for r in rules]
+        member = uuid.uuid4().hex
+        wait, why = await self._take_script(
+            keys=[self._pause_key, self._replies_key, *keys],
+            args=[
+                "1" if bulk else "0",
+                REQUEST_TIMEOUT,
+                member,
+                *(r.limit for r in rules),
+                *(repr(r.seconds) for r in rules),
+            ],
+        )
+        return float(wait), int(why), (keys, member)
 
-    async def _take(self, chat_id: int | None, rules: list[Rule], bulk: bool) -> tuple[float, int]:
-        wait = await self.pause_left()
-        if wait:
-            return wait, PAUSED
-        if bulk and int(await self._redis.get(self._replies_key) or 0) > 0:
-            return LOOK_AGAIN, REPLY_FIRST
-        bot, chat = rules[0], rules[1:]
-        wait = await self._wait_for(chat)
-        if wait:
-            return wait, CHAT_FULL
-        # The bot's window is one atomic script: two processes never both take its last place.
-        if not await self._limiter.hit(self._item(bot), self.bot, bot.name):
-            return await self._wait_for([bot]) or 0.001, BOT_FULL
-        for rule in chat:
-            await self._limiter.hit(self._item(rule), self.bot, rule.name)
-        return 0.0, TAKEN
+    async def _stamp(self, places: Any) -> None:
+        keys, member = places
+        await self._stamp_script(keys=keys, args=[member])
 
     async def _mark_reply(self) -> object:
         await self._redis.incr(self._replies_key)
