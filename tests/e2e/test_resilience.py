@@ -123,14 +123,18 @@ class BotProcess:
 @pytest.fixture
 async def bot_process(emulator, clean_db, db_url, tmp_path) -> AsyncIterator[BotProcess]:
     emulator.faults.clear()
-    emulator.limits.disable()
+    # Telegram's limits on, as in every e2e test: the gate keeps to them through the outage.
+    emulator.limits.reset()
+    emulator.limits.enable()
     violations = len(emulator.violations)
+    refused = emulator.stats.limit_429_total
     proc = BotProcess(emulator, db_url, tmp_path)
     try:
         yield proc
     finally:
         await proc.stop()
     assert emulator.violations[violations:] == []
+    assert emulator.stats.limit_429_total == refused  # no 429 from the limits themselves
 
 
 async def processed(db: Db, updates: list[dict]) -> set[int]:
@@ -274,14 +278,18 @@ async def short_busy(emulator, clean_db, db_url, clock) -> AsyncIterator[BotRunn
     engine = make_engine(db_url, busy_timeout=BUSY_TIMEOUT)
     runner = BotRunner(emulator, engine, db_url, clock)
     emulator.faults.clear()
-    emulator.limits.disable()
+    # Telegram's limits on, as in every e2e test: the gate keeps to them through the outage.
+    emulator.limits.reset()
+    emulator.limits.enable()
     violations = len(emulator.violations)
+    refused = emulator.stats.limit_429_total
     try:
         yield runner
     finally:
         await runner.stop_all()
         await engine.dispose()
     assert emulator.violations[violations:] == []
+    assert emulator.stats.limit_429_total == refused  # no 429 from the limits themselves
 
 
 @sqlite_only("another connection holds the file's write lock")
@@ -302,8 +310,11 @@ async def proxied(emulator, clean_db, db_url, clock) -> AsyncIterator[tuple[BotR
     engine = make_engine(proxied_url, pool_size=5)
     runner = BotRunner(emulator, engine, proxied_url, clock)
     emulator.faults.clear()
-    emulator.limits.disable()
+    # Telegram's limits on, as in every e2e test: the gate keeps to them through the outage.
+    emulator.limits.reset()
+    emulator.limits.enable()
     violations = len(emulator.violations)
+    refused = emulator.stats.limit_429_total
     try:
         yield runner, proxy
     finally:
@@ -311,6 +322,7 @@ async def proxied(emulator, clean_db, db_url, clock) -> AsyncIterator[tuple[BotR
         await engine.dispose()
         await proxy.stop()
     assert emulator.violations[violations:] == []
+    assert emulator.stats.limit_429_total == refused  # no 429 from the limits themselves
 
 
 @postgres_only("the database server is cut off behind a TCP proxy")
