@@ -522,8 +522,9 @@ emulator in its own process (1/s per chat too). Each worker is its own process
 
 - *rate / allowed*: sends Telegram counted (delivered, and refused as blocked) per second from the
   first to the last, over the allowed rate. No 429s were injected in this part.
-- Redis counts a place when its send starts, so its windows keep 10% of headroom (27/s);
-  PostgreSQL counts each place from its send's answer, as one process does, and keeps 3%.
+- Both shared states count each place from its send's answer, as one process does, with 3% of
+  headroom (at most 30 sends in any 1.03 s); each worker spaces its own sends at the allowed
+  rate, so two workers offer twice what the bot may send and the shared windows hold them to it.
 """
 
 

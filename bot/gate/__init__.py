@@ -21,7 +21,7 @@ passes `Gate.__call__`:
   them); the gate still counts their answers and pauses everyone on their 429s.
 
 Where the limits live is a `GateState`: this process (`LocalState`) or, with several processes,
-shared (`bot/gate/shared.py`, Redis).
+shared (`bot/gate/shared.py`: Redis; `bot/gate/dbstate.py`: PostgreSQL).
 """
 
 from __future__ import annotations

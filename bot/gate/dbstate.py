@@ -3,7 +3,8 @@
 The same pacing as Redis (`SharedState`); the counts are rows of `gate_marks` (UNLOGGED), and an
 admission is one call of the `gate_take` function (migration 0007): under a per-bot advisory
 lock it reads the pause, the reply marks and every window and takes the places, in one round
-trip. Times are the database server's clock, so processes on several machines agree. Its own
+trip; the answer's stamp is one UPDATE more. Times are the database server's clock, so
+processes on several machines agree. Its own
 small pool, never the update's session: an admission must not wait for, or hold, the update's
 transaction. SQLite is never shared this way: SQLite means one process, and `LocalState`.
 """

@@ -1,5 +1,6 @@
 """Where the gate keeps Telegram's limits: in this process (`LocalState`), or shared by every
-process of the bot (`bot/gate/shared.py`, Redis). The gate asks only these questions."""
+process of the bot (`bot/gate/shared.py`: Redis; `bot/gate/dbstate.py`: PostgreSQL). The gate
+asks only these questions."""
 
 from __future__ import annotations
 

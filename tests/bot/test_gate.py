@@ -234,3 +234,26 @@ async def test_a_reply_goes_first_while_a_wave_from_two_processes_fills_the_wind
         for s in states:
             await s.close()
     assert max(waits) < 1.0, waits
+
+
+@pytest.mark.parametrize(
+    ("database_url", "redis_url", "kind"),
+    [
+        ("sqlite+aiosqlite:///./x.db", None, LocalState),  # SQLite: one process
+        ("postgresql+asyncpg://u@db/branchbot", None, DbState),
+        ("postgresql+asyncpg://u@db/branchbot", REDIS, RedisState),
+        ("sqlite+aiosqlite:///./x.db", REDIS, RedisState),
+    ],
+)
+async def test_the_gates_state_is_shared_where_the_bot_can_run_in_several_processes(
+    database_url, redis_url, kind
+) -> None:
+    from bot.app import make_gate_state
+    from config.settings import Settings
+
+    settings = Settings(bot_token=TOKEN, database_url=database_url, redis_url=redis_url)
+    state = make_gate_state(settings, 424242)
+    try:
+        assert type(state) is kind
+    finally:
+        await state.close()  # nothing was connected
