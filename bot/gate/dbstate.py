@@ -34,7 +34,7 @@ CLEAN_EVERY = 30.0
 
 _NOW = "extract(epoch FROM clock_timestamp())"
 _TAKE = text("SELECT gate_take(:scope, :names, :limits, :seconds, :bulk, :open)")
-_ANSWERED = text(f"UPDATE gate_marks SET t = {_NOW} WHERE id = ANY(:ids)")
+_ANSWERED = text(f"UPDATE gate_marks SET t = {_NOW} - :ago WHERE id = ANY(:ids)")
 _PAUSE = text(
     f"INSERT INTO gate_marks (scope, name, t) SELECT CAST(:scope AS varchar), 'pause', {_NOW} + :seconds "
     f"WHERE NOT EXISTS (SELECT 1 FROM gate_marks WHERE scope = :scope AND name = 'pause' "
@@ -157,9 +157,9 @@ class DbState(SharedState):
         )
         return float(wait), int(why), [int(i) for i in ids]
 
-    async def _stamp(self, places: Any) -> None:
+    async def _stamp(self, places: Any, ago: float) -> None:
         try:
-            await self._scalar(_ANSWERED, ids=places)
+            await self._scalar(_ANSWERED, ids=places, ago=ago)
         except DB_DOWN as e:
             self._failed(e)  # the places lapse REQUEST_TIMEOUT after they were taken
 

@@ -101,8 +101,8 @@ class SharedState:
         long to wait and why."""
         raise NotImplementedError
 
-    async def _stamp(self, places: Any) -> None:
-        """These places' send was answered: they count from now."""
+    async def _stamp(self, places: Any, ago: float) -> None:
+        """These places' send was answered `ago` seconds before: they count from then."""
         raise NotImplementedError
 
     async def _mark_reply(self) -> object:
@@ -155,17 +155,23 @@ class SharedState:
 
     def answered(self, chat_id: int | None = None) -> None:
         """The admitted send's answer came back: its places count from now (stamped in the
-        background; the shared clock's now is a little later still, which only errs on the
-        safe side)."""
+        background, in the shared clock: the trip there only errs on the safe side)."""
         waiting = self._open.get(chat_id)
         if not waiting:
             return
         places = waiting.popleft()
         if not waiting:
             del self._open[chat_id]
-        task = asyncio.get_running_loop().create_task(self._stamp(places))
+        task = asyncio.get_running_loop().create_task(
+            self._stamp_from(places, asyncio.get_running_loop().time())
+        )
         self._stamping.add(task)
         task.add_done_callback(self._stamping.discard)
+
+    async def _stamp_from(self, places: Any, answered_at: float) -> None:
+        # From when the answer came, not when the stamp arrives: a stamp delayed (a busy
+        # connection, the event loop) would hold the place longer than needed.
+        await self._stamp(places, max(0.0, asyncio.get_running_loop().time() - answered_at))
 
     async def _settle(self) -> None:
         """Let the stamps on their way arrive (before closing the connections)."""
@@ -226,7 +232,7 @@ return tostring(math.max(0, tonumber(redis.call('GET', KEYS[1]) or '0') - now))
 _STAMP = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-for i = 1, #KEYS do redis.call('ZADD', KEYS[i], 'XX', now, ARGV[1]) end
+for i = 1, #KEYS do redis.call('ZADD', KEYS[i], 'XX', now - tonumber(ARGV[2]), ARGV[1]) end
 return 0
 """
 
@@ -288,9 +294,9 @@ class RedisState(SharedState):
         )
         return float(wait), int(why), (keys, member)
 
-    async def _stamp(self, places: Any) -> None:
+    async def _stamp(self, places: Any, ago: float) -> None:
         keys, member = places
-        await self._stamp_script(keys=keys, args=[member])
+        await self._stamp_script(keys=keys, args=[member, repr(ago)])
 
     async def _mark_reply(self) -> object:
         await self._redis.incr(self._replies_key)
