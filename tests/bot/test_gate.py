@@ -205,11 +205,11 @@ async def _reply_waits_during_a_wave(
         # The wave fills the bot's window first: its sends have queued up for a few seconds.
         await asyncio.wait_for(warm.wait(), 30)
         for i in range(6):
-            state = states[i % len(states)]
+            state, asker = states[i % len(states)], 900 + i  # someone who just wrote to the bot
             t0 = loop.time()
-            await asyncio.wait_for(state.admit(-(i + 1) * 1000 - 7, bulk=False), 30)
+            await asyncio.wait_for(state.admit(asker, bulk=False), 30)
             waits.append(loop.time() - t0)
-            state.answered(None)
+            state.answered(asker)
     finally:
         stop.set()
         for t in wave:
