@@ -257,3 +257,17 @@ async def test_the_gates_state_is_shared_where_the_bot_can_run_in_several_proces
         assert type(state) is kind
     finally:
         await state.close()  # nothing was connected
+
+
+async def test_without_its_database_the_shared_state_paces_in_this_process() -> None:
+    """PostgreSQL unreachable (an outage): replies still go, paced by this process alone."""
+    state = DbState("postgresql+asyncpg://postgres@127.0.0.1:9/nowhere", 424242)  # nothing listens
+    try:
+        assert await state.pause_left() == 0
+        for _ in range(3):
+            await asyncio.wait_for(state.admit(901, bulk=False), 10)
+            state.answered(901)
+        await state.pause(1)
+        assert 0.5 < await state.pause_left() <= 1.1  # a 429 still holds this process
+    finally:
+        await state.close()
