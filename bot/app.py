@@ -19,6 +19,7 @@ from bot.fsm_storage import DbStorage
 from bot.gate import Gate, GateState, LocalState, gate_of, install
 from bot.intake import Intake
 from bot.middlewares import PersonContext, UpdateGuard
+from bot.order import LocalOrder, RedisOrder
 from config.clock import Clock
 from config.settings import Settings
 from content.pack import Pack, get_pack
@@ -57,6 +58,14 @@ def make_gate_state(settings: Settings, bot_id: int) -> GateState:
 
         return RedisState(settings.redis_url, bot_id)
     return LocalState()
+
+
+def make_order(settings: Settings, bot_id: int) -> LocalOrder | RedisOrder:
+    """Who keeps the updates of a chat one at a time and in order: this process when it polls
+    (one process polls) or has no Redis; Redis when webhook processes may be several."""
+    if settings.webhook_url and settings.redis_url:
+        return RedisOrder(settings.redis_url, bot_id)
+    return LocalOrder()
 
 
 def make_fsm_storage(settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]) -> BaseStorage:
@@ -109,6 +118,7 @@ class BotApp:
         await self.bot.session.close()
         await gate_of(self.bot).state.close()
         await self.dp.fsm.storage.close()
+        await self.intake.order.close()
         if self.owns_engine:
             await self.engine.dispose()
 
@@ -127,5 +137,5 @@ def create_app(
     sm = make_sessionmaker(engine)
     bot = make_bot(settings)
     dp = make_dispatcher(settings, sm, clock, pack)
-    intake = Intake(dp, bot, sm, max_in_flight=max_in_flight)
+    intake = Intake(dp, bot, sm, max_in_flight=max_in_flight, order=make_order(settings, bot.id))
     return BotApp(settings, engine, sm, bot, dp, clock, pack, intake, owns_engine=owns)
