@@ -184,6 +184,7 @@ class RedisOrder:
         self.waits: dict[str, int] = {"gap": 0, "behind": 0, "busy": 0}
         self.gaps_given_up = 0
         self.stale_dropped = 0
+        self._waited = asyncio.Event()
 
     def _keys(self, chat: int) -> tuple[str, str, str, str]:
         return (f"{self._base}:w", f"{self._base}:seen", f"{self._base}:q:{chat}", f"{self._base}:lk:{chat}")
@@ -305,11 +306,13 @@ class RedisOrder:
                 self._mark_events.discard(ev)
                 if got == GAP:
                     self.waits["gap"] += 1
+                    self._waited.set()
                     had_gap = True
                     self._mark_events.add(ev)  # woken when the arrival mark moves
                     timeout = min(timeout, max(0.0, self.gap_wait - (now - started)) + 0.001)
                 elif got == BEHIND:
                     self.waits["behind"] += 1
+                    self._waited.set()
                     if drop_head:
                         self.stale_dropped += 1
                         log.warning(
@@ -321,6 +324,7 @@ class RedisOrder:
                         behind_since = now
                 else:
                     self.waits["busy"] += 1
+                    self._waited.set()
                     behind_since = None  # someone is at work on the chat: nothing is stale
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(ev.wait(), timeout)
@@ -329,6 +333,13 @@ class RedisOrder:
             self._chat_events[chat].discard(ev)
             if not self._chat_events[chat]:
                 del self._chat_events[chat]
+
+    async def wait_waits(self, kind: str, timeout: float = 10.0) -> None:
+        """For tests: until an update has waited for `kind` (gap, behind or busy)."""
+        async with asyncio.timeout(timeout):
+            while not self.waits[kind]:
+                self._waited.clear()
+                await self._waited.wait()
 
     async def close(self) -> None:
         for task in (self._listener, self._renewer):
