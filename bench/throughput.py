@@ -11,6 +11,10 @@ time from the update entering the emulator to the bot's reply arriving, their ra
 bot process's peak memory (VmHWM). Results go to docs/benchmarks.md between the throughput
 markers.
 
+`--scaling` measures instead 1 and 2 bot processes on PostgreSQL with Redis (conversation state
+and the chats' order), behind webhooks (`branchbot run --only bot --processes N`), the same load,
+and reports the scaling factor and the memory of each process (section "throughput-processes").
+
 For profiling: BENCH_OURS_CMD replaces the arguments that start our bot (e.g. a script that
 wraps it with timers), and BENCH_DEBUG=1 prints how many calls of each method the emulator got.
 """
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import socket
 import statistics
 import sys
 import tempfile
@@ -315,11 +320,142 @@ async def main_async(args: argparse.Namespace) -> dict[str, tuple[Run, Run]]:
     return results
 
 
+# --- 1 and 2 bot processes behind webhooks ------------------------------------------------------
+
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@dataclass
+class Scaled:
+    processes: int
+    run: Run
+    peak_rss_each: list[float]
+
+
+def _children(pid: int) -> list[int]:
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+async def drive_processes(
+    emu: Emulator, token: str, users: list[SimUser], per_member: int, pids: list[int]
+) -> tuple[Run, list[float]]:
+    """The closed-loop load of `drive`, against bot processes `pids` (CPU summed over them)."""
+    bot = emu.bot(token)
+    loop = asyncio.get_running_loop()
+    latencies: list[float] = []
+
+    async def member(user: SimUser, rounds: int, record: bool) -> None:
+        for i in range(rounds):
+            t0 = loop.time()
+            await emu.send_text(user, f"/log 1 今天 社区志愿服务{i}", bot=bot.id)
+            await emu.next_message(user, bot=bot.id, timeout=120)
+            if record:
+                latencies.append(loop.time() - t0)
+
+    await asyncio.gather(*(member(u, 1, False) for u in users[:20]))
+    start, cpu_start = loop.time(), sum(cpu_seconds(p) for p in pids)
+    await asyncio.gather(*(member(u, per_member, True) for u in users))
+    seconds = loop.time() - start
+    cpu = sum(cpu_seconds(p) for p in pids) - cpu_start
+    each = [peak_rss_mb(p) for p in pids]
+    label = f"{len(pids)} bot process{'es' if len(pids) > 1 else ''}"
+    return Run(label, len(users) * per_member, seconds, latencies, max(each), cpu), each
+
+
+async def run_scaling(members: int, per_member: int, tmp: Path) -> list[Scaled]:
+    return [await scale_one(n, members, per_member, tmp) for n in (1, 2)]
+
+
+async def scale_one(n: int, members: int, per_member: int, tmp: Path) -> Scaled:
+    from tests.dbutil import create_pg_database, drop_pg_database
+
+    emu = Emulator()
+    await emu.start()
+    db_url = await create_pg_database(PG_BASE)
+    try:
+        # A bot id of this run's own: the chats' order in Redis is kept per bot.
+        token = f"7{uuid.uuid4().int % 10**8:08d}:bench-scaling-AAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+        emu.add_bot(token, username="bench_scaling_bot")
+        users = [emu.add_user(f"党员{i:03d}", language_code="zh") for i in range(members)]
+        await seed(db_url, users)
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        env = {
+            **os.environ,
+            "TELEGRAM_API_URL": emu.base_url,
+            "LOG_LEVEL": "WARNING",
+            "BOT_TOKEN": token,
+            "DATABASE_URL": db_url,
+            "REDIS_URL": REDIS_URL,
+            "WEBHOOK_URL": f"http://127.0.0.1:{port}/tg",
+            "WEBHOOK_SECRET": "bench-scaling-secret",
+            "WEBHOOK_HOST": "127.0.0.1",
+            "WEBHOOK_PORT": str(port),
+            # The update path is measured, not Telegram's 30 messages/s (the emulator has no limits).
+            "TELEGRAM_LIMITS": "false",
+        }
+        args = ["-m", "bot.cli", "run", "--only", "bot"] + (["--processes", str(n)] if n > 1 else [])
+        proc = await start_process(args, env, tmp / f"scaling-{n}.log")
+        try:
+            await emu.wait_for(lambda: emu.stats.requests["setWebhook"] >= n, 180)
+            pids = _children(proc.pid) if n > 1 else [proc.pid]
+            run, each = await drive_processes(emu, token, users, per_member, pids)
+        finally:
+            await stop_process(proc)
+        if emu.violations:
+            raise RuntimeError(f"emulator violations: {emu.violations[:3]}")
+        _say(f"  {run.label}: {run.rate:,.0f}/s, CPU {run.cpu_ms_per_update:.2f} ms/update")
+        return Scaled(n, run, each)
+    finally:
+        await emu.stop()
+        await drop_pg_database(db_url, PG_BASE)
+
+
+def render_scaling(results: list[Scaled], members: int, per_member: int) -> str:
+    one = results[0].run
+    lines = [
+        "## Throughput: 1 and 2 bot processes behind webhooks (PostgreSQL, Redis)",
+        "",
+        f"`python -m bench.throughput --scaling --members {members} --per-member {per_member}`.",
+        machine_line(),
+        f"The `/log` load above ({members} members × {per_member} lines, closed loop), delivered by webhook",
+        "(the emulator POSTs up to 40 updates at once, as Telegram does) to `branchbot run --only bot",
+        "--processes N`: N processes on one port (SO_REUSEPORT), conversation state and the chats' order",
+        "in Redis. The emulator, PostgreSQL and Redis run on the same machine. CPU: the bot processes'",
+        "user and system time, summed, per update. Memory: each bot process's peak RSS (VmHWM).",
+        "",
+        "| bot processes | updates/s | p50 ms | p95 ms | CPU ms/update | peak RSS MB each | scaling |",
+        "| ---: | ---: | ---: | ---: | ---: | --- | ---: |",
+    ]
+    for r in results:
+        rss = ", ".join(f"{m:.0f}" for m in r.peak_rss_each)
+        lines.append(
+            f"| {r.processes} | {r.run.rate:,.0f} | {r.run.pct(50):.0f} | {r.run.pct(95):.0f} | "
+            f"{r.run.cpu_ms_per_update:.2f} | {rss} | {r.run.rate / one.rate:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+async def main_scaling(args: argparse.Namespace) -> list[Scaled]:
+    with tempfile.TemporaryDirectory(prefix=f"bench-{uuid.uuid4().hex[:6]}-") as tmp:
+        _say("throughput: 1 and 2 bot processes on postgres ...")
+        results = await run_scaling(args.members, args.per_member, Path(tmp))
+    text = render_scaling(results, args.members, args.per_member)
+    _say(text)
+    if not args.no_write:
+        write_section("throughput-processes", text)
+    return results
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.throughput", description=__doc__.split("\n\n")[0])
     p.add_argument("--members", type=int, default=500)
     p.add_argument("--per-member", type=int, default=10)
     p.add_argument("--backend", choices=("both", "sqlite", "postgres"), default="both")
+    p.add_argument(
+        "--scaling", action="store_true", help="1 and 2 bot processes on PostgreSQL with Redis, by webhook"
+    )
     p.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = p.parse_args(argv)
     if make_url(PG_BASE).get_backend_name() != "postgresql":
@@ -328,7 +464,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
-    asyncio.run(main_async(parse_args(argv)))
+    args = parse_args(argv)
+    asyncio.run(main_scaling(args) if args.scaling else main_async(args))
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from storage.db import make_engine, make_sessionmaker
 from storage.evidence import EvidenceStore
 
 log = logging.getLogger("branchbot")
+UNLIMITED = 1_000_000.0  # messages per second: the gate's limits when TELEGRAM_LIMITS is off
 
 
 def _dumps(value: Any) -> str:
@@ -53,6 +54,8 @@ def make_bot(settings: Settings, *, gate: bool = True) -> Bot:
 def make_gate_state(settings: Settings, bot_id: int) -> GateState:
     """Telegram's limits for every call of the bot: shared by all its processes through Redis
     when there is one, else kept in this process."""
+    if not settings.telegram_limits:  # nothing to pace, so nothing to share either
+        return LocalState(rate=UNLIMITED, per_chat_interval=1 / UNLIMITED, group_per_minute=int(UNLIMITED))
     if settings.redis_url:
         from bot.gate.shared import RedisState
 

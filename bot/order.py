@@ -175,7 +175,7 @@ class RedisOrder:
         self._renew = self._redis.register_script(_RENEW)
         self._held: dict[str, str] = {}  # lock key -> our token
         self._chat_events: dict[int, set[asyncio.Event]] = defaultdict(set)
-        self._mark_events: set[asyncio.Event] = set()
+        self._mark_events: dict[asyncio.Event, int] = {}  # waiter -> the mark it waits for
         self._handled: set[int] = set()
         self._listener: asyncio.Task[None] | None = None
         self._renewer: asyncio.Task[None] | None = None
@@ -223,8 +223,10 @@ class RedisOrder:
             for ev in self._chat_events.get(int(value), ()):
                 ev.set()
         else:
-            for ev in self._mark_events:
-                ev.set()
+            mark = int(value)
+            for ev, needed in self._mark_events.items():
+                if mark >= needed:
+                    ev.set()
 
     def _wake_all(self) -> None:
         for evs in self._chat_events.values():
@@ -282,7 +284,9 @@ class RedisOrder:
         behind_since: float | None = None
         had_gap = False
         ev = asyncio.Event()
+        # Registered before looking, so that a wake-up between the look and the wait is not lost.
         self._chat_events[chat].add(ev)
+        self._mark_events[ev] = update_id - 1
         try:
             while True:
                 now = loop.time()
@@ -303,12 +307,10 @@ class RedisOrder:
                         )
                     return
                 timeout = self.look_again
-                self._mark_events.discard(ev)
                 if got == GAP:
                     self.waits["gap"] += 1
                     self._waited.set()
                     had_gap = True
-                    self._mark_events.add(ev)  # woken when the arrival mark moves
                     timeout = min(timeout, max(0.0, self.gap_wait - (now - started)) + 0.001)
                 elif got == BEHIND:
                     self.waits["behind"] += 1
@@ -329,7 +331,7 @@ class RedisOrder:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(ev.wait(), timeout)
         finally:
-            self._mark_events.discard(ev)
+            self._mark_events.pop(ev, None)
             self._chat_events[chat].discard(ev)
             if not self._chat_events[chat]:
                 del self._chat_events[chat]
