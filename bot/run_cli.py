@@ -12,12 +12,10 @@ import os
 import signal
 import sys
 
+from bot.parts import PARTS
 from config.logs import setup_logging
 from config.settings import SettingsError, get_settings
 
-# The parts `--only` takes (bot.runtime.PARTS, kept here so that the supervisor of several bot
-# processes does not import the bot: it only starts and watches them).
-PARTS = ("bot", "worker", "scheduler", "admin")
 RESTART_DELAY = 1.0  # seconds before a bot process that died is started again
 
 log = logging.getLogger("branchbot.run")

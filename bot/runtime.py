@@ -24,7 +24,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.app import BotApp, create_app
-from bot.run_cli import PARTS
+from bot.parts import PARTS
 from config.clock import Clock
 from config.settings import Settings
 from handlers.kit.commands import set_default_menus
