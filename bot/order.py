@@ -12,7 +12,10 @@ and the later one first. Three things in Redis, per bot:
   bot's updates one after another, and keeps the lowest unanswered ones in flight, so an update
   `u` with `w < u - 1` may have an earlier one of its own chat still on the way: it waits until
   the ids below it have arrived (at most `gap_wait` seconds; an id Telegram skipped, or one whose
-  delivery failed and comes back later, must not hold up the bot);
+  delivery failed and comes back later, must not hold up the bot). With no mark yet (the first
+  update of a bot, or after `ttl` idle), the first to arrive does not know which earlier ones are
+  in flight: the mark starts `first_window` (Telegram's most connections, 100) below it, so the
+  bot's very first updates wait `gap_wait` once;
 - **the chat's lock** (a key with a short lease that the holding process renews): held from the
   update's claim to its reply, for its whole handling, not only its transaction, because a handler
   may commit early (before a reply waits for the gate) and go on.
@@ -68,13 +71,13 @@ class LocalOrder:
         return None
 
 
-# KEYS: mark, seen, queue, channel. ARGV: update id, ttl seconds.
+# KEYS: mark, seen, queue, channel. ARGV: update id, ttl seconds, first window.
 # The update joins its chat's queue and the arrivals; the mark moves over every id now contiguous.
 _ARRIVE = """
 local u = tonumber(ARGV[1])
 redis.call('ZADD', KEYS[3], 'NX', u, ARGV[1])
 redis.call('EXPIRE', KEYS[3], ARGV[2])
-local w = tonumber(redis.call('GET', KEYS[1]) or (u - 1))
+local w = tonumber(redis.call('GET', KEYS[1]) or (u - 1 - tonumber(ARGV[3])))
 local before = w
 if u > w then
   redis.call('ZADD', KEYS[2], u, ARGV[1])
@@ -157,7 +160,8 @@ class RedisOrder:
         gap_wait: float = 2.0,
         look_again: float = 0.5,
         stale_after: float = 30.0,
-        ttl: int = 86_400,
+        ttl: int = 30 * 86_400,
+        first_window: int = 100,
     ) -> None:
         from redis.asyncio import Redis
 
@@ -169,6 +173,7 @@ class RedisOrder:
         self.look_again = look_again
         self.stale_after = stale_after
         self.ttl = ttl
+        self.first_window = first_window
         self._arrive = self._redis.register_script(_ARRIVE)
         self._try = self._redis.register_script(_TRY)
         self._finish = self._redis.register_script(_FINISH)
@@ -258,7 +263,9 @@ class RedisOrder:
         token = secrets.token_hex(8)
         try:
             await self._start()
-            await self._arrive(keys=[mark, seen, queue, self._channel], args=[update_id, self.ttl])
+            await self._arrive(
+                keys=[mark, seen, queue, self._channel], args=[update_id, self.ttl, self.first_window]
+            )
             await self._acquire(chat, update_id, token)
         except (RedisError, OSError, TimeoutError) as e:
             raise OrderUnavailable(type(e).__name__) from e

@@ -19,7 +19,10 @@ REDIS = "redis://127.0.0.1:6379/0"  # the machine's Redis; keys under a prefix o
 @pytest.fixture
 async def pair() -> AsyncIterator[tuple[RedisOrder, RedisOrder]]:
     prefix = f"test:order:{uuid.uuid4().hex[:10]}"
-    a, b = (RedisOrder(REDIS, 1, prefix=prefix, lease=0.6, gap_wait=5.0, look_again=0.2) for _ in "ab")
+    a, b = (
+        RedisOrder(REDIS, 1, prefix=prefix, lease=0.6, gap_wait=5.0, look_again=0.2, first_window=0)
+        for _ in "ab"
+    )
     yield a, b
     for o in (a, b):
         await o.close()
@@ -123,13 +126,27 @@ async def test_an_update_not_handled_keeps_its_place_until_it_comes_again(pair) 
 
 
 async def test_a_gap_that_never_fills_holds_updates_up_for_gap_wait_only() -> None:
-    order = RedisOrder(REDIS, 1, prefix=f"test:order:{uuid.uuid4().hex[:10]}", gap_wait=0.3)
+    order = RedisOrder(REDIS, 1, prefix=f"test:order:{uuid.uuid4().hex[:10]}", gap_wait=0.3, first_window=0)
     try:
         log = Log()
         await log.handle(order, 1, 40)
         await asyncio.wait_for(log.handle(order, 2, 42), 5)  # 41 never comes
         await log.handle(order, 2, 43)  # the mark moved on: no second wait
         assert order.gaps_given_up == 1 and order.waits["gap"] >= 1
+    finally:
+        await order.close()
+
+
+async def test_the_first_updates_of_a_bot_wait_for_earlier_ones_in_flight() -> None:
+    """With no arrival mark yet, the first update to arrive may not be the lowest in flight."""
+    order = RedisOrder(REDIS, 1, prefix=f"test:order:{uuid.uuid4().hex[:10]}", gap_wait=1.0)
+    try:
+        log = Log()
+        later = asyncio.create_task(log.handle(order, 9, 51))
+        await order.wait_waits("gap", 5)
+        await log.handle(order, 9, 50)  # in flight with 51, arrives after it
+        await later
+        assert [u for _, u in log.ran] == [50, 51]
     finally:
         await order.close()
 
