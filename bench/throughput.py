@@ -330,6 +330,8 @@ class Scaled:
     processes: int
     run: Run
     peak_rss_each: list[float]
+    emulator_busy: float  # share of a core the emulator (this process) used while measured
+    load: float  # the machine's 1-minute load average when the run started
 
 
 def _children(pid: int) -> list[int]:
@@ -338,7 +340,7 @@ def _children(pid: int) -> list[int]:
 
 async def drive_processes(
     emu: Emulator, token: str, users: list[SimUser], per_member: int, pids: list[int]
-) -> tuple[Run, list[float]]:
+) -> tuple[Run, list[float], float]:
     """The closed-loop load of `drive`, against bot processes `pids` (CPU summed over them)."""
     bot = emu.bot(token)
     loop = asyncio.get_running_loop()
@@ -354,21 +356,26 @@ async def drive_processes(
 
     await asyncio.gather(*(member(u, 1, False) for u in users[:20]))
     start, cpu_start = loop.time(), sum(cpu_seconds(p) for p in pids)
+    own = cpu_seconds(os.getpid())
     await asyncio.gather(*(member(u, per_member, True) for u in users))
     seconds = loop.time() - start
+    emulator_busy = (cpu_seconds(os.getpid()) - own) / seconds
     cpu = sum(cpu_seconds(p) for p in pids) - cpu_start
     each = [peak_rss_mb(p) for p in pids]
     label = f"{len(pids)} bot process{'es' if len(pids) > 1 else ''}"
-    return Run(label, len(users) * per_member, seconds, latencies, max(each), cpu), each
+    return Run(label, len(users) * per_member, seconds, latencies, max(each), cpu), each, emulator_busy
 
 
-async def run_scaling(members: int, per_member: int, tmp: Path) -> list[Scaled]:
-    return [await scale_one(n, members, per_member, tmp) for n in (1, 2)]
+async def run_scaling(members: int, per_member: int, tmp: Path, repeat: int = 2) -> list[Scaled]:
+    """1 and 2 processes taking turns, `repeat` times each: on a shared machine the load of others
+    moves between runs, and alternating spreads it over both."""
+    return [await scale_one(n, members, per_member, tmp) for _ in range(repeat) for n in (1, 2)]
 
 
 async def scale_one(n: int, members: int, per_member: int, tmp: Path) -> Scaled:
     from tests.dbutil import create_pg_database, drop_pg_database
 
+    load = os.getloadavg()[0]
     emu = Emulator()
     await emu.start()
     db_url = await create_pg_database(PG_BASE)
@@ -400,20 +407,25 @@ async def scale_one(n: int, members: int, per_member: int, tmp: Path) -> Scaled:
         try:
             await emu.wait_for(lambda: emu.stats.requests["setWebhook"] >= n, 180)
             pids = _children(proc.pid) if n > 1 else [proc.pid]
-            run, each = await drive_processes(emu, token, users, per_member, pids)
+            run, each, emulator_busy = await drive_processes(emu, token, users, per_member, pids)
         finally:
             await stop_process(proc)
         if emu.violations:
             raise RuntimeError(f"emulator violations: {emu.violations[:3]}")
         _say(f"  {run.label}: {run.rate:,.0f}/s, CPU {run.cpu_ms_per_update:.2f} ms/update")
-        return Scaled(n, run, each)
+        return Scaled(n, run, each, emulator_busy, load)
     finally:
         await emu.stop()
         await drop_pg_database(db_url, PG_BASE)
 
 
+def scaling_factor(results: list[Scaled]) -> float:
+    """Mean rate of the 2-process runs over the mean of the 1-process runs."""
+    rates = {n: [r.run.rate for r in results if r.processes == n] for n in (1, 2)}
+    return statistics.mean(rates[2]) / statistics.mean(rates[1])
+
+
 def render_scaling(results: list[Scaled], members: int, per_member: int) -> str:
-    one = results[0].run
     lines = [
         "## Throughput: 1 and 2 bot processes behind webhooks (PostgreSQL, Redis)",
         "",
@@ -422,25 +434,32 @@ def render_scaling(results: list[Scaled], members: int, per_member: int) -> str:
         f"The `/log` load above ({members} members × {per_member} lines, closed loop), delivered by webhook",
         "(the emulator POSTs up to 40 updates at once, as Telegram does) to `branchbot run --only bot",
         "--processes N`: N processes on one port (SO_REUSEPORT), conversation state and the chats' order",
-        "in Redis. The emulator, PostgreSQL and Redis run on the same machine. CPU: the bot processes'",
-        "user and system time, summed, per update. Memory: each bot process's peak RSS (VmHWM).",
+        "in Redis, Telegram's 30 messages/s not paced (`TELEGRAM_LIMITS=false`: the update path is",
+        "measured). The emulator, PostgreSQL and Redis run on the same 2-core machine, shared with other",
+        "work (its load average when each run started is given). 1 and 2 processes take turns. CPU: the",
+        "bot processes' user and system time, summed, per update; busy: that CPU over the run's time, in",
+        "cores. Memory: each bot process's peak RSS (VmHWM).",
         "",
-        "| bot processes | updates/s | p50 ms | p95 ms | CPU ms/update | peak RSS MB each | scaling |",
-        "| ---: | ---: | ---: | ---: | ---: | --- | ---: |",
+        "| run | bot processes | load | updates/s | p50 ms | p95 ms | CPU ms/update | bots busy | "
+        "emulator busy | peak RSS MB each |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
-    for r in results:
+    for i, r in enumerate(results, start=1):
         rss = ", ".join(f"{m:.0f}" for m in r.peak_rss_each)
+        busy = r.run.cpu_seconds / r.run.seconds
         lines.append(
-            f"| {r.processes} | {r.run.rate:,.0f} | {r.run.pct(50):.0f} | {r.run.pct(95):.0f} | "
-            f"{r.run.cpu_ms_per_update:.2f} | {rss} | {r.run.rate / one.rate:.2f} |"
+            f"| {i} | {r.processes} | {r.load:.1f} | {r.run.rate:,.0f} | {r.run.pct(50):.0f} | "
+            f"{r.run.pct(95):.0f} | {r.run.cpu_ms_per_update:.2f} | {busy:.2f} | "
+            f"{r.emulator_busy:.2f} | {rss} |"
         )
+    lines += ["", f"Scaling (mean updates/s of 2 processes over 1): **{scaling_factor(results):.2f}**."]
     return "\n".join(lines)
 
 
 async def main_scaling(args: argparse.Namespace) -> list[Scaled]:
     with tempfile.TemporaryDirectory(prefix=f"bench-{uuid.uuid4().hex[:6]}-") as tmp:
         _say("throughput: 1 and 2 bot processes on postgres ...")
-        results = await run_scaling(args.members, args.per_member, Path(tmp))
+        results = await run_scaling(args.members, args.per_member, Path(tmp), args.repeat)
     text = render_scaling(results, args.members, args.per_member)
     _say(text)
     if not args.no_write:
@@ -456,6 +475,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--scaling", action="store_true", help="1 and 2 bot processes on PostgreSQL with Redis, by webhook"
     )
+    p.add_argument("--repeat", type=int, default=2, help="with --scaling: runs of each (taking turns)")
     p.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = p.parse_args(argv)
     if make_url(PG_BASE).get_backend_name() != "postgresql":
