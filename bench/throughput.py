@@ -332,6 +332,13 @@ class Scaled:
     peak_rss_each: list[float]
     emulator_busy: float  # share of a core the emulator (this process) used while measured
     load: float  # the machine's 1-minute load average when the run started
+    idle: float = float("nan")  # share of the machine's CPU time left idle while measured
+
+
+def machine_cpu() -> tuple[int, int]:
+    """(idle, total) clock ticks of all the machine's cores so far (/proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return fields[3] + fields[4], sum(fields[:8])
 
 
 def _children(pid: int) -> list[int]:
@@ -340,7 +347,7 @@ def _children(pid: int) -> list[int]:
 
 async def drive_processes(
     emu: Emulator, token: str, users: list[SimUser], per_member: int, pids: list[int]
-) -> tuple[Run, list[float], float]:
+) -> tuple[Run, list[float], float, float]:
     """The closed-loop load of `drive`, against bot processes `pids` (CPU summed over them)."""
     bot = emu.bot(token)
     loop = asyncio.get_running_loop()
@@ -356,14 +363,16 @@ async def drive_processes(
 
     await asyncio.gather(*(member(u, 1, False) for u in users[:20]))
     start, cpu_start = loop.time(), sum(cpu_seconds(p) for p in pids)
-    own = cpu_seconds(os.getpid())
+    own, (idle0, total0) = cpu_seconds(os.getpid()), machine_cpu()
     await asyncio.gather(*(member(u, per_member, True) for u in users))
     seconds = loop.time() - start
     emulator_busy = (cpu_seconds(os.getpid()) - own) / seconds
+    idle1, total1 = machine_cpu()
+    idle = (idle1 - idle0) / max(1, total1 - total0)
     cpu = sum(cpu_seconds(p) for p in pids) - cpu_start
     each = [peak_rss_mb(p) for p in pids]
     label = f"{len(pids)} bot process{'es' if len(pids) > 1 else ''}"
-    return Run(label, len(users) * per_member, seconds, latencies, max(each), cpu), each, emulator_busy
+    return Run(label, len(users) * per_member, seconds, latencies, max(each), cpu), each, emulator_busy, idle
 
 
 async def run_scaling(members: int, per_member: int, tmp: Path, repeat: int = 2) -> list[Scaled]:
@@ -407,13 +416,13 @@ async def scale_one(n: int, members: int, per_member: int, tmp: Path) -> Scaled:
         try:
             await emu.wait_for(lambda: emu.stats.requests["setWebhook"] >= n, 180)
             pids = _children(proc.pid) if n > 1 else [proc.pid]
-            run, each, emulator_busy = await drive_processes(emu, token, users, per_member, pids)
+            run, each, emulator_busy, idle = await drive_processes(emu, token, users, per_member, pids)
         finally:
             await stop_process(proc)
         if emu.violations:
             raise RuntimeError(f"emulator violations: {emu.violations[:3]}")
         _say(f"  {run.label}: {run.rate:,.0f}/s, CPU {run.cpu_ms_per_update:.2f} ms/update")
-        return Scaled(n, run, each, emulator_busy, load)
+        return Scaled(n, run, each, emulator_busy, load, idle)
     finally:
         await emu.stop()
         await drop_pg_database(db_url, PG_BASE)
@@ -438,11 +447,12 @@ def render_scaling(results: list[Scaled], members: int, per_member: int) -> str:
         "measured). The emulator, PostgreSQL and Redis run on the same 2-core machine, shared with other",
         "work (its load average when each run started is given). 1 and 2 processes take turns. CPU: the",
         "bot processes' user and system time, summed, per update; busy: that CPU over the run's time, in",
-        "cores. Memory: each bot process's peak RSS (VmHWM).",
+        "cores. Machine idle: the share of all cores' time nobody used while measured (near 0: the",
+        "machine's CPU, not the bot, set the pace). Memory: each bot process's peak RSS (VmHWM).",
         "",
         "| run | bot processes | load | updates/s | p50 ms | p95 ms | CPU ms/update | bots busy | "
-        "emulator busy | peak RSS MB each |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "emulator busy | machine idle | peak RSS MB each |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for i, r in enumerate(results, start=1):
         rss = ", ".join(f"{m:.0f}" for m in r.peak_rss_each)
@@ -450,7 +460,7 @@ def render_scaling(results: list[Scaled], members: int, per_member: int) -> str:
         lines.append(
             f"| {i} | {r.processes} | {r.load:.1f} | {r.run.rate:,.0f} | {r.run.pct(50):.0f} | "
             f"{r.run.pct(95):.0f} | {r.run.cpu_ms_per_update:.2f} | {busy:.2f} | "
-            f"{r.emulator_busy:.2f} | {rss} |"
+            f"{r.emulator_busy:.2f} | {r.idle:.0%} | {rss} |"
         )
     lines += ["", f"Scaling (mean updates/s of 2 processes over 1): **{scaling_factor(results):.2f}**."]
     return "\n".join(lines)
