@@ -462,8 +462,28 @@ def render_scaling(results: list[Scaled], members: int, per_member: int) -> str:
             f"{r.run.pct(95):.0f} | {r.run.cpu_ms_per_update:.2f} | {busy:.2f} | "
             f"{r.emulator_busy:.2f} | {r.idle:.0%} | {rss} |"
         )
-    lines += ["", f"Scaling (mean updates/s of 2 processes over 1): **{scaling_factor(results):.2f}**."]
-    return "\n".join(lines)
+    lines += ["", f"Scaling (mean updates/s of 2 processes over 1): **{scaling_factor(results):.2f}**.", ""]
+    return "\n".join(lines + scaling_notes(results))
+
+
+def scaling_notes(results: list[Scaled]) -> list[str]:
+    """What this run's own figures say (nothing carried over from an earlier run)."""
+    cpu = {n: statistics.mean(r.run.cpu_ms_per_update for r in results if r.processes == n) for n in (1, 2)}
+    busy = [r.run.cpu_seconds / r.run.seconds for r in results]
+    rss = [m for r in results for m in r.peak_rss_each]
+    idle = max(r.idle for r in results)
+    lines = [
+        f"- CPU per update: {cpu[1]:.2f} ms with one process, {cpu[2]:.2f} ms with two (summed over both).",
+        f"- Each bot process peaked at {min(rss):.0f}–{max(rss):.0f} MB; N processes take N times that.",
+    ]
+    if idle < 0.1:
+        lines.append(
+            f"- The machine had at most {idle:.0%} of its CPU idle in any run: its cores were taken (the "
+            "emulator, PostgreSQL, Redis and other work on the machine), the bot processes together got "
+            f"{min(busy):.2f}–{max(busy):.2f} of a core, and a second process found no idle core to use. "
+            "The factor here is this machine's, not a limit of the processes."
+        )
+    return lines
 
 
 async def main_scaling(args: argparse.Namespace) -> list[Scaled]:

@@ -157,7 +157,7 @@ class RedisOrder:
         *,
         prefix: str = "branchbot:order",
         lease: float = 3.0,
-        gap_wait: float = 2.0,
+        gap_wait: float = 1.0,
         look_again: float = 0.5,
         stale_after: float = 30.0,
         ttl: int = 30 * 86_400,

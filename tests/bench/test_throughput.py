@@ -58,3 +58,7 @@ def test_the_scaling_table_states_each_run_and_the_factor_of_the_means() -> None
     text = throughput.render_scaling(runs, 10, 1)
     assert "| 2 | 2 | 2.7 | 150 |" in text and "| 219, 218 |" in text
     assert "**1.50**" in text  # (150 + 180) / 2 over (100 + 120) / 2
+    assert "5.00 ms with one process, 6.00 ms with two" in text and "peaked at 218–221 MB" in text
+    assert "no idle core" not in text  # the idle share was not recorded (nan)
+    saturated = [throughput.Scaled(r.processes, r.run, r.peak_rss_each, 0.3, 4.0, 0.01) for r in runs]
+    assert "at most 1% of its CPU idle" in throughput.render_scaling(saturated, 10, 1)
