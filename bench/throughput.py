@@ -480,8 +480,7 @@ def scaling_notes(results: list[Scaled]) -> list[str]:
         lines.append(
             f"- The machine had at most {idle:.0%} of its CPU idle in any run: its cores were taken (the "
             "emulator, PostgreSQL, Redis and other work on the machine), the bot processes together got "
-            f"{min(busy):.2f}–{max(busy):.2f} of a core, and a second process found no idle core to use. "
-            "The factor here is this machine's, not a limit of the processes."
+            f"{min(busy):.2f}–{max(busy):.2f} of a core, and a second process found no idle core to use."
         )
     return lines
 
