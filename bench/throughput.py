@@ -11,6 +11,10 @@ time from the update entering the emulator to the bot's reply arriving, their ra
 bot process's peak memory (VmHWM). Results go to docs/benchmarks.md between the throughput
 markers.
 
+`--scaling` measures instead 1 and 2 bot processes on PostgreSQL with Redis (conversation state
+and the chats' order), behind webhooks (`branchbot run --only bot --processes N`), the same load,
+and reports the scaling factor and the memory of each process (section "throughput-processes").
+
 For profiling: BENCH_OURS_CMD replaces the arguments that start our bot (e.g. a script that
 wraps it with timers), and BENCH_DEBUG=1 prints how many calls of each method the emulator got.
 """
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import socket
 import statistics
 import sys
 import tempfile
@@ -315,11 +320,191 @@ async def main_async(args: argparse.Namespace) -> dict[str, tuple[Run, Run]]:
     return results
 
 
+# --- 1 and 2 bot processes behind webhooks ------------------------------------------------------
+
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@dataclass
+class Scaled:
+    processes: int
+    run: Run
+    peak_rss_each: list[float]
+    emulator_busy: float  # share of a core the emulator (this process) used while measured
+    load: float  # the machine's 1-minute load average when the run started
+    idle: float = float("nan")  # share of the machine's CPU time left idle while measured
+
+
+def machine_cpu() -> tuple[int, int]:
+    """(idle, total) clock ticks of all the machine's cores so far (/proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return fields[3] + fields[4], sum(fields[:8])
+
+
+def _children(pid: int) -> list[int]:
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+async def drive_processes(
+    emu: Emulator, token: str, users: list[SimUser], per_member: int, pids: list[int]
+) -> tuple[Run, list[float], float, float]:
+    """The closed-loop load of `drive`, against bot processes `pids` (CPU summed over them)."""
+    bot = emu.bot(token)
+    loop = asyncio.get_running_loop()
+    latencies: list[float] = []
+
+    async def member(user: SimUser, rounds: int, record: bool) -> None:
+        for i in range(rounds):
+            t0 = loop.time()
+            await emu.send_text(user, f"/log 1 今天 社区志愿服务{i}", bot=bot.id)
+            await emu.next_message(user, bot=bot.id, timeout=120)
+            if record:
+                latencies.append(loop.time() - t0)
+
+    await asyncio.gather(*(member(u, 1, False) for u in users[:20]))
+    start, cpu_start = loop.time(), sum(cpu_seconds(p) for p in pids)
+    own, (idle0, total0) = cpu_seconds(os.getpid()), machine_cpu()
+    await asyncio.gather(*(member(u, per_member, True) for u in users))
+    seconds = loop.time() - start
+    emulator_busy = (cpu_seconds(os.getpid()) - own) / seconds
+    idle1, total1 = machine_cpu()
+    idle = (idle1 - idle0) / max(1, total1 - total0)
+    cpu = sum(cpu_seconds(p) for p in pids) - cpu_start
+    each = [peak_rss_mb(p) for p in pids]
+    label = f"{len(pids)} bot process{'es' if len(pids) > 1 else ''}"
+    return Run(label, len(users) * per_member, seconds, latencies, max(each), cpu), each, emulator_busy, idle
+
+
+async def run_scaling(members: int, per_member: int, tmp: Path, repeat: int = 2) -> list[Scaled]:
+    """1 and 2 processes taking turns, `repeat` times each: on a shared machine the load of others
+    moves between runs, and alternating spreads it over both."""
+    return [await scale_one(n, members, per_member, tmp) for _ in range(repeat) for n in (1, 2)]
+
+
+async def scale_one(n: int, members: int, per_member: int, tmp: Path) -> Scaled:
+    from tests.dbutil import create_pg_database, drop_pg_database
+
+    load = os.getloadavg()[0]
+    emu = Emulator()
+    await emu.start()
+    db_url = await create_pg_database(PG_BASE)
+    try:
+        # A bot id of this run's own: the chats' order in Redis is kept per bot.
+        token = f"7{uuid.uuid4().int % 10**8:08d}:bench-scaling-AAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+        emu.add_bot(token, username="bench_scaling_bot")
+        users = [emu.add_user(f"党员{i:03d}", language_code="zh") for i in range(members)]
+        await seed(db_url, users)
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        env = {
+            **os.environ,
+            "TELEGRAM_API_URL": emu.base_url,
+            "LOG_LEVEL": "WARNING",
+            "BOT_TOKEN": token,
+            "DATABASE_URL": db_url,
+            "REDIS_URL": REDIS_URL,
+            "WEBHOOK_URL": f"http://127.0.0.1:{port}/tg",
+            "WEBHOOK_SECRET": "bench-scaling-secret",
+            "WEBHOOK_HOST": "127.0.0.1",
+            "WEBHOOK_PORT": str(port),
+            # The update path is measured, not Telegram's 30 messages/s (the emulator has no limits).
+            "TELEGRAM_LIMITS": "false",
+        }
+        args = ["-m", "bot.cli", "run", "--only", "bot"] + (["--processes", str(n)] if n > 1 else [])
+        proc = await start_process(args, env, tmp / f"scaling-{n}.log")
+        try:
+            await emu.wait_for(lambda: emu.stats.requests["setWebhook"] >= n, 180)
+            pids = _children(proc.pid) if n > 1 else [proc.pid]
+            run, each, emulator_busy, idle = await drive_processes(emu, token, users, per_member, pids)
+        finally:
+            await stop_process(proc)
+        if emu.violations:
+            raise RuntimeError(f"emulator violations: {emu.violations[:3]}")
+        _say(f"  {run.label}: {run.rate:,.0f}/s, CPU {run.cpu_ms_per_update:.2f} ms/update")
+        return Scaled(n, run, each, emulator_busy, load, idle)
+    finally:
+        await emu.stop()
+        await drop_pg_database(db_url, PG_BASE)
+
+
+def scaling_factor(results: list[Scaled]) -> float:
+    """Mean rate of the 2-process runs over the mean of the 1-process runs."""
+    rates = {n: [r.run.rate for r in results if r.processes == n] for n in (1, 2)}
+    return statistics.mean(rates[2]) / statistics.mean(rates[1])
+
+
+def render_scaling(results: list[Scaled], members: int, per_member: int) -> str:
+    lines = [
+        "## Throughput: 1 and 2 bot processes behind webhooks (PostgreSQL, Redis)",
+        "",
+        f"`python -m bench.throughput --scaling --members {members} --per-member {per_member}`.",
+        machine_line(),
+        f"The `/log` load above ({members} members × {per_member} lines, closed loop), delivered by webhook",
+        "(the emulator POSTs up to 40 updates at once, as Telegram does) to `branchbot run --only bot",
+        "--processes N`: N processes on one port (SO_REUSEPORT), conversation state and the chats' order",
+        "in Redis, Telegram's 30 messages/s not paced (`TELEGRAM_LIMITS=false`: the update path is",
+        "measured). The emulator, PostgreSQL and Redis run on the same 2-core machine, shared with other",
+        "work (its load average when each run started is given). 1 and 2 processes take turns. CPU: the",
+        "bot processes' user and system time, summed, per update; busy: that CPU over the run's time, in",
+        "cores. Machine idle: the share of all cores' time nobody used while measured (near 0: the",
+        "machine's CPU, not the bot, set the pace). Memory: each bot process's peak RSS (VmHWM).",
+        "",
+        "| run | bot processes | load | updates/s | p50 ms | p95 ms | CPU ms/update | bots busy | "
+        "emulator busy | machine idle | peak RSS MB each |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for i, r in enumerate(results, start=1):
+        rss = ", ".join(f"{m:.0f}" for m in r.peak_rss_each)
+        busy = r.run.cpu_seconds / r.run.seconds
+        lines.append(
+            f"| {i} | {r.processes} | {r.load:.1f} | {r.run.rate:,.0f} | {r.run.pct(50):.0f} | "
+            f"{r.run.pct(95):.0f} | {r.run.cpu_ms_per_update:.2f} | {busy:.2f} | "
+            f"{r.emulator_busy:.2f} | {r.idle:.0%} | {rss} |"
+        )
+    lines += ["", f"Scaling (mean updates/s of 2 processes over 1): **{scaling_factor(results):.2f}**.", ""]
+    return "\n".join(lines + scaling_notes(results))
+
+
+def scaling_notes(results: list[Scaled]) -> list[str]:
+    """What this run's own figures say (nothing carried over from an earlier run)."""
+    cpu = {n: statistics.mean(r.run.cpu_ms_per_update for r in results if r.processes == n) for n in (1, 2)}
+    busy = [r.run.cpu_seconds / r.run.seconds for r in results]
+    rss = [m for r in results for m in r.peak_rss_each]
+    idle = max(r.idle for r in results)
+    lines = [
+        f"- CPU per update: {cpu[1]:.2f} ms with one process, {cpu[2]:.2f} ms with two (summed over both).",
+        f"- Each bot process peaked at {min(rss):.0f}–{max(rss):.0f} MB; N processes take N times that.",
+    ]
+    if idle < 0.1:
+        lines.append(
+            f"- The machine had at most {idle:.0%} of its CPU idle in any run: its cores were taken (the "
+            "emulator, PostgreSQL, Redis and other work on the machine), the bot processes together got "
+            f"{min(busy):.2f}–{max(busy):.2f} of a core, and a second process found no idle core to use."
+        )
+    return lines
+
+
+async def main_scaling(args: argparse.Namespace) -> list[Scaled]:
+    with tempfile.TemporaryDirectory(prefix=f"bench-{uuid.uuid4().hex[:6]}-") as tmp:
+        _say("throughput: 1 and 2 bot processes on postgres ...")
+        results = await run_scaling(args.members, args.per_member, Path(tmp), args.repeat)
+    text = render_scaling(results, args.members, args.per_member)
+    _say(text)
+    if not args.no_write:
+        write_section("throughput-processes", text)
+    return results
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.throughput", description=__doc__.split("\n\n")[0])
     p.add_argument("--members", type=int, default=500)
     p.add_argument("--per-member", type=int, default=10)
     p.add_argument("--backend", choices=("both", "sqlite", "postgres"), default="both")
+    p.add_argument(
+        "--scaling", action="store_true", help="1 and 2 bot processes on PostgreSQL with Redis, by webhook"
+    )
+    p.add_argument("--repeat", type=int, default=2, help="with --scaling: runs of each (taking turns)")
     p.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = p.parse_args(argv)
     if make_url(PG_BASE).get_backend_name() != "postgresql":
@@ -328,7 +513,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
-    asyncio.run(main_async(parse_args(argv)))
+    args = parse_args(argv)
+    asyncio.run(main_scaling(args) if args.scaling else main_async(args))
 
 
 if __name__ == "__main__":

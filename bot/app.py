@@ -19,6 +19,7 @@ from bot.fsm_storage import DbStorage
 from bot.gate import Gate, GateState, LocalState, gate_of, install
 from bot.intake import Intake
 from bot.middlewares import PersonContext, UpdateGuard
+from bot.order import LocalOrder, RedisOrder
 from config.clock import Clock
 from config.settings import Settings
 from content.pack import Pack, get_pack
@@ -26,6 +27,7 @@ from storage.db import make_engine, make_sessionmaker
 from storage.evidence import EvidenceStore
 
 log = logging.getLogger("branchbot")
+UNLIMITED = 1_000_000.0  # messages per second: the gate's limits when TELEGRAM_LIMITS is off
 
 
 def _dumps(value: Any) -> str:
@@ -53,6 +55,8 @@ def make_gate_state(settings: Settings, bot_id: int) -> GateState:
     """Telegram's limits for every call of the bot: shared by all its processes through Redis
     when there is one, else through PostgreSQL; with SQLite, kept in this process (SQLite means
     one process: its one writer would not take several processes' sends anyway)."""
+    if not settings.telegram_limits:  # nothing to pace, so nothing to share either
+        return LocalState(rate=UNLIMITED, per_chat_interval=1 / UNLIMITED, group_per_minute=int(UNLIMITED))
     if settings.redis_url:
         from bot.gate.shared import RedisState
 
@@ -62,6 +66,14 @@ def make_gate_state(settings: Settings, bot_id: int) -> GateState:
 
         return DbState(settings.database_url, bot_id)
     return LocalState()
+
+
+def make_order(settings: Settings, bot_id: int) -> LocalOrder | RedisOrder:
+    """Who keeps the updates of a chat one at a time and in order: this process when it polls
+    (one process polls) or has no Redis; Redis when webhook processes may be several."""
+    if settings.webhook_url and settings.redis_url:
+        return RedisOrder(settings.redis_url, bot_id)
+    return LocalOrder()
 
 
 def make_fsm_storage(settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]) -> BaseStorage:
@@ -114,6 +126,7 @@ class BotApp:
         await self.bot.session.close()
         await gate_of(self.bot).state.close()
         await self.dp.fsm.storage.close()
+        await self.intake.order.close()
         if self.owns_engine:
             await self.engine.dispose()
 
@@ -132,5 +145,5 @@ def create_app(
     sm = make_sessionmaker(engine)
     bot = make_bot(settings)
     dp = make_dispatcher(settings, sm, clock, pack)
-    intake = Intake(dp, bot, sm, max_in_flight=max_in_flight)
+    intake = Intake(dp, bot, sm, max_in_flight=max_in_flight, order=make_order(settings, bot.id))
     return BotApp(settings, engine, sm, bot, dp, clock, pack, intake, owns_engine=owns)

@@ -10,8 +10,9 @@ answers 200 only once the update is handled. If the process dies, the processed-
 database is unavailable nothing is stored, so nothing is confirmed; updates in hand are
 retried, never answered with a failure.
 
-Updates of one chat run one after another (a wizard's steps must not race); different chats
-run concurrently, up to `max_in_flight`.
+Updates of one chat run one after another, in `update_id` order (a wizard's steps must not race);
+different chats run concurrently, up to `max_in_flight`. Within one process a lock per chat does
+it; several webhook processes share the chat's queue and lock in Redis (`bot/order.py`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -32,6 +33,7 @@ from aiogram.types import Update
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.order import LocalOrder, RedisOrder
 from bot.transient import DatabaseUnavailable, is_transient_db_error
 from storage import updates as updates_store
 from storage.db import utcnow
@@ -66,27 +68,6 @@ class PollRefused(Exception):
         self.retry_after = retry_after
 
 
-class _ChatLocks:
-    """One FIFO lock per chat, dropped when nobody holds or waits for it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
-
-    @contextlib.asynccontextmanager
-    async def hold(self, key: int) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users <= 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
-
-
 class Intake:
     def __init__(
         self,
@@ -95,6 +76,7 @@ class Intake:
         sessionmaker: async_sessionmaker[AsyncSession],
         *,
         max_in_flight: int = 64,
+        order: LocalOrder | RedisOrder | None = None,
         retry_delays: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0, 5.0),
         **feed_kwargs: Any,
     ) -> None:
@@ -104,7 +86,7 @@ class Intake:
         self.max_in_flight = max_in_flight
         self.retry_delays = retry_delays
         self.feed_kwargs = feed_kwargs
-        self._locks = _ChatLocks()
+        self.order = order or LocalOrder()
         self._stop = asyncio.Event()
         self.handled = 0
         # Times the database was away and the work was tried again later (each is one wait):
@@ -142,10 +124,11 @@ class Intake:
         True once handled (including a refusal or an apology); False only if stopped first.
         """
         attempt = 0
-        async with self._locks.hold(chat_key(update)):
+        async with self.order.hold(chat_key(update), update.update_id):
             while True:
                 try:
                     await self.dp.feed_update(self.bot, update, **self.feed_kwargs)
+                    self.order.handled(update.update_id)
                     await self._done(update.update_id)
                     return True
                 except DatabaseUnavailable:
@@ -345,8 +328,9 @@ class Intake:
             except Exception:
                 return web.Response(status=400, text="not an update")
             try:
-                async with self._locks.hold(chat_key(update)):
+                async with self.order.hold(chat_key(update), update.update_id):
                     await self.dp.feed_update(self.bot, update, **self.feed_kwargs)
+                    self.order.handled(update.update_id)
             except DatabaseUnavailable:
                 return web.Response(status=503, text="try again later")
             await self._done(update.update_id)

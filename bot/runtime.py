@@ -24,13 +24,14 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.app import BotApp, create_app
+from bot.parts import PARTS
 from config.clock import Clock
 from config.settings import Settings
 from handlers.kit.commands import set_default_menus
 
 log = logging.getLogger("branchbot.runtime")
 
-PARTS = ("bot", "worker", "scheduler", "admin")
+__all__ = ["PARTS", "Running", "serve_forever", "start", "stop"]
 
 
 @dataclass
@@ -68,6 +69,7 @@ async def start(
     parts: tuple[str, ...] = PARTS,
     clock: Clock | None = None,
     engine: AsyncEngine | None = None,
+    reuse_port: bool = False,
 ) -> Running:
     # The database driver answers from its own thread; a shorter GIL switch interval lets that
     # thread hand results back promptly while the loop is busy (it halves the time a SQLite
@@ -80,7 +82,9 @@ async def start(
         run.bot_username = me.username if me else None
         await _retry("setMyCommands", lambda: set_default_menus(app.bot), run.stop)
         if settings.webhook_url:
-            run.tasks.append(asyncio.create_task(_serve_webhook(app, settings, run.stop), name="webhook"))
+            run.tasks.append(
+                asyncio.create_task(_serve_webhook(app, settings, run.stop, reuse_port), name="webhook")
+            )
         else:
             run.tasks.append(asyncio.create_task(app.intake.run_polling(), name="polling"))
     # The worker polls the outbox; whoever enqueues in this process wakes it at once instead.
@@ -120,12 +124,16 @@ async def stop(run: Running) -> None:
     await run.app.close()
 
 
-async def _serve_webhook(app: BotApp, settings: Settings, stop_event: asyncio.Event) -> None:
+async def _serve_webhook(
+    app: BotApp, settings: Settings, stop_event: asyncio.Event, reuse_port: bool = False
+) -> None:
     assert settings.webhook_url and settings.webhook_secret  # Settings refuses one without the other
     path = urlsplit(settings.webhook_url).path or "/webhook"
     runner = web.AppRunner(app.intake.webhook_app(path, settings.webhook_secret))
     await runner.setup()
-    site = web.TCPSite(runner, settings.webhook_host, settings.webhook_port)
+    # reuse_port: `run --processes N` starts N of these on one port; the kernel spreads the
+    # connections over them.
+    site = web.TCPSite(runner, settings.webhook_host, settings.webhook_port, reuse_port=reuse_port or None)
     await site.start()
     await _retry(
         "setWebhook",
@@ -144,9 +152,11 @@ async def _serve_webhook(app: BotApp, settings: Settings, stop_event: asyncio.Ev
         await runner.cleanup()
 
 
-async def serve_forever(settings: Settings, *, parts: tuple[str, ...] = PARTS) -> None:
+async def serve_forever(
+    settings: Settings, *, parts: tuple[str, ...] = PARTS, reuse_port: bool = False
+) -> None:
     """`branchbot run`: start, then wait for SIGINT/SIGTERM and stop cleanly."""
-    run = await start(settings, parts=parts)
+    run = await start(settings, parts=parts, reuse_port=reuse_port)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):

@@ -36,3 +36,29 @@ def test_the_prose_states_this_runs_figures_only() -> None:
     assert "postgres: 0.90 ms of CPU per update" in text and "busy 54% of one core" in text
     assert "CPU-bound" not in text and "Not reached" not in text
     assert "Reached in this run: 0.5 or more on every backend measured." in text
+
+
+@dbutil.postgres_only("the processes share PostgreSQL (and Redis)")
+async def test_tiny_scaling_run_answers_every_update_with_one_and_two_processes() -> None:
+    args = throughput.parse_args(["--scaling", "--members", "4", "--per-member", "2", "--repeat", "1"])
+    args.no_write = True
+    results = await throughput.main_scaling(args)
+    assert [r.processes for r in results] == [1, 2]
+    assert all(r.run.updates == len(r.run.latencies) == 8 for r in results)
+    assert [len(r.peak_rss_each) for r in results] == [1, 2] and all(r.run.cpu_seconds > 0 for r in results)
+
+
+def test_the_scaling_table_states_each_run_and_the_factor_of_the_means() -> None:
+    runs = [
+        throughput.Scaled(1, _run("1 bot process", 100, 5.0), [220.0], 0.3, 2.5),
+        throughput.Scaled(2, _run("2 bot processes", 150, 6.0), [219.0, 218.0], 0.4, 2.7),
+        throughput.Scaled(1, _run("1 bot process", 120, 5.0), [221.0], 0.3, 2.6),
+        throughput.Scaled(2, _run("2 bot processes", 180, 6.0), [220.0, 220.0], 0.4, 2.8),
+    ]
+    text = throughput.render_scaling(runs, 10, 1)
+    assert "| 2 | 2 | 2.7 | 150 |" in text and "| 219, 218 |" in text
+    assert "**1.50**" in text  # (150 + 180) / 2 over (100 + 120) / 2
+    assert "5.00 ms with one process, 6.00 ms with two" in text and "peaked at 218–221 MB" in text
+    assert "no idle core" not in text  # the idle share was not recorded (nan)
+    saturated = [throughput.Scaled(r.processes, r.run, r.peak_rss_each, 0.3, 4.0, 0.01) for r in runs]
+    assert "at most 1% of its CPU idle" in throughput.render_scaling(saturated, 10, 1)

@@ -142,3 +142,20 @@ def test_a_migrated_database_lists_without_complaint(tmp_path: Path) -> None:
     r = run("org", "list", env=env)
     assert r.returncode == 0, r.stderr
     assert "problem" not in r.stderr
+
+
+def test_several_bot_processes_need_a_webhook_and_redis(tmp_path: Path) -> None:
+    env = {**base_env(tmp_path), "BOT_TOKEN": "1:x", "TELEGRAM_API_URL": "http://127.0.0.1:9"}
+    env = {k: v for k, v in env.items() if k not in ("WEBHOOK_URL", "WEBHOOK_SECRET", "REDIS_URL")}
+    r = run("run", "--only", "bot", "--processes", "2", env=env)
+    assert r.returncode == 2, r.stderr
+    [line] = r.stderr.strip().splitlines()
+    assert line.startswith("branchbot: bad setting WEBHOOK_URL: required for --processes")
+    hooked = {**env, "WEBHOOK_URL": "https://bot.example.org/tg", "WEBHOOK_SECRET": "s3cret"}
+    r = run("run", "--only", "bot", "--processes", "2", env=hooked)
+    assert r.returncode == 2, r.stderr
+    [line] = r.stderr.strip().splitlines()
+    assert line.startswith("branchbot: bad setting REDIS_URL: required for --processes")
+    r = run("run", "--processes", "2", env={**hooked, "REDIS_URL": "redis://127.0.0.1:6379/0"})
+    assert r.returncode == 2, r.stderr
+    assert "add --only bot" in r.stderr

@@ -7,8 +7,14 @@ import contextlib
 
 
 class TcpProxy:
-    def __init__(self, target_host: str, target_port: int) -> None:
+    """To one target; given `more`, each new connection goes to the next target in turn (as
+    nginx's upstream does), counted in `connections`."""
+
+    def __init__(self, target_host: str, target_port: int, more: tuple[tuple[str, int], ...] = ()) -> None:
         self.target = (target_host, target_port)
+        self.targets = [self.target, *more]
+        self.connections: dict[tuple[str, int], int] = dict.fromkeys(self.targets, 0)
+        self._turn = 0
         self.port = 0
         self.cut = False
         self.refused = 0
@@ -48,8 +54,11 @@ class TcpProxy:
             self.refused += 1
             writer.transport.abort()
             return
+        target = self.targets[self._turn % len(self.targets)]
+        self._turn += 1
+        self.connections[target] += 1
         try:
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
+            up_reader, up_writer = await asyncio.open_connection(*target)
         except OSError:
             writer.transport.abort()
             return
