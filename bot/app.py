@@ -26,6 +26,7 @@ from storage.db import make_engine, make_sessionmaker
 from storage.evidence import EvidenceStore
 
 log = logging.getLogger("branchbot")
+UNLIMITED = 1_000_000.0  # messages per second: the gate's limits when TELEGRAM_LIMITS is off
 
 
 def _dumps(value: Any) -> str:
@@ -56,6 +57,8 @@ def make_gate_state(settings: Settings, bot_id: int) -> GateState:
         from bot.gate.shared import RedisState
 
         return RedisState(settings.redis_url, bot_id)
+    if not settings.telegram_limits:
+        return LocalState(rate=UNLIMITED, per_chat_interval=1 / UNLIMITED, group_per_minute=int(UNLIMITED))
     return LocalState()
 
 

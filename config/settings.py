@@ -27,6 +27,10 @@ class Settings(BaseSettings):
     telegram_api_url: str = "https://api.telegram.org"
     database_url: str = "sqlite+aiosqlite:///./data/branchbot.db"
     redis_url: str | None = None
+    # False: the gate does not pace messages to Telegram's 30/s per bot and 1/s per chat (a Bot
+    # API server without those limits, such as the emulator in bench/throughput.py, which
+    # measures the update path and not Telegram's limits); 429s are still obeyed.
+    telegram_limits: bool = True
     webhook_url: str | None = None
     # Telegram sends it in X-Telegram-Bot-Api-Secret-Token with every update; without it anyone
     # who reaches the webhook port could post updates as any user, so webhook mode requires one.
