@@ -101,6 +101,18 @@ class DbStorage(BaseStorage):
         async with self._sessionmaker() as own:
             yield own, True
 
+    def key_of(self, key: StorageKey) -> str:
+        return self._keys.build(key)
+
+    @staticmethod
+    def remember(s: AsyncSession, key: str, row: _Row | None) -> None:
+        """A conversation read along with something else (the person, `bot/middlewares.py`):
+        the FSM middleware and the handler then find it without a query of their own."""
+        rows: dict[str, _Row | None] = s.info.setdefault(_ROWS, {})
+        if key not in rows:
+            rows[key] = row
+            s.info.setdefault(_STORED, {})[key] = row is not None
+
     async def _row(self, s: AsyncSession, key: str) -> _Row | None:
         # One conversation is read many times per update (the FSM middleware, then each
         # get/set in the handler); remember it for the session, absence included. Plain rows

@@ -2,8 +2,9 @@
 their role and locale, and the one place where failures become replies.
 
 Order (outermost first): aiogram's errors and user-context middlewares, then `UpdateGuard`
-(session, de-duplication, failure handling), then aiogram's FSM middleware (so conversation
-state reads and writes go through the update's session), then `PersonContext`.
+(session, de-duplication, failure handling), then `PersonContext` (which reads the
+conversation state along with the person), then aiogram's FSM middleware (so conversation
+state reads and writes go through the update's session).
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiogram import BaseMiddleware, Bot
+from aiogram.fsm.middleware import FSMContextMiddleware
 from aiogram.types import CallbackQuery, Message, TelegramObject, Update, User
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.fsm_storage import current_session
+from bot.fsm_storage import DbStorage, current_session
 from bot.fsm_storage import forget as forget_conversations
 from bot.gate import before_wait
 from bot.transient import DatabaseUnavailable, is_transient_db_error
@@ -161,17 +163,32 @@ class PersonContext(BaseMiddleware):
     """Who is talking: the joined person (a `PersonView`, or None), their grants, locale, texts
     and today's date."""
 
-    def __init__(self, settings: Settings, clock: Clock, pack: Pack) -> None:
+    def __init__(
+        self, settings: Settings, clock: Clock, pack: Pack, fsm: FSMContextMiddleware | None = None
+    ) -> None:
         self.settings = settings
         self.clock = clock
         self.pack = pack
+        # Runs before the FSM middleware: with the state in the database, the conversation is
+        # read in the person's query and the FSM middleware finds it there.
+        self.fsm = fsm if fsm is not None and isinstance(fsm.storage, DbStorage) else None
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         s: AsyncSession = data["session"]
         user: User | None = data.get("event_from_user")
         # One round trip for the person, their grants and their branch's time zone, as plain
         # rows (this runs for every update; ORM objects cost more than the query).
-        found = await people.chat_person(s, user.id) if user is not None else None
+        found: people.ChatPerson | None = None
+        if user is not None:
+            state_key = None
+            if (
+                self.fsm is not None
+                and (ctx := self.fsm.resolve_event_context(data["bot"], data)) is not None
+            ):
+                state_key = self.fsm.storage.key_of(ctx.key)  # type: ignore[attr-defined]
+            found = await people.chat_person(s, user.id, state_key=state_key)
+            if found is not None and state_key is not None:
+                DbStorage.remember(s, state_key, found.conversation)
         person = found.person if found is not None else None
         actor = found.actor if found is not None else None
         locale = normalize_locale(

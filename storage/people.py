@@ -10,6 +10,7 @@ import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import bindparam, delete, func, select, update
@@ -22,6 +23,7 @@ from storage.errors import Invalid, Refused
 from storage.invites import CODE_PATTERN, build_invite, deep_link, may_invite
 from storage.models import (
     Commitment,
+    ConversationState,
     Invite,
     Membership,
     Org,
@@ -337,6 +339,8 @@ class ChatPerson:
     person: PersonView
     actor: Actor
     timezone: str | None  # of the home branch (else the first org): "today" is counted there
+    # The conversation's stored (state, data), None if it has no row; read only when asked.
+    conversation: tuple[str | None, dict[str, Any]] | None = None
 
 
 _M = Membership.__table__.c
@@ -365,12 +369,28 @@ _CHAT_PERSON = (
     .where(_P.telegram_id == bindparam("telegram_id"))
     .order_by(_M.id)
 )
+_CS = ConversationState.__table__.c
+# The same, with the person's conversation (aiogram's FSM state) joined on its key: one round
+# trip instead of two on every update from someone who has joined.
+_CHAT_PERSON_AND_CONVERSATION = _CHAT_PERSON.add_columns(_CS.key, _CS.state, _CS.data).outerjoin(
+    ConversationState.__table__, _CS.key == bindparam("state_key")
+)
 
 
-async def chat_person(s: AsyncSession, telegram_id: int) -> ChatPerson | None:
+async def chat_person(
+    s: AsyncSession, telegram_id: int, *, state_key: str | None = None
+) -> ChatPerson | None:
     """The joined person writing from this Telegram account, with their grants; None for a
-    stranger, someone who has not consented, or someone erased."""
-    rows = (await s.execute(_CHAT_PERSON, {"telegram_id": telegram_id})).all()
+    stranger, someone who has not consented, or someone erased. With `state_key`, also the
+    conversation stored under that key (`ChatPerson.conversation`)."""
+    if state_key is None:
+        rows = (await s.execute(_CHAT_PERSON, {"telegram_id": telegram_id})).all()
+    else:
+        rows = (
+            await s.execute(
+                _CHAT_PERSON_AND_CONVERSATION, {"telegram_id": telegram_id, "state_key": state_key}
+            )
+        ).all()
     if not rows:
         return None
     first = rows[0]
@@ -389,7 +409,10 @@ async def chat_person(s: AsyncSession, telegram_id: int) -> ChatPerson | None:
         first.last_active_at,
         first.blocked_at,
     )
-    return ChatPerson(view, actor, timezone)
+    conversation = None
+    if state_key is not None and first.key is not None:
+        conversation = (first.state, first.data or {})
+    return ChatPerson(view, actor, timezone, conversation)
 
 
 _SEEN = (

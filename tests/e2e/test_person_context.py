@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
 from storage.models import Person
 from tests.e2e.harness import NOW
 
@@ -36,3 +39,22 @@ async def test_activity_is_written_at_most_every_ten_minutes(chat, world, sessio
         assert (await s.get(Person, world.member_a.id)).last_active_at == recent
         assert (await s.get(Person, world.member_b.id)).last_active_at == NOW
         assert (await s.get(Person, world.member_b.id)).blocked_at is None
+
+
+async def test_the_quick_form_reads_the_conversation_with_the_person_and_writes_it_once(chat, world) -> None:
+    """Per update: the person's query brings the conversation state along (no read of its own),
+    and the form's step writes it in one statement at commit."""
+    seen: list[str] = []
+
+    def note(conn, cursor, statement, parameters, context, executemany) -> None:
+        seen.append(" ".join(statement.split()))
+
+    event.listen(Engine, "before_cursor_execute", note)
+    try:
+        reply = await chat.send(world.member_a, "/log 1 今天 社区志愿服务")
+    finally:
+        event.remove(Engine, "before_cursor_execute", note)
+    assert reply.buttons  # the actions to pick from
+    on_states = [s.split()[0] for s in seen if "conversation_states" in s]
+    assert on_states == ["SELECT", "INSERT"]  # the person's query (joined), then the upsert
+    assert any("FROM people" in s and "conversation_states" in s for s in seen)
