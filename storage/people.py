@@ -10,10 +10,11 @@ import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import Update, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from content.i18n import LOCALES, normalize_locale, texts
@@ -415,11 +416,17 @@ async def chat_person(
     return ChatPerson(view, actor, timezone, conversation)
 
 
-_SEEN = (
-    update(Person.__table__)
-    .where(_P.id == bindparam("person_id"))
-    .values(last_active_at=bindparam("now"), blocked_at=None)
-)
+_PEOPLE = Person.__table__
+
+
+@cache
+def _seen() -> Update:
+    """Built once with bound parameters: a compiled-cache hit whenever it runs."""
+    return (
+        update(_PEOPLE)
+        .where(_P.id == bindparam("person_id"))
+        .values(last_active_at=bindparam("now"), blocked_at=None)
+    )
 
 
 async def seen(s: AsyncSession, person: PersonView, now: datetime) -> None:
@@ -428,7 +435,7 @@ async def seen(s: AsyncSession, person: PersonView, now: datetime) -> None:
     stale = person.last_active_at is None or now - person.last_active_at > ACTIVITY_RESOLUTION
     if stale or person.blocked_at is not None:
         # The last activity moves only when stale, as before; the statement is one either way.
-        await s.execute(_SEEN, {"person_id": person.id, "now": now if stale else person.last_active_at})
+        await s.execute(_seen(), {"person_id": person.id, "now": now if stale else person.last_active_at})
 
 
 # ---- the roster of a branch -----------------------------------------------------------------

@@ -15,13 +15,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.db import utcnow
 from storage.models import InboundUpdate, ProcessedUpdate
 
+_PROCESSED = ProcessedUpdate.__table__
+
 
 @cache
 def _claim(dialect: str) -> Insert:
     """The claim, built once per dialect with bound parameters: a compiled-cache hit per update."""
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     return (
-        insert(ProcessedUpdate.__table__)
+        insert(_PROCESSED)
         .values(bot_id=bindparam("bot_id"), update_id=bindparam("update_id"), processed_at=bindparam("at"))
         .on_conflict_do_nothing(index_elements=["bot_id", "update_id"])
     )
