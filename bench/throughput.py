@@ -68,7 +68,7 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
-STORE_ID = 5_000_000_000  # Telegram ids of the members who are only in the store, not in the run
+STORE_ID = 7_000_000_000  # Telegram ids of the members only in the store (the emulator counts from 5e9)
 BRANCH_SIZE = 100  # the store's other members come in branches of this many
 
 
