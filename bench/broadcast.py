@@ -591,6 +591,9 @@ class ReminderResult:
     total: float  # due -> last message at Telegram
     lost: int
     duplicates: int
+    all_enqueued: float = math.nan  # due -> the last of the n outbox rows committed
+    sent: int = 0  # messages Telegram got (all n, unless stopped after `window`)
+    pace: float = math.nan  # sends per second from the first to the last, over the allowed rate
 
     @property
     def ideal(self) -> float:
@@ -604,7 +607,10 @@ async def run_reminders(
     engine: AsyncEngine,
     n: int,
     rate: float,
+    window: float | None = None,
 ) -> ReminderResult:
+    """`window`: stop this many seconds after the first send (100,000 reminders at 30/s take
+    56 minutes); what was not sent by then is counted neither lost nor sent."""
     per_branch = 100
     ids = await add_users(emu, REMINDER_USERS, n)
     groups = [ids[i : i + per_branch] for i in range(0, n, per_branch)]
@@ -644,17 +650,34 @@ async def run_reminders(
         )
         stop = asyncio.Event()
         tasks = [asyncio.create_task(worker.run(stop)), asyncio.create_task(sched.run(stop))]
+        first_done: float | None = None
+        all_enqueued = math.nan
         try:
             async with asyncio.timeout(n / rate * 3 + 120):
                 while True:
                     await asyncio.sleep(0.5)
                     async with sm() as s:
-                        done = await s.scalar(
-                            select(func.count())
-                            .select_from(Delivery)
-                            .where(Delivery.kind == "reminder", Delivery.status != DeliveryStatus.PENDING)
-                        )
+                        queued, done = (
+                            await s.execute(
+                                select(
+                                    func.count(),
+                                    func.count().filter(Delivery.status != DeliveryStatus.PENDING),
+                                )
+                                .select_from(Delivery)
+                                .where(Delivery.kind == "reminder")
+                            )
+                        ).one()
+                    if queued >= n and math.isnan(all_enqueued):
+                        all_enqueued = time.monotonic() - due_mono
                     if done >= n:
+                        break
+                    if done and first_done is None:
+                        first_done = time.monotonic()
+                    if (
+                        window is not None
+                        and first_done is not None
+                        and time.monotonic() - first_done >= window
+                    ):
                         break
         finally:
             stop.set()
@@ -663,6 +686,15 @@ async def run_reminders(
         await bot.session.close()
     stats, _, lost, dups = await _delivery_outcome(emu, set(ids), set())
     times = stats["send_times"]
+    if window is not None:
+        # Stopped early: the unsent are not lost, they are still in the outbox.
+        async with sm() as s:
+            unsent = await s.scalar(
+                select(func.count())
+                .select_from(Delivery)
+                .where(Delivery.kind == "reminder", Delivery.status == DeliveryStatus.PENDING)
+            )
+        lost -= int(unsent or 0)
     return ReminderResult(
         reminders=n,
         rate=rate,
@@ -672,6 +704,9 @@ async def run_reminders(
         total=times[-1] - due_mono,
         lost=lost,
         duplicates=dups,
+        all_enqueued=all_enqueued,
+        sent=len(times),
+        pace=(len(times) - 1) / (times[-1] - times[0]) / rate if len(times) > 1 else math.nan,
     )
 
 
@@ -804,6 +839,19 @@ async def main_workers(args: argparse.Namespace) -> list[WorkersResult]:
     return results
 
 
+def reminders_only(args: argparse.Namespace, rem: ReminderResult) -> str:
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
+    return (
+        f"{machine_line()} Backend: {args.backend}; {rem.reminders:,} reminders due at once "
+        f"({rem.reminders // 100:,} branches of 100), scheduler tick {rem.tick_seconds:g} s, allowed rate "
+        f"{rem.rate:g}/s; load average at the end {load:.1f}.\n"
+        f"due -> first outbox commit {rem.enqueued_after:.2f} s; due -> first send {rem.first_send:.2f} s; "
+        f"due -> all {rem.reminders:,} in the outbox {rem.all_enqueued:.1f} s; "
+        f"sent {rem.sent:,} in {rem.total - rem.first_send:.1f} s, pace / allowed {rem.pace:.3f}; "
+        f"lost {rem.lost}, duplicates {rem.duplicates}"
+    )
+
+
 async def main_async(args: argparse.Namespace) -> Results:
     with tempfile.TemporaryDirectory(prefix="bench-broadcast-") as tmp_dir:
         tmp = Path(tmp_dir)
@@ -820,6 +868,15 @@ async def main_async(args: argparse.Namespace) -> Results:
             sm = make_sessionmaker(engine)
             try:
                 async with emulator_process(args.rate, tmp / "emulator.log") as (base, emu):
+                    if args.reminders:
+                        _say(
+                            f"{args.reminders} reminders, stopping {args.window:g} s after the first send ..."
+                        )
+                        rem = await run_reminders(
+                            base, emu, sm, engine, args.reminders, args.rate, args.window
+                        )
+                        _say(reminders_only(args, rem))
+                        return Results(None, None, None, rem)  # type: ignore[arg-type]
                     n = max(10, round(3000 * args.scale))
                     _say(f"notice to {n} members at {args.rate:g}/s ...")
                     notice = await run_notice(base, emu, sm, engine, n, args.rate, askers=ASKERS)
@@ -864,6 +921,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--latency", type=float, default=0.05, help="seconds the emulator waits before answering, second run"
     )
+    p.add_argument(
+        "--reminders",
+        type=int,
+        default=0,
+        help="only the reminders part, with this many (printed, not written), stopped after --window",
+    )
+    p.add_argument("--window", type=float, default=60.0, help="seconds of sending measured with --reminders")
     p.add_argument("--out", default=str(DOC), help="the markdown file to write the section into")
     p.add_argument("--no-write", action="store_true", help="print only")
     p.add_argument(

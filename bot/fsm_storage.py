@@ -16,10 +16,11 @@ from typing import Any
 
 from aiogram.fsm.state import State
 from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder, StateType, StorageKey
-from sqlalchemy import Insert, bindparam, delete, select
+from sqlalchemy import Insert, bindparam, delete, event, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from storage.db import utcnow
 from storage.models import ConversationState
@@ -48,6 +49,43 @@ def _upsert(dialect: str) -> Insert:
 
 current_session: ContextVar[AsyncSession | None] = ContextVar("current_session", default=None)
 
+# Per session (in `Session.info`): the conversations as the update sees them, whether each has a
+# row in the database, and which changed. A form's step sets the state and then the data (and
+# /log clears both first): written as they come that is two or four statements, written at
+# commit it is one upsert per conversation, or none when nothing ends up changed.
+_ROWS = "fsm_rows"
+_STORED = "fsm_stored"
+_DIRTY = "fsm_dirty"
+
+_Row = tuple[str | None, dict[str, Any]]
+
+
+def forget(s: AsyncSession) -> None:
+    """After a rollback: what this session read or meant to write of conversations is void."""
+    for name in (_ROWS, _STORED, _DIRTY):
+        s.info.pop(name, None)
+
+
+@event.listens_for(Session, "before_commit")
+def _write_changed(session: Session) -> None:
+    """Write the conversations changed in this transaction, once each, just before it commits."""
+    dirty: set[str] | None = session.info.pop(_DIRTY, None)
+    if not dirty:
+        return
+    rows: dict[str, _Row | None] = session.info[_ROWS]
+    stored: dict[str, bool] = session.info[_STORED]
+    upsert = _upsert(session.get_bind().dialect.name)
+    now = utcnow()
+    for key in sorted(dirty):  # a fixed order, so two sessions never lock in opposite orders
+        row = rows[key]
+        if row is None:
+            # A finished conversation leaves no row behind (and no personal data in it).
+            if stored[key]:
+                session.execute(_DELETE, {"key": key})
+        else:
+            session.execute(upsert, {"key": key, "state": row[0], "data": row[1], "updated_at": now})
+        stored[key] = row is not None
+
 
 class DbStorage(BaseStorage):
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
@@ -63,36 +101,42 @@ class DbStorage(BaseStorage):
         async with self._sessionmaker() as own:
             yield own, True
 
-    async def _row(self, s: AsyncSession, key: str) -> tuple[str | None, dict[str, Any]] | None:
+    def key_of(self, key: StorageKey) -> str:
+        return self._keys.build(key)
+
+    @staticmethod
+    def remember(s: AsyncSession, key: str, row: _Row | None) -> None:
+        """A conversation read along with something else (the person, `bot/middlewares.py`):
+        the FSM middleware and the handler then find it without a query of their own."""
+        rows: dict[str, _Row | None] = s.info.setdefault(_ROWS, {})
+        if key not in rows:
+            rows[key] = row
+            s.info.setdefault(_STORED, {})[key] = row is not None
+
+    async def _row(self, s: AsyncSession, key: str) -> _Row | None:
         # One conversation is read many times per update (the FSM middleware, then each
         # get/set in the handler); remember it for the session, absence included. Plain rows
         # through Core: this runs on every update, and ORM objects (identity map, change
         # tracking, a flush at commit) cost more than the statements themselves.
-        cache: dict[str, tuple[str | None, dict[str, Any]] | None] = s.info.setdefault("fsm_rows", {})
-        if key not in cache:
+        rows: dict[str, _Row | None] = s.info.setdefault(_ROWS, {})
+        if key not in rows:
             found = (await s.execute(_SELECT, {"key": key})).first()
-            cache[key] = (found[0], found[1] or {}) if found is not None else None
-        return cache[key]
+            rows[key] = (found[0], found[1] or {}) if found is not None else None
+            s.info.setdefault(_STORED, {})[key] = found is not None
+        return rows[key]
 
     async def _write(self, key: StorageKey, state: str | object | None, data: dict[str, Any] | None) -> None:
-        """Set the state and/or the data (`_KEEP` leaves one as it is); no row for an empty conversation."""
+        """Set the state and/or the data (`_KEEP` leaves one as it is); written at commit."""
         k = self._keys.build(key)
         async with self._session() as (s, own):
             row = await self._row(s, k)
             new_state = (row[0] if row else None) if state is _KEEP else state
             new_data = (dict(row[1]) if row else {}) if data is None else data
             assert new_state is None or isinstance(new_state, str)
-            if new_state is None and not new_data:
-                # A finished conversation leaves no row behind (and no personal data in it).
-                if row is not None:
-                    await s.execute(_DELETE, {"key": k})
-                s.info["fsm_rows"][k] = None
-            else:
-                await s.execute(
-                    _upsert(s.bind.dialect.name),
-                    {"key": k, "state": new_state, "data": new_data, "updated_at": utcnow()},
-                )
-                s.info["fsm_rows"][k] = (new_state, new_data)
+            new = None if new_state is None and not new_data else (new_state, new_data)
+            if new != row:
+                s.info[_ROWS][k] = new
+                s.info.setdefault(_DIRTY, set()).add(k)
             if own:
                 await s.commit()
 

@@ -2,8 +2,9 @@
 their role and locale, and the one place where failures become replies.
 
 Order (outermost first): aiogram's errors and user-context middlewares, then `UpdateGuard`
-(session, de-duplication, failure handling), then aiogram's FSM middleware (so conversation
-state reads and writes go through the update's session), then `PersonContext`.
+(session, de-duplication, failure handling), then `PersonContext` (which reads the
+conversation state along with the person), then aiogram's FSM middleware (so conversation
+state reads and writes go through the update's session).
 """
 
 from __future__ import annotations
@@ -11,33 +12,30 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiogram import BaseMiddleware, Bot
+from aiogram.fsm.middleware import FSMContextMiddleware
 from aiogram.types import CallbackQuery, Message, TelegramObject, Update, User
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import joinedload
 
-from bot.fsm_storage import current_session
+from bot.fsm_storage import DbStorage, current_session
+from bot.fsm_storage import forget as forget_conversations
 from bot.gate import before_wait
 from bot.transient import DatabaseUnavailable, is_transient_db_error
 from config.clock import Clock
 from config.settings import Settings
 from content.i18n import Texts, normalize_locale, texts
 from content.pack import Pack
-from storage import outbox
-from storage.access import actor_of
+from storage import outbox, people
 from storage.errors import Refused
-from storage.models import Membership, Person
 from storage.updates import claim_update
 
 log = logging.getLogger("branchbot.updates")
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
-ACTIVITY_RESOLUTION = timedelta(minutes=10)  # last_active_at need not be written on every update
 
 
 def _where(exc: BaseException) -> str:
@@ -100,13 +98,13 @@ class UpdateGuard(BaseMiddleware):
         except Refused as e:
             # A rule said no: nothing the handler wrote stays, the person is told why.
             await s.rollback()
-            s.info.pop("fsm_rows", None)
+            forget_conversations(s)
             await self._reply(update, data, e.key, e.params)
             await self._mark_done(bot, update)
             return None
         except Exception as e:
             await _rollback_quietly(s)
-            s.info.pop("fsm_rows", None)
+            forget_conversations(s)
             if is_transient_db_error(e):
                 log.warning(
                     "update %s: database unavailable (%s); will retry", update.update_id, type(e).__name__
@@ -162,29 +160,37 @@ def _guess_locale(data: dict[str, Any]) -> str | None:
 
 
 class PersonContext(BaseMiddleware):
-    """Who is talking: the joined person (or None), their grants, locale, texts and today's date."""
+    """Who is talking: the joined person (a `PersonView`, or None), their grants, locale, texts
+    and today's date."""
 
-    def __init__(self, settings: Settings, clock: Clock, pack: Pack) -> None:
+    def __init__(
+        self, settings: Settings, clock: Clock, pack: Pack, fsm: FSMContextMiddleware | None = None
+    ) -> None:
         self.settings = settings
         self.clock = clock
         self.pack = pack
+        # Runs before the FSM middleware: with the state in the database, the conversation is
+        # read in the person's query and the FSM middleware finds it there.
+        self.fsm = fsm if fsm is not None and isinstance(fsm.storage, DbStorage) else None
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         s: AsyncSession = data["session"]
         user: User | None = data.get("event_from_user")
-        person: Person | None = None
+        # One round trip for the person, their grants and their branch's time zone, as plain
+        # rows (this runs for every update; ORM objects cost more than the query).
+        found: people.ChatPerson | None = None
         if user is not None:
-            # One round trip for the person, their memberships and those orgs (the actor and the
-            # time zone come from these): this runs for every update.
-            found = await s.scalars(
-                select(Person)
-                .where(Person.telegram_id == user.id)
-                .options(joinedload(Person.memberships).joinedload(Membership.org))
-            )
-            person = found.unique().one_or_none()  # all rows read: the whole collection is loaded
-            if person is not None and (person.consent_at is None or person.erased_at is not None):
-                person = None
-        actor = actor_of(person) if person else None
+            state_key = None
+            if (
+                self.fsm is not None
+                and (ctx := self.fsm.resolve_event_context(data["bot"], data)) is not None
+            ):
+                state_key = self.fsm.storage.key_of(ctx.key)  # type: ignore[attr-defined]
+            found = await people.chat_person(s, user.id, state_key=state_key)
+            if found is not None and state_key is not None:
+                DbStorage.remember(s, state_key, found.conversation)
+        person = found.person if found is not None else None
+        actor = found.actor if found is not None else None
         locale = normalize_locale(
             (person.locale if person else None) or (user.language_code if user else None),
             self.settings.default_locale,
@@ -192,17 +198,11 @@ class PersonContext(BaseMiddleware):
         if person is not None and user is not None and user.language_code and not person.locale:
             locale = normalize_locale(user.language_code, self.settings.default_locale)
         tz = self.settings.tz
-        if person is not None and actor is not None and actor.grants:
-            org_id = actor.home_branch_id() or actor.grants[0].org_id
-            tz_name = next(m.org.timezone for m in person.memberships if m.org_id == org_id)
-            if tz_name:
-                tz = ZoneInfo(tz_name)
+        if found is not None and found.timezone:
+            tz = _zone(found.timezone)
         now = self.clock.now()
         if person is not None:
-            if person.last_active_at is None or now - person.last_active_at > ACTIVITY_RESOLUTION:
-                person.last_active_at = now
-            if person.blocked_at is not None:
-                person.blocked_at = None  # they wrote to us, so they unblocked the bot
+            await people.seen(s, person, now)
         data.update(
             person=person,
             actor=actor,
@@ -216,6 +216,11 @@ class PersonContext(BaseMiddleware):
             clock=self.clock,
         )
         return await handler(event, data)
+
+
+@cache
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
 
 
 def event_message(update: Update) -> Message | None:

@@ -13,7 +13,8 @@ from aiogram.types import CallbackQuery, Message
 from content.i18n import Texts
 from handlers.kit.commands import ROLE_COMMANDS
 from storage.access import Actor
-from storage.models import Person, Role
+from storage.models import Role
+from storage.people import PersonView
 
 router = Router(name=__name__)
 
@@ -26,7 +27,9 @@ def command_name(text: str) -> str | None:
 
 
 @router.message(F.text.startswith("/"))
-async def on_other_command(message: Message, person: Person | None, actor: Actor | None, _: Texts) -> None:
+async def on_other_command(
+    message: Message, person: PersonView | None, actor: Actor | None, _: Texts
+) -> None:
     name = command_name(message.text or "")
     roles = ROLE_COMMANDS.get(name or "")
     if roles is None:
@@ -41,7 +44,7 @@ async def on_other_command(message: Message, person: Person | None, actor: Actor
 
 
 @router.message()
-async def on_other_message(message: Message, person: Person | None, _: Texts, state: FSMContext) -> None:
+async def on_other_message(message: Message, person: PersonView | None, _: Texts, state: FSMContext) -> None:
     if person is None:
         await message.answer(_("start.stranger"))
     elif message.text:

@@ -26,9 +26,11 @@ from content.i18n import Texts
 from handlers.kit.filters import HasRole, Joined
 from handlers.kit.forms import short
 from handlers.kit.keyboards import button, edit_markup, rows
+from handlers.kit.wizard import fresh
 from storage import notices, reminders
 from storage.access import MANAGER_ROLES
 from storage.models import Person
+from storage.people import PersonView
 
 log = logging.getLogger("branchbot.notices")
 router = Router(name=__name__)
@@ -44,7 +46,7 @@ PREVIEW = 80
 
 @router.message(Command("notices"), ~HasRole(*MANAGER_ROLES))
 async def cmd_notices(
-    message: Message, session: AsyncSession, person: Person, _: Texts, tz: tzinfo, state: FSMContext
+    message: Message, session: AsyncSession, person: PersonView, _: Texts, tz: tzinfo, state: FSMContext
 ) -> None:
     await state.clear()
     received = await notices.recipient_notices(session, person, limit=LISTED)
@@ -126,10 +128,10 @@ async def _drop_button(query: CallbackQuery) -> None:
 
 
 @router.callback_query(F.data.in_({PAUSE, RESUME}))
-async def on_nudges_click(query: CallbackQuery, session: AsyncSession, person: Person, _: Texts) -> None:
+async def on_nudges_click(query: CallbackQuery, session: AsyncSession, person: PersonView, _: Texts) -> None:
     pause = query.data == PAUSE
     changed = person.nudges_paused != pause
-    await reminders.pause_nudges(session, person, pause)
+    await reminders.pause_nudges(session, fresh(await session.get(Person, person.id)), pause)
     await session.commit()
     await query.answer(_("reminders.paused" if pause else "reminders.resumed"), show_alert=True)
     if changed and isinstance(query.message, Message):

@@ -32,7 +32,8 @@ from handlers.manage import MANAGERS, STAFF_ROLES, local_time, managers, message
 from handlers.manage import staff_root as staff_org
 from storage import notices
 from storage.access import Actor, require_manager
-from storage.models import Audience, DeliveryStatus, Notice, NoticeStatus, Person
+from storage.models import Audience, DeliveryStatus, Notice, NoticeStatus
+from storage.people import PersonView
 
 router = Router(name=__name__)
 router.message.filter(managers())
@@ -544,7 +545,7 @@ async def cmd_notices(
     message: Message,
     session: AsyncSession,
     actor: Actor,
-    person: Person,
+    person: PersonView,
     _: Texts,
     tz: tzinfo,
     state: FSMContext,

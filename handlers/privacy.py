@@ -22,7 +22,7 @@ from handlers.kit.keyboards import button, rows, show
 from storage import privacy
 from storage.access import Actor
 from storage.evidence import EvidenceStore
-from storage.models import Person
+from storage.people import PersonView
 
 router = Router(name=__name__)
 router.message.filter(Joined())
@@ -49,7 +49,13 @@ async def cmd_privacy(message: Message, _: Texts, state: FSMContext) -> None:
 
 @router.callback_query(F.data == EXPORT)
 async def on_export_click(
-    query: CallbackQuery, session: AsyncSession, person: Person, actor: Actor, _: Texts, today: date, bot: Bot
+    query: CallbackQuery,
+    session: AsyncSession,
+    person: PersonView,
+    actor: Actor,
+    _: Texts,
+    today: date,
+    bot: Bot,
 ) -> None:
     data = await privacy.export_person_file(session, actor, person.id)
     await session.commit()  # the export is audited
@@ -85,7 +91,7 @@ async def on_erase_cancel_click(query: CallbackQuery, _: Texts, bot: Bot) -> Non
 async def on_erase_confirm_click(
     query: CallbackQuery,
     session: AsyncSession,
-    person: Person,
+    person: PersonView,
     actor: Actor,
     _: Texts,
     now: datetime,

@@ -45,7 +45,8 @@ from storage import service_log
 from storage.access import Actor
 from storage.errors import Refused
 from storage.evidence import EvidenceStore
-from storage.models import Person, Role, ServiceEntry
+from storage.models import Role, ServiceEntry
+from storage.people import PersonView
 from storage.service_log import (
     ParseError,
     PossibleDuplicate,
@@ -734,7 +735,7 @@ async def on_wizard_expects_text(
 async def cmd_my(
     message: Message,
     session: AsyncSession,
-    person: Person,
+    person: PersonView,
     actor: Actor,
     _: Texts,
     today: date,

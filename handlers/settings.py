@@ -12,9 +12,11 @@ from content.i18n import LOCALES, Texts, texts
 from handlers.kit.commands import set_person_menu
 from handlers.kit.filters import Joined
 from handlers.kit.keyboards import button, rows, show
+from handlers.kit.wizard import fresh
 from storage import people
 from storage.access import Actor
 from storage.models import Person
+from storage.people import PersonView
 
 router = Router(name=__name__)
 router.message.filter(Joined())
@@ -43,13 +45,13 @@ async def cmd_lang(message: Message, _: Texts, locale: str, state: FSMContext) -
 
 @router.callback_query(F.data.startswith(LANG))
 async def on_lang_click(
-    query: CallbackQuery, session: AsyncSession, person: Person, actor: Actor, bot: Bot
+    query: CallbackQuery, session: AsyncSession, person: PersonView, actor: Actor, bot: Bot
 ) -> None:
     code = (query.data or "")[len(LANG) :]
     if code not in LOCALES:
         await query.answer(texts(person.locale)("fallback.stale_button"), show_alert=True)
         return
-    await people.set_locale(session, person, code)
+    await people.set_locale(session, fresh(await session.get(Person, person.id)), code)
     await session.commit()
     _ = texts(code)  # from here on, the person's new language
     await query.answer()

@@ -18,7 +18,7 @@ from content.i18n import Texts
 from handlers.kit.commands import help_text, set_person_menu
 from storage import people
 from storage.access import Actor, load_actor
-from storage.models import Person
+from storage.people import PersonView
 
 router = Router(name=__name__)
 
@@ -40,7 +40,7 @@ async def cmd_start_code(
     message: Message,
     command: CommandObject,
     session: AsyncSession,
-    person: Person | None,
+    person: PersonView | None,
     _: Texts,
     now: datetime,
     state: FSMContext,
@@ -59,7 +59,7 @@ async def cmd_start_code(
 
 @router.message(CommandStart())
 async def cmd_start(
-    message: Message, person: Person | None, actor: Actor | None, _: Texts, state: FSMContext
+    message: Message, person: PersonView | None, actor: Actor | None, _: Texts, state: FSMContext
 ) -> None:
     await state.clear()
     if person is None:
@@ -97,7 +97,7 @@ async def on_decline_click(query: CallbackQuery, _: Texts) -> None:
 @router.message(Command("help"))
 async def cmd_help(
     message: Message,
-    person: Person | None,
+    person: PersonView | None,
     actor: Actor | None,
     _: Texts,
     state: FSMContext,

@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
+from storage.sqlite_driver import one_trip_dbapi
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -99,6 +101,8 @@ def make_engine(url: str, *, busy_timeout: float = 30.0, **kw: Any) -> AsyncEngi
             # the pool instead, first come first served, with no idle gaps.
             kw.setdefault("pool_size", int(os.environ.get("DB_POOL_SIZE", "1")))
             kw.setdefault("max_overflow", 0)
+        if "module" not in kw and (dbapi := one_trip_dbapi()) is not None:
+            kw["module"] = dbapi  # one trip to aiosqlite's thread per statement, not four
         engine = create_async_engine(url, **kw)
         _sqlite_pragmas(engine, busy_timeout)
         return engine

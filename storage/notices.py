@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import Float, Select, case, cast, exists, func, select, update
@@ -43,6 +43,9 @@ from storage.models import (
 )
 from storage.outbox import OutMessage, enqueue_many, set_payloads
 from storage.validation import parse
+
+if TYPE_CHECKING:
+    from storage.people import PersonView
 
 TEXT_MAX = 4000
 CAPTION_MAX = 1024  # Telegram's limit for a photo or document caption
@@ -545,7 +548,9 @@ async def nudge(s: AsyncSession, actor: Actor, notice_id: int, *, now: datetime)
     return len(await enqueue_many(s, messages, now=now))
 
 
-async def recipient_notices(s: AsyncSession, person: Person, limit: int = 10) -> list[RecipientNotice]:
+async def recipient_notices(
+    s: AsyncSession, person: Person | PersonView, limit: int = 10
+) -> list[RecipientNotice]:
     """A member's own notices, newest first, for /notices."""
     rows = await s.execute(
         select(Notice.id, Delivery.id, Org.name, Notice.text, Delivery.sent_at, Delivery.acknowledged_at)

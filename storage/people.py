@@ -10,18 +10,21 @@ import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Update, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from content.i18n import LOCALES, normalize_locale, texts
 from storage import audit
-from storage.access import Actor, get_org, require_manager
+from storage.access import Actor, Grant, get_org, require_manager
 from storage.errors import Invalid, Refused
 from storage.invites import CODE_PATTERN, build_invite, deep_link, may_invite
 from storage.models import (
     Commitment,
+    ConversationState,
     Invite,
     Membership,
     Org,
@@ -312,6 +315,127 @@ async def mark_reachable(s: AsyncSession, telegram_id: int) -> bool:
         .execution_options(synchronize_session=False)
     )
     return bool(res.rowcount)  # type: ignore[attr-defined]
+
+
+# ---- the person behind a chat, on every update ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PersonView:
+    """What an update needs of the person writing: plain values, not an ORM object (no identity
+    map, no change tracking, no flush at commit). A handler that changes the person's record
+    loads the row (`s.get(Person, view.id)`)."""
+
+    id: int
+    telegram_id: int
+    name: str
+    locale: str | None
+    nudges_paused: bool
+    last_active_at: datetime | None
+    blocked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChatPerson:
+    person: PersonView
+    actor: Actor
+    timezone: str | None  # of the home branch (else the first org): "today" is counted there
+    # The conversation's stored (state, data), None if it has no row; read only when asked.
+    conversation: tuple[str | None, dict[str, Any]] | None = None
+
+
+_M = Membership.__table__.c
+_O = Org.__table__.c
+_P = Person.__table__.c
+# Built once with a bound parameter, so each update is a hit in the compiled cache. One round
+# trip: the person and a row per membership (with its org), or nothing.
+_CHAT_PERSON = (
+    select(
+        _P.id,
+        _P.name,
+        _P.locale,
+        _P.nudges_paused,
+        _P.last_active_at,
+        _P.blocked_at,
+        _P.consent_at,
+        _P.erased_at,
+        _M.org_id,
+        _O.path,
+        _O.kind,
+        _M.role,
+        _O.timezone,
+    )
+    .select_from(Person.__table__.outerjoin(Membership.__table__, _M.person_id == _P.id))
+    .outerjoin(Org.__table__, _O.id == _M.org_id)
+    .where(_P.telegram_id == bindparam("telegram_id"))
+    .order_by(_M.id)
+)
+_CS = ConversationState.__table__.c
+# The same, with the person's conversation (aiogram's FSM state) joined on its key: one round
+# trip instead of two on every update from someone who has joined.
+_CHAT_PERSON_AND_CONVERSATION = _CHAT_PERSON.add_columns(_CS.key, _CS.state, _CS.data).outerjoin(
+    ConversationState.__table__, _CS.key == bindparam("state_key")
+)
+
+
+async def chat_person(
+    s: AsyncSession, telegram_id: int, *, state_key: str | None = None
+) -> ChatPerson | None:
+    """The joined person writing from this Telegram account, with their grants; None for a
+    stranger, someone who has not consented, or someone erased. With `state_key`, also the
+    conversation stored under that key (`ChatPerson.conversation`)."""
+    if state_key is None:
+        rows = (await s.execute(_CHAT_PERSON, {"telegram_id": telegram_id})).all()
+    else:
+        rows = (
+            await s.execute(
+                _CHAT_PERSON_AND_CONVERSATION, {"telegram_id": telegram_id, "state_key": state_key}
+            )
+        ).all()
+    if not rows:
+        return None
+    first = rows[0]
+    if first.consent_at is None or first.erased_at is not None:
+        return None
+    grants = tuple(Grant(r.org_id, r.path, r.kind, r.role) for r in rows if r.org_id is not None)
+    actor = Actor(first.id, grants)
+    home = actor.home_branch_id() or (grants[0].org_id if grants else None)
+    timezone = next((r.timezone for r in rows if r.org_id == home), None) if home is not None else None
+    view = PersonView(
+        first.id,
+        telegram_id,
+        first.name,
+        first.locale,
+        bool(first.nudges_paused),
+        first.last_active_at,
+        first.blocked_at,
+    )
+    conversation = None
+    if state_key is not None and first.key is not None:
+        conversation = (first.state, first.data or {})
+    return ChatPerson(view, actor, timezone, conversation)
+
+
+_PEOPLE = Person.__table__
+
+
+@cache
+def _seen() -> Update:
+    """Built once with bound parameters: a compiled-cache hit whenever it runs."""
+    return (
+        update(_PEOPLE)
+        .where(_P.id == bindparam("person_id"))
+        .values(last_active_at=bindparam("now"), blocked_at=None)
+    )
+
+
+async def seen(s: AsyncSession, person: PersonView, now: datetime) -> None:
+    """They wrote: active now (kept at most every ACTIVITY_RESOLUTION, a write per message is
+    wasteful), and reachable (writing means they unblocked the bot)."""
+    stale = person.last_active_at is None or now - person.last_active_at > ACTIVITY_RESOLUTION
+    if stale or person.blocked_at is not None:
+        # The last activity moves only when stale, as before; the statement is one either way.
+        await s.execute(_seen(), {"person_id": person.id, "now": now if stale else person.last_active_at})
 
 
 # ---- the roster of a branch -----------------------------------------------------------------

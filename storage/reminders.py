@@ -658,9 +658,11 @@ async def execute_run(s: AsyncSession, run: ReminderRun, pack: Pack, now: dateti
     return len(messages)
 
 
-async def run_due(s: AsyncSession, pack: Pack, now: datetime, worker_id: str) -> list[ReminderRun]:
-    """One scheduler tick: claim what is due and put its messages in the outbox. The caller commits."""
-    runs = await claim_due_runs(s, now, worker_id)
+async def run_due(
+    s: AsyncSession, pack: Pack, now: datetime, worker_id: str, limit: int = 200
+) -> list[ReminderRun]:
+    """Claim what is due (up to `limit` rules) and put its messages in the outbox. The caller commits."""
+    runs = await claim_due_runs(s, now, worker_id, limit)
     for run in runs:
         await execute_run(s, run, pack, now)
     return runs

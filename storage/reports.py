@@ -600,23 +600,31 @@ def _branch_statements(actions: tuple[str, ...]) -> tuple[Select[Any], Select[An
         .subquery()
     )
     pc = list(personal.c)[1:]
+    # The branch's approved service of the period per person: one range of the (org_id, day, ...)
+    # covering index, grouped once, then joined to the roster (not an index probe per member).
+    served = (
+        select(
+            E.person_id.label("person_id"),
+            func.sum(E.minutes).label("minutes"),
+            *(c.label(f"a{i}") for i, c in enumerate(_action_columns(actions, E.action, E.minutes))),
+        )
+        .where(E.org_id == ORG, *_in_period(EntryStatus.APPROVED))
+        .group_by(E.person_id)
+        .subquery()
+    )
     members = (
         select(
             M.person_id,
             Person.name,
             M.role,
-            func.coalesce(func.sum(E.minutes), 0),
-            *(func.coalesce(func.max(c), 0) for c in pc),
-            *_action_columns(actions, E.action, E.minutes),
+            func.coalesce(served.c.minutes, 0),
+            *(func.coalesce(c, 0) for c in pc),
+            *(func.coalesce(served.c[f"a{i}"], 0) for i in range(len(actions))),
         )
         .join(Person, Person.id == M.person_id)
         .outerjoin(personal, personal.c.person_id == M.person_id)
-        .outerjoin(
-            E, and_(E.person_id == M.person_id, E.org_id == M.org_id, *_in_period(EntryStatus.APPROVED))
-        )
+        .outerjoin(served, served.c.person_id == M.person_id)
         .where(M.org_id == ORG, M.role.in_(MEMBER_ROLES))
-        # By the keys: SQLite then walks the org's memberships instead of the whole table.
-        .group_by(M.id, Person.id)
         .order_by(Person.name, M.person_id)
     )
     checklists = _assessments(Assessment.org_id == ORG)

@@ -4,15 +4,29 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Insert, bindparam, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import utcnow
 from storage.models import InboundUpdate, ProcessedUpdate
+
+_PROCESSED = ProcessedUpdate.__table__
+
+
+@cache
+def _claim(dialect: str) -> Insert:
+    """The claim, built once per dialect with bound parameters: a compiled-cache hit per update."""
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return (
+        insert(_PROCESSED)
+        .values(bot_id=bindparam("bot_id"), update_id=bindparam("update_id"), processed_at=bindparam("at"))
+        .on_conflict_do_nothing(index_elements=["bot_id", "update_id"])
+    )
 
 
 async def claim_update(s: AsyncSession, bot_id: int, update_id: int) -> bool:
@@ -21,9 +35,9 @@ async def claim_update(s: AsyncSession, bot_id: int, update_id: int) -> bool:
     The row commits with whatever the handler wrote, so "handled" and "its effects" are one
     fact. On PostgreSQL a concurrent second delivery waits here until the first commits.
     """
-    insert = pg_insert if s.bind.dialect.name == "postgresql" else sqlite_insert
-    stmt = insert(ProcessedUpdate).values(bot_id=bot_id, update_id=update_id, processed_at=utcnow())
-    result = await s.execute(stmt.on_conflict_do_nothing(index_elements=["bot_id", "update_id"]))
+    result = await s.execute(
+        _claim(s.bind.dialect.name), {"bot_id": bot_id, "update_id": update_id, "at": utcnow()}
+    )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 

@@ -13,13 +13,14 @@ from typing import Any
 from aiogram.filters import Filter
 
 from storage.access import Actor
-from storage.models import Person, Role
+from storage.models import Role
+from storage.people import PersonView
 
 
 class Joined(Filter):
     """The person has joined a branch or committee and consented."""
 
-    async def __call__(self, event: Any, person: Person | None = None) -> bool:
+    async def __call__(self, event: Any, person: PersonView | None = None) -> bool:
         return person is not None
 
 
@@ -31,5 +32,7 @@ class HasRole(Filter):
             raise ValueError("HasRole needs at least one role")
         self.roles = frozenset(roles)
 
-    async def __call__(self, event: Any, person: Person | None = None, actor: Actor | None = None) -> bool:
+    async def __call__(
+        self, event: Any, person: PersonView | None = None, actor: Actor | None = None
+    ) -> bool:
         return person is not None and actor is not None and bool(actor.roles() & self.roles)

@@ -265,6 +265,36 @@ async def test_a_scheduled_notice_is_released_by_the_tick(session, sessionmaker,
     assert await session.scalar(select(func.count()).select_from(Delivery)) == 2
 
 
+async def test_many_rules_due_at_once_reach_the_outbox_in_growing_rounds(
+    session, sessionmaker, emu, pack
+) -> None:
+    """The first round takes one rule and commits, so the worker starts on its messages while
+    the rest are built; each round after takes twice as many (1, 2, 4, then the remaining 3)."""
+    br = await make_branch(session, emu, 2)
+    due = START + 10 * HOUR
+    for minute in range(10):
+        session.add(
+            ReminderRule(
+                kind=ReminderKind.MONTHLY_NUDGE,
+                org_id=br.org.id,
+                cron=f"{minute} 2 * * *",
+                timezone="Asia/Shanghai",
+                params={},
+                enabled=True,
+                grace_hours=24,
+                next_due_at=due,
+                created_at=START,
+            )
+        )
+    await session.commit()
+    woken: list[int] = []
+    sched = Scheduler(sessionmaker, FrozenClock(due), "s1", pack, on_enqueued=lambda: woken.append(1))
+    assert (await sched.tick(housekeeping=False)).runs == 10
+    assert len(woken) == 4  # a commit after rounds of 1, 2, 4 and 3 rules
+    # Every rule's nudge to the secretary and both members, once.
+    assert await session.scalar(select(func.count()).select_from(Delivery)) == 10 * 3
+
+
 async def test_housekeeping_forgets_update_ids_older_than_two_days(session, sessionmaker, pack) -> None:
     now = datetime(2026, 11, 10, tzinfo=UTC)
     session.add_all(

@@ -37,6 +37,7 @@ EXEMPT = {
     "notices.release_scheduled": "the scheduler sending a notice whose scheduling was audited",
     "notices.acknowledge": "the recipient's receipt: the delivery row records who and when",
     "people.touch_last_active": "activity timestamp, written at most once per interval",
+    "people.seen": "activity timestamp (at most once per interval) and reachable again, on every update",
     "people.mark_blocked": "Telegram said the bot is blocked",
     "people.mark_reachable": "Telegram delivered again",
     "web_auth.create_sign_in_link": "a one-time token; redeeming it is audited",

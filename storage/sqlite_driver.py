@@ -1,0 +1,130 @@
+"""SQLite through aiosqlite with one trip to its thread per statement.
+
+aiosqlite runs sqlite3 in a thread of its own; SQLAlchemy's adapter makes four trips there for
+every statement (open a cursor, execute, fetch the rows, close the cursor), each a hand-over
+between the event loop and that thread (a queue, a wake-up of the loop, the GIL changing
+hands). On the bot's per-update path that hand-over cost more than the statements themselves,
+and with the one connection per process (`storage/db.py`) every other update waits for the
+transaction holding it. This cursor does the four in one trip: the statement runs and its rows,
+description, row count and last row id come back together.
+
+Server-side cursors (`stream()`) keep SQLAlchemy's own cursor.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import deque
+from typing import Any
+
+import aiosqlite
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_cursor,
+    AsyncAdapt_aiosqlite_dbapi,
+)
+from sqlalchemy.util.concurrency import await_
+
+_Outcome = tuple[Any, int, int | None, list[Any]]
+
+
+def _run(conn: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> _Outcome:
+    """In aiosqlite's thread: the whole statement, cursor to closed cursor."""
+    cur = conn.cursor()
+    try:
+        if many:
+            cur.executemany(operation, parameters)
+        elif parameters is None:
+            cur.execute(operation)
+        else:
+            cur.execute(operation, parameters)
+        rows = cur.fetchall() if cur.description else []
+        return cur.description, cur.rowcount, cur.lastrowid, rows
+    finally:
+        cur.close()
+
+
+class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
+    """A DB-API cursor whose results are fetched with the statement (what SQLAlchemy's adapter
+    does too, in four trips); so fetching and closing need no trip at all."""
+
+    __slots__ = ("_description", "_lastrowid", "_rowcount")
+    _awaitable_cursor_close = False
+
+    def __init__(self, adapt_connection: AsyncAdapt_aiosqlite_connection) -> None:
+        # No aiosqlite cursor is opened here (that is a trip of its own).
+        self._adapt_connection = adapt_connection
+        self._connection = adapt_connection._connection
+        self._cursor = None  # type: ignore[assignment]
+        self._soft_closed_memoized = {}  # type: ignore[assignment]
+        self._rows = deque()
+        self._description: Any = None
+        self._rowcount = -1
+        self._lastrowid: int | None = None
+
+    @property
+    def description(self) -> Any:
+        return self._description
+
+    @property
+    def rowcount(self) -> int:
+        return self._rowcount
+
+    @property
+    def lastrowid(self) -> int:
+        return self._lastrowid  # type: ignore[return-value]
+
+    @property
+    def arraysize(self) -> int:
+        return 1
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        return None
+
+    async def _trip(self, operation: str, parameters: Any, many: bool) -> None:
+        async with self._adapt_connection._execute_mutex:
+            conn: aiosqlite.Connection = self._connection  # type: ignore[assignment]
+            outcome: _Outcome = await conn._execute(_run, conn._conn, operation, parameters, many)
+        self._description, self._rowcount, self._lastrowid, rows = outcome
+        self._rows = deque(rows)
+
+    def execute(self, operation: Any, parameters: Any = None) -> Any:
+        try:
+            return await_(self._trip(operation, parameters, False))
+        except Exception as error:
+            self._adapt_connection._handle_exception(error)
+
+    def executemany(self, operation: Any, seq_of_parameters: Any) -> Any:
+        try:
+            return await_(self._trip(operation, seq_of_parameters, True))
+        except Exception as error:
+            self._adapt_connection._handle_exception(error)
+
+    def setinputsizes(self, *inputsizes: Any) -> None:
+        return None
+
+    async def _async_soft_close(self) -> None:
+        return None
+
+    def close(self) -> None:
+        self._rows.clear()
+
+
+class OneTripConnection(AsyncAdapt_aiosqlite_connection):
+    __slots__ = ()
+    _cursor_cls = OneTripCursor
+
+
+class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):
+    def connect(self, *arg: Any, **kw: Any) -> OneTripConnection:
+        adapted = super().connect(*arg, **kw)
+        return OneTripConnection(self, adapted._connection)
+
+
+def one_trip_dbapi() -> OneTripDBAPI | None:
+    """The DB-API module for `create_async_engine(module=...)`; None if this aiosqlite lacks
+    the queue this relies on (then SQLAlchemy's own adapter is used)."""
+    if not hasattr(aiosqlite.Connection, "_execute"):
+        return None
+    return OneTripDBAPI(aiosqlite, sqlite3)

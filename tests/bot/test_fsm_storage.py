@@ -1,0 +1,101 @@
+"""Conversation state in the database (bot/fsm_storage.py): within an update's session the
+changes are written once, at commit, and vanish with a rollback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from aiogram.fsm.storage.base import StorageKey
+from sqlalchemy import event, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.fsm_storage import DbStorage, current_session, forget
+from storage.models import ConversationState
+
+KEY = StorageKey(bot_id=1, chat_id=42, user_id=42)
+
+
+@contextmanager
+def statements_on_states(engine: AsyncEngine) -> Iterator[list[str]]:
+    """The statements sent to the database that touch the conversation_states table."""
+    seen: list[str] = []
+
+    def note(conn, cursor, statement, parameters, context, executemany) -> None:
+        if "conversation_states" in statement:
+            seen.append(statement.split()[0].upper())
+
+    event.listen(engine.sync_engine, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", note)
+
+
+async def stored(sessionmaker: async_sessionmaker[AsyncSession]) -> list[tuple[str | None, dict]]:
+    async with sessionmaker() as s:
+        return [tuple(r) for r in await s.execute(select(ConversationState.state, ConversationState.data))]
+
+
+async def test_a_step_is_one_write_at_commit(clean_db: AsyncEngine, sessionmaker) -> None:
+    storage = DbStorage(sessionmaker)
+    async with sessionmaker() as s:
+        token = current_session.set(s)
+        try:
+            with statements_on_states(clean_db) as seen:
+                # What /log's quick form does: clear, then the state and the answers.
+                await storage.set_state(KEY, None)
+                await storage.set_data(KEY, {})
+                await storage.set_state(KEY, "LogQuick:action")
+                await storage.set_data(KEY, {"wid": 7, "minutes": 60})
+                assert await storage.get_state(KEY) == "LogQuick:action"  # seen before commit
+                assert await storage.get_data(KEY) == {"wid": 7, "minutes": 60}
+                await s.commit()
+        finally:
+            current_session.reset(token)
+    assert seen == ["SELECT", "INSERT"]  # the one read, then one upsert
+    assert await stored(sessionmaker) == [("LogQuick:action", {"wid": 7, "minutes": 60})]
+
+
+async def test_nothing_is_written_when_nothing_changes(clean_db: AsyncEngine, sessionmaker) -> None:
+    storage = DbStorage(sessionmaker)
+    async with sessionmaker() as s:
+        token = current_session.set(s)
+        try:
+            with statements_on_states(clean_db) as seen:
+                await storage.set_state(KEY, None)
+                await storage.set_data(KEY, {})
+                await s.commit()
+        finally:
+            current_session.reset(token)
+    assert seen == ["SELECT"]
+    assert await stored(sessionmaker) == []
+
+
+async def test_a_finished_conversation_leaves_no_row(clean_db: AsyncEngine, sessionmaker) -> None:
+    storage = DbStorage(sessionmaker)
+    await storage.set_state(KEY, "LogWizard:day")  # outside an update: its own session, committed
+    assert await stored(sessionmaker) == [("LogWizard:day", {})]
+    async with sessionmaker() as s:
+        token = current_session.set(s)
+        try:
+            await storage.set_state(KEY, None)
+            await s.commit()
+        finally:
+            current_session.reset(token)
+    assert await stored(sessionmaker) == []
+
+
+async def test_a_rollback_drops_the_changes(clean_db: AsyncEngine, sessionmaker) -> None:
+    storage = DbStorage(sessionmaker)
+    async with sessionmaker() as s:
+        token = current_session.set(s)
+        try:
+            await storage.set_state(KEY, "LogWizard:day")
+            await s.rollback()
+            forget(s)  # what the update guard does after a rollback
+            assert await storage.get_state(KEY) is None
+            await s.commit()
+        finally:
+            current_session.reset(token)
+    assert await stored(sessionmaker) == []
