@@ -60,12 +60,18 @@ def make_gate_state(settings: Settings, bot_id: int) -> GateState:
     if settings.redis_url:
         from bot.gate.shared import RedisState
 
-        return RedisState(settings.redis_url, bot_id)
+        return RedisState(settings.redis_url, bot_id, secret=_chat_key_secret(settings))
     if settings.database_url.startswith("postgresql"):
         from bot.gate.dbstate import DbState
 
-        return DbState(settings.database_url, bot_id)
+        return DbState(settings.database_url, bot_id, secret=_chat_key_secret(settings))
     return LocalState()
+
+
+def _chat_key_secret(settings: Settings) -> bytes:
+    """The key that hashes chat ids in the shared gate's windows: the bot's token, which every
+    process of the bot has and nobody else does."""
+    return settings.require_token().encode()
 
 
 def make_order(settings: Settings, bot_id: int) -> LocalOrder | RedisOrder:

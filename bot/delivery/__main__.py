@@ -55,7 +55,7 @@ async def serve(args: argparse.Namespace, on_ready: Callable[[], None] | None = 
     bot = Bot(token, session=AiohttpSession(api=TelegramAPIServer.from_base(api)))
     # Several workers (and the bot's other processes) share one budget: the gate's state lives
     # in Redis, else in PostgreSQL; with SQLite it stays in this process (SQLite: one process).
-    state = gate_state(db, redis, bot.id, args.rate, args.gate_prefix)
+    state = gate_state(db, redis, bot.id, args.rate, args.gate_prefix, token.encode())
     install(bot, Gate(state))
     worker = DeliveryWorker(
         bot,
@@ -81,15 +81,17 @@ async def serve(args: argparse.Namespace, on_ready: Callable[[], None] | None = 
         await engine.dispose()
 
 
-def gate_state(db: str, redis: str | None, bot_id: int, rate: float, prefix: str) -> GateState:
+def gate_state(db: str, redis: str | None, bot_id: int, rate: float, prefix: str, secret: bytes) -> GateState:
+    """As bot.app.make_gate_state, with the same key for chat ids (the token), so the bot's
+    processes and its workers count a chat under one name."""
     if redis:
         from bot.gate.shared import RedisState
 
-        return RedisState(redis, bot_id, rate=rate, prefix=prefix)
+        return RedisState(redis, bot_id, rate=rate, prefix=prefix, secret=secret)
     if db.startswith("postgresql"):
         from bot.gate.dbstate import DbState
 
-        return DbState(db, bot_id, rate=rate, prefix=prefix)
+        return DbState(db, bot_id, rate=rate, prefix=prefix, secret=secret)
     return LocalState(rate=rate)
 
 

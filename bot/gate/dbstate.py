@@ -61,6 +61,7 @@ class DbState(SharedState):
         chat_burst: int = 3,
         prefix: str = "branchbot:gate",
         engine: AsyncEngine | None = None,
+        secret: bytes = b"",
     ) -> None:
         if not database_url.startswith("postgresql"):
             raise ValueError("the gate's state is shared through PostgreSQL only (SQLite is one process)")
@@ -70,6 +71,7 @@ class DbState(SharedState):
             group_per_minute=group_per_minute,
             headroom=headroom,
             chat_burst=chat_burst,
+            secret=secret,
         )
         # Autocommit: each statement is its own transaction, so gate_take's advisory lock ends
         # with it. A few connections: one attempt at a time per process, plus pauses and marks.

@@ -16,6 +16,8 @@ yield to it.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import uuid
 from collections import deque
 from dataclasses import dataclass
@@ -57,8 +59,10 @@ class SharedState:
         group_per_minute: int = 20,
         headroom: float = 0.03,
         chat_burst: int = 3,
+        secret: bytes = b"",
     ) -> None:
         stretch = 1 + headroom
+        self._secret = secret
         burst = max(1, chat_burst)
         # (limit, seconds), as LocalState counts them: from the answers, a few percent longer.
         self._windows = {
@@ -87,12 +91,19 @@ class SharedState:
         rules = [Rule("all", *w["all"])]
         if chat_id is None:
             return rules
-        rules.append(Rule(f"chat:{chat_id}", *w["chat"]))
+        chat = self.chat_key(chat_id)
+        rules.append(Rule(f"chat:{chat}", *w["chat"]))
         if bulk:
-            rules.append(Rule(f"one:{chat_id}", *w["one"]))
+            rules.append(Rule(f"one:{chat}", *w["one"]))
         if chat_id < 0:
-            rules.append(Rule(f"group:{chat_id}", *w["group"]))
+            rules.append(Rule(f"group:{chat}", *w["group"]))
         return rules
+
+    def chat_key(self, chat_id: int) -> str:
+        """The chat as the shared windows name it: a keyed hash, not the id. A person's chat id is
+        their Telegram id, and the windows outlive an erasure by up to a minute; with the bot's
+        secret as the key, a hash of it cannot be matched against the (small) space of ids."""
+        return hmac.new(self._secret, str(chat_id).encode(), hashlib.sha256).hexdigest()[:20]
 
     # -- where the counts live --
 
@@ -249,6 +260,7 @@ class RedisState(SharedState):
         headroom: float = 0.03,
         chat_burst: int = 3,
         prefix: str = "branchbot:gate",
+        secret: bytes = b"",
     ) -> None:
         super().__init__(
             rate=rate,
@@ -256,6 +268,7 @@ class RedisState(SharedState):
             group_per_minute=group_per_minute,
             headroom=headroom,
             chat_burst=chat_burst,
+            secret=secret,
         )
         self._redis: Redis = Redis.from_url(redis_url)
         # One hash slot for all of a bot's keys, so a script may touch them together.

@@ -271,3 +271,19 @@ async def test_without_its_database_the_shared_state_paces_in_this_process() -> 
         assert 0.5 < await state.pause_left() <= 1.1  # a 429 still holds this process
     finally:
         await state.close()
+
+
+def test_shared_windows_name_a_chat_by_a_keyed_hash_not_its_id() -> None:
+    """A person's chat id is their Telegram id: the shared windows (Redis keys, gate_marks rows)
+    outlive an erasure by up to a minute, so they must not hold it (regression: the erasure test
+    on PostgreSQL found "chat:<telegram id>" in gate_marks)."""
+    from bot.gate.shared import SharedState
+
+    tid = 5_123_456_789
+    one, two, other = SharedState(secret=b"token"), SharedState(secret=b"token"), SharedState(secret=b"x")
+    names = [r.name for r in one.rules(tid, bulk=True)] + [r.name for r in one.rules(-tid, bulk=True)]
+    assert not [n for n in names if str(tid) in n]
+    # Every process of the bot (same token) names the chat alike; another key, another name.
+    assert one.rules(tid, bulk=True) == two.rules(tid, bulk=True)
+    assert one.chat_key(tid) != other.chat_key(tid)
+    assert one.chat_key(tid) != one.chat_key(-tid)
