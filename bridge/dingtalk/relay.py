@@ -3,8 +3,12 @@ spec, update queue, message ids, files; `emulator.server.Emulator`) with DingTal
 
 In: a DingTalk 1:1 message (Stream mode, the real `dingtalk-stream` client) becomes what the
 person "does" in the front (`send_text`, `send_photo`, `press`), which queues the Bot API update
-the bot polls for. The frame is acked only after the update is queued, so a frame lost with the
-connection comes again; the SDK drops a repeated messageId, and so does `_seen` here.
+the bot polls for. The frame is acked only after it is kept in the store (`storage.dingtalk`)
+and made an update; it stays kept until the bot confirms the update (getUpdates offset), so a
+bridge restart in between replays it. A frame lost with the connection comes again; the SDK
+drops a repeated messageId, and so do `_seen` and the store here. The people are kept in the
+store too: a person has the same Bot API id on every start, and the bot can write to everyone
+the bridge has ever seen.
 
 Out: every change the bot makes in a DingTalk person's chat (sent, edited, deleted) is relayed
 to DingTalk in order: a message with an inline keyboard becomes a card whose buttons call back,
@@ -20,15 +24,19 @@ import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import dingtalk_stream
 from dingtalk_stream import AckMessage, CallbackHandler, CallbackMessage, ChatbotMessage, Credential
 from dingtalk_stream.card_callback import CardCallbackMessage
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bridge.dingtalk.markdown import escape, to_markdown
 from bridge.dingtalk.openapi import Button, DingTalkApi, DingTalkError
 from emulator.server import Emulator
 from emulator.state import ChatMessage, SimUser
+from storage import dingtalk as store
+from storage.db import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +52,11 @@ def stable_id(dingtalk_user_id: str) -> int:
     return 2**50 + digest
 
 
+def _new_id(dingtalk_id: str, attempt: int) -> int:
+    # The stable id; in the unlikely case it is taken, the next candidate.
+    return stable_id(dingtalk_id if attempt == 0 else f"{dingtalk_id}#{attempt}")
+
+
 @dataclass
 class Person:
     dingtalk_id: str
@@ -53,13 +66,16 @@ class Person:
 
 
 class _Inbound(CallbackHandler):
-    def __init__(self, handle: Callable[[CallbackMessage], Awaitable[None]]) -> None:
+    """Acks a frame only once it is kept in the store (then a restart replays it) or known to
+    be a repeat; a failure leaves it unacked, so DingTalk sends it again."""
+
+    def __init__(self, take: Callable[[str, str, dict[str, Any]], Awaitable[None]], topic: str) -> None:
         super().__init__()
-        self._handle = handle
+        self._take, self._topic = take, topic
 
     async def process(self, message: CallbackMessage) -> tuple[int, str]:
         try:
-            await self._handle(message)
+            await self._take(self._topic, message.headers.message_id, message.data)
         except Exception:  # no ack: DingTalk sends the frame again
             log.exception("DingTalk frame %s not taken", message.headers.message_id)
             return AckMessage.STATUS_SYSTEM_EXCEPTION, "not taken"
@@ -67,11 +83,15 @@ class _Inbound(CallbackHandler):
 
 
 class DingTalkBridge:
-    """`branchbot bridge dingtalk`: a local Bot API (the front) whose people are on DingTalk."""
+    """`branchbot bridge dingtalk`: a local Bot API (the front) whose people are on DingTalk.
+
+    The store (`storage.dingtalk`) keeps the people, so ids and the chats the bot may write to
+    survive a restart, and every frame acked to DingTalk until the bot confirmed its update."""
 
     def __init__(
         self,
         api: DingTalkApi,
+        sessionmaker: async_sessionmaker[AsyncSession],
         *,
         bot_token: str,
         bot_username: str = "branchbot_bot",
@@ -80,12 +100,15 @@ class DingTalkBridge:
         port: int = 0,
     ) -> None:
         self.api = api
+        self.sessionmaker = sessionmaker
         self.front = Emulator(host=host, port=port, auto_register_bots=False)
         self.bot = self.front.add_bot(bot_token, username=bot_username, first_name=bot_name)
         self.people: dict[str, Person] = {}  # DingTalk userId -> person
         self._by_user: dict[int, Person] = {}
         self._cards: dict[str, tuple[Person, int]] = {}  # outTrackId -> (person, message id)
         self._seen: OrderedDict[str, None] = OrderedDict()
+        self._inbound = asyncio.Lock()
+        self._unconfirmed: set[int] = set()  # update ids of kept frames the bot has not confirmed
         self._stream: dingtalk_stream.DingTalkStreamClient | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.relay_errors: list[str] = []
@@ -96,12 +119,26 @@ class DingTalkBridge:
         return self.front.base_url
 
     async def start(self) -> DingTalkBridge:
+        async with self.sessionmaker() as s:
+            for row in await store.people(s):
+                self._add_person(row.dingtalk_id, row.user_id, row.name, row.language_code)
+            last = await store.last_update_id(s)
+            waiting = [(f.topic, f.message_id, dict(f.data)) for f in await store.waiting(s)]
+        if last is not None:  # count on, so the bot's getUpdates offset skips nothing new
+            self.bot.next_update_id = max(self.bot.next_update_id, last + 1)
+        for topic, message_id, data in waiting:  # kept and acked before a restart: not lost
+            self._first_time(message_id)
+            await self._translate_kept(topic, message_id, data)
         await self.front.start()
         client = dingtalk_stream.DingTalkStreamClient(Credential(self.api.app_key, self.api.app_secret))
-        client.register_callback_handler(BOT_MESSAGE_TOPIC, _Inbound(self._on_message))
-        client.register_callback_handler(CARD_CALLBACK_TOPIC, _Inbound(self._on_card))
+        client.register_callback_handler(BOT_MESSAGE_TOPIC, _Inbound(self._take, BOT_MESSAGE_TOPIC))
+        client.register_callback_handler(CARD_CALLBACK_TOPIC, _Inbound(self._take, CARD_CALLBACK_TOPIC))
         self._stream = client
-        self._tasks = [asyncio.create_task(client.start()), asyncio.create_task(self._relay())]
+        self._tasks = [
+            asyncio.create_task(client.start()),
+            asyncio.create_task(self._relay()),
+            asyncio.create_task(self._confirm()),
+        ]
         return self
 
     async def stop(self) -> None:
@@ -120,18 +157,32 @@ class DingTalkBridge:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    # ---- in ----
-    def person(self, dingtalk_id: str, nick: str) -> Person:
-        found = self.people.get(dingtalk_id)
-        if found is None:
-            # DingTalk tells no language; the branches' members read Chinese (the bot lets a
-            # person change it with /lang).
-            user = self.front.add_user(nick, id=stable_id(dingtalk_id), language_code="zh")
-            found = Person(dingtalk_id, user)
-            self.people[dingtalk_id] = found
-            self._by_user[user.id] = found
+    # ---- people ----
+    def _add_person(self, dingtalk_id: str, user_id: int, name: str, language_code: str) -> Person:
+        user = self.front.add_user(name, id=user_id, language_code=language_code)
+        found = Person(dingtalk_id, user)
+        self.people[dingtalk_id] = found
+        self._by_user[user.id] = found
         return found
 
+    async def person(self, dingtalk_id: str, nick: str) -> Person:
+        """The person for a DingTalk userId, from the store (a new one is kept there first)."""
+        found = self.people.get(dingtalk_id)
+        if found is not None and found.user.first_name == nick:
+            return found
+        # DingTalk tells no language; the branches' members read Chinese (the bot lets a
+        # person change it with /lang).
+        language = found.user.language_code or "zh" if found is not None else "zh"
+        async with self.sessionmaker() as s:
+            row = await store.remember(s, dingtalk_id, nick, language, utcnow(), _new_id)
+            user_id, name, language = row.user_id, row.name, row.language_code
+            await s.commit()
+        if found is None:
+            return self._add_person(dingtalk_id, user_id, name, language)
+        found.user.first_name = name  # DingTalk reports a new name: the next update carries it
+        return found
+
+    # ---- in ----
     def _first_time(self, message_id: str) -> bool:
         if message_id in self._seen:
             return False
@@ -140,38 +191,113 @@ class DingTalkBridge:
             self._seen.popitem(last=False)
         return True
 
-    async def _on_message(self, frame: CallbackMessage) -> None:
-        msg = ChatbotMessage.from_dict(frame.data)
-        if msg.conversation_type != "1" or not self._first_time(msg.message_id or frame.headers.message_id):
-            return  # groups are not served; a repeat was taken already
-        who = self.person(msg.sender_staff_id, msg.sender_nick or msg.sender_staff_id)
+    async def _take(self, topic: str, message_id: str, data: dict[str, Any]) -> None:
+        """A frame from the stream: kept in the store, then made a Bot API update. Returning
+        (the ack) means it is kept; a repeat of a kept frame is dropped."""
+        # The SDK runs each frame in its own task: one at a time, in arrival order, so one
+        # person's messages reach the bot in the order they were written.
+        async with self._inbound:
+            await self._take_one(topic, message_id, data)
+
+    async def _take_one(self, topic: str, message_id: str, data: dict[str, Any]) -> None:
+        if not self._first_time(message_id):
+            return
+        try:
+            async with self.sessionmaker() as s:
+                fresh = await store.keep_frame(s, message_id, topic, data, utcnow())
+                await s.commit()
+        except Exception:
+            self._seen.pop(message_id, None)  # not kept: the redelivery must be taken
+            raise
+        if not fresh:
+            return
+        try:
+            update_id = await self._translate(topic, data)
+        except Exception:
+            # Not made an update (a download failed, say): forget it and leave it unacked, so
+            # DingTalk sends it again.
+            self._seen.pop(message_id, None)
+            async with self.sessionmaker() as s:
+                await store.forget_frame(s, message_id)
+                await s.commit()
+            raise
+        await self._became(message_id, update_id)
+
+    async def _translate_kept(self, topic: str, message_id: str, data: dict[str, Any]) -> None:
+        """At start-up: a frame acked before a restart but never confirmed by the bot."""
+        try:
+            update_id = await self._translate(topic, data)
+        except Exception:  # stays kept: the next start tries again
+            log.exception("DingTalk frame %s kept, not yet an update", message_id)
+            return
+        await self._became(message_id, update_id)
+
+    async def _became(self, message_id: str, update_id: int | None) -> None:
+        async with self.sessionmaker() as s:
+            await store.became(s, message_id, update_id)
+            await s.commit()
+        if update_id is not None:
+            self._unconfirmed.add(update_id)
+
+    async def _translate(self, topic: str, data: dict[str, Any]) -> int | None:
+        """The update a frame becomes (its id), or None when it becomes none."""
+        if topic == CARD_CALLBACK_TOPIC:
+            return await self._on_card(CardCallbackMessage.from_dict(data))
+        return await self._on_message(ChatbotMessage.from_dict(data))
+
+    async def _on_message(self, msg: ChatbotMessage) -> int | None:
+        if msg.conversation_type != "1":
+            return None  # groups are not served
+        who = await self.person(msg.sender_staff_id, msg.sender_nick or msg.sender_staff_id)
         if msg.message_type == "text" and msg.text is not None:
-            await self.front.send_text(who.user, (msg.text.content or "").strip())
+            update = await self.front.send_text(who.user, (msg.text.content or "").strip())
         elif msg.message_type == "picture" and msg.image_content is not None:
             data = await self.api.download(msg.image_content.download_code)
-            await self.front.send_photo(who.user, data)
+            update = await self.front.send_photo(who.user, data)
         elif msg.message_type == "file":
             content = msg.extensions.get("content") or {}
             data = await self.api.download(content["downloadCode"])
-            await self.front.send_document(who.user, data, content.get("fileName") or "file")
+            update = await self.front.send_document(who.user, data, content.get("fileName") or "file")
         else:
-            await self.front.send_text(who.user, " ".join(msg.get_text_list() or []) or "?")
+            update = await self.front.send_text(who.user, " ".join(msg.get_text_list() or []) or "?")
+        return int(update["update_id"])
 
-    async def _on_card(self, frame: CallbackMessage) -> None:
-        press = CardCallbackMessage.from_dict(frame.data)
-        if not self._first_time(frame.headers.message_id):
-            return
+    async def _on_card(self, press: CardCallbackMessage) -> int | None:
         found = self._cards.get(press.card_instance_id)
         if found is None:
-            return  # a card of an earlier run: nothing to press
+            return None  # a card of an earlier run: nothing to press
         who, message_id = found
         action = (press.content.get("cardPrivateData") or {}).get("actionIds") or []
         msg = self.front.dialog(self.bot.id, who.user.id).find(message_id)
         if msg is None or not action:
-            return
+            return None
         data = _callback_data(msg, action[0])
-        if data is not None:
-            await self.front.press(who.user, msg, data=data)
+        if data is None:
+            return None
+        update = await self.front.press(who.user, msg, data=data)
+        return int(update["update_id"])
+
+    async def _confirm(self) -> None:
+        """Frames whose updates the bot confirmed (getUpdates offset) are done in the store."""
+
+        def taken() -> set[int] | None:
+            queued = {q.update_id for q in self.bot.queue}
+            done = {u for u in self._unconfirmed if u not in queued}
+            return done or None
+
+        while True:
+            try:
+                done = await self.front.changed.wait_for(taken, timeout=3600)
+            except TimeoutError:
+                continue
+            try:
+                async with self.sessionmaker() as s:
+                    await store.confirmed(s, sorted(done))
+                    await s.commit()
+            except Exception:  # the store is down: try again on the next change
+                log.exception("could not mark DingTalk frames confirmed")
+                continue
+            self._unconfirmed -= done
 
     # ---- out ----
     def _next_change(self) -> tuple[Person, str, ChatMessage] | None:

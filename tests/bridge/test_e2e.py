@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.delivery import DeliveryWorker
 from bridge.dingtalk.markdown import escape
@@ -30,9 +30,11 @@ def clock() -> FrozenClock:
 
 
 @pytest.fixture
-async def bridge(standin: DingTalkStandIn) -> AsyncIterator[DingTalkBridge]:
+async def bridge(
+    standin: DingTalkStandIn, clean_db: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[DingTalkBridge]:
     api = DingTalkApi(standin.app_key, standin.app_secret, endpoint=standin.endpoint, oapi=standin.endpoint)
-    async with DingTalkBridge(api, bot_token=TOKEN, bot_username="branchbot_test_bot") as b:
+    async with DingTalkBridge(api, sessionmaker, bot_token=TOKEN, bot_username="branchbot_test_bot") as b:
         await standin.wait_for(lambda: standin.connected)
         yield b
 

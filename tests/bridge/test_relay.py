@@ -13,6 +13,7 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup
 from PIL import Image
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bridge.dingtalk.openapi import DingTalkApi
 from bridge.dingtalk.relay import DingTalkBridge, stable_id
@@ -27,10 +28,16 @@ def png(color: str) -> bytes:
     return out.getvalue()
 
 
-@pytest.fixture
-async def bridge(standin: DingTalkStandIn) -> AsyncIterator[DingTalkBridge]:
+def new_bridge(standin: DingTalkStandIn, sessionmaker: async_sessionmaker[AsyncSession]) -> DingTalkBridge:
     api = DingTalkApi(standin.app_key, standin.app_secret, endpoint=standin.endpoint, oapi=standin.endpoint)
-    async with DingTalkBridge(api, bot_token=TOKEN) as b:
+    return DingTalkBridge(api, sessionmaker, bot_token=TOKEN)
+
+
+@pytest.fixture
+async def bridge(
+    standin: DingTalkStandIn, clean_db: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[DingTalkBridge]:
+    async with new_bridge(standin, sessionmaker) as b:
         b._stream.RECONNECT_BASE_DELAY_SECONDS = 0.05  # type: ignore[union-attr]
         b._stream.RECONNECT_JITTER_SECONDS = 0.05  # type: ignore[union-attr]
         await standin.wait_for(lambda: standin.connected)

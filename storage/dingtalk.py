@@ -1,0 +1,131 @@
+"""What the DingTalk bridge (bridge/dingtalk) keeps: its people (DingTalk userId <-> the Bot API
+user id the bot knows them by, with name and language) and the Stream frames it acknowledged
+but the bot has not yet confirmed. Each operation takes the caller's session; the caller commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import DingTalkFrame, DingTalkPerson
+
+# ---- people ----
+
+
+async def people(s: AsyncSession) -> Sequence[DingTalkPerson]:
+    return (await s.execute(select(DingTalkPerson).order_by(DingTalkPerson.first_seen_at))).scalars().all()
+
+
+async def remember(
+    s: AsyncSession,
+    dingtalk_id: str,
+    name: str,
+    language_code: str,
+    now: datetime,
+    new_id: Callable[[str, int], int],
+) -> DingTalkPerson:
+    """The person with this DingTalk userId, their name and language brought up to date; a new
+    person gets `new_id(dingtalk_id, attempt)`, the first one not taken (the id never changes
+    after)."""
+    found = await s.get(DingTalkPerson, dingtalk_id)
+    if found is not None:
+        if (found.name, found.language_code) != (name, language_code):
+            found.name, found.language_code = name, language_code
+        found.last_seen_at = now
+        await s.flush()
+        return found
+    attempt = 0
+    while True:
+        user_id = new_id(dingtalk_id, attempt)
+        taken = await s.scalar(select(DingTalkPerson.dingtalk_id).where(DingTalkPerson.user_id == user_id))
+        if taken is None:
+            break
+        attempt += 1
+    person = DingTalkPerson(
+        dingtalk_id=dingtalk_id,
+        user_id=user_id,
+        name=name,
+        language_code=language_code,
+        first_seen_at=now,
+        last_seen_at=now,
+    )
+    s.add(person)
+    try:
+        async with s.begin_nested():
+            await s.flush()
+    except IntegrityError:  # another bridge process took them first: theirs stands
+        s.expunge(person)
+        found = await s.get(DingTalkPerson, dingtalk_id)
+        if found is None:
+            raise
+        return found
+    return person
+
+
+# ---- acknowledged frames ----
+
+
+async def keep_frame(
+    s: AsyncSession, message_id: str, topic: str, data: dict[str, Any], now: datetime
+) -> bool:
+    """Keep a frame before DingTalk gets its ack. False: it is here already (a redelivery)."""
+    if await s.scalar(select(DingTalkFrame.id).where(DingTalkFrame.message_id == message_id)) is not None:
+        return False
+    s.add(DingTalkFrame(message_id=message_id, topic=topic, data=data, received_at=now, done=False))
+    await s.flush()
+    return True
+
+
+async def became(s: AsyncSession, message_id: str, update_id: int | None) -> None:
+    """The frame is in the bot's queue as `update_id` (None: it made no update, so it is done)."""
+    await s.execute(
+        update(DingTalkFrame)
+        .where(DingTalkFrame.message_id == message_id)
+        .values(update_id=update_id, done=update_id is None)
+    )
+
+
+async def waiting(s: AsyncSession) -> Sequence[DingTalkFrame]:
+    """Frames not yet confirmed by the bot, in arrival order: replayed at start-up."""
+    return (
+        (
+            await s.execute(
+                select(DingTalkFrame).where(DingTalkFrame.done.is_(False)).order_by(DingTalkFrame.id)
+            )
+        )
+        .scalars()
+        .all()
+    )
+
+
+async def confirmed(s: AsyncSession, update_ids: Sequence[int]) -> None:
+    """The bot has these updates: their frames are done; only the newest done row is kept."""
+    if update_ids:
+        await s.execute(
+            update(DingTalkFrame).where(DingTalkFrame.update_id.in_(list(update_ids))).values(done=True)
+        )
+    newest = await last_update_id(s)
+    await s.execute(
+        delete(DingTalkFrame).where(
+            DingTalkFrame.done.is_(True),
+            (DingTalkFrame.update_id.is_(None)) | (DingTalkFrame.update_id < (newest or 0)),
+        )
+    )
+
+
+async def last_update_id(s: AsyncSession) -> int | None:
+    """The highest update id a frame became: the next start counts on from it, so the bot's
+    getUpdates offset does not skip what comes after a restart."""
+    got = await s.scalar(select(func.max(DingTalkFrame.update_id)))
+    return None if got is None else int(got)
+
+
+async def forget_frame(s: AsyncSession, message_id: str) -> None:
+    """A kept frame that could not be made an update: DingTalk will send it again."""
+    await s.execute(delete(DingTalkFrame).where(DingTalkFrame.message_id == message_id))
