@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 from aiogram import Bot
@@ -18,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bridge.dingtalk.openapi import DingTalkApi
 from bridge.dingtalk.relay import DingTalkBridge, stable_id
 from bridge.dingtalk.standin import Card, DingTalkStandIn, Sent
+from storage import dingtalk
+from storage.db import utcnow
 
 TOKEN = "123456:BRIDGE"
 
@@ -153,3 +156,85 @@ async def test_a_stream_drop_loses_no_message_and_doubles_none(
     await standin.wait_for(lambda: not standin.pending())
     texts = [u.message.text for u in await poll(bot)]
     assert texts == ["断线时发的", "第二条"]
+
+
+@asynccontextmanager
+async def running(
+    standin: DingTalkStandIn, sessionmaker: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[tuple[DingTalkBridge, Bot]]:
+    """One run of the bridge (a start, a stop) and a Bot API client on it."""
+    async with new_bridge(standin, sessionmaker) as b:
+        await standin.wait_for(lambda: standin.connected)
+        session = AiohttpSession(api=TelegramAPIServer.from_base(b.base_url))
+        client = Bot(TOKEN, session=session)
+        try:
+            yield b, client
+        finally:
+            await client.session.close()
+    await standin.wait_for(lambda: not standin.connected)
+
+
+async def test_a_restart_keeps_each_person_their_id_and_the_bot_can_write_to_them_at_once(
+    standin: DingTalkStandIn, clean_db: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    zhang = standin.add_user("张三")
+    # 老王 is in the store with an id that is not today's derivation (an earlier run's, say):
+    # the store, not the formula, decides.
+    wang = standin.add_user("老王")
+    async with sessionmaker() as s:
+        await dingtalk.remember(s, wang.user_id, "老王", "zh", utcnow(), lambda _d, _n: 4242)
+        await s.commit()
+
+    async with running(standin, sessionmaker) as (_b, client):
+        await standin.send_text(zhang, "hi")
+        [update] = await poll(client)
+        first_id = update.message.from_user.id
+        await poll(client, update.update_id + 1)
+
+    zhang.nick = "张三丰"  # renamed in DingTalk meanwhile
+    async with running(standin, sessionmaker) as (_b, client):
+        # Neither has written since the start, and the bot reaches both (no "chat not found").
+        await client.send_message(first_id, "通知一")
+        await client.send_message(4242, "通知二")
+        await standin.wait_for(lambda: standin.inbox(zhang) and standin.inbox(wang))
+        await standin.send_text(zhang, "again")
+        await standin.send_text(wang, "我也在")
+        await standin.wait_for(lambda: not standin.pending())
+        updates = await poll(client)
+        assert [(u.message.from_user.id, u.message.from_user.first_name) for u in updates] == [
+            (first_id, "张三丰"),
+            (4242, "老王"),
+        ]
+    async with sessionmaker() as s:
+        kept = {p.dingtalk_id: (p.user_id, p.name, p.language_code) for p in await dingtalk.people(s)}
+    assert kept == {zhang.user_id: (first_id, "张三丰", "zh"), wang.user_id: (4242, "老王", "zh")}
+
+
+async def test_updates_queued_when_the_bridge_stops_reach_the_bot_after_the_restart_once(
+    standin: DingTalkStandIn, clean_db: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    user = standin.add_user("周九")
+    async with running(standin, sessionmaker) as (b, client):
+        await standin.send_text(user, "第一条")
+        [first] = await poll(client)
+        await poll(client, first.update_id + 1)  # the bot confirms it
+        await b.front.wait_for(lambda: not b._unconfirmed)
+        await standin.send_text(user, "第二条")
+        await standin.send_text(user, "第三条")
+        # DingTalk has the acks; the bot has not fetched these two when the bridge stops.
+        await standin.wait_for(lambda: not standin.pending())
+        assert len(standin.acks) == 3
+
+    async with running(standin, sessionmaker) as (b, client):
+        updates = await poll(client, first.update_id + 1)  # the bot's offset goes on
+        assert [u.message.text for u in updates] == ["第二条", "第三条"]
+        assert updates[0].update_id > first.update_id  # ids count on: the offset skips nothing
+        await poll(client, updates[-1].update_id + 1)
+        await b.front.wait_for(lambda: not b._unconfirmed)
+        last = updates[-1].update_id
+
+    async with running(standin, sessionmaker) as (_b, client):
+        await standin.send_text(user, "第四条")
+        updates = await poll(client, last + 1)
+        assert [u.message.text for u in updates] == ["第四条"]  # nothing replayed twice
+        assert updates[0].update_id == last + 1
