@@ -68,6 +68,13 @@ async def remember(
     return person
 
 
+async def set_menu(s: AsyncSession, dingtalk_id: str, digest: str) -> None:
+    """The person was sent the command menu with this digest (not again until it changes)."""
+    await s.execute(
+        update(DingTalkPerson).where(DingTalkPerson.dingtalk_id == dingtalk_id).values(menu=digest)
+    )
+
+
 # ---- acknowledged frames ----
 
 

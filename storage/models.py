@@ -589,6 +589,7 @@ class DingTalkPerson(Base):
     user_id: Mapped[int] = mapped_column(BigInteger, unique=True)
     name: Mapped[str] = mapped_column(String(200))
     language_code: Mapped[str] = mapped_column(String(16))
+    menu: Mapped[str | None] = mapped_column(String(64))  # digest of the command card last sent
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
 

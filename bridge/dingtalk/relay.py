@@ -19,7 +19,9 @@ go through media upload. README "Where DingTalk cannot..." lists the choices.
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
+import json
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -34,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bridge.dingtalk.markdown import escape, to_markdown
 from bridge.dingtalk.openapi import Button, DingTalkApi, DingTalkError
 from emulator.server import Emulator
-from emulator.state import ChatMessage, SimUser
+from emulator.state import CallbackAnswer, ChatMessage, SimUser
 from storage import dingtalk as store
 from storage.db import utcnow
 
@@ -63,6 +65,8 @@ class Person:
     user: SimUser
     cards: dict[int, str] = field(default_factory=dict)  # Bot API message id -> card outTrackId
     plain: dict[int, str] = field(default_factory=dict)  # Bot API message id -> processQueryKey
+    tips: dict[int, str] = field(default_factory=dict)  # message id -> the card's last toast
+    menu: str | None = None  # digest of the command menu last sent (kept in the store)
 
 
 class _Inbound(CallbackHandler):
@@ -109,6 +113,8 @@ class DingTalkBridge:
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._inbound = asyncio.Lock()
         self._unconfirmed: set[int] = set()  # update ids of kept frames the bot has not confirmed
+        self._menus: dict[str, tuple[Person, list[str]]] = {}  # menu card outTrackId -> commands
+        self._commands_seen: dict[tuple[str, str], list[dict[str, Any]]] = {}  # bot.commands, relayed
         self._stream: dingtalk_stream.DingTalkStreamClient | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.relay_errors: list[str] = []
@@ -121,7 +127,7 @@ class DingTalkBridge:
     async def start(self) -> DingTalkBridge:
         async with self.sessionmaker() as s:
             for row in await store.people(s):
-                self._add_person(row.dingtalk_id, row.user_id, row.name, row.language_code)
+                self._add_person(row.dingtalk_id, row.user_id, row.name, row.language_code).menu = row.menu
             last = await store.last_update_id(s)
             waiting = [(f.topic, f.message_id, dict(f.data)) for f in await store.waiting(s)]
         if last is not None:  # count on, so the bot's getUpdates offset skips nothing new
@@ -263,18 +269,28 @@ class DingTalkBridge:
         return int(update["update_id"])
 
     async def _on_card(self, press: CardCallbackMessage) -> int | None:
+        action = (press.content.get("cardPrivateData") or {}).get("actionIds") or []
+        menu = self._menus.get(press.card_instance_id)
+        if menu is not None and action:  # a command of the menu card: typed for the person
+            who, commands = menu
+            n = int(action[0][1:]) if action[0][1:].isdigit() else -1
+            if 0 <= n < len(commands):
+                return int((await self.front.send_text(who.user, f"/{commands[n]}"))["update_id"])
+            return None
         found = self._cards.get(press.card_instance_id)
         if found is None:
             return None  # a card of an earlier run: nothing to press
         who, message_id = found
-        action = (press.content.get("cardPrivateData") or {}).get("actionIds") or []
         msg = self.front.dialog(self.bot.id, who.user.id).find(message_id)
         if msg is None or not action:
             return None
-        data = _callback_data(msg, action[0])
-        if data is None:
+        button = _pressed(msg, action[0])
+        if button is None:
             return None
-        update = await self.front.press(who.user, msg, data=data)
+        if "callback_data" in button:
+            update = await self.front.press(who.user, msg, data=str(button["callback_data"]))
+        else:  # a reply keyboard's button: the person "types" its text, as on Telegram
+            update = await self.front.press(who.user, msg, text=str(button["text"]))
         return int(update["update_id"])
 
     async def _confirm(self) -> None:
@@ -300,28 +316,76 @@ class DingTalkBridge:
             self._unconfirmed -= done
 
     # ---- out ----
-    def _next_change(self) -> tuple[Person, str, ChatMessage] | None:
+    def _next_work(self) -> tuple[str, Any] | None:
+        """The next thing to tell DingTalk: a change in a chat, a callback answer, new menus."""
         for who in self.people.values():
             dialog = self.front.dialog(self.bot.id, who.user.id)
             if dialog.read_changes < len(dialog.changes):
                 kind, msg = dialog.changes[dialog.read_changes]
                 dialog.read_changes += 1
-                return who, kind, msg
+                return "change", (who, kind, msg)
+        if self.front.callback_answers:
+            # Taken off the front's list: the bridge runs for months, the list would only grow.
+            return "answer", self.front.callback_answers.pop(0)
+        if self.bot.commands != self._commands_seen:
+            self._commands_seen = copy.deepcopy(self.bot.commands)
+            return "menus", None
         return None
 
     async def _relay(self) -> None:
         while True:
             try:
-                who, kind, msg = await self.front.changed.wait_for(self._next_change, timeout=3600)
+                what, item = await self.front.changed.wait_for(self._next_work, timeout=3600)
             except TimeoutError:
                 continue  # a quiet hour
             try:
-                await self._send(who, kind, msg)
+                if what == "change":
+                    await self._send(*item)
+                elif what == "answer":
+                    await self._answer(item)
+                else:
+                    await self._send_menus()
             except DingTalkError as e:
-                # Logged and counted; the bot already has its message id, as with a Telegram
+                # Logged and counted; the bot already has its answer, as with a Telegram
                 # message the person deleted.
-                self.relay_errors.append(f"{kind} {msg.message_id}: {e}")
-                log.warning("DingTalk refused %s of message %s: %s", kind, msg.message_id, e)
+                self.relay_errors.append(f"{what}: {e}")
+                log.warning("DingTalk refused a %s: %s", what, e)
+
+    async def _answer(self, answer: CallbackAnswer) -> None:
+        """answerCallbackQuery: DingTalk has no toast or alert a robot can show. An alert (a
+        refusal, an error) becomes a message; a toast becomes the pressed card's tips line."""
+        who = self._by_user.get(answer.user_id)
+        if who is None or answer.message_id is None:
+            return
+        if answer.text and answer.show_alert:
+            await self.api.send(
+                who.dingtalk_id, "sampleMarkdown", {"title": answer.text[:30], "text": escape(answer.text)}
+            )
+            return
+        card = who.cards.get(answer.message_id)
+        tip = answer.text or ""
+        if card is None or who.tips.get(answer.message_id, "") == tip:
+            return
+        who.tips[answer.message_id] = tip
+        await self.api.update_card_tips(card, escape(tip))
+
+    async def _send_menus(self) -> None:
+        """setMyCommands: DingTalk robots have no command menu the app can set. Each person
+        whose commands changed gets a card listing them, a button per command that types it."""
+        for who in list(self.people.values()):
+            commands = self.front.menu(who.user)
+            digest = hashlib.sha256(json.dumps(commands, sort_keys=True).encode()).hexdigest()
+            if digest == who.menu:
+                continue
+            if commands:
+                text = "  \n".join(escape(f"/{c['command']} — {c['description']}") for c in commands)
+                buttons = [Button(f"/{c['command']}", id=f"c{n}") for n, c in enumerate(commands)]
+                card = await self.api.send_card(who.dingtalk_id, text, buttons)
+                self._menus[card] = (who, [str(c["command"]) for c in commands])
+            async with self.sessionmaker() as s:
+                await store.set_menu(s, who.dingtalk_id, digest)
+                await s.commit()
+            who.menu = digest
 
     async def _send(self, who: Person, kind: str, msg: ChatMessage) -> None:
         text = to_markdown(msg.text, msg.entities) if msg.text is not None else ""
@@ -355,7 +419,10 @@ class DingTalkBridge:
             card = who.cards.get(msg.message_id)
             if card is not None:
                 await self.api.update_card(
-                    card, text or to_markdown(msg.caption, msg.caption_entities), buttons
+                    card,
+                    text or to_markdown(msg.caption, msg.caption_entities),
+                    buttons,
+                    tips=escape(who.tips.get(msg.message_id, "")),
                 )
             elif buttons:  # a plain message got a keyboard: it becomes a card now
                 card = await self.api.send_card(who.dingtalk_id, text, buttons)
@@ -374,27 +441,30 @@ class DingTalkBridge:
 
 
 def _buttons(msg: ChatMessage) -> list[Button]:
+    """The card buttons for the message's keyboard: inline buttons (callback_data calls back;
+    url and web_app open the link) or a reply keyboard's buttons (they call back and "type"
+    their text). Button ids are `m<message id>b<position>`."""
     out: list[Button] = []
-    for row in msg.inline_keyboard:
-        for b in row:
-            if "callback_data" in b:
-                out.append(Button(b["text"], id=f"m{msg.message_id}b{len(out)}"))
-            elif "url" in b:
-                out.append(Button(b["text"], url=b["url"]))
-            elif "web_app" in b:
-                out.append(Button(b["text"], url=b["web_app"]["url"]))
+    for n, b in enumerate(msg.buttons):
+        if "callback_data" in b or _is_reply_button(msg, b):
+            out.append(Button(b["text"], id=f"m{msg.message_id}b{n}"))
+        elif "url" in b:
+            out.append(Button(b["text"], url=b["url"]))
+        elif "web_app" in b:
+            out.append(Button(b["text"], url=b["web_app"]["url"]))
     return out
 
 
-def _callback_data(msg: ChatMessage, action_id: str) -> str | None:
-    """The callback_data of the button `action_id` names, on the message as it is now."""
-    n = 0
-    for row in msg.inline_keyboard:
-        for b in row:
-            if "callback_data" in b or "url" in b or "web_app" in b:
-                if action_id == f"m{msg.message_id}b{n}" and "callback_data" in b:
-                    return str(b["callback_data"])
-                n += 1
+def _is_reply_button(msg: ChatMessage, b: dict[str, Any]) -> bool:
+    return "keyboard" in (msg.reply_markup or {}) and "web_app" not in b
+
+
+def _pressed(msg: ChatMessage, action_id: str) -> dict[str, Any] | None:
+    """The button `action_id` names, on the message as it is now (a stale card presses nothing
+    that is gone)."""
+    for n, b in enumerate(msg.buttons):
+        if action_id == f"m{msg.message_id}b{n}" and ("callback_data" in b or _is_reply_button(msg, b)):
+            return b
     return None
 
 

@@ -12,13 +12,22 @@ from aiogram import Bot
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
-from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup
+from aiogram.types import (
+    BotCommand,
+    BotCommandScopeAllPrivateChats,
+    BotCommandScopeChat,
+    BufferedInputFile,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    ReplyKeyboardMarkup,
+)
 from PIL import Image
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bridge.dingtalk.openapi import DingTalkApi
 from bridge.dingtalk.relay import DingTalkBridge, stable_id
-from bridge.dingtalk.standin import Card, DingTalkStandIn, Sent
+from bridge.dingtalk.standin import Card, DingTalkStandIn, Sent, button_texts
 from storage import dingtalk
 from storage.db import utcnow
 
@@ -109,8 +118,9 @@ async def test_a_keyboard_becomes_a_card_its_press_a_callback_query_and_the_edit
     assert updates[0].callback_query.message.message_id == sent.message_id
     await bot.answer_callback_query(updates[0].callback_query.id, text="已批准")
     await bot.edit_message_text("申请 2 小时：已批准", chat_id=sent.chat.id, message_id=sent.message_id)
-    await standin.wait_for(lambda: card.updates == 1)
-    assert card.data["markdown"] == "申请 2 小时：已批准"
+    # The toast shows as the card's tips line; the edit keeps it.
+    await standin.wait_for(lambda: card.data["markdown"] == "申请 2 小时：已批准" and card.data["tips"])
+    assert card.data["tips"] == "已批准"
 
 
 async def test_a_photo_goes_through_media_upload_and_a_sent_photo_comes_back_through_get_file(
@@ -238,3 +248,60 @@ async def test_updates_queued_when_the_bridge_stops_reach_the_bot_after_the_rest
         updates = await poll(client, last + 1)
         assert [u.message.text for u in updates] == ["第四条"]  # nothing replayed twice
         assert updates[0].update_id == last + 1
+
+
+async def test_an_alert_becomes_a_message_and_a_reply_keyboard_a_card_whose_press_types_the_text(
+    standin: DingTalkStandIn, bridge: DingTalkBridge, bot: Bot
+) -> None:
+    user = standin.add_user("吴十")
+    await standin.send_text(user, "hi")
+    await standin.wait_for(lambda: not standin.pending())
+    offset = (await poll(bot))[-1].update_id + 1
+    chat_id = stable_id(user.user_id)
+    keyboard = ReplyKeyboardMarkup(keyboard=[[KeyboardButton(text="今天"), KeyboardButton(text="昨天")]])
+    await bot.send_message(chat_id, "哪一天？", reply_markup=keyboard)
+    card = await standin.wait_for(lambda: next((i for i in standin.inbox(user) if isinstance(i, Card)), None))
+    assert button_texts(card) == ["今天", "昨天"]
+    await standin.press_text(user, card, "昨天")
+    await standin.wait_for(lambda: not standin.pending())
+    [update] = await poll(bot, offset)
+    assert update.message.text == "昨天" and update.message.from_user.id == chat_id
+
+    inline = InlineKeyboardMarkup(inline_keyboard=[[InlineKeyboardButton(text="撤回", callback_data="x")]])
+    sent = await bot.send_message(chat_id, "已登记", reply_markup=inline)
+    second = await standin.wait_for(
+        lambda: next((i for i in standin.inbox(user) if isinstance(i, Card) and i is not card), None)
+    )
+    await standin.press(user, second, f"m{sent.message_id}b0")
+    await standin.wait_for(lambda: not standin.pending())
+    [update] = await poll(bot, update.update_id + 1)
+    await bot.answer_callback_query(update.callback_query.id, text="这条已审核，不能撤回", show_alert=True)
+    alert = await standin.wait_for(lambda: [i for i in standin.inbox(user) if isinstance(i, Sent)])
+    assert alert[-1].param["text"] == "这条已审核，不能撤回"
+    assert second.data["tips"] == ""  # an alert is not a toast
+
+
+async def test_the_command_menu_comes_as_a_card_once_per_change_and_its_buttons_type_the_command(
+    standin: DingTalkStandIn, bridge: DingTalkBridge, bot: Bot
+) -> None:
+    user = standin.add_user("郑十一")
+    await standin.send_text(user, "hi")
+    await standin.wait_for(lambda: not standin.pending())
+    offset = (await poll(bot))[-1].update_id + 1
+    commands = [
+        BotCommand(command="log", description="登记服务"),
+        BotCommand(command="my", description="我的记录"),
+    ]
+    await bot.set_my_commands(commands, scope=BotCommandScopeAllPrivateChats())
+    menu = await standin.wait_for(lambda: next((i for i in standin.inbox(user) if isinstance(i, Card)), None))
+    assert button_texts(menu) == ["/log", "/my"]
+    assert menu.data["markdown"] == "/log — 登记服务  \n/my — 我的记录"
+    await bot.set_my_commands(commands, scope=BotCommandScopeAllPrivateChats())  # the same again
+    await bot.set_my_commands(commands[:1], scope=BotCommandScopeChat(chat_id=stable_id(user.user_id)))
+    await standin.wait_for(lambda: len([i for i in standin.inbox(user) if isinstance(i, Card)]) == 2)
+    await standin.press_text(user, menu, "/my")
+    await standin.wait_for(lambda: not standin.pending())
+    [update] = await poll(bot, offset)
+    assert update.message.text == "/my" and update.message.entities[0].type == "bot_command"
+    cards = [i for i in standin.inbox(user) if isinstance(i, Card)]
+    assert [button_texts(c) for c in cards] == [["/log", "/my"], ["/log"]]  # not sent twice

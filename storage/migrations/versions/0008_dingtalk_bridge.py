@@ -27,6 +27,7 @@ def upgrade() -> None:
         sa.Column("user_id", sa.BigInteger(), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("language_code", sa.String(length=16), nullable=False),
+        sa.Column("menu", sa.String(length=64), nullable=True),
         sa.Column("first_seen_at", storage.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("last_seen_at", storage.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("dingtalk_id", name=op.f("pk_dingtalk_people")),
