@@ -23,7 +23,7 @@ ALLOWED: dict[str, set[str]] = {
     "handlers": {"storage", "content", "config"},
     "admin": {"storage", "content", "config"},
     "bot": {"handlers", "admin", "storage", "content", "config"},
-    "demo": {"bot", "handlers", "admin", "emulator", "storage", "content", "config"},
+    "demo": {"bot", "handlers", "admin", "emulator", "bridge", "storage", "content", "config"},
     "emulator": set(),
     # The chat bridges (bridge/dingtalk) serve the emulator's Bot API front;
     # their stand-ins (standin.py) import nothing of ours.

@@ -115,6 +115,7 @@ class DingTalkBridge:
         self._unconfirmed: set[int] = set()  # update ids of kept frames the bot has not confirmed
         self._menus: dict[str, tuple[Person, list[str]]] = {}  # menu card outTrackId -> commands
         self._commands_seen: dict[tuple[str, str], list[dict[str, Any]]] = {}  # bot.commands, relayed
+        self._relaying = False  # the relay is telling DingTalk something now
         self._stream: dingtalk_stream.DingTalkStreamClient | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.relay_errors: list[str] = []
@@ -318,6 +319,11 @@ class DingTalkBridge:
     # ---- out ----
     def _next_work(self) -> tuple[str, Any] | None:
         """The next thing to tell DingTalk: a change in a chat, a callback answer, new menus."""
+        work = self._take_work()
+        self._relaying = work is not None
+        return work
+
+    def _take_work(self) -> tuple[str, Any] | None:
         for who in self.people.values():
             dialog = self.front.dialog(self.bot.id, who.user.id)
             if dialog.read_changes < len(dialog.changes):
@@ -350,6 +356,25 @@ class DingTalkBridge:
                 # message the person deleted.
                 self.relay_errors.append(f"{what}: {e}")
                 log.warning("DingTalk refused a %s: %s", what, e)
+            finally:
+                self._relaying = False
+                self.front.changed.notify()  # settled() may be waiting
+
+    def _has_work(self) -> bool:
+        return (
+            self._relaying
+            or bool(self.front.callback_answers)
+            or self.bot.commands != self._commands_seen
+            or any(
+                (d := self.front.dialog(self.bot.id, who.user.id)).read_changes < len(d.changes)
+                for who in self.people.values()
+            )
+        )
+
+    async def settled(self, timeout: float) -> None:
+        """Wait until everything the bot did so far is relayed to DingTalk (the demo waits so
+        before showing a reply)."""
+        await self.front.changed.wait_for(lambda: not self._has_work(), timeout)
 
     async def _answer(self, answer: CallbackAnswer) -> None:
         """answerCallbackQuery: DingTalk has no toast or alert a robot can show. An alert (a

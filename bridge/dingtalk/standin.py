@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 from aiohttp import WSMsgType, web
 
-__all__ = ["Card", "DingTalkStandIn", "DtUser", "Sent", "StandInError", "button_texts"]
+__all__ = ["Card", "DingTalkStandIn", "DtUser", "Sent", "StandInError", "button_texts", "card_buttons"]
 
 T = TypeVar("T")
 
@@ -562,6 +562,11 @@ class DingTalkStandIn:
         if found is None:
             raise web.HTTPNotFound()
         return web.Response(body=found[1], content_type="application/octet-stream")
+
+
+def card_buttons(card: Card) -> list[dict[str, Any]]:
+    """The card's buttons as it is now: {text, id, request} (callback) or {text, url}."""
+    return _buttons(card.data)
 
 
 def button_texts(card: Card) -> list[str]:
