@@ -13,7 +13,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import DingTalkFrame, DingTalkPerson
+from storage.models import DingTalkCard, DingTalkFrame, DingTalkPerson
 
 # ---- people ----
 
@@ -52,6 +52,7 @@ async def remember(
         user_id=user_id,
         name=name,
         language_code=language_code,
+        next_message_id=1,
         first_seen_at=now,
         last_seen_at=now,
     )
@@ -73,6 +74,68 @@ async def set_menu(s: AsyncSession, dingtalk_id: str, digest: str) -> None:
     await s.execute(
         update(DingTalkPerson).where(DingTalkPerson.dingtalk_id == dingtalk_id).values(menu=digest)
     )
+
+
+async def reserve_message_ids(s: AsyncSession, dingtalk_id: str, block: int) -> int:
+    """Take the next `block` message ids of the person's chat; returns the first of them."""
+    first = await s.scalar(
+        update(DingTalkPerson)
+        .where(DingTalkPerson.dingtalk_id == dingtalk_id)
+        .values(next_message_id=DingTalkPerson.next_message_id + block)
+        .returning(DingTalkPerson.next_message_id)
+    )
+    if first is None:
+        raise LookupError(dingtalk_id)
+    return int(first) - block
+
+
+# ---- cards ----
+
+
+async def keep_card(
+    s: AsyncSession,
+    out_track_id: str,
+    dingtalk_id: str,
+    message_id: int,
+    message: dict[str, Any],
+    now: datetime,
+) -> None:
+    """The card and the message it shows, as the bot last made it."""
+    found = await s.get(DingTalkCard, out_track_id)
+    if found is None:
+        s.add(
+            DingTalkCard(
+                out_track_id=out_track_id,
+                dingtalk_id=dingtalk_id,
+                message_id=message_id,
+                message=message,
+                updated_at=now,
+            )
+        )
+    else:
+        found.message, found.updated_at = message, now
+    await s.flush()
+
+
+async def cards(s: AsyncSession, since: datetime) -> Sequence[DingTalkCard]:
+    """Cards changed since `since`, oldest first (older ones are forgotten: `forget_cards`)."""
+    return (
+        (
+            await s.execute(
+                select(DingTalkCard).where(DingTalkCard.updated_at >= since).order_by(DingTalkCard.updated_at)
+            )
+        )
+        .scalars()
+        .all()
+    )
+
+
+async def forget_card(s: AsyncSession, out_track_id: str) -> None:
+    await s.execute(delete(DingTalkCard).where(DingTalkCard.out_track_id == out_track_id))
+
+
+async def forget_cards(s: AsyncSession, before: datetime) -> None:
+    await s.execute(delete(DingTalkCard).where(DingTalkCard.updated_at < before))
 
 
 # ---- acknowledged frames ----

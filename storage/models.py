@@ -590,6 +590,9 @@ class DingTalkPerson(Base):
     name: Mapped[str] = mapped_column(String(200))
     language_code: Mapped[str] = mapped_column(String(16))
     menu: Mapped[str | None] = mapped_column(String(64))  # digest of the command card last sent
+    # Message ids in the person's chat are taken below this (reserved in blocks): a restart
+    # numbers on from here, so an id the bot kept never names another message.
+    next_message_id: Mapped[int] = mapped_column(BigInteger, default=1)
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
@@ -609,3 +612,19 @@ class DingTalkFrame(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
     update_id: Mapped[int | None] = mapped_column(BigInteger)  # the Bot API update it became
     done: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class DingTalkCard(Base):
+    """A bot message shown in DingTalk as an interactive card: the card's outTrackId and the
+    message as the bot last made it, so after a bridge restart a press on the card still
+    reaches the bot and the bot can still edit it."""
+
+    __tablename__ = "dingtalk_cards"
+
+    out_track_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dingtalk_id: Mapped[str] = mapped_column(
+        ForeignKey("dingtalk_people.dingtalk_id", ondelete="CASCADE"), index=True
+    )
+    message_id: Mapped[int] = mapped_column(BigInteger)
+    message: Mapped[dict[str, Any]] = mapped_column(JSON)  # text, entities, caption, reply_markup
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

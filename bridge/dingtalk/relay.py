@@ -26,6 +26,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import dingtalk_stream
@@ -45,6 +46,8 @@ log = logging.getLogger(__name__)
 BOT_MESSAGE_TOPIC = ChatbotMessage.TOPIC
 CARD_CALLBACK_TOPIC = CallbackHandler.TOPIC_CARD_CALLBACK
 SEEN_KEEP = 10_000  # recent DingTalk message ids remembered against redelivery
+ID_BLOCK = 10_000  # message ids reserved in the store at a time, per chat
+CARD_KEEP = timedelta(days=90)  # cards older than this are forgotten: their presses do nothing
 
 
 def stable_id(dingtalk_user_id: str) -> int:
@@ -67,6 +70,7 @@ class Person:
     plain: dict[int, str] = field(default_factory=dict)  # Bot API message id -> processQueryKey
     tips: dict[int, str] = field(default_factory=dict)  # message id -> the card's last toast
     menu: str | None = None  # digest of the command menu last sent (kept in the store)
+    ids_until: int = 0  # message ids of the chat are reserved in the store below this
 
 
 class _Inbound(CallbackHandler):
@@ -126,11 +130,18 @@ class DingTalkBridge:
         return self.front.base_url
 
     async def start(self) -> DingTalkBridge:
+        now = utcnow()
         async with self.sessionmaker() as s:
             for row in await store.people(s):
-                self._add_person(row.dingtalk_id, row.user_id, row.name, row.language_code).menu = row.menu
+                who = self._add_person(row.dingtalk_id, row.user_id, row.name, row.language_code)
+                who.menu = row.menu
+                await self._reserve_ids(s, who)
+            await store.forget_cards(s, now - CARD_KEEP)
+            for card in await store.cards(s, now - CARD_KEEP):
+                self._restore_card(card.out_track_id, card.dingtalk_id, card.message_id, dict(card.message))
             last = await store.last_update_id(s)
             waiting = [(f.topic, f.message_id, dict(f.data)) for f in await store.waiting(s)]
+            await s.commit()
         if last is not None:  # count on, so the bot's getUpdates offset skips nothing new
             self.bot.next_update_id = max(self.bot.next_update_id, last + 1)
         for topic, message_id, data in waiting:  # kept and acked before a restart: not lost
@@ -165,6 +176,64 @@ class DingTalkBridge:
         await self.stop()
 
     # ---- people ----
+    async def _reserve_ids(self, s: AsyncSession, who: Person) -> None:
+        """The next block of message ids for the person's chat (kept in the store): a restart
+        numbers on above every id of an earlier run, so no id the bot kept names another
+        message."""
+        first = await store.reserve_message_ids(s, who.dingtalk_id, ID_BLOCK)
+        dialog = self.front.dialog(self.bot.id, who.user.id)
+        dialog.next_id = max(dialog.next_id, first)
+        who.ids_until = first + ID_BLOCK
+
+    async def _top_up_ids(self, who: Person) -> None:
+        if self.front.dialog(self.bot.id, who.user.id).next_id + ID_BLOCK // 2 < who.ids_until:
+            return
+        async with self.sessionmaker() as s:
+            await self._reserve_ids(s, who)
+            await s.commit()
+
+    def _restore_card(
+        self, out_track_id: str, dingtalk_id: str, message_id: int, kept: dict[str, Any]
+    ) -> None:
+        """A card of an earlier run, back in the front as the bot's message it shows: a press
+        on it reaches the bot, and the bot can edit it."""
+        who = self.people.get(dingtalk_id)
+        if who is None:
+            return
+        dialog = self.front.dialog(self.bot.id, who.user.id)
+        msg = ChatMessage(
+            message_id=message_id,
+            bot_id=self.bot.id,
+            chat=who.user.chat_api(),
+            sender=self.bot.user_api(),
+            outgoing=True,
+            date=int(kept.get("date") or 0),
+            sent_at=self.front.clock(),
+            text=kept.get("text"),
+            entities=list(kept.get("entities") or []),
+            caption=kept.get("caption"),
+            caption_entities=list(kept.get("caption_entities") or []),
+            reply_markup=kept.get("reply_markup"),
+        )
+        dialog.messages.append(msg)
+        dialog.next_id = max(dialog.next_id, message_id + 1)
+        who.cards[message_id] = out_track_id
+        self._cards[out_track_id] = (who, message_id)
+
+    async def _keep_card(self, who: Person, msg: ChatMessage) -> None:
+        card = who.cards[msg.message_id]
+        kept = {
+            "text": msg.text,
+            "entities": msg.entities,
+            "caption": msg.caption,
+            "caption_entities": msg.caption_entities,
+            "reply_markup": msg.reply_markup,
+            "date": msg.date,
+        }
+        async with self.sessionmaker() as s:
+            await store.keep_card(s, card, who.dingtalk_id, msg.message_id, kept, utcnow())
+            await s.commit()
+
     def _add_person(self, dingtalk_id: str, user_id: int, name: str, language_code: str) -> Person:
         user = self.front.add_user(name, id=user_id, language_code=language_code)
         found = Person(dingtalk_id, user)
@@ -183,9 +252,10 @@ class DingTalkBridge:
         async with self.sessionmaker() as s:
             row = await store.remember(s, dingtalk_id, nick, language, utcnow(), _new_id)
             user_id, name, language = row.user_id, row.name, row.language_code
+            if found is None:
+                found = self._add_person(dingtalk_id, user_id, name, language)
+                await self._reserve_ids(s, found)
             await s.commit()
-        if found is None:
-            return self._add_person(dingtalk_id, user_id, name, language)
         found.user.first_name = name  # DingTalk reports a new name: the next update carries it
         return found
 
@@ -256,6 +326,7 @@ class DingTalkBridge:
         if msg.conversation_type != "1":
             return None  # groups are not served
         who = await self.person(msg.sender_staff_id, msg.sender_nick or msg.sender_staff_id)
+        await self._top_up_ids(who)
         if msg.message_type == "text" and msg.text is not None:
             update = await self.front.send_text(who.user, (msg.text.content or "").strip())
         elif msg.message_type == "picture" and msg.image_content is not None:
@@ -347,6 +418,7 @@ class DingTalkBridge:
             try:
                 if what == "change":
                     await self._send(*item)
+                    await self._top_up_ids(item[0])
                 elif what == "answer":
                     await self._answer(item)
                 else:
@@ -435,6 +507,7 @@ class DingTalkBridge:
                 card = await self.api.send_card(who.dingtalk_id, text or " ", buttons)
                 who.cards[msg.message_id] = card
                 self._cards[card] = (who, msg.message_id)
+                await self._keep_card(who, msg)
             elif text:
                 key = await self.api.send(
                     who.dingtalk_id, "sampleMarkdown", {"title": _title(msg), "text": text}
@@ -449,10 +522,12 @@ class DingTalkBridge:
                     buttons,
                     tips=escape(who.tips.get(msg.message_id, "")),
                 )
+                await self._keep_card(who, msg)
             elif buttons:  # a plain message got a keyboard: it becomes a card now
                 card = await self.api.send_card(who.dingtalk_id, text, buttons)
                 who.cards[msg.message_id] = card
                 self._cards[card] = (who, msg.message_id)
+                await self._keep_card(who, msg)
             elif text:  # DingTalk cannot edit a robot's plain message: the correction follows
                 await self.api.send(
                     who.dingtalk_id, "sampleMarkdown", {"title": _title(msg), "text": "更正：" + text}
@@ -461,6 +536,9 @@ class DingTalkBridge:
             card = who.cards.get(msg.message_id)
             if card is not None:
                 await self.api.update_card(card, escape("（已撤回）"), [])
+                async with self.sessionmaker() as s:
+                    await store.forget_card(s, card)
+                    await s.commit()
             elif msg.message_id in who.plain:
                 await self.api.recall([who.plain[msg.message_id]])
 

@@ -305,3 +305,34 @@ async def test_the_command_menu_comes_as_a_card_once_per_change_and_its_buttons_
     assert update.message.text == "/my" and update.message.entities[0].type == "bot_command"
     cards = [i for i in standin.inbox(user) if isinstance(i, Card)]
     assert [button_texts(c) for c in cards] == [["/log", "/my"], ["/log"]]  # not sent twice
+
+
+async def test_after_a_restart_an_old_card_still_presses_and_edits_and_no_message_id_is_reused(
+    standin: DingTalkStandIn, clean_db: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    user = standin.add_user("冯十二")
+    keyboard = InlineKeyboardMarkup(
+        inline_keyboard=[[InlineKeyboardButton(text="✅ 已阅", callback_data="ack:7")]]
+    )
+    async with running(standin, sessionmaker) as (_b, client):
+        await standin.send_text(user, "hi")
+        [update] = await poll(client)
+        chat_id = update.message.chat.id
+        old = await client.send_message(chat_id, "周五开会", reply_markup=keyboard)
+        card = await standin.wait_for(
+            lambda: next((i for i in standin.inbox(user) if isinstance(i, Card)), None)
+        )
+        plain = await client.send_message(chat_id, "会议地点另行通知")  # a plain message; the bot kept its id
+        await poll(client, update.update_id + 1)
+
+    async with running(standin, sessionmaker) as (_b, client):
+        await standin.press_text(user, card, "✅ 已阅")  # the 已阅 of a notice sent before the restart
+        await standin.wait_for(lambda: not standin.pending())
+        [press] = await poll(client, update.update_id + 1)
+        assert press.callback_query.data == "ack:7"
+        assert press.callback_query.message.message_id == old.message_id
+        assert press.callback_query.message.text == "周五开会"
+        await client.edit_message_text("周五开会（已阅）", chat_id=chat_id, message_id=old.message_id)
+        await standin.wait_for(lambda: card.data["markdown"] == "周五开会（已阅）")
+        new = await client.send_message(chat_id, "新的消息")
+        assert new.message_id > plain.message_id > old.message_id  # numbered on above the earlier run's ids

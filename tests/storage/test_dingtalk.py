@@ -62,3 +62,28 @@ async def test_a_frame_that_could_not_become_an_update_is_forgotten(session) -> 
     await session.commit()
     assert await dt.waiting(session) == []
     assert await dt.keep_frame(session, "m1", "t", {}, NOW)  # DingTalk's redelivery is taken
+
+
+async def test_message_ids_are_reserved_in_blocks_that_never_overlap(session) -> None:
+    await dt.remember(session, "staff1", "张三", "zh", NOW, ids(101))
+    assert await dt.reserve_message_ids(session, "staff1", 100) == 1
+    assert await dt.reserve_message_ids(session, "staff1", 100) == 101
+    await session.commit()
+    assert await dt.reserve_message_ids(session, "staff1", 10) == 201
+
+
+async def test_cards_are_kept_updated_and_forgotten_when_old_or_deleted(session) -> None:
+    await dt.remember(session, "staff1", "张三", "zh", NOW, ids(101))
+    await dt.keep_card(session, "card1", "staff1", 5, {"text": "周五开会"}, NOW - timedelta(days=100))
+    await dt.keep_card(session, "card2", "staff1", 6, {"text": "请审核"}, NOW - timedelta(days=1))
+    await dt.keep_card(session, "card3", "staff1", 7, {"text": "已登记"}, NOW)
+    await dt.keep_card(session, "card2", "staff1", 6, {"text": "已通过"}, NOW)  # the bot edited it
+    await dt.forget_card(session, "card3")
+    await session.commit()
+    since = NOW - timedelta(days=90)
+    assert [(c.out_track_id, c.message) for c in await dt.cards(session, since)] == [
+        ("card2", {"text": "已通过"})
+    ]
+    await dt.forget_cards(session, since)
+    await session.commit()
+    assert [c.out_track_id for c in await dt.cards(session, NOW - timedelta(days=1000))] == ["card2"]

@@ -1,4 +1,4 @@
-"""the DingTalk bridge's people and acknowledged frames
+"""the DingTalk bridge's people, acknowledged frames and cards
 
 Revision ID: 0008
 Revises: 0007
@@ -28,6 +28,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("language_code", sa.String(length=16), nullable=False),
         sa.Column("menu", sa.String(length=64), nullable=True),
+        sa.Column("next_message_id", sa.BigInteger(), nullable=False),
         sa.Column("first_seen_at", storage.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("last_seen_at", storage.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("dingtalk_id", name=op.f("pk_dingtalk_people")),
@@ -46,7 +47,26 @@ def upgrade() -> None:
         sa.UniqueConstraint("message_id", name=op.f("uq_dingtalk_frames_message_id")),
     )
 
+    op.create_table(
+        "dingtalk_cards",
+        sa.Column("out_track_id", sa.String(length=64), nullable=False),
+        sa.Column("dingtalk_id", sa.String(length=64), nullable=False),
+        sa.Column("message_id", sa.BigInteger(), nullable=False),
+        sa.Column("message", sa.JSON(), nullable=False),
+        sa.Column("updated_at", storage.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["dingtalk_id"],
+            ["dingtalk_people.dingtalk_id"],
+            name=op.f("fk_dingtalk_cards_dingtalk_id_dingtalk_people"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("out_track_id", name=op.f("pk_dingtalk_cards")),
+    )
+    op.create_index(op.f("ix_dingtalk_cards_dingtalk_id"), "dingtalk_cards", ["dingtalk_id"], unique=False)
+
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_dingtalk_cards_dingtalk_id"), table_name="dingtalk_cards")
+    op.drop_table("dingtalk_cards")
     op.drop_table("dingtalk_frames")
     op.drop_table("dingtalk_people")
