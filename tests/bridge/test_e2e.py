@@ -38,6 +38,8 @@ async def bridge(
 ) -> AsyncIterator[DingTalkBridge]:
     api = DingTalkApi(standin.app_key, standin.app_secret, endpoint=standin.endpoint, oapi=standin.endpoint)
     async with DingTalkBridge(api, sessionmaker, bot_token=TOKEN, bot_username="branchbot_test_bot") as b:
+        b._stream.RECONNECT_BASE_DELAY_SECONDS = 0.05  # type: ignore[union-attr]
+        b._stream.RECONNECT_JITTER_SECONDS = 0.05  # type: ignore[union-attr]
         await standin.wait_for(lambda: standin.connected)
         yield b
 
@@ -197,7 +199,7 @@ async def on_dingtalk(session, standin: DingTalkStandIn, *pairs) -> list[DtUser]
     return users
 
 
-async def test_the_log_wizard_with_buttons_and_a_photo_on_dingtalk(
+async def test_the_log_wizard_with_buttons_a_photo_and_a_stream_drop_on_dingtalk(
     standin: DingTalkStandIn, bridge: DingTalkBridge, running_bot: BotRunner, world, session
 ) -> None:
     [member] = await on_dingtalk(session, standin, (world.member_a, "张三"))
@@ -212,7 +214,11 @@ async def test_the_log_wizard_with_buttons_and_a_photo_on_dingtalk(
     step = await card_saying(standin, member, "第 3/6 步")
     await standin.press_text(member, step, "2 小时")
     await card_saying(standin, member, "第 4/6 步")
+    # The stream drops mid-conversation: what the person types meanwhile waits at DingTalk and
+    # arrives once, after the SDK reconnects.
+    await standin.drop_stream()
     await standin.send_text(member, "城东社区服务站")
+    await standin.wait_for(lambda: standin.connections_opened == 2 and not standin.pending(), timeout=10)
     await card_saying(standin, member, "第 5/6 步")
     await standin.send_text(member, "陪同独居老人就医")
     step = await card_saying(standin, member, "第 6/6 步")
