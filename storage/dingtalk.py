@@ -157,7 +157,7 @@ async def became(s: AsyncSession, message_id: str, update_id: int | None) -> Non
     await s.execute(
         update(DingTalkFrame)
         .where(DingTalkFrame.message_id == message_id)
-        .values(update_id=update_id, done=update_id is None)
+        .values(update_id=update_id, done=update_id is None, **({"data": {}} if update_id is None else {}))
     )
 
 
@@ -177,8 +177,11 @@ async def waiting(s: AsyncSession) -> Sequence[DingTalkFrame]:
 async def confirmed(s: AsyncSession, update_ids: Sequence[int]) -> None:
     """The bot has these updates: their frames are done; only the newest done row is kept."""
     if update_ids:
+        # Done: the content (a person's words) is not kept longer than needed.
         await s.execute(
-            update(DingTalkFrame).where(DingTalkFrame.update_id.in_(list(update_ids))).values(done=True)
+            update(DingTalkFrame)
+            .where(DingTalkFrame.update_id.in_(list(update_ids)))
+            .values(done=True, data={})
         )
     newest = await last_update_id(s)
     await s.execute(

@@ -53,7 +53,7 @@ async def test_a_frame_is_kept_once_waits_until_confirmed_and_the_newest_id_stay
     assert await dt.waiting(session) == []
     assert await dt.last_update_id(session) == 1001
     rows = (await session.execute(DingTalkFrame.__table__.select())).all()
-    assert [r.message_id for r in rows] == ["m2"]  # only the newest done row is left
+    assert [(r.message_id, r.data) for r in rows] == [("m2", {})]  # the newest done row, without content
 
 
 async def test_a_frame_that_could_not_become_an_update_is_forgotten(session) -> None:
