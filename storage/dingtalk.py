@@ -76,17 +76,16 @@ async def set_menu(s: AsyncSession, dingtalk_id: str, digest: str) -> None:
     )
 
 
-async def reserve_message_ids(s: AsyncSession, dingtalk_id: str, block: int) -> int:
-    """Take the next `block` message ids of the person's chat; returns the first of them."""
+async def reserve_message_ids(s: AsyncSession, dingtalk_id: str, block: int) -> int | None:
+    """Take the next `block` message ids of the person's chat; returns the first of them (None:
+    the person is not kept any more, their data was erased)."""
     first = await s.scalar(
         update(DingTalkPerson)
         .where(DingTalkPerson.dingtalk_id == dingtalk_id)
         .values(next_message_id=DingTalkPerson.next_message_id + block)
         .returning(DingTalkPerson.next_message_id)
     )
-    if first is None:
-        raise LookupError(dingtalk_id)
-    return int(first) - block
+    return None if first is None else int(first) - block
 
 
 # ---- cards ----

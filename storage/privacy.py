@@ -27,6 +27,9 @@ from storage.models import (
     ConversationState,
     Delivery,
     DeliveryStatus,
+    DingTalkCard,
+    DingTalkFrame,
+    DingTalkPerson,
     InboundUpdate,
     Invite,
     Membership,
@@ -212,6 +215,18 @@ async def erase_person(
                         InboundUpdate.bot_id == bot_id, InboundUpdate.update_id == update_id
                     )
                 )
+        # On DingTalk (bridge/dingtalk): their DingTalk id and name, the cards shown to them and
+        # what they wrote that the bot has not yet confirmed.
+        dingtalk_id = await s.scalar(
+            select(DingTalkPerson.dingtalk_id).where(DingTalkPerson.user_id == p.telegram_id)
+        )
+        if dingtalk_id is not None:
+            await run(delete(DingTalkCard).where(DingTalkCard.dingtalk_id == dingtalk_id))
+            frames = await s.execute(select(DingTalkFrame.id, DingTalkFrame.data))
+            for frame_id, data in frames:
+                if dingtalk_id in (data.get("senderStaffId"), data.get("userId")):
+                    await run(delete(DingTalkFrame).where(DingTalkFrame.id == frame_id))
+            await run(delete(DingTalkPerson).where(DingTalkPerson.dingtalk_id == dingtalk_id))
     await run(
         update(Delivery)
         .where(Delivery.person_id == person_id, Delivery.status == DeliveryStatus.PENDING)

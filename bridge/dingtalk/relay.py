@@ -180,8 +180,10 @@ class DingTalkBridge:
         """The next block of message ids for the person's chat (kept in the store): a restart
         numbers on above every id of an earlier run, so no id the bot kept names another
         message."""
-        first = await store.reserve_message_ids(s, who.dingtalk_id, ID_BLOCK)
         dialog = self.front.dialog(self.bot.id, who.user.id)
+        first = await store.reserve_message_ids(s, who.dingtalk_id, ID_BLOCK)
+        if first is None:  # their record was erased (privacy): number on, in memory only
+            first = max(dialog.next_id, who.ids_until)
         dialog.next_id = max(dialog.next_id, first)
         who.ids_until = first + ID_BLOCK
 
