@@ -96,6 +96,9 @@ DELIVERY_FIELDS = ("id", "kind", "notice_id", "status", "sent_at", "acknowledged
 AUDIT_FIELDS = ("id", "at", "via", "action", "actor_id", "subject_person_id", "org_id", "detail")
 
 
+DINGTALK_FIELDS = ("dingtalk_id", "name", "language_code", "first_seen_at", "last_seen_at")
+
+
 def _value(v: Any) -> Any:
     if isinstance(v, datetime | date):
         return v.isoformat()
@@ -154,6 +157,15 @@ async def export_person(s: AsyncSession, actor: Actor, person_id: int) -> dict[s
             or_(AuditEntry.subject_person_id == person_id, AuditEntry.actor_id == person_id),
             AUDIT_FIELDS,
         ),
+        # On DingTalk (bridge/dingtalk): who they are there, as DingTalk reported it.
+        "dingtalk": [
+            _fields(d, DINGTALK_FIELDS)
+            for d in (
+                []
+                if p.telegram_id is None
+                else await s.scalars(select(DingTalkPerson).where(DingTalkPerson.user_id == p.telegram_id))
+            )
+        ],
     }
     await audit.record(s, actor, "person.export", subject_person_id=person_id)
     return data

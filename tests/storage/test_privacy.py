@@ -145,6 +145,7 @@ async def test_a_member_exports_everything_held_about_them(session, world) -> No
         ("nudge", False),
     ]
     assert [a["action"] for a in data["audit"]] == ["person.view"]
+    assert data["dingtalk"] == []
     # The export itself is recorded.
     rows = list(await session.scalars(select(AuditEntry).where(AuditEntry.action == "person.export")))
     assert [(r.actor_id, r.subject_person_id) for r in rows] == [(world.member_a.id, world.member_a.id)]
@@ -315,6 +316,16 @@ async def test_erase_forgets_the_person_on_dingtalk_too(session, world) -> None:
     await dingtalk.keep_frame(session, "p-a", "t", {"userId": "staff-a", "outTrackId": "card-a"}, NOW)
     await session.commit()
 
+    exported = await export_person(session, await world.actor(session, a), a.id)
+    assert exported["dingtalk"] == [
+        {
+            "dingtalk_id": "staff-a",
+            "name": "张三",
+            "language_code": "zh",
+            "first_seen_at": NOW.isoformat(),
+            "last_seen_at": NOW.isoformat(),
+        }
+    ]
     await erase_person(session, await world.actor(session, a), a.id, NOW)
     await session.commit()
 
