@@ -47,6 +47,7 @@ BOT_MESSAGE_TOPIC = ChatbotMessage.TOPIC
 CARD_CALLBACK_TOPIC = CallbackHandler.TOPIC_CARD_CALLBACK
 SEEN_KEEP = 10_000  # recent DingTalk message ids remembered against redelivery
 ID_BLOCK = 10_000  # message ids reserved in the store at a time, per chat
+STOP_DRAIN = 10.0  # seconds a stop waits for the relay to pass on what the bot sent
 CARD_KEEP = timedelta(days=90)  # cards older than this are forgotten: their presses do nothing
 
 
@@ -120,6 +121,7 @@ class DingTalkBridge:
         self._menus: dict[str, tuple[Person, list[str]]] = {}  # menu card outTrackId -> commands
         self._commands_seen: dict[tuple[str, str], list[dict[str, Any]]] = {}  # bot.commands, relayed
         self._relaying = False  # the relay is telling DingTalk something now
+        self.draining = False  # stopping: what the bot sent is passed on, then the relay ends
         self._stream: dingtalk_stream.DingTalkStreamClient | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.relay_errors: list[str] = []
@@ -152,6 +154,7 @@ class DingTalkBridge:
         client.register_callback_handler(BOT_MESSAGE_TOPIC, _Inbound(self._take, BOT_MESSAGE_TOPIC))
         client.register_callback_handler(CARD_CALLBACK_TOPIC, _Inbound(self._take, CARD_CALLBACK_TOPIC))
         self._stream = client
+        # The stream's task first: stop() cancels it and lets the others end on their own.
         self._tasks = [
             asyncio.create_task(client.start()),
             asyncio.create_task(self._relay()),
@@ -162,11 +165,23 @@ class DingTalkBridge:
     async def stop(self) -> None:
         if self._stream is not None:
             await self._stream.stop()
-        for task in self._tasks:
-            task.cancel()
+        # No new calls from the bot. What it already sent (it has its "ok") still goes to
+        # DingTalk: the relay passes on everything left, then ends, as does the confirmer. They
+        # end on their own: a task cancelled in the middle of a database call would keep the
+        # SQLite connection, and Python 3.11's wait_for can swallow a cancel that meets a
+        # wake-up. Only the stream's task (done by now) is cancelled.
+        await self.front.stop()
+        self.draining = True
+        self.front.changed.notify()
+        if self._tasks:
+            self._tasks[0].cancel()
+            _done, left = await asyncio.wait(self._tasks[1:], timeout=STOP_DRAIN)
+            if left:
+                log.warning("stopping with bot messages not yet relayed to DingTalk")
+            for task in left:
+                task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
-        await self.front.stop()
         await self.api.close()
 
     async def __aenter__(self) -> DingTalkBridge:
@@ -370,16 +385,18 @@ class DingTalkBridge:
     async def _confirm(self) -> None:
         """Frames whose updates the bot confirmed (getUpdates offset) are done in the store."""
 
-        def taken() -> set[int] | None:
+        def taken() -> set[int] | bool:
             queued = {q.update_id for q in self.bot.queue}
             done = {u for u in self._unconfirmed if u not in queued}
-            return done or None
+            return done or self.draining
 
         while True:
             try:
                 done = await self.front.changed.wait_for(taken, timeout=3600)
             except TimeoutError:
                 continue
+            if done is True:
+                return  # stopping: what is not confirmed stays kept for the next start
             try:
                 async with self.sessionmaker() as s:
                     await store.confirmed(s, sorted(done))
@@ -409,6 +426,8 @@ class DingTalkBridge:
         if self.bot.commands != self._commands_seen:
             self._commands_seen = copy.deepcopy(self.bot.commands)
             return "menus", None
+        if self.draining:
+            return "closing", None
         return None
 
     async def _relay(self) -> None:
@@ -417,6 +436,9 @@ class DingTalkBridge:
                 what, item = await self.front.changed.wait_for(self._next_work, timeout=3600)
             except TimeoutError:
                 continue  # a quiet hour
+            if what == "closing":
+                self._relaying = False
+                return
             try:
                 if what == "change":
                     await self._send(*item)

@@ -127,6 +127,8 @@ class DingTalkStandIn:
         self.connections_opened = 0
         self.acks: list[dict[str, Any]] = []  # every ack frame a client sent, in order
         self.calls: list[tuple[str, str]] = []  # (method, path) of every OpenAPI call
+        # While set and not open, robot messages wait before DingTalk takes them (a slow DingTalk).
+        self.gate: asyncio.Event | None = None
         self._tickets: dict[str, Connection] = {}
         self._live: list[Connection] = []
         self._pending: dict[str, Frame] = {}  # sent (or to send), not acked yet
@@ -401,6 +403,8 @@ class DingTalkStandIn:
         body = await self._json_call(request)
         if isinstance(body, web.Response):
             return body
+        if self.gate is not None:
+            await self.gate.wait()
         users, key = body.get("userIds") or [], body.get("msgKey")
         if body.get("robotCode") != self.robot_code:
             return _error(400, "resource.not.found", "robot not found")

@@ -3,6 +3,7 @@ reached through the real `dingtalk-stream` SDK)."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -336,3 +337,23 @@ async def test_after_a_restart_an_old_card_still_presses_and_edits_and_no_messag
         await standin.wait_for(lambda: card.data["markdown"] == "周五开会（已阅）")
         new = await client.send_message(chat_id, "新的消息")
         assert new.message_id > plain.message_id > old.message_id  # numbered on above the earlier run's ids
+
+
+async def test_what_the_bot_sent_just_before_a_stop_still_reaches_dingtalk(
+    standin: DingTalkStandIn, clean_db: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    user = standin.add_user("陈十三")
+    async with running(standin, sessionmaker) as (b, client):
+        await standin.send_text(user, "hi")
+        [update] = await poll(client)
+        standin.gate = asyncio.Event()  # DingTalk is slow: the relay is behind the bot
+        for n in range(3):  # the bot has its "ok" for each: the stop must not lose them
+            await client.send_message(update.message.chat.id, f"第 {n + 1} 条")
+        stopping = asyncio.create_task(b.stop())
+        await standin.wait_for(lambda: ("POST", "/v1.0/robot/oToMessages/batchSend") in standin.calls)
+        await b.front.wait_for(lambda: b.draining)  # the bot can no longer call; DingTalk answers now
+        standin.gate.set()
+        await stopping
+    assert [s.param["text"] for s in standin.inbox(user) if isinstance(s, Sent)] == [
+        f"第 {n + 1} 条" for n in range(3)
+    ]
