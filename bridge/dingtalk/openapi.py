@@ -206,7 +206,9 @@ class DingTalkApi:
 
     # ---- media ----
     async def upload(self, kind: str, data: bytes, file_name: str, mime_type: str) -> str:
-        form = aiohttp.FormData()
+        # The file name as UTF-8, as browsers send it (aiohttp would percent-encode it otherwise,
+        # and the server would keep the escapes as the name).
+        form = aiohttp.FormData(quote_fields=False)
         form.add_field("type", kind)
         form.add_field("media", data, filename=file_name, content_type=mime_type)
         async with self._pace:
