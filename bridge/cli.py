@@ -15,6 +15,7 @@ import aiohttp
 from bridge.dingtalk.openapi import DingTalkApi, DingTalkError
 from config.logs import setup_logging
 from config.settings import Settings, SettingsError, get_settings
+from storage.db import make_engine, make_sessionmaker
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -72,8 +73,12 @@ async def serve(settings: Settings, bot_token: str, *, check_only: bool = False)
     api = make_api(settings)
     from bridge.dingtalk.relay import DingTalkBridge  # after make_api: the SDK reads the endpoint
 
+    # The bridge keeps its people and unconfirmed frames in the bot's database (the same
+    # DATABASE_URL as `branchbot run`; `branchbot db upgrade` makes its tables).
+    engine = make_engine(settings.database_url)
     bridge = DingTalkBridge(
         api,
+        make_sessionmaker(engine),
         bot_token=bot_token,
         bot_username=settings.bot_username,
         host=settings.bridge_host,
@@ -83,10 +88,13 @@ async def serve(settings: Settings, bot_token: str, *, check_only: bool = False)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with bridge:
-        print(
-            f"branchbot bridge dingtalk: Bot API at {bridge.base_url} (TELEGRAM_API_URL for the bot)",
-            flush=True,
-        )
-        await stop.wait()
+    try:
+        async with bridge:
+            print(
+                f"branchbot bridge dingtalk: Bot API at {bridge.base_url} (TELEGRAM_API_URL for the bot)",
+                flush=True,
+            )
+            await stop.wait()
+    finally:
+        await engine.dispose()
     return 0

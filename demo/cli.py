@@ -24,6 +24,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
+from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
@@ -46,6 +47,8 @@ from storage.models import ProcessedUpdate
 # The emulator and the terminal chat are imported when the demo starts: every `branchbot`
 # command registers the demo's subcommands, and a bot process should not carry them.
 if TYPE_CHECKING:
+    from bridge.dingtalk.relay import DingTalkBridge
+    from bridge.dingtalk.standin import DingTalkStandIn, DtUser
     from demo.terminal_chat import TerminalChat
     from emulator import Emulator
 
@@ -119,7 +122,7 @@ async def migrate_and_seed(engine: AsyncEngine, url: str, clock: Clock) -> seed.
 
 @dataclass
 class Demo:
-    emulator: Emulator
+    emulator: Emulator  # the Bot API the bot talks to (with DingTalk: the bridge's front)
     run: Running
     engine: AsyncEngine
     chat: TerminalChat
@@ -128,6 +131,81 @@ class Demo:
     seeded: seed.Seeded | None
     admin_port_wanted: int
     admin_error: str | None = None
+    platform: str = "telegram"
+    dingtalk: DingTalkSide | None = None
+
+
+@dataclass
+class DingTalkSide:
+    """`--platform dingtalk`: the DingTalk stand-in and the bridge between it and the bot."""
+
+    standin: DingTalkStandIn
+    bridge: DingTalkBridge
+    users: dict[int, DtUser]  # a demo person's telegram_id (the bridge's id) -> DingTalk user
+
+    async def stop(self) -> None:
+        try:
+            await self.bridge.stop()
+        finally:
+            await self.standin.stop()
+
+
+def _standin_port() -> int:
+    """The port the DingTalk stand-in listens on. The SDK reads its endpoint once, when it is
+    imported: if it is loaded already, the stand-in goes where it points; else there is a free
+    port and the variable is set before the bridge imports the SDK."""
+    loaded = sys.modules.get("dingtalk_stream.utils")
+    if loaded is not None:
+        where = urlsplit(loaded.DINGTALK_OPENAPI_ENDPOINT)
+        if where.hostname != ADMIN_HOST or where.port is None:
+            raise RuntimeError(f"the DingTalk SDK was loaded for {where.geturl()}, not a local stand-in")
+        return where.port
+    port = free_port()
+    os.environ["DINGTALK_OPENAPI_ENDPOINT"] = f"http://{ADMIN_HOST}:{port}"
+    return port
+
+
+async def start_dingtalk(engine: AsyncEngine, people: list[seed.DemoPerson], clock: Clock) -> DingTalkSide:
+    """The stand-in with a DingTalk user for each demo person, and the bridge, which knows them
+    (kept in the store with the id the bot knows the person by) before it starts."""
+    from bridge.dingtalk.standin import DingTalkStandIn
+
+    standin = await DingTalkStandIn(port=_standin_port()).start()
+    try:
+        from bridge.dingtalk.openapi import DingTalkApi
+        from bridge.dingtalk.relay import DingTalkBridge
+        from storage import dingtalk
+
+        users: dict[int, DtUser] = {}
+        async with make_sessionmaker(engine)() as s:
+            for p in people:
+                user = standin.add_user(p.name, user_id=f"demo{p.person_id:04d}")
+                await dingtalk.remember(
+                    s, user.user_id, p.name, p.locale or "zh", clock.now(), lambda _d, _n, i=p.telegram_id: i
+                )
+                users[p.telegram_id] = user
+            await s.commit()
+        api = DingTalkApi(
+            standin.app_key, standin.app_secret, endpoint=standin.endpoint, oapi=standin.endpoint
+        )
+        bridge = DingTalkBridge(
+            api,
+            make_sessionmaker(engine),
+            bot_token=DEMO_TOKEN,
+            bot_username=DEMO_BOT_USERNAME,
+            bot_name=DEMO_BOT_NAME,
+        )
+        await bridge.start()
+    except BaseException:
+        await standin.stop()
+        raise
+    try:
+        await standin.wait_for(lambda: standin.connected, timeout=10)
+    except BaseException:
+        await bridge.stop()
+        await standin.stop()
+        raise
+    return DingTalkSide(standin, bridge, users)
 
 
 async def start_demo(
@@ -141,8 +219,10 @@ async def start_demo(
     parts: tuple[str, ...] | None = None,
     color: bool | None = None,
     prompt: bool | None = None,
+    platform: str = "telegram",
 ) -> Demo:
-    """Migrate, seed if empty, start the emulator and the runtime, and set up the terminal chat."""
+    """Migrate, seed if empty, start the emulator (with `platform="dingtalk"`: the DingTalk
+    stand-in and the bridge) and the runtime, and set up the terminal chat."""
     clock = clock or Clock()
     parts = parts or available_parts()
     engine = make_engine(url)
@@ -150,13 +230,19 @@ async def start_demo(
     from emulator import Emulator
 
     emulator: Emulator | None = None
+    side: DingTalkSide | None = None
     try:
         seeded = await migrate_and_seed(engine, url, clock)
         async with make_sessionmaker(engine)() as s:
             people = await seed.demo_people(s)
             actors = {p.person_id: await load_actor(s, p.person_id) for p in people}
-        emulator = await Emulator().start()
-        sim_bot = emulator.add_bot(DEMO_TOKEN, username=DEMO_BOT_USERNAME, first_name=DEMO_BOT_NAME)
+        if platform == "dingtalk":
+            side = await start_dingtalk(engine, list(people), clock)
+            emulator = side.bridge.front
+            sim_bot = side.bridge.bot
+        else:
+            emulator = await Emulator().start()
+            sim_bot = emulator.add_bot(DEMO_TOKEN, username=DEMO_BOT_USERNAME, first_name=DEMO_BOT_NAME)
         # A fresh emulator numbers updates from 1000 again, but the database remembers the ids it
         # handled last time and would skip them as redeliveries: carry on above them, as Telegram
         # keeps counting up.
@@ -167,24 +253,46 @@ async def start_demo(
         settings = demo_settings(database_url=url, telegram_api_url=emulator.base_url, admin_port=port)
         run = await start_runtime(settings, parts=parts, clock=clock, engine=engine)
     except BaseException:
-        if emulator is not None:
+        if side is not None:
+            await side.stop()
+        elif emulator is not None:
             await emulator.stop()
         await engine.dispose()
         raise
     intake = run.app.intake
-    chat = TerminalChat(
-        emulator,
-        run.app.bot.id,
-        people,
-        out=out,
-        files_dir=files_dir,
-        locale=locale,
-        handled=lambda update_id: intake.wait_handled(update_id, REPLY_TIMEOUT),
-        color=color,
-        prompt=prompt,
-        bot_name=DEMO_BOT_NAME,
+    chat: TerminalChat
+    if side is not None:
+        from demo.dingtalk_chat import DingTalkChat
+
+        chat = DingTalkChat(
+            side.standin,
+            side.bridge,
+            people,
+            side.users,
+            out=out,
+            files_dir=files_dir,
+            locale=locale,
+            handled=lambda update_id: intake.wait_handled(update_id, REPLY_TIMEOUT),
+            color=color,
+            prompt=prompt,
+            bot_name=DEMO_BOT_NAME,
+        )
+    else:
+        chat = TerminalChat(
+            emulator,
+            run.app.bot.id,
+            people,
+            out=out,
+            files_dir=files_dir,
+            locale=locale,
+            handled=lambda update_id: intake.wait_handled(update_id, REPLY_TIMEOUT),
+            color=color,
+            prompt=prompt,
+            bot_name=DEMO_BOT_NAME,
+        )
+    demo = Demo(
+        emulator, run, engine, chat, settings, parts, seeded, admin_port, platform=platform, dingtalk=side
     )
-    demo = Demo(emulator, run, engine, chat, settings, parts, seeded, admin_port)
     for p in people:
         # What joining in the chat would have done: whoever's commands differ gets their own menu.
         await set_person_menu(run.app.bot, p.telegram_id, actors[p.person_id], p.locale or "zh")
@@ -227,7 +335,10 @@ async def stop_demo(demo: Demo) -> None:
     try:
         await stop_runtime(demo.run)
     finally:
-        await demo.emulator.stop()
+        if demo.dingtalk is not None:
+            await demo.dingtalk.stop()
+        else:
+            await demo.emulator.stop()
         await demo.engine.dispose()
 
 
@@ -339,7 +450,12 @@ async def _demo(args: argparse.Namespace) -> int:
     _log_to_file(log_path)
     locale = args.lang or get_settings().default_locale
     demo = await start_demo(
-        url, out=sys.stdout, files_dir=Path(args.files), admin_port=args.admin_port, locale=locale
+        url,
+        out=sys.stdout,
+        files_dir=Path(args.files),
+        admin_port=args.admin_port,
+        locale=locale,
+        platform=args.platform,
     )
     leave = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -388,6 +504,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--admin-port", type=int, default=ADMIN_PORT, help="admin web port (a free one if taken)")
     p.add_argument("--files", default=str(DEMO_FILES), help="folder for pictures and files the bot sends")
     p.add_argument("--fresh", action="store_true", help="delete the demo database first and seed it anew")
+    p.add_argument(
+        "--platform",
+        choices=("telegram", "dingtalk"),
+        default="telegram",
+        help="dingtalk: through the DingTalk bridge and a local DingTalk stand-in (cards in the chat)",
+    )
     p.set_defaults(func=_demo)
     dsub = p.add_subparsers(dest="demo_cmd")
     s = dsub.add_parser("seed", help="migrate the demo database and seed it if it is empty")

@@ -576,3 +576,55 @@ class GateMark(Base):
     scope: Mapped[str] = mapped_column(String(100))  # one bot's limits: "<prefix>:<bot id>"
     name: Mapped[str] = mapped_column(String(40))
     t: Mapped[float] = mapped_column(Float)
+
+
+class DingTalkPerson(Base):
+    """A DingTalk user as the bridge (bridge/dingtalk) shows them to the bot: their DingTalk
+    userId, the Bot API user id they have on every start, and name and language as DingTalk
+    last reported them. Kept so the bot can reach everyone after a bridge restart."""
+
+    __tablename__ = "dingtalk_people"
+
+    dingtalk_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    language_code: Mapped[str] = mapped_column(String(16))
+    menu: Mapped[str | None] = mapped_column(String(64))  # digest of the command card last sent
+    # Message ids in the person's chat are taken below this (reserved in blocks): a restart
+    # numbers on from here, so an id the bot kept never names another message.
+    next_message_id: Mapped[int] = mapped_column(BigInteger, default=1)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DingTalkFrame(Base):
+    """A DingTalk Stream frame (a robot message or a card press) the bridge has acknowledged:
+    kept until the bot has confirmed the Bot API update it became, so a bridge restart in
+    between replays it instead of losing it. The newest confirmed row stays (`done`): its
+    update_id is where the next start continues counting."""
+
+    __tablename__ = "dingtalk_frames"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)  # arrival order
+    message_id: Mapped[str] = mapped_column(String(100), unique=True)  # DingTalk's, the dedup key
+    topic: Mapped[str] = mapped_column(String(100))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    update_id: Mapped[int | None] = mapped_column(BigInteger)  # the Bot API update it became
+    done: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class DingTalkCard(Base):
+    """A bot message shown in DingTalk as an interactive card: the card's outTrackId and the
+    message as the bot last made it, so after a bridge restart a press on the card still
+    reaches the bot and the bot can still edit it."""
+
+    __tablename__ = "dingtalk_cards"
+
+    out_track_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dingtalk_id: Mapped[str] = mapped_column(
+        ForeignKey("dingtalk_people.dingtalk_id", ondelete="CASCADE"), index=True
+    )
+    message_id: Mapped[int] = mapped_column(BigInteger)
+    message: Mapped[dict[str, Any]] = mapped_column(JSON)  # text, entities, caption, reply_markup
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

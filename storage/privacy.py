@@ -27,6 +27,9 @@ from storage.models import (
     ConversationState,
     Delivery,
     DeliveryStatus,
+    DingTalkCard,
+    DingTalkFrame,
+    DingTalkPerson,
     InboundUpdate,
     Invite,
     Membership,
@@ -93,6 +96,9 @@ DELIVERY_FIELDS = ("id", "kind", "notice_id", "status", "sent_at", "acknowledged
 AUDIT_FIELDS = ("id", "at", "via", "action", "actor_id", "subject_person_id", "org_id", "detail")
 
 
+DINGTALK_FIELDS = ("dingtalk_id", "name", "language_code", "first_seen_at", "last_seen_at")
+
+
 def _value(v: Any) -> Any:
     if isinstance(v, datetime | date):
         return v.isoformat()
@@ -151,6 +157,15 @@ async def export_person(s: AsyncSession, actor: Actor, person_id: int) -> dict[s
             or_(AuditEntry.subject_person_id == person_id, AuditEntry.actor_id == person_id),
             AUDIT_FIELDS,
         ),
+        # On DingTalk (bridge/dingtalk): who they are there, as DingTalk reported it.
+        "dingtalk": [
+            _fields(d, DINGTALK_FIELDS)
+            for d in (
+                []
+                if p.telegram_id is None
+                else await s.scalars(select(DingTalkPerson).where(DingTalkPerson.user_id == p.telegram_id))
+            )
+        ],
     }
     await audit.record(s, actor, "person.export", subject_person_id=person_id)
     return data
@@ -212,6 +227,18 @@ async def erase_person(
                         InboundUpdate.bot_id == bot_id, InboundUpdate.update_id == update_id
                     )
                 )
+        # On DingTalk (bridge/dingtalk): their DingTalk id and name, the cards shown to them and
+        # what they wrote that the bot has not yet confirmed.
+        dingtalk_id = await s.scalar(
+            select(DingTalkPerson.dingtalk_id).where(DingTalkPerson.user_id == p.telegram_id)
+        )
+        if dingtalk_id is not None:
+            await run(delete(DingTalkCard).where(DingTalkCard.dingtalk_id == dingtalk_id))
+            frames = await s.execute(select(DingTalkFrame.id, DingTalkFrame.data))
+            for frame_id, data in frames:
+                if dingtalk_id in (data.get("senderStaffId"), data.get("userId")):
+                    await run(delete(DingTalkFrame).where(DingTalkFrame.id == frame_id))
+            await run(delete(DingTalkPerson).where(DingTalkPerson.dingtalk_id == dingtalk_id))
     await run(
         update(Delivery)
         .where(Delivery.person_id == person_id, Delivery.status == DeliveryStatus.PENDING)

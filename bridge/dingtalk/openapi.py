@@ -149,7 +149,7 @@ class DingTalkApi:
 
     # ---- cards ----
     @staticmethod
-    def card_data(markdown: str, buttons: list[Button]) -> dict[str, Any]:
+    def card_data(markdown: str, buttons: list[Button], tips: str = "") -> dict[str, Any]:
         msg_buttons = []
         for b in buttons:
             if b.id is not None:
@@ -158,7 +158,7 @@ class DingTalkApi:
                 msg_buttons.append({"text": b.text, "color": "gray", "url": b.url, "iosUrl": b.url})
         return {
             "markdown": markdown,
-            "tips": "",
+            "tips": tips,  # the small line under the card (the bridge shows toasts there)
             "sys_full_json_obj": json.dumps({"msgButtons": msg_buttons}, ensure_ascii=False),
         }
 
@@ -180,16 +180,35 @@ class DingTalkApi:
         )
         return out_track_id
 
-    async def update_card(self, out_track_id: str, markdown: str, buttons: list[Button]) -> None:
+    async def update_card(
+        self, out_track_id: str, markdown: str, buttons: list[Button], *, tips: str = ""
+    ) -> None:
         await self._call(
             "PUT",
             "/v1.0/card/instances",
-            {"outTrackId": out_track_id, "cardData": {"cardParamMap": self.card_data(markdown, buttons)}},
+            {
+                "outTrackId": out_track_id,
+                "cardData": {"cardParamMap": self.card_data(markdown, buttons, tips)},
+            },
+        )
+
+    async def update_card_tips(self, out_track_id: str, tips: str) -> None:
+        """Only the card's tips line; its text and buttons stay (updateCardDataByKey)."""
+        await self._call(
+            "PUT",
+            "/v1.0/card/instances",
+            {
+                "outTrackId": out_track_id,
+                "cardData": {"cardParamMap": {"tips": tips}},
+                "cardUpdateOptions": {"updateCardDataByKey": True},
+            },
         )
 
     # ---- media ----
     async def upload(self, kind: str, data: bytes, file_name: str, mime_type: str) -> str:
-        form = aiohttp.FormData()
+        # The file name as UTF-8, as browsers send it (aiohttp would percent-encode it otherwise,
+        # and the server would keep the escapes as the name).
+        form = aiohttp.FormData(quote_fields=False)
         form.add_field("type", kind)
         form.add_field("media", data, filename=file_name, content_type=mime_type)
         async with self._pace:

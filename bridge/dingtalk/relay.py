@@ -3,8 +3,12 @@ spec, update queue, message ids, files; `emulator.server.Emulator`) with DingTal
 
 In: a DingTalk 1:1 message (Stream mode, the real `dingtalk-stream` client) becomes what the
 person "does" in the front (`send_text`, `send_photo`, `press`), which queues the Bot API update
-the bot polls for. The frame is acked only after the update is queued, so a frame lost with the
-connection comes again; the SDK drops a repeated messageId, and so does `_seen` here.
+the bot polls for. The frame is acked only after it is kept in the store (`storage.dingtalk`)
+and made an update; it stays kept until the bot confirms the update (getUpdates offset), so a
+bridge restart in between replays it. A frame lost with the connection comes again; the SDK
+drops a repeated messageId, and so do `_seen` and the store here. The people are kept in the
+store too: a person has the same Bot API id on every start, and the bot can write to everyone
+the bridge has ever seen.
 
 Out: every change the bot makes in a DingTalk person's chat (sent, edited, deleted) is relayed
 to DingTalk in order: a message with an inline keyboard becomes a card whose buttons call back,
@@ -15,26 +19,36 @@ go through media upload. README "Where DingTalk cannot..." lists the choices.
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
+import json
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
 
 import dingtalk_stream
 from dingtalk_stream import AckMessage, CallbackHandler, CallbackMessage, ChatbotMessage, Credential
 from dingtalk_stream.card_callback import CardCallbackMessage
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bridge.dingtalk.markdown import escape, to_markdown
 from bridge.dingtalk.openapi import Button, DingTalkApi, DingTalkError
 from emulator.server import Emulator
-from emulator.state import ChatMessage, SimUser
+from emulator.state import CallbackAnswer, ChatMessage, SimUser
+from storage import dingtalk as store
+from storage.db import utcnow
 
 log = logging.getLogger(__name__)
 
 BOT_MESSAGE_TOPIC = ChatbotMessage.TOPIC
 CARD_CALLBACK_TOPIC = CallbackHandler.TOPIC_CARD_CALLBACK
 SEEN_KEEP = 10_000  # recent DingTalk message ids remembered against redelivery
+ID_BLOCK = 10_000  # message ids reserved in the store at a time, per chat
+STOP_DRAIN = 10.0  # seconds a stop waits for the relay to pass on what the bot sent
+CARD_KEEP = timedelta(days=90)  # cards older than this are forgotten: their presses do nothing
 
 
 def stable_id(dingtalk_user_id: str) -> int:
@@ -44,22 +58,33 @@ def stable_id(dingtalk_user_id: str) -> int:
     return 2**50 + digest
 
 
+def _new_id(dingtalk_id: str, attempt: int) -> int:
+    # The stable id; in the unlikely case it is taken, the next candidate.
+    return stable_id(dingtalk_id if attempt == 0 else f"{dingtalk_id}#{attempt}")
+
+
 @dataclass
 class Person:
     dingtalk_id: str
     user: SimUser
     cards: dict[int, str] = field(default_factory=dict)  # Bot API message id -> card outTrackId
     plain: dict[int, str] = field(default_factory=dict)  # Bot API message id -> processQueryKey
+    tips: dict[int, str] = field(default_factory=dict)  # message id -> the card's last toast
+    menu: str | None = None  # digest of the command menu last sent (kept in the store)
+    ids_until: int = 0  # message ids of the chat are reserved in the store below this
 
 
 class _Inbound(CallbackHandler):
-    def __init__(self, handle: Callable[[CallbackMessage], Awaitable[None]]) -> None:
+    """Acks a frame only once it is kept in the store (then a restart replays it) or known to
+    be a repeat; a failure leaves it unacked, so DingTalk sends it again."""
+
+    def __init__(self, take: Callable[[str, str, dict[str, Any]], Awaitable[None]], topic: str) -> None:
         super().__init__()
-        self._handle = handle
+        self._take, self._topic = take, topic
 
     async def process(self, message: CallbackMessage) -> tuple[int, str]:
         try:
-            await self._handle(message)
+            await self._take(self._topic, message.headers.message_id, message.data)
         except Exception:  # no ack: DingTalk sends the frame again
             log.exception("DingTalk frame %s not taken", message.headers.message_id)
             return AckMessage.STATUS_SYSTEM_EXCEPTION, "not taken"
@@ -67,11 +92,15 @@ class _Inbound(CallbackHandler):
 
 
 class DingTalkBridge:
-    """`branchbot bridge dingtalk`: a local Bot API (the front) whose people are on DingTalk."""
+    """`branchbot bridge dingtalk`: a local Bot API (the front) whose people are on DingTalk.
+
+    The store (`storage.dingtalk`) keeps the people, so ids and the chats the bot may write to
+    survive a restart, and every frame acked to DingTalk until the bot confirmed its update."""
 
     def __init__(
         self,
         api: DingTalkApi,
+        sessionmaker: async_sessionmaker[AsyncSession],
         *,
         bot_token: str,
         bot_username: str = "branchbot_bot",
@@ -80,12 +109,19 @@ class DingTalkBridge:
         port: int = 0,
     ) -> None:
         self.api = api
+        self.sessionmaker = sessionmaker
         self.front = Emulator(host=host, port=port, auto_register_bots=False)
         self.bot = self.front.add_bot(bot_token, username=bot_username, first_name=bot_name)
         self.people: dict[str, Person] = {}  # DingTalk userId -> person
         self._by_user: dict[int, Person] = {}
         self._cards: dict[str, tuple[Person, int]] = {}  # outTrackId -> (person, message id)
         self._seen: OrderedDict[str, None] = OrderedDict()
+        self._inbound = asyncio.Lock()
+        self._unconfirmed: set[int] = set()  # update ids of kept frames the bot has not confirmed
+        self._menus: dict[str, tuple[Person, list[str]]] = {}  # menu card outTrackId -> commands
+        self._commands_seen: dict[tuple[str, str], list[dict[str, Any]]] = {}  # bot.commands, relayed
+        self._relaying = False  # the relay is telling DingTalk something now
+        self.draining = False  # stopping: what the bot sent is passed on, then the relay ends
         self._stream: dingtalk_stream.DingTalkStreamClient | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.relay_errors: list[str] = []
@@ -96,22 +132,56 @@ class DingTalkBridge:
         return self.front.base_url
 
     async def start(self) -> DingTalkBridge:
+        now = utcnow()
+        async with self.sessionmaker() as s:
+            for row in await store.people(s):
+                who = self._add_person(row.dingtalk_id, row.user_id, row.name, row.language_code)
+                who.menu = row.menu
+                await self._reserve_ids(s, who)
+            await store.forget_cards(s, now - CARD_KEEP)
+            for card in await store.cards(s, now - CARD_KEEP):
+                self._restore_card(card.out_track_id, card.dingtalk_id, card.message_id, dict(card.message))
+            last = await store.last_update_id(s)
+            waiting = [(f.topic, f.message_id, dict(f.data)) for f in await store.waiting(s)]
+            await s.commit()
+        if last is not None:  # count on, so the bot's getUpdates offset skips nothing new
+            self.bot.next_update_id = max(self.bot.next_update_id, last + 1)
+        for topic, message_id, data in waiting:  # kept and acked before a restart: not lost
+            self._first_time(message_id)
+            await self._translate_kept(topic, message_id, data)
         await self.front.start()
         client = dingtalk_stream.DingTalkStreamClient(Credential(self.api.app_key, self.api.app_secret))
-        client.register_callback_handler(BOT_MESSAGE_TOPIC, _Inbound(self._on_message))
-        client.register_callback_handler(CARD_CALLBACK_TOPIC, _Inbound(self._on_card))
+        client.register_callback_handler(BOT_MESSAGE_TOPIC, _Inbound(self._take, BOT_MESSAGE_TOPIC))
+        client.register_callback_handler(CARD_CALLBACK_TOPIC, _Inbound(self._take, CARD_CALLBACK_TOPIC))
         self._stream = client
-        self._tasks = [asyncio.create_task(client.start()), asyncio.create_task(self._relay())]
+        # The stream's task first: stop() cancels it and lets the others end on their own.
+        self._tasks = [
+            asyncio.create_task(client.start()),
+            asyncio.create_task(self._relay()),
+            asyncio.create_task(self._confirm()),
+        ]
         return self
 
     async def stop(self) -> None:
         if self._stream is not None:
             await self._stream.stop()
-        for task in self._tasks:
-            task.cancel()
+        # No new calls from the bot. What it already sent (it has its "ok") still goes to
+        # DingTalk: the relay passes on everything left, then ends, as does the confirmer. They
+        # end on their own: a task cancelled in the middle of a database call would keep the
+        # SQLite connection, and Python 3.11's wait_for can swallow a cancel that meets a
+        # wake-up. Only the stream's task (done by now) is cancelled.
+        await self.front.stop()
+        self.draining = True
+        self.front.changed.notify()
+        if self._tasks:
+            self._tasks[0].cancel()
+            _done, left = await asyncio.wait(self._tasks[1:], timeout=STOP_DRAIN)
+            if left:
+                log.warning("stopping with bot messages not yet relayed to DingTalk")
+            for task in left:
+                task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
-        await self.front.stop()
         await self.api.close()
 
     async def __aenter__(self) -> DingTalkBridge:
@@ -120,18 +190,93 @@ class DingTalkBridge:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    # ---- in ----
-    def person(self, dingtalk_id: str, nick: str) -> Person:
-        found = self.people.get(dingtalk_id)
-        if found is None:
-            # DingTalk tells no language; the branches' members read Chinese (the bot lets a
-            # person change it with /lang).
-            user = self.front.add_user(nick, id=stable_id(dingtalk_id), language_code="zh")
-            found = Person(dingtalk_id, user)
-            self.people[dingtalk_id] = found
-            self._by_user[user.id] = found
+    # ---- people ----
+    async def _reserve_ids(self, s: AsyncSession, who: Person) -> None:
+        """The next block of message ids for the person's chat (kept in the store): a restart
+        numbers on above every id of an earlier run, so no id the bot kept names another
+        message."""
+        dialog = self.front.dialog(self.bot.id, who.user.id)
+        first = await store.reserve_message_ids(s, who.dingtalk_id, ID_BLOCK)
+        if first is None:  # their record was erased (privacy): number on, in memory only
+            first = max(dialog.next_id, who.ids_until)
+        dialog.next_id = max(dialog.next_id, first)
+        who.ids_until = first + ID_BLOCK
+
+    async def _top_up_ids(self, who: Person) -> None:
+        if self.front.dialog(self.bot.id, who.user.id).next_id + ID_BLOCK // 2 < who.ids_until:
+            return
+        async with self.sessionmaker() as s:
+            await self._reserve_ids(s, who)
+            await s.commit()
+
+    def _restore_card(
+        self, out_track_id: str, dingtalk_id: str, message_id: int, kept: dict[str, Any]
+    ) -> None:
+        """A card of an earlier run, back in the front as the bot's message it shows: a press
+        on it reaches the bot, and the bot can edit it."""
+        who = self.people.get(dingtalk_id)
+        if who is None:
+            return
+        dialog = self.front.dialog(self.bot.id, who.user.id)
+        msg = ChatMessage(
+            message_id=message_id,
+            bot_id=self.bot.id,
+            chat=who.user.chat_api(),
+            sender=self.bot.user_api(),
+            outgoing=True,
+            date=int(kept.get("date") or 0),
+            sent_at=self.front.clock(),
+            text=kept.get("text"),
+            entities=list(kept.get("entities") or []),
+            caption=kept.get("caption"),
+            caption_entities=list(kept.get("caption_entities") or []),
+            reply_markup=kept.get("reply_markup"),
+        )
+        dialog.messages.append(msg)
+        dialog.next_id = max(dialog.next_id, message_id + 1)
+        who.cards[message_id] = out_track_id
+        self._cards[out_track_id] = (who, message_id)
+
+    async def _keep_card(self, who: Person, msg: ChatMessage) -> None:
+        card = who.cards[msg.message_id]
+        kept = {
+            "text": msg.text,
+            "entities": msg.entities,
+            "caption": msg.caption,
+            "caption_entities": msg.caption_entities,
+            "reply_markup": msg.reply_markup,
+            "date": msg.date,
+        }
+        async with self.sessionmaker() as s:
+            await store.keep_card(s, card, who.dingtalk_id, msg.message_id, kept, utcnow())
+            await s.commit()
+
+    def _add_person(self, dingtalk_id: str, user_id: int, name: str, language_code: str) -> Person:
+        user = self.front.add_user(name, id=user_id, language_code=language_code)
+        found = Person(dingtalk_id, user)
+        self.people[dingtalk_id] = found
+        self._by_user[user.id] = found
         return found
 
+    async def person(self, dingtalk_id: str, nick: str) -> Person:
+        """The person for a DingTalk userId, from the store (a new one is kept there first)."""
+        found = self.people.get(dingtalk_id)
+        if found is not None and found.user.first_name == nick:
+            return found
+        # DingTalk tells no language; the branches' members read Chinese (the bot lets a
+        # person change it with /lang).
+        language = found.user.language_code or "zh" if found is not None else "zh"
+        async with self.sessionmaker() as s:
+            row = await store.remember(s, dingtalk_id, nick, language, utcnow(), _new_id)
+            user_id, name, language = row.user_id, row.name, row.language_code
+            if found is None:
+                found = self._add_person(dingtalk_id, user_id, name, language)
+                await self._reserve_ids(s, found)
+            await s.commit()
+        found.user.first_name = name  # DingTalk reports a new name: the next update carries it
+        return found
+
+    # ---- in ----
     def _first_time(self, message_id: str) -> bool:
         if message_id in self._seen:
             return False
@@ -140,62 +285,228 @@ class DingTalkBridge:
             self._seen.popitem(last=False)
         return True
 
-    async def _on_message(self, frame: CallbackMessage) -> None:
-        msg = ChatbotMessage.from_dict(frame.data)
-        if msg.conversation_type != "1" or not self._first_time(msg.message_id or frame.headers.message_id):
-            return  # groups are not served; a repeat was taken already
-        who = self.person(msg.sender_staff_id, msg.sender_nick or msg.sender_staff_id)
+    async def _take(self, topic: str, message_id: str, data: dict[str, Any]) -> None:
+        """A frame from the stream: kept in the store, then made a Bot API update. Returning
+        (the ack) means it is kept; a repeat of a kept frame is dropped."""
+        # The SDK runs each frame in its own task: one at a time, in arrival order, so one
+        # person's messages reach the bot in the order they were written.
+        async with self._inbound:
+            await self._take_one(topic, message_id, data)
+
+    async def _take_one(self, topic: str, message_id: str, data: dict[str, Any]) -> None:
+        if not self._first_time(message_id):
+            return
+        try:
+            async with self.sessionmaker() as s:
+                fresh = await store.keep_frame(s, message_id, topic, data, utcnow())
+                await s.commit()
+        except Exception:
+            self._seen.pop(message_id, None)  # not kept: the redelivery must be taken
+            raise
+        if not fresh:
+            return
+        try:
+            update_id = await self._translate(topic, data)
+        except Exception:
+            # Not made an update (a download failed, say): forget it and leave it unacked, so
+            # DingTalk sends it again.
+            self._seen.pop(message_id, None)
+            async with self.sessionmaker() as s:
+                await store.forget_frame(s, message_id)
+                await s.commit()
+            raise
+        await self._became(message_id, update_id)
+
+    async def _translate_kept(self, topic: str, message_id: str, data: dict[str, Any]) -> None:
+        """At start-up: a frame acked before a restart but never confirmed by the bot."""
+        try:
+            update_id = await self._translate(topic, data)
+        except Exception:  # stays kept: the next start tries again
+            log.exception("DingTalk frame %s kept, not yet an update", message_id)
+            return
+        await self._became(message_id, update_id)
+
+    async def _became(self, message_id: str, update_id: int | None) -> None:
+        async with self.sessionmaker() as s:
+            await store.became(s, message_id, update_id)
+            await s.commit()
+        if update_id is not None:
+            self._unconfirmed.add(update_id)
+
+    async def _translate(self, topic: str, data: dict[str, Any]) -> int | None:
+        """The update a frame becomes (its id), or None when it becomes none."""
+        if topic == CARD_CALLBACK_TOPIC:
+            return await self._on_card(CardCallbackMessage.from_dict(data))
+        return await self._on_message(ChatbotMessage.from_dict(data))
+
+    async def _on_message(self, msg: ChatbotMessage) -> int | None:
+        if msg.conversation_type != "1":
+            return None  # groups are not served
+        who = await self.person(msg.sender_staff_id, msg.sender_nick or msg.sender_staff_id)
+        await self._top_up_ids(who)
         if msg.message_type == "text" and msg.text is not None:
-            await self.front.send_text(who.user, (msg.text.content or "").strip())
+            update = await self.front.send_text(who.user, (msg.text.content or "").strip())
         elif msg.message_type == "picture" and msg.image_content is not None:
             data = await self.api.download(msg.image_content.download_code)
-            await self.front.send_photo(who.user, data)
+            update = await self.front.send_photo(who.user, data)
         elif msg.message_type == "file":
             content = msg.extensions.get("content") or {}
             data = await self.api.download(content["downloadCode"])
-            await self.front.send_document(who.user, data, content.get("fileName") or "file")
+            update = await self.front.send_document(who.user, data, content.get("fileName") or "file")
         else:
-            await self.front.send_text(who.user, " ".join(msg.get_text_list() or []) or "?")
+            update = await self.front.send_text(who.user, " ".join(msg.get_text_list() or []) or "?")
+        return int(update["update_id"])
 
-    async def _on_card(self, frame: CallbackMessage) -> None:
-        press = CardCallbackMessage.from_dict(frame.data)
-        if not self._first_time(frame.headers.message_id):
-            return
+    async def _on_card(self, press: CardCallbackMessage) -> int | None:
+        action = (press.content.get("cardPrivateData") or {}).get("actionIds") or []
+        menu = self._menus.get(press.card_instance_id)
+        if menu is not None and action:  # a command of the menu card: typed for the person
+            who, commands = menu
+            n = int(action[0][1:]) if action[0][1:].isdigit() else -1
+            if 0 <= n < len(commands):
+                return int((await self.front.send_text(who.user, f"/{commands[n]}"))["update_id"])
+            return None
         found = self._cards.get(press.card_instance_id)
         if found is None:
-            return  # a card of an earlier run: nothing to press
+            return None  # a card of an earlier run: nothing to press
         who, message_id = found
-        action = (press.content.get("cardPrivateData") or {}).get("actionIds") or []
         msg = self.front.dialog(self.bot.id, who.user.id).find(message_id)
         if msg is None or not action:
-            return
-        data = _callback_data(msg, action[0])
-        if data is not None:
-            await self.front.press(who.user, msg, data=data)
+            return None
+        button = _pressed(msg, action[0])
+        if button is None:
+            return None
+        if "callback_data" in button:
+            update = await self.front.press(who.user, msg, data=str(button["callback_data"]))
+        else:  # a reply keyboard's button: the person "types" its text, as on Telegram
+            update = await self.front.press(who.user, msg, text=str(button["text"]))
+        return int(update["update_id"])
+
+    async def _confirm(self) -> None:
+        """Frames whose updates the bot confirmed (getUpdates offset) are done in the store."""
+
+        def taken() -> set[int] | bool:
+            queued = {q.update_id for q in self.bot.queue}
+            done = {u for u in self._unconfirmed if u not in queued}
+            return done or self.draining
+
+        while True:
+            try:
+                done = await self.front.changed.wait_for(taken, timeout=3600)
+            except TimeoutError:
+                continue
+            if done is True:
+                return  # stopping: what is not confirmed stays kept for the next start
+            try:
+                async with self.sessionmaker() as s:
+                    await store.confirmed(s, sorted(done))
+                    await s.commit()
+            except Exception:  # the store is down: try again on the next change
+                log.exception("could not mark DingTalk frames confirmed")
+                continue
+            self._unconfirmed -= done
 
     # ---- out ----
-    def _next_change(self) -> tuple[Person, str, ChatMessage] | None:
+    def _next_work(self) -> tuple[str, Any] | None:
+        """The next thing to tell DingTalk: a change in a chat, a callback answer, new menus."""
+        work = self._take_work()
+        self._relaying = work is not None
+        return work
+
+    def _take_work(self) -> tuple[str, Any] | None:
         for who in self.people.values():
             dialog = self.front.dialog(self.bot.id, who.user.id)
             if dialog.read_changes < len(dialog.changes):
                 kind, msg = dialog.changes[dialog.read_changes]
                 dialog.read_changes += 1
-                return who, kind, msg
+                return "change", (who, kind, msg)
+        if self.front.callback_answers:
+            # Taken off the front's list: the bridge runs for months, the list would only grow.
+            return "answer", self.front.callback_answers.pop(0)
+        if self.bot.commands != self._commands_seen:
+            self._commands_seen = copy.deepcopy(self.bot.commands)
+            return "menus", None
+        if self.draining:
+            return "closing", None
         return None
 
     async def _relay(self) -> None:
         while True:
             try:
-                who, kind, msg = await self.front.changed.wait_for(self._next_change, timeout=3600)
+                what, item = await self.front.changed.wait_for(self._next_work, timeout=3600)
             except TimeoutError:
                 continue  # a quiet hour
+            if what == "closing":
+                self._relaying = False
+                return
             try:
-                await self._send(who, kind, msg)
+                if what == "change":
+                    await self._send(*item)
+                    await self._top_up_ids(item[0])
+                elif what == "answer":
+                    await self._answer(item)
+                else:
+                    await self._send_menus()
             except DingTalkError as e:
-                # Logged and counted; the bot already has its message id, as with a Telegram
+                # Logged and counted; the bot already has its answer, as with a Telegram
                 # message the person deleted.
-                self.relay_errors.append(f"{kind} {msg.message_id}: {e}")
-                log.warning("DingTalk refused %s of message %s: %s", kind, msg.message_id, e)
+                self.relay_errors.append(f"{what}: {e}")
+                log.warning("DingTalk refused a %s: %s", what, e)
+            finally:
+                self._relaying = False
+                self.front.changed.notify()  # settled() may be waiting
+
+    def _has_work(self) -> bool:
+        return (
+            self._relaying
+            or bool(self.front.callback_answers)
+            or self.bot.commands != self._commands_seen
+            or any(
+                (d := self.front.dialog(self.bot.id, who.user.id)).read_changes < len(d.changes)
+                for who in self.people.values()
+            )
+        )
+
+    async def settled(self, timeout: float) -> None:
+        """Wait until everything the bot did so far is relayed to DingTalk (the demo waits so
+        before showing a reply)."""
+        await self.front.changed.wait_for(lambda: not self._has_work(), timeout)
+
+    async def _answer(self, answer: CallbackAnswer) -> None:
+        """answerCallbackQuery: DingTalk has no toast or alert a robot can show. An alert (a
+        refusal, an error) becomes a message; a toast becomes the pressed card's tips line."""
+        who = self._by_user.get(answer.user_id)
+        if who is None or answer.message_id is None:
+            return
+        if answer.text and answer.show_alert:
+            await self.api.send(
+                who.dingtalk_id, "sampleMarkdown", {"title": answer.text[:30], "text": escape(answer.text)}
+            )
+            return
+        card = who.cards.get(answer.message_id)
+        tip = answer.text or ""
+        if card is None or who.tips.get(answer.message_id, "") == tip:
+            return
+        who.tips[answer.message_id] = tip
+        await self.api.update_card_tips(card, escape(tip))
+
+    async def _send_menus(self) -> None:
+        """setMyCommands: DingTalk robots have no command menu the app can set. Each person
+        whose commands changed gets a card listing them, a button per command that types it."""
+        for who in list(self.people.values()):
+            commands = self.front.menu(who.user)
+            digest = hashlib.sha256(json.dumps(commands, sort_keys=True).encode()).hexdigest()
+            if digest == who.menu:
+                continue
+            if commands:
+                text = "  \n".join(escape(f"/{c['command']} — {c['description']}") for c in commands)
+                buttons = [Button(f"/{c['command']}", id=f"c{n}") for n, c in enumerate(commands)]
+                card = await self.api.send_card(who.dingtalk_id, text, buttons)
+                self._menus[card] = (who, [str(c["command"]) for c in commands])
+            async with self.sessionmaker() as s:
+                await store.set_menu(s, who.dingtalk_id, digest)
+                await s.commit()
+            who.menu = digest
 
     async def _send(self, who: Person, kind: str, msg: ChatMessage) -> None:
         text = to_markdown(msg.text, msg.entities) if msg.text is not None else ""
@@ -220,6 +531,7 @@ class DingTalkBridge:
                 card = await self.api.send_card(who.dingtalk_id, text or " ", buttons)
                 who.cards[msg.message_id] = card
                 self._cards[card] = (who, msg.message_id)
+                await self._keep_card(who, msg)
             elif text:
                 key = await self.api.send(
                     who.dingtalk_id, "sampleMarkdown", {"title": _title(msg), "text": text}
@@ -229,12 +541,17 @@ class DingTalkBridge:
             card = who.cards.get(msg.message_id)
             if card is not None:
                 await self.api.update_card(
-                    card, text or to_markdown(msg.caption, msg.caption_entities), buttons
+                    card,
+                    text or to_markdown(msg.caption, msg.caption_entities),
+                    buttons,
+                    tips=escape(who.tips.get(msg.message_id, "")),
                 )
+                await self._keep_card(who, msg)
             elif buttons:  # a plain message got a keyboard: it becomes a card now
                 card = await self.api.send_card(who.dingtalk_id, text, buttons)
                 who.cards[msg.message_id] = card
                 self._cards[card] = (who, msg.message_id)
+                await self._keep_card(who, msg)
             elif text:  # DingTalk cannot edit a robot's plain message: the correction follows
                 await self.api.send(
                     who.dingtalk_id, "sampleMarkdown", {"title": _title(msg), "text": "更正：" + text}
@@ -243,32 +560,38 @@ class DingTalkBridge:
             card = who.cards.get(msg.message_id)
             if card is not None:
                 await self.api.update_card(card, escape("（已撤回）"), [])
+                async with self.sessionmaker() as s:
+                    await store.forget_card(s, card)
+                    await s.commit()
             elif msg.message_id in who.plain:
                 await self.api.recall([who.plain[msg.message_id]])
 
 
 def _buttons(msg: ChatMessage) -> list[Button]:
+    """The card buttons for the message's keyboard: inline buttons (callback_data calls back;
+    url and web_app open the link) or a reply keyboard's buttons (they call back and "type"
+    their text). Button ids are `m<message id>b<position>`."""
     out: list[Button] = []
-    for row in msg.inline_keyboard:
-        for b in row:
-            if "callback_data" in b:
-                out.append(Button(b["text"], id=f"m{msg.message_id}b{len(out)}"))
-            elif "url" in b:
-                out.append(Button(b["text"], url=b["url"]))
-            elif "web_app" in b:
-                out.append(Button(b["text"], url=b["web_app"]["url"]))
+    for n, b in enumerate(msg.buttons):
+        if "callback_data" in b or _is_reply_button(msg, b):
+            out.append(Button(b["text"], id=f"m{msg.message_id}b{n}"))
+        elif "url" in b:
+            out.append(Button(b["text"], url=b["url"]))
+        elif "web_app" in b:
+            out.append(Button(b["text"], url=b["web_app"]["url"]))
     return out
 
 
-def _callback_data(msg: ChatMessage, action_id: str) -> str | None:
-    """The callback_data of the button `action_id` names, on the message as it is now."""
-    n = 0
-    for row in msg.inline_keyboard:
-        for b in row:
-            if "callback_data" in b or "url" in b or "web_app" in b:
-                if action_id == f"m{msg.message_id}b{n}" and "callback_data" in b:
-                    return str(b["callback_data"])
-                n += 1
+def _is_reply_button(msg: ChatMessage, b: dict[str, Any]) -> bool:
+    return "keyboard" in (msg.reply_markup or {}) and "web_app" not in b
+
+
+def _pressed(msg: ChatMessage, action_id: str) -> dict[str, Any] | None:
+    """The button `action_id` names, on the message as it is now (a stale card presses nothing
+    that is gone)."""
+    for n, b in enumerate(msg.buttons):
+        if action_id == f"m{msg.message_id}b{n}" and ("callback_data" in b or _is_reply_button(msg, b)):
+            return b
     return None
 
 

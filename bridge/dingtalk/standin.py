@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 from aiohttp import WSMsgType, web
 
-__all__ = ["Card", "DingTalkStandIn", "DtUser", "Sent", "StandInError", "button_texts"]
+__all__ = ["Card", "DingTalkStandIn", "DtUser", "Sent", "StandInError", "button_texts", "card_buttons"]
 
 T = TypeVar("T")
 
@@ -127,6 +127,8 @@ class DingTalkStandIn:
         self.connections_opened = 0
         self.acks: list[dict[str, Any]] = []  # every ack frame a client sent, in order
         self.calls: list[tuple[str, str]] = []  # (method, path) of every OpenAPI call
+        # While set and not open, robot messages wait before DingTalk takes them (a slow DingTalk).
+        self.gate: asyncio.Event | None = None
         self._tickets: dict[str, Connection] = {}
         self._live: list[Connection] = []
         self._pending: dict[str, Frame] = {}  # sent (or to send), not acked yet
@@ -401,6 +403,8 @@ class DingTalkStandIn:
         body = await self._json_call(request)
         if isinstance(body, web.Response):
             return body
+        if self.gate is not None:
+            await self.gate.wait()
         users, key = body.get("userIds") or [], body.get("msgKey")
         if body.get("robotCode") != self.robot_code:
             return _error(400, "resource.not.found", "robot not found")
@@ -562,6 +566,11 @@ class DingTalkStandIn:
         if found is None:
             raise web.HTTPNotFound()
         return web.Response(body=found[1], content_type="application/octet-stream")
+
+
+def card_buttons(card: Card) -> list[dict[str, Any]]:
+    """The card's buttons as it is now: {text, id, request} (callback) or {text, url}."""
+    return _buttons(card.data)
 
 
 def button_texts(card: Card) -> list[str]:

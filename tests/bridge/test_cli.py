@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 import pytest
 
+from bot.cli import main
 from bridge.cli import check
 from bridge.dingtalk.standin import DingTalkStandIn
-from config.settings import Settings
+from config.settings import Settings, get_settings
 from tests.bridge.conftest import _free_port
 
 
@@ -46,3 +48,34 @@ async def test_an_unreachable_dingtalk_is_one_line() -> None:
     problem = await check(settings_for(endpoint, "x"))
     assert problem is not None and "\n" not in problem
     assert problem.startswith(f"cannot reach DingTalk at {endpoint} (ClientConnectorError")
+
+
+@pytest.mark.parametrize(
+    ("secret", "code", "says"),
+    [
+        ("standin-secret", 0, "DingTalk answers and accepts the app's credentials"),
+        ("wrong", 2, "DingTalk refused DINGTALK_APP_KEY/DINGTALK_APP_SECRET (invalidClientIdOrSecret"),
+    ],
+)
+async def test_branchbot_bridge_dingtalk_check_says_it_in_one_line(
+    standin: DingTalkStandIn, monkeypatch: pytest.MonkeyPatch, capsys, secret: str, code: int, says: str
+) -> None:
+    for name, value in {
+        "BOT_TOKEN": "1:x",
+        "DINGTALK_APP_KEY": standin.app_key,
+        "DINGTALK_APP_SECRET": secret,
+        "DINGTALK_OPENAPI_URL": standin.endpoint,
+        "DINGTALK_OAPI_URL": standin.endpoint,
+    }.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    try:
+        # The command runs its own event loop (asyncio.run): a thread of its own.
+        got = await asyncio.to_thread(main, ["bridge", "dingtalk", "--check"])
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    out = capsys.readouterr()
+    line = (out.out if code == 0 else out.err).strip()
+    assert got == code and "\n" not in line
+    assert line.startswith(f"branchbot bridge dingtalk: {says}")

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from io import BytesIO
 from pathlib import Path
 
 import pytest
+from openpyxl import load_workbook
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.delivery import DeliveryWorker
 from bridge.dingtalk.markdown import escape
@@ -20,6 +22,7 @@ from bridge.dingtalk.standin import Card, DingTalkStandIn, DtUser, Sent, button_
 from config.clock import FrozenClock
 from storage import invites
 from storage.models import EntryStatus, Person, Role, ServiceEntry
+from tests.bridge.test_relay import png
 from tests.e2e.conftest import BotRunner
 from tests.e2e.harness import NOW, TOKEN
 
@@ -30,9 +33,13 @@ def clock() -> FrozenClock:
 
 
 @pytest.fixture
-async def bridge(standin: DingTalkStandIn) -> AsyncIterator[DingTalkBridge]:
+async def bridge(
+    standin: DingTalkStandIn, clean_db: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[DingTalkBridge]:
     api = DingTalkApi(standin.app_key, standin.app_secret, endpoint=standin.endpoint, oapi=standin.endpoint)
-    async with DingTalkBridge(api, bot_token=TOKEN, bot_username="branchbot_test_bot") as b:
+    async with DingTalkBridge(api, sessionmaker, bot_token=TOKEN, bot_username="branchbot_test_bot") as b:
+        b._stream.RECONNECT_BASE_DELAY_SECONDS = 0.05  # type: ignore[union-attr]
+        b._stream.RECONNECT_JITTER_SECONDS = 0.05  # type: ignore[union-attr]
         await standin.wait_for(lambda: standin.connected)
         yield b
 
@@ -165,3 +172,98 @@ async def test_a_notice_reaches_dingtalk_members_with_the_read_button_and_the_re
     await standin.send_text(secretary, "/notices")
     listing = await latest_card(standin, secretary, after=confirm.seq)
     await standin.wait_for(lambda: "已阅 1/2（50%）" in listing.data["markdown"], timeout=10)
+
+
+async def card_saying(st: DingTalkStandIn, user: DtUser, *words: str) -> Card:
+    """The newest card in the person's chat whose text (as it is now) holds every word."""
+
+    def found() -> Card | None:
+        cards = [
+            i for i in st.inbox(user) if isinstance(i, Card) and all(w in i.data["markdown"] for w in words)
+        ]
+        return cards[-1] if cards else None
+
+    return await st.wait_for(found, timeout=10)
+
+
+async def on_dingtalk(session, standin: DingTalkStandIn, *pairs) -> list[DtUser]:
+    """DingTalk users for these people of the world: their records carry the bridge's ids."""
+    users = []
+    for person, nick in pairs:
+        user = standin.add_user(nick)
+        await session.execute(
+            update(Person).where(Person.id == person.id).values(telegram_id=stable_id(user.user_id))
+        )
+        users.append(user)
+    await session.commit()
+    return users
+
+
+async def test_the_log_wizard_with_buttons_a_photo_and_a_stream_drop_on_dingtalk(
+    standin: DingTalkStandIn, bridge: DingTalkBridge, running_bot: BotRunner, world, session
+) -> None:
+    [member] = await on_dingtalk(session, standin, (world.member_a, "张三"))
+    person_id = world.member_a.id
+    photo = png("green")
+
+    await standin.send_text(member, "/log")
+    step = await card_saying(standin, member, "第 1/6 步")
+    await standin.press_text(member, step, "党员与您同行")
+    step = await card_saying(standin, member, "第 2/6 步")
+    await standin.press_text(member, step, "昨天")
+    step = await card_saying(standin, member, "第 3/6 步")
+    await standin.press_text(member, step, "2 小时")
+    await card_saying(standin, member, "第 4/6 步")
+    # The stream drops mid-conversation: what the person types meanwhile waits at DingTalk and
+    # arrives once, after the SDK reconnects.
+    await standin.drop_stream()
+    await standin.send_text(member, "城东社区服务站")
+    await standin.wait_for(lambda: standin.connections_opened == 2 and not standin.pending(), timeout=10)
+    await card_saying(standin, member, "第 5/6 步")
+    await standin.send_text(member, "陪同独居老人就医")
+    step = await card_saying(standin, member, "第 6/6 步")
+    assert "跳过" in button_texts(step)
+    # The photo goes DingTalk -> robot message download -> the front's file -> the bot's getFile.
+    await standin.send_picture(member, photo)
+    check = await card_saying(standin, member, "请核对", "已附 1 张")
+    assert "城东社区服务站" in check.data["markdown"] and "2026-11-27" in check.data["markdown"]
+    await standin.press_text(member, check, "✅ 提交")
+    await standin.wait_for(lambda: "待书记审核" in check.data["markdown"], timeout=10)
+
+    entry = (
+        await session.execute(select(ServiceEntry).where(ServiceEntry.person_id == person_id))
+    ).scalar_one()
+    assert (entry.action, entry.minutes, entry.place, entry.description) == (
+        "walk_with_you",
+        120,
+        "城东社区服务站",
+        "陪同独居老人就医",
+    )
+    assert entry.evidence_file_id is not None
+    assert bridge.front.files.get(entry.evidence_file_id).data == photo  # the bytes the person sent
+
+
+async def test_report_sends_the_workbook_to_a_dingtalk_secretary(
+    standin: DingTalkStandIn, bridge: DingTalkBridge, running_bot: BotRunner, world, session
+) -> None:
+    [secretary] = await on_dingtalk(session, standin, (world.secretary_a, "李书记"))
+    await standin.send_text(secretary, "/report")
+    menu = await latest_card(standin, secretary, button="本月（11 月）")
+    await standin.press_text(secretary, menu, "本月（11 月）")
+
+    def workbook() -> Sent | None:
+        return next(
+            (i for i in standin.inbox(secretary) if isinstance(i, Sent) and i.msg_key == "sampleFile"), None
+        )
+
+    sent = await standin.wait_for(workbook, timeout=20)
+    assert sent.param["fileName"].endswith(".xlsx") and sent.param["fileType"] == "xlsx"
+    kind, file_name, data = standin.media[sent.param["mediaId"]]
+    assert (kind, file_name) == ("file", sent.param["fileName"])
+    wb = load_workbook(BytesIO(data))
+    assert wb.sheetnames == ["汇总", "党员明细", "清单自评"]
+    ws = wb["汇总"]
+    values = {ws.cell(r, 1).value: ws.cell(r, 2).value for r in range(2, ws.max_row + 1)}
+    assert values["党支部"] == world.branch_a.name
+    summary = await card_saying(standin, secretary, "2026-11-01 至 2026-11-30")
+    assert "📤 报送党工委" in button_texts(summary)

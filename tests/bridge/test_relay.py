@@ -3,20 +3,34 @@ reached through the real `dingtalk-stream` SDK)."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 from aiogram import Bot
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
-from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup
+from aiogram.types import (
+    BotCommand,
+    BotCommandScopeAllPrivateChats,
+    BotCommandScopeChat,
+    BufferedInputFile,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    ReplyKeyboardMarkup,
+)
 from PIL import Image
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bridge.dingtalk.openapi import DingTalkApi
 from bridge.dingtalk.relay import DingTalkBridge, stable_id
-from bridge.dingtalk.standin import Card, DingTalkStandIn, Sent
+from bridge.dingtalk.standin import Card, DingTalkStandIn, Sent, button_texts
+from storage import dingtalk
+from storage.db import utcnow
 
 TOKEN = "123456:BRIDGE"
 
@@ -27,10 +41,16 @@ def png(color: str) -> bytes:
     return out.getvalue()
 
 
-@pytest.fixture
-async def bridge(standin: DingTalkStandIn) -> AsyncIterator[DingTalkBridge]:
+def new_bridge(standin: DingTalkStandIn, sessionmaker: async_sessionmaker[AsyncSession]) -> DingTalkBridge:
     api = DingTalkApi(standin.app_key, standin.app_secret, endpoint=standin.endpoint, oapi=standin.endpoint)
-    async with DingTalkBridge(api, bot_token=TOKEN) as b:
+    return DingTalkBridge(api, sessionmaker, bot_token=TOKEN)
+
+
+@pytest.fixture
+async def bridge(
+    standin: DingTalkStandIn, clean_db: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[DingTalkBridge]:
+    async with new_bridge(standin, sessionmaker) as b:
         b._stream.RECONNECT_BASE_DELAY_SECONDS = 0.05  # type: ignore[union-attr]
         b._stream.RECONNECT_JITTER_SECONDS = 0.05  # type: ignore[union-attr]
         await standin.wait_for(lambda: standin.connected)
@@ -99,8 +119,9 @@ async def test_a_keyboard_becomes_a_card_its_press_a_callback_query_and_the_edit
     assert updates[0].callback_query.message.message_id == sent.message_id
     await bot.answer_callback_query(updates[0].callback_query.id, text="已批准")
     await bot.edit_message_text("申请 2 小时：已批准", chat_id=sent.chat.id, message_id=sent.message_id)
-    await standin.wait_for(lambda: card.updates == 1)
-    assert card.data["markdown"] == "申请 2 小时：已批准"
+    # The toast shows as the card's tips line; the edit keeps it.
+    await standin.wait_for(lambda: card.data["markdown"] == "申请 2 小时：已批准" and card.data["tips"])
+    assert card.data["tips"] == "已批准"
 
 
 async def test_a_photo_goes_through_media_upload_and_a_sent_photo_comes_back_through_get_file(
@@ -146,3 +167,193 @@ async def test_a_stream_drop_loses_no_message_and_doubles_none(
     await standin.wait_for(lambda: not standin.pending())
     texts = [u.message.text for u in await poll(bot)]
     assert texts == ["断线时发的", "第二条"]
+
+
+@asynccontextmanager
+async def running(
+    standin: DingTalkStandIn, sessionmaker: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[tuple[DingTalkBridge, Bot]]:
+    """One run of the bridge (a start, a stop) and a Bot API client on it."""
+    async with new_bridge(standin, sessionmaker) as b:
+        await standin.wait_for(lambda: standin.connected)
+        session = AiohttpSession(api=TelegramAPIServer.from_base(b.base_url))
+        client = Bot(TOKEN, session=session)
+        try:
+            yield b, client
+        finally:
+            await client.session.close()
+    await standin.wait_for(lambda: not standin.connected)
+
+
+async def test_a_restart_keeps_each_person_their_id_and_the_bot_can_write_to_them_at_once(
+    standin: DingTalkStandIn, clean_db: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    zhang = standin.add_user("张三")
+    # 老王 is in the store with an id that is not today's derivation (an earlier run's, say):
+    # the store, not the formula, decides.
+    wang = standin.add_user("老王")
+    async with sessionmaker() as s:
+        await dingtalk.remember(s, wang.user_id, "老王", "zh", utcnow(), lambda _d, _n: 4242)
+        await s.commit()
+
+    async with running(standin, sessionmaker) as (_b, client):
+        await standin.send_text(zhang, "hi")
+        [update] = await poll(client)
+        first_id = update.message.from_user.id
+        await poll(client, update.update_id + 1)
+
+    zhang.nick = "张三丰"  # renamed in DingTalk meanwhile
+    async with running(standin, sessionmaker) as (_b, client):
+        # Neither has written since the start, and the bot reaches both (no "chat not found").
+        await client.send_message(first_id, "通知一")
+        await client.send_message(4242, "通知二")
+        await standin.wait_for(lambda: standin.inbox(zhang) and standin.inbox(wang))
+        await standin.send_text(zhang, "again")
+        await standin.send_text(wang, "我也在")
+        await standin.wait_for(lambda: not standin.pending())
+        updates = await poll(client)
+        assert [(u.message.from_user.id, u.message.from_user.first_name) for u in updates] == [
+            (first_id, "张三丰"),
+            (4242, "老王"),
+        ]
+    async with sessionmaker() as s:
+        kept = {p.dingtalk_id: (p.user_id, p.name, p.language_code) for p in await dingtalk.people(s)}
+    assert kept == {zhang.user_id: (first_id, "张三丰", "zh"), wang.user_id: (4242, "老王", "zh")}
+
+
+async def test_updates_queued_when_the_bridge_stops_reach_the_bot_after_the_restart_once(
+    standin: DingTalkStandIn, clean_db: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    user = standin.add_user("周九")
+    async with running(standin, sessionmaker) as (b, client):
+        await standin.send_text(user, "第一条")
+        [first] = await poll(client)
+        await poll(client, first.update_id + 1)  # the bot confirms it
+        await b.front.wait_for(lambda: not b._unconfirmed)
+        await standin.send_text(user, "第二条")
+        await standin.send_text(user, "第三条")
+        # DingTalk has the acks; the bot has not fetched these two when the bridge stops.
+        await standin.wait_for(lambda: not standin.pending())
+        assert len(standin.acks) == 3
+
+    async with running(standin, sessionmaker) as (b, client):
+        updates = await poll(client, first.update_id + 1)  # the bot's offset goes on
+        assert [u.message.text for u in updates] == ["第二条", "第三条"]
+        assert updates[0].update_id > first.update_id  # ids count on: the offset skips nothing
+        await poll(client, updates[-1].update_id + 1)
+        await b.front.wait_for(lambda: not b._unconfirmed)
+        last = updates[-1].update_id
+
+    async with running(standin, sessionmaker) as (_b, client):
+        await standin.send_text(user, "第四条")
+        updates = await poll(client, last + 1)
+        assert [u.message.text for u in updates] == ["第四条"]  # nothing replayed twice
+        assert updates[0].update_id == last + 1
+
+
+async def test_an_alert_becomes_a_message_and_a_reply_keyboard_a_card_whose_press_types_the_text(
+    standin: DingTalkStandIn, bridge: DingTalkBridge, bot: Bot
+) -> None:
+    user = standin.add_user("吴十")
+    await standin.send_text(user, "hi")
+    await standin.wait_for(lambda: not standin.pending())
+    offset = (await poll(bot))[-1].update_id + 1
+    chat_id = stable_id(user.user_id)
+    keyboard = ReplyKeyboardMarkup(keyboard=[[KeyboardButton(text="今天"), KeyboardButton(text="昨天")]])
+    await bot.send_message(chat_id, "哪一天？", reply_markup=keyboard)
+    card = await standin.wait_for(lambda: next((i for i in standin.inbox(user) if isinstance(i, Card)), None))
+    assert button_texts(card) == ["今天", "昨天"]
+    await standin.press_text(user, card, "昨天")
+    await standin.wait_for(lambda: not standin.pending())
+    [update] = await poll(bot, offset)
+    assert update.message.text == "昨天" and update.message.from_user.id == chat_id
+
+    inline = InlineKeyboardMarkup(inline_keyboard=[[InlineKeyboardButton(text="撤回", callback_data="x")]])
+    sent = await bot.send_message(chat_id, "已登记", reply_markup=inline)
+    second = await standin.wait_for(
+        lambda: next((i for i in standin.inbox(user) if isinstance(i, Card) and i is not card), None)
+    )
+    await standin.press(user, second, f"m{sent.message_id}b0")
+    await standin.wait_for(lambda: not standin.pending())
+    [update] = await poll(bot, update.update_id + 1)
+    await bot.answer_callback_query(update.callback_query.id, text="这条已审核，不能撤回", show_alert=True)
+    alert = await standin.wait_for(lambda: [i for i in standin.inbox(user) if isinstance(i, Sent)])
+    assert alert[-1].param["text"] == "这条已审核，不能撤回"
+    assert second.data["tips"] == ""  # an alert is not a toast
+
+
+async def test_the_command_menu_comes_as_a_card_once_per_change_and_its_buttons_type_the_command(
+    standin: DingTalkStandIn, bridge: DingTalkBridge, bot: Bot
+) -> None:
+    user = standin.add_user("郑十一")
+    await standin.send_text(user, "hi")
+    await standin.wait_for(lambda: not standin.pending())
+    offset = (await poll(bot))[-1].update_id + 1
+    commands = [
+        BotCommand(command="log", description="登记服务"),
+        BotCommand(command="my", description="我的记录"),
+    ]
+    await bot.set_my_commands(commands, scope=BotCommandScopeAllPrivateChats())
+    menu = await standin.wait_for(lambda: next((i for i in standin.inbox(user) if isinstance(i, Card)), None))
+    assert button_texts(menu) == ["/log", "/my"]
+    assert menu.data["markdown"] == "/log — 登记服务  \n/my — 我的记录"
+    await bot.set_my_commands(commands, scope=BotCommandScopeAllPrivateChats())  # the same again
+    await bot.set_my_commands(commands[:1], scope=BotCommandScopeChat(chat_id=stable_id(user.user_id)))
+    await standin.wait_for(lambda: len([i for i in standin.inbox(user) if isinstance(i, Card)]) == 2)
+    await standin.press_text(user, menu, "/my")
+    await standin.wait_for(lambda: not standin.pending())
+    [update] = await poll(bot, offset)
+    assert update.message.text == "/my" and update.message.entities[0].type == "bot_command"
+    cards = [i for i in standin.inbox(user) if isinstance(i, Card)]
+    assert [button_texts(c) for c in cards] == [["/log", "/my"], ["/log"]]  # not sent twice
+
+
+async def test_after_a_restart_an_old_card_still_presses_and_edits_and_no_message_id_is_reused(
+    standin: DingTalkStandIn, clean_db: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    user = standin.add_user("冯十二")
+    keyboard = InlineKeyboardMarkup(
+        inline_keyboard=[[InlineKeyboardButton(text="✅ 已阅", callback_data="ack:7")]]
+    )
+    async with running(standin, sessionmaker) as (_b, client):
+        await standin.send_text(user, "hi")
+        [update] = await poll(client)
+        chat_id = update.message.chat.id
+        old = await client.send_message(chat_id, "周五开会", reply_markup=keyboard)
+        card = await standin.wait_for(
+            lambda: next((i for i in standin.inbox(user) if isinstance(i, Card)), None)
+        )
+        plain = await client.send_message(chat_id, "会议地点另行通知")  # a plain message; the bot kept its id
+        await poll(client, update.update_id + 1)
+
+    async with running(standin, sessionmaker) as (_b, client):
+        await standin.press_text(user, card, "✅ 已阅")  # the 已阅 of a notice sent before the restart
+        await standin.wait_for(lambda: not standin.pending())
+        [press] = await poll(client, update.update_id + 1)
+        assert press.callback_query.data == "ack:7"
+        assert press.callback_query.message.message_id == old.message_id
+        assert press.callback_query.message.text == "周五开会"
+        await client.edit_message_text("周五开会（已阅）", chat_id=chat_id, message_id=old.message_id)
+        await standin.wait_for(lambda: card.data["markdown"] == "周五开会（已阅）")
+        new = await client.send_message(chat_id, "新的消息")
+        assert new.message_id > plain.message_id > old.message_id  # numbered on above the earlier run's ids
+
+
+async def test_what_the_bot_sent_just_before_a_stop_still_reaches_dingtalk(
+    standin: DingTalkStandIn, clean_db: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    user = standin.add_user("陈十三")
+    async with running(standin, sessionmaker) as (b, client):
+        await standin.send_text(user, "hi")
+        [update] = await poll(client)
+        standin.gate = asyncio.Event()  # DingTalk is slow: the relay is behind the bot
+        for n in range(3):  # the bot has its "ok" for each: the stop must not lose them
+            await client.send_message(update.message.chat.id, f"第 {n + 1} 条")
+        stopping = asyncio.create_task(b.stop())
+        await standin.wait_for(lambda: ("POST", "/v1.0/robot/oToMessages/batchSend") in standin.calls)
+        await b.front.wait_for(lambda: b.draining)  # the bot can no longer call; DingTalk answers now
+        standin.gate.set()
+        await stopping
+    assert [s.param["text"] for s in standin.inbox(user) if isinstance(s, Sent)] == [
+        f"第 {n + 1} 条" for n in range(3)
+    ]

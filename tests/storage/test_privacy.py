@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 import pytest
 from sqlalchemy import func, select
 
-from storage import audit
+from storage import audit, dingtalk
 from storage.errors import Forbidden, NotFound, Refused
 from storage.models import (
     AuditEntry,
@@ -145,6 +145,7 @@ async def test_a_member_exports_everything_held_about_them(session, world) -> No
         ("nudge", False),
     ]
     assert [a["action"] for a in data["audit"]] == ["person.view"]
+    assert data["dingtalk"] == []
     # The export itself is recorded.
     rows = list(await session.scalars(select(AuditEntry).where(AuditEntry.action == "person.export")))
     assert [(r.actor_id, r.subject_person_id) for r in rows] == [(world.member_a.id, world.member_a.id)]
@@ -300,3 +301,34 @@ async def test_erased_export_holds_only_the_placeholder(session, world) -> None:
         str(world.member_a.telegram_id),
     ):
         assert secret not in text
+
+
+async def test_erase_forgets_the_person_on_dingtalk_too(session, world) -> None:
+    a, b = world.member_a, world.member_a2
+    await dingtalk.remember(session, "staff-a", "张三", "zh", NOW, lambda _d, _n: a.telegram_id)
+    await dingtalk.remember(session, "staff-b", "李四", "zh", NOW, lambda _d, _n: b.telegram_id)
+    await dingtalk.keep_card(session, "card-a", "staff-a", 5, {"text": "张三的申请"}, NOW)
+    await dingtalk.keep_card(session, "card-b", "staff-b", 5, {"text": "李四的申请"}, NOW)
+    await dingtalk.keep_frame(
+        session, "m-a", "t", {"senderStaffId": "staff-a", "text": {"content": "我"}}, NOW
+    )
+    await dingtalk.keep_frame(session, "m-b", "t", {"senderStaffId": "staff-b"}, NOW)
+    await dingtalk.keep_frame(session, "p-a", "t", {"userId": "staff-a", "outTrackId": "card-a"}, NOW)
+    await session.commit()
+
+    exported = await export_person(session, await world.actor(session, a), a.id)
+    assert exported["dingtalk"] == [
+        {
+            "dingtalk_id": "staff-a",
+            "name": "张三",
+            "language_code": "zh",
+            "first_seen_at": NOW.isoformat(),
+            "last_seen_at": NOW.isoformat(),
+        }
+    ]
+    await erase_person(session, await world.actor(session, a), a.id, NOW)
+    await session.commit()
+
+    assert [p.dingtalk_id for p in await dingtalk.people(session)] == ["staff-b"]
+    assert [c.out_track_id for c in await dingtalk.cards(session, NOW)] == ["card-b"]
+    assert [f.message_id for f in await dingtalk.waiting(session)] == ["m-b"]

@@ -1,0 +1,73 @@
+"""`branchbot demo --platform dingtalk`: the offline demo through the DingTalk bridge and the
+stand-in. The terminal chat shows what DingTalk would show (robot messages, cards with numbered
+buttons); typing and pressing go through the stand-in, the real `dingtalk-stream` client and the
+bridge to the unchanged bot."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from config.clock import FrozenClock
+from demo.cli import Demo, start_demo, stop_demo
+from demo.dingtalk_chat import DingTalkChat
+from storage import dingtalk
+from storage.db import make_sessionmaker
+from storage.models import EntryStatus, Person, ServiceEntry
+from tests.demo.test_demo import NOW, button_number, sqlite_url
+
+
+@pytest.fixture
+async def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Demo]:
+    # The demo may set DINGTALK_OPENAPI_ENDPOINT for the SDK: put it back afterwards.
+    monkeypatch.setenv("DINGTALK_OPENAPI_ENDPOINT", os.environ.get("DINGTALK_OPENAPI_ENDPOINT", ""))
+    d = await start_demo(
+        sqlite_url(tmp_path),
+        out=io.StringIO(),
+        files_dir=tmp_path / "files",
+        parts=("bot",),
+        clock=FrozenClock(NOW),
+        color=False,
+        prompt=False,
+        platform="dingtalk",
+    )
+    watcher = asyncio.create_task(d.chat.watch())
+    try:
+        yield d
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+        await stop_demo(d)
+    assert d.emulator.violations == []
+    assert d.dingtalk is not None and d.dingtalk.bridge.relay_errors == []
+
+
+async def test_the_demo_talks_through_the_bridge_and_shows_cards(demo: Demo) -> None:
+    chat = demo.chat
+    assert isinstance(chat, DingTalkChat) and demo.dingtalk is not None
+    standin = demo.dingtalk.standin
+    me = demo.dingtalk.users[chat.current.telegram_id]
+
+    await chat.handle_line("/help")
+    assert "常用命令" in chat.output, chat.output
+    assert any(s.user_id == me.user_id for s in standin.sent)  # it came as a DingTalk robot message
+
+    await chat.handle_line("/log 2 今天 社区义诊")
+    assert "  ┌" + "─" * 30 in chat.transcript  # a card, with numbered buttons
+    await chat.handle_line(str(button_number(chat, "党员志愿服务行动")))
+    assert "待书记审核" in chat.output, chat.output
+    async with make_sessionmaker(demo.engine)() as s:
+        entry = await s.scalar(select(ServiceEntry).where(ServiceEntry.description == "社区义诊"))
+        person = await s.get(Person, entry.person_id) if entry else None
+        kept = {p.dingtalk_id: p.user_id for p in await dingtalk.people(s)}
+    assert entry is not None and entry.status is EntryStatus.PENDING and entry.minutes == 120
+    assert person is not None and person.telegram_id == chat.current.telegram_id
+    assert kept[me.user_id] == chat.current.telegram_id  # the store maps the DingTalk user to them
