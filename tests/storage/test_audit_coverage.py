@@ -48,6 +48,18 @@ EXEMPT = {
     "admin_sessions.purge_expired": "housekeeping of expired session rows",
     "seed.seed_demo": "the offline demo's data",
     "evidence.attach": "the bot keeping the photo the member sent with an entry whose logging is audited",
+    # The DingTalk bridge's transport bookkeeping, as the intake's inbox is for Telegram: what
+    # people do through it reaches the bot as updates, whose operations are audited.
+    "dingtalk.remember": "the bridge's id map (a DingTalk person's Bot API id, name, language)",
+    "dingtalk.set_menu": "the digest of the command card last sent to a person",
+    "dingtalk.reserve_message_ids": "the bridge's message-id blocks",
+    "dingtalk.keep_card": "which bot message a DingTalk card shows",
+    "dingtalk.forget_card": "a card's row goes when its message is deleted",
+    "dingtalk.forget_cards": "housekeeping of cards older than 90 days",
+    "dingtalk.keep_frame": "the bridge's inbox: a DingTalk frame acknowledged once kept",
+    "dingtalk.became": "the bridge's inbox: the update id a frame became",
+    "dingtalk.confirmed": "the bridge's inbox: the bot confirmed these updates",
+    "dingtalk.forget_frame": "the bridge's inbox: a frame that made no update",
 }
 
 # What writing looks like in a store operation's source.
