@@ -46,7 +46,8 @@ class OutMessage:
 
 
 def _insert(s: AsyncSession) -> Any:
-    return dialect_insert(s.bind.dialect.name)(Delivery)
+    insert = dialect_insert(s.bind.dialect.name)
+    return insert(Delivery)
 
 
 def _row(m: OutMessage, now: datetime) -> dict[str, Any]:

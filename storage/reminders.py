@@ -298,7 +298,8 @@ async def pause_nudges(s: AsyncSession, person: Person, paused: bool, *, via: st
 
 
 def _insert_runs(s: AsyncSession) -> Any:
-    return dialect_insert(s.bind.dialect.name)(ReminderRun)
+    insert = dialect_insert(s.bind.dialect.name)
+    return insert(ReminderRun)
 
 
 async def claim_due_runs(
