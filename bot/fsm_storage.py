@@ -17,12 +17,10 @@ from typing import Any
 from aiogram.fsm.state import State
 from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder, StateType, StorageKey
 from sqlalchemy import Insert, bindparam, delete, event, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
-from storage.db import utcnow
+from storage.db import dialect_insert, utcnow
 from storage.models import ConversationState
 
 _KEEP = object()
@@ -34,7 +32,7 @@ _DELETE = delete(_T).where(_T.c.key == bindparam("key"))
 @cache
 def _upsert(dialect: str) -> Insert:
     """Insert or replace one conversation; built once, so each use is a compiled-cache hit."""
-    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(_T).values(
+    stmt = dialect_insert(dialect)(_T).values(
         key=bindparam("key"),
         state=bindparam("state"),
         data=bindparam("data"),

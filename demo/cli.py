@@ -41,7 +41,6 @@ from handlers.kit.commands import set_person_menu
 from storage import seed
 from storage.access import load_actor
 from storage.db import make_engine, make_sessionmaker
-from storage.migrate import upgrade
 from storage.models import ProcessedUpdate
 
 # The emulator and the terminal chat are imported when the demo starts: every `branchbot`
@@ -113,6 +112,10 @@ def demo_settings(*, database_url: str, telegram_api_url: str, admin_port: int) 
 
 async def migrate_and_seed(engine: AsyncEngine, url: str, clock: Clock) -> seed.Seeded | None:
     """Bring the schema up to date (a no-op when it is) and seed an empty database."""
+    # Alembic (about 9 MB) is imported here, not with the module: every `branchbot --help`
+    # imports this module, and a process that never migrates should not carry it.
+    from storage.migrate import upgrade
+
     await asyncio.to_thread(upgrade, url)  # Alembic runs its own event loop: not in this thread
     async with make_sessionmaker(engine)() as s:
         made = await seed.seed_demo(s, now=clock.now(), pack=get_pack(seed.PACK_ID))

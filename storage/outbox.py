@@ -19,10 +19,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.db import is_sqlite
+from storage.db import dialect_insert, is_sqlite
 from storage.errors import NotFound
 from storage.models import Delivery, DeliveryStatus, Person
 
@@ -47,8 +46,8 @@ class OutMessage:
 
 
 def _insert(s: AsyncSession) -> Any:
-    dialect = sqlite if is_sqlite(s) else postgresql
-    return dialect.insert(Delivery)
+    insert = dialect_insert(s.bind.dialect.name)
+    return insert(Delivery)
 
 
 def _row(m: OutMessage, now: datetime) -> dict[str, Any]:

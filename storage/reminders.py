@@ -23,20 +23,18 @@ import re
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import ColumnElement, and_, exists, func, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from content.i18n import Texts, texts
 from content.pack import Pack
 from storage import audit
 from storage.access import Actor, require_manager
-from storage.db import is_sqlite
+from storage.db import dialect_insert, is_sqlite
 from storage.errors import Forbidden, Invalid, NotFound, Refused
 from storage.models import (
     Commitment,
@@ -58,6 +56,11 @@ from storage.models import (
 )
 from storage.outbox import OutMessage, enqueue_many
 from storage.validation import parse
+
+# APScheduler (and tzlocal) are imported when a crontab line is first read: a bot process that
+# never touches a reminder does not load them (issue 11, memory).
+if TYPE_CHECKING:
+    from apscheduler.triggers.cron import CronTrigger
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +119,8 @@ def _dow_to_names(field: str) -> str:
 
 
 def make_trigger(cron: str, timezone: str) -> CronTrigger:
+    from apscheduler.triggers.cron import CronTrigger
+
     fields = cron.split()
     if len(fields) != 5:
         raise ValueError("a crontab line has five fields")
@@ -293,7 +298,8 @@ async def pause_nudges(s: AsyncSession, person: Person, paused: bool, *, via: st
 
 
 def _insert_runs(s: AsyncSession) -> Any:
-    return (sqlite if is_sqlite(s) else postgresql).insert(ReminderRun)
+    insert = dialect_insert(s.bind.dialect.name)
+    return insert(ReminderRun)
 
 
 async def claim_due_runs(

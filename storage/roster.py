@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import multiprocessing
 import os
 import time
 import unicodedata
@@ -138,6 +137,8 @@ _MP: list[Any] = []
 
 def _mp_context() -> Any:
     if not _MP:
+        import multiprocessing  # only an upload's parse needs it, not every process
+
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(["storage.roster", "openpyxl"])
         _MP.append(ctx)

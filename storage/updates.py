@@ -8,11 +8,9 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import Insert, bindparam, delete, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.db import utcnow
+from storage.db import dialect_insert, utcnow
 from storage.models import InboundUpdate, ProcessedUpdate
 
 _PROCESSED = ProcessedUpdate.__table__
@@ -21,7 +19,7 @@ _PROCESSED = ProcessedUpdate.__table__
 @cache
 def _claim(dialect: str) -> Insert:
     """The claim, built once per dialect with bound parameters: a compiled-cache hit per update."""
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    insert = dialect_insert(dialect)
     return (
         insert(_PROCESSED)
         .values(bot_id=bindparam("bot_id"), update_id=bindparam("update_id"), processed_at=bindparam("at"))
@@ -51,7 +49,7 @@ async def store_inbound(s: AsyncSession, bot_id: int, updates: list[dict[str, An
     """Keep polled updates until they are handled (a second copy of one is ignored)."""
     if not updates:
         return
-    insert = pg_insert if s.bind.dialect.name == "postgresql" else sqlite_insert
+    insert = dialect_insert(s.bind.dialect.name)
     rows = [
         {"bot_id": bot_id, "update_id": u["update_id"], "payload": u, "received_at": now} for u in updates
     ]

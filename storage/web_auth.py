@@ -15,9 +15,8 @@ import asyncio
 import hashlib
 import secrets
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,26 +27,44 @@ from storage.errors import Forbidden, NotFound, Refused
 from storage.models import Membership, Org, Person, Role, WebSignIn
 from storage.validation import parse
 
+if TYPE_CHECKING:
+    from argon2 import PasswordHasher
+
 LINK_TTL = timedelta(minutes=10)
 TOKEN_BYTES = 32
 # Who may open the admin web through a link from the bot, and who may have a password.
 LINK_ROLES = (Role.SECRETARY, Role.STAFF, Role.ADMIN)
 PASSWORD_ROLES = (Role.STAFF, Role.ADMIN)
 
-HASHER = PasswordHasher()
+# Made on first use: the bot imports this module for its sign-in links, which need no hashing,
+# and a bot process does not load argon2 (issue 11, memory). Tests may set a cheaper one.
+HASHER: PasswordHasher | None = None
+
+
+def _hasher() -> PasswordHasher:
+    global HASHER
+    if HASHER is None:
+        from argon2 import PasswordHasher
+
+        HASHER = PasswordHasher()
+    return HASHER
+
+
 _dummy: dict[str, str] = {}
 
 
 def _dummy_hash() -> str:
     """Verified against when the username is unknown, so both paths do the same work."""
     if "hash" not in _dummy:
-        _dummy["hash"] = HASHER.hash("branchbot: no such user")
+        _dummy["hash"] = _hasher().hash("branchbot: no such user")
     return _dummy["hash"]
 
 
 def _verify(stored: str | None, password: str) -> bool:
+    from argon2.exceptions import InvalidHashError, VerificationError
+
     try:
-        return HASHER.verify(stored or _dummy_hash(), password) and stored is not None
+        return _hasher().verify(stored or _dummy_hash(), password) and stored is not None
     except (VerificationError, InvalidHashError):
         return False
 
@@ -156,7 +173,7 @@ async def set_password(s: AsyncSession, actor: Actor, person_id: int, username: 
         raise Refused("web.username_taken", username=data.username)
     person.username = data.username
     # Argon2 takes a good part of a second on purpose: off the event loop the bot shares.
-    person.password_hash = await asyncio.to_thread(HASHER.hash, data.password)
+    person.password_hash = await asyncio.to_thread(_hasher().hash, data.password)
     # Whoever signed in with the old password (or holds a stolen cookie) is signed out.
     await admin_sessions.end_all(s, person.id)
     await s.flush()
@@ -193,7 +210,7 @@ async def create_first_admin(
     person = Person(
         name=data.username,
         username=data.username,
-        password_hash=await asyncio.to_thread(HASHER.hash, data.password),
+        password_hash=await asyncio.to_thread(_hasher().hash, data.password),
         created_at=now,
     )
     s.add(person)
@@ -218,8 +235,8 @@ async def check_password(s: AsyncSession, username: str, password: str, now: dat
     actor = await load_actor(s, person.id, via="web")
     if not actor.roles() & set(PASSWORD_ROLES):
         return None
-    if HASHER.check_needs_rehash(stored):
-        person.password_hash = await asyncio.to_thread(HASHER.hash, password)
+    if _hasher().check_needs_rehash(stored):
+        person.password_hash = await asyncio.to_thread(_hasher().hash, password)
     await audit.record(
         s, actor, "web.sign_in", subject_person_id=person.id, detail={"method": "password"}, now=now
     )
