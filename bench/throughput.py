@@ -463,15 +463,15 @@ async def run_scaling(members: int, per_member: int, tmp: Path, repeat: int = 2)
 
 
 async def scale_one(n: int, members: int, per_member: int, tmp: Path) -> Scaled:
-    from tests.dbutil import create_pg_database, drop_pg_database
+    from tests.dbutil import create_pg_database, drop_pg_database, forget_bot_in_redis
 
     load = os.getloadavg()[0]
     emu = Emulator()
     await emu.start()
+    # A bot id of this run's own: the chats' order in Redis is kept per bot.
+    token = f"7{uuid.uuid4().int % 10**8:08d}:bench-scaling-AAAAAAAAAAAAAAAAAAAAAAAAAAAA"
     db_url = await create_pg_database(PG_BASE)
     try:
-        # A bot id of this run's own: the chats' order in Redis is kept per bot.
-        token = f"7{uuid.uuid4().int % 10**8:08d}:bench-scaling-AAAAAAAAAAAAAAAAAAAAAAAAAAAA"
         emu.add_bot(token, username="bench_scaling_bot")
         users = [emu.add_user(f"党员{i:03d}", language_code="zh") for i in range(members)]
         await seed(db_url, users)
@@ -507,6 +507,7 @@ async def scale_one(n: int, members: int, per_member: int, tmp: Path) -> Scaled:
     finally:
         await emu.stop()
         await drop_pg_database(db_url, PG_BASE)
+        await forget_bot_in_redis(REDIS_URL, int(token.split(":")[0]))
 
 
 def scaling_factor(results: list[Scaled]) -> float:

@@ -101,3 +101,21 @@ async def wipe(engine: AsyncEngine) -> None:
 async def _has_sqlite_sequence(conn: AsyncConnection) -> bool:
     r = await conn.execute(text("SELECT 1 FROM sqlite_master WHERE name='sqlite_sequence'"))
     return r.first() is not None
+
+
+async def forget_bot_in_redis(redis_url: str, bot_id: int) -> int:
+    """Delete what a bot's processes kept in Redis (conversation state, the chats' order, the
+    gate's windows): the Redis server is shared by every run on this machine and keeps keys
+    without an expiry for ever. Returns how many keys went."""
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(redis_url)
+    gone = 0
+    try:
+        for pattern in (f"fsm:{bot_id}:*", f"branchbot:order:{bot_id}:*", f"{{branchbot:gate:{bot_id}}}*"):
+            keys = [k async for k in client.scan_iter(match=pattern, count=1000)]
+            for i in range(0, len(keys), 500):
+                gone += await client.delete(*keys[i : i + 500])
+    finally:
+        await client.aclose()
+    return gone

@@ -22,6 +22,7 @@ from bot.runtime import PARTS
 from emulator import Emulator
 from storage import outbox
 from storage.db import make_engine, make_sessionmaker, utcnow
+from tests import dbutil
 from tests.dbutil import postgres_only
 from tests.e2e.conftest import free_port
 from tests.e2e.tcpproxy import TcpProxy
@@ -188,6 +189,7 @@ async def test_the_units_command_lines_run_the_layout_on_postgres_and_redis(
                     p.kill()
                     await p.wait()
             await proxy.stop()
+            await dbutil.forget_bot_in_redis("redis://127.0.0.1:6379/0", bot.id)
         assert {name: p.returncode for name, p in procs.items()} == dict.fromkeys(procs, 0), _tail(log)
         assert not emu.violations, emu.violations[:3]
 

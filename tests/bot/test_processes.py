@@ -21,6 +21,7 @@ from bench.throughput import seed
 from emulator import Emulator
 from storage.db import make_engine, make_sessionmaker
 from storage.models import ProcessedUpdate
+from tests import dbutil
 from tests.dbutil import postgres_only
 from tests.e2e.conftest import free_port
 
@@ -113,6 +114,8 @@ async def test_two_processes_200_chats_once_only_in_order_and_a_kill_loses_nothi
                 if sup.returncode is None:
                     sup.kill()
                     await sup.wait()
+        # The run's keys out of the shared Redis (the assertions below need none of them).
+        assert await dbutil.forget_bot_in_redis(REDIS, bot.id) > 0
         assert sup.returncode == 0, _tail(log)
         assert not emu.violations, emu.violations[:3]
         assert handled_before_kill < CHATS * PER_CHAT  # really killed in the middle
