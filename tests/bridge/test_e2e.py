@@ -21,10 +21,10 @@ from bridge.dingtalk.relay import DingTalkBridge, stable_id
 from bridge.dingtalk.standin import Card, DingTalkStandIn, DtUser, Sent, button_texts
 from config.clock import FrozenClock
 from storage import invites
-from storage.models import EntryStatus, Person, Role, ServiceEntry
+from storage.models import Delivery, EntryStatus, Person, Role, ServiceEntry
 from tests.bridge.test_relay import png
 from tests.e2e.conftest import BotRunner
-from tests.e2e.harness import NOW, TOKEN
+from tests.e2e.harness import NOW, TOKEN, poll_until
 
 
 @pytest.fixture
@@ -132,7 +132,7 @@ async def test_a_dingtalk_member_joins_logs_service_and_the_secretary_approves_f
 
 
 async def test_a_notice_reaches_dingtalk_members_with_the_read_button_and_the_receipt_counts(
-    standin: DingTalkStandIn, bridge: DingTalkBridge, running_bot: BotRunner, world, session
+    standin: DingTalkStandIn, bridge: DingTalkBridge, running_bot: BotRunner, world, session, sessionmaker
 ) -> None:
     secretary, reader, other = (standin.add_user(n) for n in ("李书记", "张三", "李四"))
     for person, user in ((world.secretary_a, secretary), (world.member_a, reader), (world.member_a2, other)):
@@ -169,6 +169,14 @@ async def test_a_notice_reaches_dingtalk_members_with_the_read_button_and_the_re
     await standin.press_text(reader, cards[reader.user_id], "✅ 已阅")
     await standin.wait_for(lambda: not standin.pending(), timeout=10)
 
+    # The receipt is the reader's update, /notices the secretary's: two chats, taken in either
+    # order. Ask once the receipt is stored (regression: on PostgreSQL /notices was once answered
+    # first and showed 0/2).
+    async def receipts() -> int:
+        async with sessionmaker() as s:  # a fresh snapshot each look
+            return len((await s.scalars(select(Delivery).where(Delivery.acknowledged_at.is_not(None)))).all())
+
+    assert await poll_until(lambda: receipts(), timeout=10) == 1
     await standin.send_text(secretary, "/notices")
     listing = await latest_card(standin, secretary, after=confirm.seq)
     await standin.wait_for(lambda: "已阅 1/2（50%）" in listing.data["markdown"], timeout=10)
