@@ -198,6 +198,25 @@ async def start_process(args: list[str], env: dict[str, str], log: Path) -> asyn
         )
 
 
+async def member(
+    emu: Emulator, bot_id: int, user: SimUser, rounds: int, latencies: list[float] | None
+) -> None:
+    """One member of the closed loop: a `/log` line, then the next once it is answered (each
+    round's latency recorded when `latencies` is given)."""
+    loop = asyncio.get_running_loop()
+    for i in range(rounds):
+        t0 = loop.time()
+        await emu.send_text(user, f"/log 1 今天 社区志愿服务{i}", bot=bot_id)
+        await emu.next_message(user, bot=bot_id, timeout=120)
+        if latencies is not None:
+            latencies.append(loop.time() - t0)
+
+
+async def warm_up(emu: Emulator, bot_id: int, users: list[SimUser]) -> None:
+    """A round for a few members, not measured."""
+    await asyncio.gather(*(member(emu, bot_id, u, 1, None) for u in users[:20]))
+
+
 async def drive(
     emu: Emulator,
     token: str,
@@ -211,19 +230,9 @@ async def drive(
     # The bot is up and polling (importing aiogram alone can take a minute on a loaded machine).
     await emu.wait_for(lambda: bot.waiting_polls > 0, 180)
     latencies: list[float] = []
-
-    async def member(user: SimUser, rounds: int, record: bool) -> None:
-        for i in range(rounds):
-            t0 = loop.time()
-            await emu.send_text(user, f"/log 1 今天 社区志愿服务{i}", bot=bot.id)
-            await emu.next_message(user, bot=bot.id, timeout=120)
-            if record:
-                latencies.append(loop.time() - t0)
-
-    # Warm-up: a round for a few members, not measured.
-    await asyncio.gather(*(member(u, 1, False) for u in users[:20]))
+    await warm_up(emu, bot.id, users)
     start, cpu_start = loop.time(), cpu_seconds(proc.pid)
-    await asyncio.gather(*(member(u, per_member, True) for u in users))
+    await asyncio.gather(*(member(emu, bot.id, u, per_member, latencies) for u in users))
     seconds, cpu = loop.time() - start, cpu_seconds(proc.pid) - cpu_start
     rss = peak_rss_mb(proc.pid)
     if os.environ.get("BENCH_DEBUG"):
@@ -433,19 +442,10 @@ async def drive_processes(
     bot = emu.bot(token)
     loop = asyncio.get_running_loop()
     latencies: list[float] = []
-
-    async def member(user: SimUser, rounds: int, record: bool) -> None:
-        for i in range(rounds):
-            t0 = loop.time()
-            await emu.send_text(user, f"/log 1 今天 社区志愿服务{i}", bot=bot.id)
-            await emu.next_message(user, bot=bot.id, timeout=120)
-            if record:
-                latencies.append(loop.time() - t0)
-
-    await asyncio.gather(*(member(u, 1, False) for u in users[:20]))
+    await warm_up(emu, bot.id, users)
     start, cpu_start = loop.time(), sum(cpu_seconds(p) for p in pids)
     own, (idle0, total0) = cpu_seconds(os.getpid()), machine_cpu()
-    await asyncio.gather(*(member(u, per_member, True) for u in users))
+    await asyncio.gather(*(member(emu, bot.id, u, per_member, latencies) for u in users))
     seconds = loop.time() - start
     emulator_busy = (cpu_seconds(os.getpid()) - own) / seconds
     idle1, total1 = machine_cpu()
