@@ -24,7 +24,7 @@ from content.i18n import Texts, texts
 from handlers.kit.keyboards import button, picker
 from handlers.kit.wizard import Stale, refused_answer
 from handlers.manage import local_time, managed_branches, managers, message_of, secretary_branch, short
-from handlers.notify import edit_status, recipient_count, status_text
+from handlers.notify import edit_status, reach_text, recipient_reach, status_text
 from storage import commitments, notices, outbox
 from storage.access import Actor, require_manager
 from storage.commitments import RATINGS, CommitmentView, Outcome, PublicItem
@@ -398,18 +398,18 @@ async def on_publish_click(
         await query.answer(_("evaluate.pub_nothing"), show_alert=True)
         return
     text = publication_text(_, org.name, today, items)
-    count = await recipient_count(session, actor, org.id, Audience.BRANCH_MEMBERS)
+    reach = await recipient_reach(session, actor, org.id, Audience.BRANCH_MEMBERS)
     await query.answer()
     if msg is None:
         return
     await msg.answer(_("evaluate.pub_preview", text=text))
     await msg.answer(
-        _("evaluate.pub_confirm", count=count),
+        reach_text(_, "evaluate.pub_confirm", reach),
         reply_markup=InlineKeyboardMarkup(
             inline_keyboard=[
                 [
                     InlineKeyboardButton(
-                        text=_("evaluate.pub_send", count=count),
+                        text=_("evaluate.pub_send", count=reach.reached),
                         callback_data=Publish(org_id=org.id, send=True).pack(),
                     )
                 ]

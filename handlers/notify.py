@@ -22,7 +22,6 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from content.i18n import Raw, Texts
@@ -153,14 +152,21 @@ def _morning_label(_: Texts, tz: tzinfo, now: datetime) -> str:
 # ---- shared with evaluate.py (公示) ----
 
 
-async def recipient_count(s: AsyncSession, actor: Actor, org_id: int, audience: Audience) -> int:
-    """How many people a notice from the actor to `audience` of `org_id` would reach."""
+async def recipient_reach(s: AsyncSession, actor: Actor, org_id: int, audience: Audience) -> notices.Reach:
+    """Whom a notice from the actor to `audience` of `org_id` would reach, and whom it would miss."""
     org = await require_manager(
         s, actor, org_id, MANAGERS if audience is Audience.BRANCH_MEMBERS else STAFF_ROLES
     )
     probe = Notice(org_id=org.id, audience=audience, sender_id=actor.person_id)
-    q = notices.recipients_query(probe, org, actor.person_id).subquery()
-    return int(await s.scalar(select(func.count()).select_from(q)) or 0)
+    return await notices.reach(s, probe, org, actor.person_id)
+
+
+def reach_text(_: Texts, key: str, reach: notices.Reach, **kw: str) -> str:
+    """The confirmation with its count, and who will not get it (not joined, or stopped the bot)."""
+    text = _(key, count=reach.reached, **kw)
+    if reach.missed:
+        text += "\n" + _("notify_chat.missed", count=reach.missed)
+    return text
 
 
 async def status_text(s: AsyncSession, actor: Actor, notice_id: int, _: Texts) -> str:
@@ -291,7 +297,7 @@ async def on_content(
     org = await require_manager(
         session, actor, int(data["org_id"]), MANAGERS if audience is Audience.BRANCH_MEMBERS else STAFF_ROLES
     )
-    count = await recipient_count(session, actor, org.id, audience)
+    reach = await recipient_reach(session, actor, org.id, audience)
     version = int(data.get("version", 0)) + 1
     await state.update_data(text=text, file_id=file_id, file_kind=file_kind, version=version, at=None)
     await session.commit()
@@ -303,7 +309,7 @@ async def on_content(
     else:
         await message.answer(_("notices.message", org=short(org.name, notices.ORG_NAME_MAX), text=text))
     await message.answer(
-        _("notify_chat.confirm", audience=_audience_label(_, audience), count=count),
+        reach_text(_, "notify_chat.confirm", reach, audience=_audience_label(_, audience)),
         reply_markup=_confirm_keyboard(_, version, tz, now),
     )
 
@@ -389,14 +395,15 @@ async def on_when_text(
     version = int(data.get("version", 0))
     await state.update_data(at=when.isoformat())
     audience = Audience(data["audience"])
-    count = await recipient_count(session, actor, int(data["org_id"]), audience)
+    reach = await recipient_reach(session, actor, int(data["org_id"]), audience)
     await session.commit()
     await message.answer(
-        _(
+        reach_text(
+            _,
             "notify_chat.confirm_at",
+            reach,
             when=local_time(when, tz),
             audience=_audience_label(_, audience),
-            count=count,
         ),
         reply_markup=InlineKeyboardMarkup(
             inline_keyboard=[

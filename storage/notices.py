@@ -211,18 +211,14 @@ async def _scoped_notice(s: AsyncSession, actor: Actor, notice_id: int, *, lock:
     return notice
 
 
-def recipients_query(notice: Notice, org: Org, exclude_person_id: int | None) -> Select[Any]:
-    """(person id, telegram id, locale) of everyone the notice goes to, once each."""
+def audience_query(notice: Notice, org: Org, exclude_person_id: int | None) -> Select[Any]:
+    """(person id, telegram id, locale) of everyone the notice is meant for, once each, whether or
+    not the bot can reach them (joined, not blocked)."""
     q = (
         select(Person.id, Person.telegram_id, Person.locale)
         .join(Membership, Membership.person_id == Person.id)
         .join(Org, Org.id == Membership.org_id)
-        .where(
-            Person.consent_at.is_not(None),
-            Person.telegram_id.is_not(None),
-            Person.blocked_at.is_(None),
-            Person.erased_at.is_(None),
-        )
+        .where(Person.erased_at.is_(None))
     )
     if notice.audience is Audience.BRANCH_MEMBERS:
         q = q.where(Membership.org_id == org.id, Membership.role.in_(MEMBER_ROLES))
@@ -232,6 +228,32 @@ def recipients_query(notice: Notice, org: Org, exclude_person_id: int | None) ->
     if exclude_person_id is not None:
         q = q.where(Person.id != exclude_person_id)
     return q.distinct().order_by(Person.id)
+
+
+def recipients_query(notice: Notice, org: Org, exclude_person_id: int | None) -> Select[Any]:
+    """(person id, telegram id, locale) of everyone the notice goes to, once each: the audience
+    less those the bot cannot write to (not joined, no consent, blocked the bot)."""
+    return audience_query(notice, org, exclude_person_id).where(
+        Person.consent_at.is_not(None),
+        Person.telegram_id.is_not(None),
+        Person.blocked_at.is_(None),
+    )
+
+
+@dataclass(frozen=True)
+class Reach:
+    """How many of a notice's audience it reaches, and how many it cannot (not joined, blocked)."""
+
+    reached: int
+    missed: int
+
+
+async def reach(s: AsyncSession, notice: Notice, org: Org, exclude_person_id: int | None) -> Reach:
+    meant = audience_query(notice, org, exclude_person_id).order_by(None).subquery()
+    can = recipients_query(notice, org, exclude_person_id).order_by(None).subquery()
+    total = int(await s.scalar(select(func.count()).select_from(meant)) or 0)
+    reached = int(await s.scalar(select(func.count()).select_from(can)) or 0)
+    return Reach(reached=reached, missed=total - reached)
 
 
 def _short(text: str, limit: int) -> str:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from handlers.notify import WhenError, next_morning, parse_when
 from storage import notices, outbox
-from storage.models import Audience, Delivery, Notice, NoticeStatus, Person
+from storage.models import Audience, Delivery, Membership, Notice, NoticeStatus, Person, Role
 from tests.e2e.forge import forged_button
 from tests.e2e.harness import NOW
 from tests.factories import make_person
@@ -107,6 +107,23 @@ async def test_secretary_sends_a_text_notice_to_the_branch_now(chat, db, world) 
     )
     status = sent.edited[-1]
     assert status.message_id == confirm.message_id and "共 2 人" in status.text and not status.buttons
+
+
+async def test_the_preview_says_who_will_not_get_the_notice(chat, db, world, session) -> None:
+    # The count left the sender and members who had not joined out without saying so: a
+    # secretary saw 共 2 人 against 4 on the roster.
+    blocked = await session.get(Person, world.member_a2.id)
+    blocked.blocked_at = NOW - timedelta(days=3)
+    waiting = Person(name="王六", telegram_id=None)
+    session.add(waiting)
+    await session.flush()
+    session.add(Membership(person_id=waiting.id, org_id=world.branch_a.id, role=Role.MEMBER))
+    await session.commit()
+
+    await chat.send(world.secretary_a, "/notify")
+    confirm = (await chat.send(world.secretary_a, "周五下午开会。")).sent[-1]
+    assert "共 1 人（不含您自己）" in confirm.text
+    assert "另有 2 人收不到" in confirm.text and "/members" in confirm.text
 
 
 async def test_pressing_send_on_an_old_preview_sends_nothing_more(chat, db, world) -> None:
