@@ -162,7 +162,10 @@ class DingTalkApi:
             "sys_full_json_obj": json.dumps({"msgButtons": msg_buttons}, ensure_ascii=False),
         }
 
-    async def send_card(self, user_id: str, markdown: str, buttons: list[Button]) -> str:
+    async def send_card(
+        self, user_id: str, markdown: str, buttons: list[Button], *, tips: str = "", forward: bool = False
+    ) -> str:
+        """A card in the person's robot chat; `forward`: they may forward it to others."""
         out_track_id = f"bb{secrets.token_hex(16)}"
         await self._call(
             "POST",
@@ -170,9 +173,9 @@ class DingTalkApi:
             {
                 "cardTemplateId": MARKDOWN_BUTTON_CARD,
                 "outTrackId": out_track_id,
-                "cardData": {"cardParamMap": self.card_data(markdown, buttons)},
+                "cardData": {"cardParamMap": self.card_data(markdown, buttons, tips)},
                 "callbackType": "STREAM",
-                "imRobotOpenSpaceModel": {"supportForward": False},
+                "imRobotOpenSpaceModel": {"supportForward": forward},
                 "openSpaceId": f"dtv1.card//IM_ROBOT.{user_id}",
                 "imRobotOpenDeliverModel": {"spaceType": "IM_ROBOT"},
                 "userIdType": 1,
