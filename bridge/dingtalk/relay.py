@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bridge.dingtalk import invites
 from bridge.dingtalk.markdown import escape, to_markdown
-from bridge.dingtalk.openapi import Button, DingTalkApi, DingTalkError
+from bridge.dingtalk.openapi import Button, DingTalkApi, DingTalkError, new_card_id
 from content.i18n import Texts, texts
 from emulator.server import Emulator
 from emulator.state import CallbackAnswer, ChatMessage, SimUser
@@ -497,6 +497,10 @@ class DingTalkBridge:
         who.tips[answer.message_id] = tip
         await self.api.update_card_tips(card, escape(tip))
 
+    def is_menu(self, out_track_id: str) -> bool:
+        """A command-menu card of this run (the demo shows it without announcing it)."""
+        return out_track_id in self._menus
+
     async def _send_menus(self) -> None:
         """setMyCommands: DingTalk robots have no command menu the app can set. Each person
         whose commands changed gets a card listing them, a button per command that types it."""
@@ -508,8 +512,9 @@ class DingTalkBridge:
             if commands:
                 text = "  \n".join(escape(f"/{c['command']} — {c['description']}") for c in commands)
                 buttons = [Button(f"/{c['command']}", id=f"c{n}") for n, c in enumerate(commands)]
-                card = await self.api.send_card(who.dingtalk_id, text, buttons)
+                card = new_card_id()  # known as a menu before DingTalk shows it
                 self._menus[card] = (who, [str(c["command"]) for c in commands])
+                await self.api.send_card(who.dingtalk_id, text, buttons, out_track_id=card)
             async with self.sessionmaker() as s:
                 await store.set_menu(s, who.dingtalk_id, digest)
                 await s.commit()
