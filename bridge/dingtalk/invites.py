@@ -11,8 +11,8 @@ the pages read). So the bridge, passing the message on, makes of it:
   may be forwarded: a colleague who presses it joins the same way (the callback names the
   person who pressed);
 - the picture becomes a QR code of the text `/start CODE`, with the same words printed under
-  it: DingTalk's scanner shows a scanned text (it has no link to open), and a printed poster
-  says what to do without scanning at all.
+  it: a printed poster says what to do without scanning at all, and DingTalk's scanner is
+  expected to show the scanned text for copying (our expectation, not documented).
 The bot's username comes from the front (what getMe answers), so only the bot's own links are
 rewritten. The message as the bot sent it is what the bridge keeps (`dingtalk_cards`): after a
 restart the card's button is recognised again from it.
