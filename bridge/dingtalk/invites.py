@@ -102,7 +102,8 @@ def _font() -> Any:
 
 
 def qr_png(content: str, label: str) -> bytes:
-    """A QR code of `content` with `label` under it (wrapped to the code's width), as PNG."""
+    """A QR code of `content` with `label` under it, a line of the picture per line of the
+    label (the picture widens for a long line rather than break a code in two), as PNG."""
     import qrcode
     from PIL import Image, ImageDraw
 
@@ -112,23 +113,15 @@ def qr_png(content: str, label: str) -> bytes:
     code = q.make_image().get_image().convert("L")
     font = _font()
     margin = QR_BORDER * QR_BOX
-    width = code.width - 2 * margin
-    lines: list[str] = []
-    for part in label.split("\n"):
-        current = ""
-        for ch in part:
-            if current and font.getlength(current + ch) > width:
-                lines.append(current)
-                current = ""
-            current += ch
-        lines.append(current)
+    lines = label.split("\n")
+    width = max(code.width, *(int(font.getlength(line)) + 2 * margin for line in lines))
     step = LABEL_SIZE + 8
-    out = Image.new("L", (code.width, code.height + len(lines) * step + margin // 2), 255)
-    out.paste(code, (0, 0))
+    out = Image.new("L", (width, code.height + len(lines) * step + margin // 2), 255)
+    out.paste(code, ((width - code.width) // 2, 0))
     draw = ImageDraw.Draw(out)
     y = code.height - margin // 2  # the code's quiet zone keeps its other half
-    for text in lines:
-        draw.text(((code.width - font.getlength(text)) / 2, y), text, fill=0, font=font)
+    for line in lines:
+        draw.text(((width - font.getlength(line)) / 2, y), line, fill=0, font=font)
         y += step
     buf = io.BytesIO()
     out.save(buf, format="PNG")

@@ -294,7 +294,7 @@ async def test_the_secretarys_invite_becomes_a_card_that_forwarded_colleagues_jo
     assert button_texts(card) == [f"发送 /start {code}"] and card.forwardable
     [image] = [i for i in standin.inbox(secretary) if isinstance(i, Sent) and i.msg_key == "sampleImageMsg"]
     _kind, _name, png_bytes = standin.media[image.param["photoURL"]]
-    assert png_bytes == qr_png(f"/start {code}", f"钉钉：给「支部助手」发送 /start {code}")
+    assert png_bytes == qr_png(f"/start {code}", f"钉钉：给「支部助手」发送\n/start {code}")
     everything = [i.param for i in standin.inbox(secretary) if isinstance(i, Sent)] + [card.data]
     assert "t.me" not in repr(everything)
 
