@@ -92,12 +92,16 @@ class DingTalkChat(TerminalChat):
         return out
 
     def _unread(self, telegram_id: int) -> int:
-        """How many new messages and cards wait in someone else's chat."""
+        """How many new messages and cards wait in someone else's chat. A command-menu card
+        is not announced: at the start every person gets one (DingTalk has no command menu,
+        README of the bridge), which would make as many notices as there are people; each is
+        shown when the chat switches to its person."""
         shown = self.shown[telegram_id]
         return sum(
             1
             for i in self._new_items(telegram_id)
-            if isinstance(i, Sent) or i.out_track_id not in shown.cards
+            if isinstance(i, Sent)
+            or (i.out_track_id not in shown.cards and not self.bridge.is_menu(i.out_track_id))
         )
 
     async def drain(self) -> bool:
@@ -167,17 +171,7 @@ class DingTalkChat(TerminalChat):
         path.write_bytes(data)
         return self._.plain("demo.photo_saved" if photo else "demo.document_saved", path=str(path))
 
-    async def switch_to(self, query: str) -> None:
-        found = self.find_person(query)
-        if not found:
-            self.write(self._.plain("demo.no_such_person", name=query))
-            return
-        if len(found) > 1:
-            names = self._.plain("demo.list_separator").join(p.name for p in found)
-            self.write(self._.plain("demo.ambiguous_person", name=query, names=names))
-            return
-        self.current = found[0]
-        self.show_who()
+    async def show_waiting(self) -> None:
         if self._new_items(self.current.telegram_id):
             self.note(self._.plain("demo.backlog", name=self.current.name))
         await self.drain()

@@ -217,17 +217,28 @@ class TerminalChat:
         exact = [p for p in self.people if q == p.name or q in p.aliases]
         return exact or [p for p in self.people if q and (q in p.name or any(q in a for a in p.aliases))]
 
-    async def switch_to(self, query: str) -> None:
+    def pick_person(self, query: str) -> DemoPerson | None:
+        """The one person `query` names; else None, and the chat says why."""
         found = self.find_person(query)
         if not found:
             self.write(self._.plain("demo.no_such_person", name=query))
-            return
+            return None
         if len(found) > 1:
             names = self._.plain("demo.list_separator").join(p.name for p in found)
             self.write(self._.plain("demo.ambiguous_person", name=query, names=names))
+            return None
+        return found[0]
+
+    async def switch_to(self, query: str) -> None:
+        found = self.pick_person(query)
+        if found is None:
             return
-        self.current = found[0]
+        self.current = found
         self.show_who()
+        await self.show_waiting()
+
+    async def show_waiting(self) -> None:
+        """What came for the person just switched to while someone else was talking."""
         await self.drain()
         seen = self.seen[self.current.telegram_id]
         if seen.backlog:

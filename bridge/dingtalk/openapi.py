@@ -34,6 +34,11 @@ class Button:
     url: str | None = None  # a link button
 
 
+def new_card_id() -> str:
+    """A card's outTrackId (ours to choose)."""
+    return f"bb{secrets.token_hex(16)}"
+
+
 class DingTalkApi:
     """One app's calls. `endpoint` is the new OpenAPI (api.dingtalk.com), `oapi` the old one
     (oapi.dingtalk.com, media upload); the stand-in serves both."""
@@ -162,17 +167,28 @@ class DingTalkApi:
             "sys_full_json_obj": json.dumps({"msgButtons": msg_buttons}, ensure_ascii=False),
         }
 
-    async def send_card(self, user_id: str, markdown: str, buttons: list[Button]) -> str:
-        out_track_id = f"bb{secrets.token_hex(16)}"
+    async def send_card(
+        self,
+        user_id: str,
+        markdown: str,
+        buttons: list[Button],
+        *,
+        tips: str = "",
+        forward: bool = False,
+        out_track_id: str | None = None,
+    ) -> str:
+        """A card in the person's robot chat (its outTrackId: `out_track_id`, else a new one);
+        `forward`: they may forward it to others."""
+        out_track_id = out_track_id or new_card_id()
         await self._call(
             "POST",
             "/v1.0/card/instances/createAndDeliver",
             {
                 "cardTemplateId": MARKDOWN_BUTTON_CARD,
                 "outTrackId": out_track_id,
-                "cardData": {"cardParamMap": self.card_data(markdown, buttons)},
+                "cardData": {"cardParamMap": self.card_data(markdown, buttons, tips)},
                 "callbackType": "STREAM",
-                "imRobotOpenSpaceModel": {"supportForward": False},
+                "imRobotOpenSpaceModel": {"supportForward": forward},
                 "openSpaceId": f"dtv1.card//IM_ROBOT.{user_id}",
                 "imRobotOpenDeliverModel": {"spaceType": "IM_ROBOT"},
                 "userIdType": 1,

@@ -34,8 +34,10 @@ from dingtalk_stream import AckMessage, CallbackHandler, CallbackMessage, Chatbo
 from dingtalk_stream.card_callback import CardCallbackMessage
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bridge.dingtalk import invites
 from bridge.dingtalk.markdown import escape, to_markdown
-from bridge.dingtalk.openapi import Button, DingTalkApi, DingTalkError
+from bridge.dingtalk.openapi import Button, DingTalkApi, DingTalkError, new_card_id
+from content.i18n import Texts, texts
 from emulator.server import Emulator
 from emulator.state import CallbackAnswer, ChatMessage, SimUser
 from storage import dingtalk as store
@@ -373,6 +375,11 @@ class DingTalkBridge:
         msg = self.front.dialog(self.bot.id, who.user.id).find(message_id)
         if msg is None or not action:
             return None
+        invite = self._invite(msg)
+        if invite is not None and action[0] == invites.start_button_id(message_id):
+            return await self._join(press.user_id or who.dingtalk_id, invite)
+        if press.user_id and press.user_id != who.dingtalk_id:
+            return None  # a forwarded card: only its invite button acts for someone else
         button = _pressed(msg, action[0])
         if button is None:
             return None
@@ -490,6 +497,10 @@ class DingTalkBridge:
         who.tips[answer.message_id] = tip
         await self.api.update_card_tips(card, escape(tip))
 
+    def is_menu(self, out_track_id: str) -> bool:
+        """A command-menu card of this run (the demo shows it without announcing it)."""
+        return out_track_id in self._menus
+
     async def _send_menus(self) -> None:
         """setMyCommands: DingTalk robots have no command menu the app can set. Each person
         whose commands changed gets a card listing them, a button per command that types it."""
@@ -501,8 +512,9 @@ class DingTalkBridge:
             if commands:
                 text = "  \n".join(escape(f"/{c['command']} — {c['description']}") for c in commands)
                 buttons = [Button(f"/{c['command']}", id=f"c{n}") for n, c in enumerate(commands)]
-                card = await self.api.send_card(who.dingtalk_id, text, buttons)
+                card = new_card_id()  # known as a menu before DingTalk shows it
                 self._menus[card] = (who, [str(c["command"]) for c in commands])
+                await self.api.send_card(who.dingtalk_id, text, buttons, out_track_id=card)
             async with self.sessionmaker() as s:
                 await store.set_menu(s, who.dingtalk_id, digest)
                 await s.commit()
@@ -511,6 +523,10 @@ class DingTalkBridge:
     async def _send(self, who: Person, kind: str, msg: ChatMessage) -> None:
         text = to_markdown(msg.text, msg.entities) if msg.text is not None else ""
         buttons = _buttons(msg)
+        invite = self._invite(msg)
+        if invite is not None and (kind == "sent" or msg.message_id in who.cards):
+            await self._send_invite(who, kind, msg, invite)
+            return
         if kind == "sent":
             if msg.photo is not None:
                 media = await self.api.upload("image", msg.photo.data, "photo.png", "image/png")
@@ -554,17 +570,78 @@ class DingTalkBridge:
                 await self._keep_card(who, msg)
             elif text:  # DingTalk cannot edit a robot's plain message: the correction follows
                 await self.api.send(
-                    who.dingtalk_id, "sampleMarkdown", {"title": _title(msg), "text": "更正：" + text}
+                    who.dingtalk_id,
+                    "sampleMarkdown",
+                    {"title": _title(msg), "text": escape(_words(who).plain("bridge.corrected")) + text},
                 )
         elif kind == "deleted":
             card = who.cards.get(msg.message_id)
             if card is not None:
-                await self.api.update_card(card, escape("（已撤回）"), [])
+                await self.api.update_card(card, escape(_words(who).plain("bridge.recalled")), [])
                 async with self.sessionmaker() as s:
                     await store.forget_card(s, card)
                     await s.commit()
             elif msg.message_id in who.plain:
                 await self.api.recall([who.plain[msg.message_id]])
+
+    # ---- invites (bridge/dingtalk/invites.py) ----
+    def _invite(self, msg: ChatMessage) -> invites.Invite | None:
+        """The bot's own invite link in the message (text, caption or a button's url)."""
+        urls = [b.get("url") for b in msg.buttons]
+        return invites.find([msg.text, msg.caption, *urls], self.bot.username)
+
+    async def _send_invite(self, who: Person, kind: str, msg: ChatMessage, invite: invites.Invite) -> None:
+        """An invite as a DingTalk person can use it: a forwardable card whose button types
+        `/start CODE` for whoever presses it, and a QR code of that command instead of the link's."""
+        _ = _words(who)
+        bot = self.bot.first_name
+        line = _.plain("bridge.invite_line", bot=bot, code=invite.code)
+        body, entities = (
+            (msg.text, msg.entities) if msg.text is not None else (msg.caption, msg.caption_entities)
+        )
+        body, entities = invites.replace_link(body or "", list(entities or []), invite, line)
+        start = Button(
+            _.plain("bridge.invite_button", code=invite.code), id=invites.start_button_id(msg.message_id)
+        )
+        buttons = [b for b in _buttons(msg) if b.url != invite.link] + [start]
+        tips = escape(_.plain("bridge.invite_tips"))
+        if kind == "edited":
+            await self.api.update_card(
+                who.cards[msg.message_id], to_markdown(body, entities), buttons, tips=tips
+            )
+        else:
+            if msg.photo is not None:
+                label = _.plain("bridge.invite_qr_label", bot=bot, code=invite.code)
+                png = await asyncio.to_thread(invites.qr_png, invite.command, label)
+                media = await self.api.upload("image", png, "invite.png", "image/png")
+                await self.api.send(who.dingtalk_id, "sampleImageMsg", {"photoURL": media})
+            card = await self.api.send_card(
+                who.dingtalk_id, to_markdown(body, entities) or " ", buttons, tips=tips, forward=True
+            )
+            who.cards[msg.message_id] = card
+            self._cards[card] = (who, msg.message_id)
+        await self._keep_card(who, msg)
+
+    async def _join(self, dingtalk_id: str, invite: invites.Invite) -> int | None:
+        """The invite card's button, pressed (on a forwarded card, by someone else): `/start
+        CODE` typed in the presser's own robot chat. DingTalk names who pressed but not their
+        name; someone who never wrote to the robot is asked to send the line themselves, so the
+        bot learns their name from their message."""
+        presser = self.people.get(dingtalk_id)
+        if presser is None:
+            text = texts(None).plain("bridge.invite_ask", code=invite.code)
+            await self.api.send(
+                dingtalk_id, "sampleMarkdown", {"title": text.split("\n", 1)[0], "text": escape(text)}
+            )
+            return None
+        await self._top_up_ids(presser)
+        return int((await self.front.send_text(presser.user, invite.command))["update_id"])
+
+
+def _words(who: Person) -> Texts:
+    """The bridge's own words in the language it keeps for the person (DingTalk tells none:
+    `zh` unless the store says otherwise)."""
+    return texts(who.user.language_code)
 
 
 def _buttons(msg: ChatMessage) -> list[Button]:

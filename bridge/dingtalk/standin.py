@@ -78,6 +78,8 @@ class Card:
     callback_type: str
     user_ids: list[str] = field(default_factory=list)  # delivered to these robot chats
     updates: int = 0
+    forwardable: bool = False  # imRobotOpenSpaceModel.supportForward
+    forwarded_to: list[str] = field(default_factory=list)  # people it was forwarded to
 
 
 @dataclass
@@ -201,7 +203,7 @@ class DingTalkStandIn:
     async def press(self, user: DtUser, card: Card | str, button_id: str) -> str:
         """The person presses a callback button of a card in their chat, as it is now."""
         card = card if isinstance(card, Card) else self.cards[card]
-        if user.user_id not in card.user_ids:
+        if user.user_id not in card.user_ids and user.user_id not in card.forwarded_to:
             raise StandInError("this card is not in the person's chat")
         ids = [b.get("id") for b in _buttons(card.data) if b.get("request")]
         if button_id not in ids:
@@ -223,6 +225,17 @@ class DingTalkStandIn:
         if not ids:
             raise StandInError(f"no callback button {text!r} on the card now (has {button_texts(card)})")
         return await self.press(user, card, str(ids[0]))
+
+    def forward(self, user: DtUser, card: Card, to: DtUser) -> None:
+        """The person forwards a card from their robot chat to a colleague (a chat between
+        people: the colleague sees it and can press it). Only a card created with
+        supportForward can be forwarded."""
+        if user.user_id not in card.user_ids:
+            raise StandInError("this card is not in the person's chat")
+        if not card.forwardable:
+            raise StandInError("this card cannot be forwarded (supportForward is false)")
+        if to.user_id not in card.forwarded_to:
+            card.forwarded_to.append(to.user_id)
 
     # ---- what people see ----
     def inbox(self, user: DtUser, *, include_dropped: bool = False) -> list[Sent | Card]:
@@ -459,6 +472,7 @@ class DingTalkStandIn:
             return _error(400, "param.outTrackIdDuplicate", "outTrackId exists")
         data = (body.get("cardData") or {}).get("cardParamMap") or {}
         card = Card(next(self._seq), out_track_id, template, dict(data), body.get("callbackType", "STREAM"))
+        card.forwardable = bool((body.get("imRobotOpenSpaceModel") or {}).get("supportForward"))
         self.cards[out_track_id] = card
         return card
 

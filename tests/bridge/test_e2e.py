@@ -15,13 +15,14 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.delivery import DeliveryWorker
+from bridge.dingtalk.invites import qr_png
 from bridge.dingtalk.markdown import escape
 from bridge.dingtalk.openapi import DingTalkApi
 from bridge.dingtalk.relay import DingTalkBridge, stable_id
 from bridge.dingtalk.standin import Card, DingTalkStandIn, DtUser, Sent, button_texts
 from config.clock import FrozenClock
 from storage import invites
-from storage.models import Delivery, EntryStatus, Person, Role, ServiceEntry
+from storage.models import Delivery, EntryStatus, Invite, Membership, Person, Role, ServiceEntry
 from tests.bridge.test_relay import png
 from tests.e2e.conftest import BotRunner
 from tests.e2e.harness import NOW, TOKEN, poll_until
@@ -275,3 +276,66 @@ async def test_report_sends_the_workbook_to_a_dingtalk_secretary(
     assert values["党支部"] == world.branch_a.name
     summary = await card_saying(standin, secretary, "2026-11-01 至 2026-11-30")
     assert "📤 报送党工委" in button_texts(summary)
+
+
+async def test_the_secretarys_invite_becomes_a_card_that_forwarded_colleagues_join_with(
+    standin: DingTalkStandIn, bridge: DingTalkBridge, running_bot: BotRunner, world, session, sessionmaker
+) -> None:
+    [secretary] = await on_dingtalk(session, standin, (world.secretary_a, "李书记"))
+    await standin.send_text(secretary, "/invite")
+
+    # The t.me link is nowhere: a QR of `/start CODE` and a forwardable card whose button types it.
+    card = await card_saying(standin, secretary, "/start")
+    async with sessionmaker() as s:
+        [invite] = (await s.scalars(select(Invite).where(Invite.org_id == world.branch_a.id))).all()
+        code, uses_before = invite.code, invite.uses_left
+    assert f"在钉钉里给「支部助手」发送 /start {escape(code)}" in card.data["markdown"]
+    assert world.branch_a.name in card.data["markdown"]
+    assert button_texts(card) == [f"发送 /start {code}"] and card.forwardable
+    [image] = [i for i in standin.inbox(secretary) if isinstance(i, Sent) and i.msg_key == "sampleImageMsg"]
+    _kind, _name, png_bytes = standin.media[image.param["photoURL"]]
+    assert png_bytes == qr_png(f"/start {code}", f"钉钉：给「支部助手」发送\n/start {code}")
+    everything = [i.param for i in standin.inbox(secretary) if isinstance(i, Sent)] + [card.data]
+    assert "t.me" not in repr(everything)
+
+    # A colleague the robot knows presses the forwarded card: the bot gets `/start CODE` from them.
+    known, stranger = standin.add_user("王五"), standin.add_user("赵六")
+    await standin.send_text(known, "你好")
+    await standin.wait_for(lambda: standin.inbox(known), timeout=10)
+    for colleague in (known, stranger):
+        standin.forward(secretary, card, colleague)
+    await standin.press_text(known, card, f"发送 /start {code}")
+    notice = await latest_card(standin, known, button="✅ 同意并加入")
+    assert world.branch_a.name in notice.data["markdown"]
+    await standin.press_text(known, notice, "✅ 同意并加入")
+    await standin.wait_for(lambda: "已加入" in notice.data["markdown"], timeout=10)
+
+    # One who never wrote to the robot: DingTalk gives their id, not their name, so the robot
+    # asks them to send the line; they do, and join under their own name.
+    await standin.press_text(stranger, card, f"发送 /start {code}")
+    ask = await standin.wait_for(
+        lambda: [i for i in standin.inbox(stranger) if isinstance(i, Sent)], timeout=10
+    )
+    assert f"/start {escape(code)}" in ask[0].param["text"]
+    await standin.send_text(stranger, f"/start {code}")
+    notice = await latest_card(standin, stranger, button="✅ 同意并加入")
+    await standin.press_text(stranger, notice, "✅ 同意并加入")
+    await standin.wait_for(lambda: "已加入" in notice.data["markdown"], timeout=10)
+
+    # The rows: both are members of the branch, under their DingTalk names; two uses are gone.
+    async with sessionmaker() as s:
+        joined = (
+            await s.execute(
+                select(Person.name, Person.telegram_id, Membership.role)
+                .join(Membership, Membership.person_id == Person.id)
+                .where(Membership.org_id == world.branch_a.id, Person.name.in_(["王五", "赵六"]))
+                .order_by(Person.name)
+            )
+        ).all()
+        left = await s.scalar(select(Invite.uses_left).where(Invite.code == code))
+    assert sorted(joined) == sorted(
+        [("王五", stable_id(known.user_id), Role.MEMBER), ("赵六", stable_id(stranger.user_id), Role.MEMBER)]
+    )
+    assert left == uses_before - 2
+    # The secretary's own card is untouched by their presses.
+    assert button_texts(card) == [f"发送 /start {code}"]

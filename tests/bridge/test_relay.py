@@ -357,3 +357,62 @@ async def test_what_the_bot_sent_just_before_a_stop_still_reaches_dingtalk(
     assert [s.param["text"] for s in standin.inbox(user) if isinstance(s, Sent)] == [
         f"第 {n + 1} 条" for n in range(3)
     ]
+
+
+async def test_the_bridges_own_words_are_in_the_language_it_keeps_for_the_person(
+    standin: DingTalkStandIn, clean_db: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    zh, en = standin.add_user("褚十三"), standin.add_user("Ann")
+    async with sessionmaker() as s:  # kept before: Ann's language is English
+        await dingtalk.remember(s, en.user_id, "Ann", "en", utcnow(), lambda d, n: stable_id(d))
+        await s.commit()
+    keyboard = InlineKeyboardMarkup(inline_keyboard=[[InlineKeyboardButton(text="OK", callback_data="ok")]])
+    async with running(standin, sessionmaker) as (b, client):
+        await standin.send_text(zh, "hi")
+        await standin.wait_for(lambda: not standin.pending())
+        for user in (zh, en):
+            chat_id = stable_id(user.user_id)
+            plain = await client.send_message(chat_id, "周五开会")
+            await client.edit_message_text("周六开会", chat_id=chat_id, message_id=plain.message_id)
+            card = await client.send_message(chat_id, "请确认", reply_markup=keyboard)
+            await client.delete_message(chat_id, card.message_id)
+
+        def shown(user) -> list[str]:
+            return [
+                i.param["text"] if isinstance(i, Sent) else i.data["markdown"] for i in standin.inbox(user)
+            ]
+
+        await standin.wait_for(lambda: len(shown(zh)) == len(shown(en)) == 3)
+        await b.settled(5)
+        assert shown(zh) == ["周五开会", "更正：周六开会", "（已撤回）"]
+        assert shown(en) == ["周五开会", "Correction: 周六开会", "(withdrawn)"]
+
+
+async def test_an_invite_card_of_an_earlier_run_still_types_the_code_for_whoever_presses_it(
+    standin: DingTalkStandIn, clean_db: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    secretary, colleague = standin.add_user("卫十四"), standin.add_user("蒋十五")
+    code = "Zx9_yW-8vUt7sRq6"
+    async with running(standin, sessionmaker) as (b, client):
+        for user in (secretary, colleague):
+            await standin.send_text(user, "hi")
+        await standin.wait_for(lambda: not standin.pending())
+        first = (await poll(client))[-1].update_id
+        await poll(client, first + 1)  # confirmed: not replayed after the restart
+        link = f"https://t.me/{b.bot.username}?start={code}"
+        await client.send_message(
+            stable_id(secretary.user_id), f"<b>邀请</b>\n{link}\n请转发", parse_mode="HTML"
+        )
+        card = await standin.wait_for(
+            lambda: next((i for i in standin.inbox(secretary) if isinstance(i, Card)), None)
+        )
+        await b.settled(5)
+    assert "t.me" not in card.data["markdown"] and button_texts(card) == [f"发送 /start {code}"]
+    standin.forward(secretary, card, colleague)
+
+    async with running(standin, sessionmaker) as (_b, client):
+        await standin.press_text(colleague, card, f"发送 /start {code}")
+        await standin.wait_for(lambda: not standin.pending())
+        [update] = await poll(client, first + 1)
+    assert update.message.text == f"/start {code}"
+    assert update.message.from_user.id == stable_id(colleague.user_id)  # the presser, not the card's owner

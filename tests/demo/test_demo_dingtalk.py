@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from bridge.dingtalk.standin import Card
 from config.clock import FrozenClock
 from demo.cli import Demo, start_demo, stop_demo
 from demo.dingtalk_chat import DingTalkChat
@@ -71,3 +72,32 @@ async def test_the_demo_talks_through_the_bridge_and_shows_cards(demo: Demo) -> 
     assert entry is not None and entry.status is EntryStatus.PENDING and entry.minutes == 120
     assert person is not None and person.telegram_id == chat.current.telegram_id
     assert kept[me.user_id] == chat.current.telegram_id  # the store maps the DingTalk user to them
+
+
+async def test_the_start_is_quiet_and_each_person_sees_their_command_card_when_switched_to(
+    demo: Demo,
+) -> None:
+    chat = demo.chat
+    assert isinstance(chat, DingTalkChat) and demo.dingtalk is not None
+    standin, bridge = demo.dingtalk.standin, demo.dingtalk.bridge
+    users = demo.dingtalk.users
+
+    def menu_cards(user) -> list:
+        return [i for i in standin.inbox(user) if isinstance(i, Card) and bridge.is_menu(i.out_track_id)]
+
+    # Everyone got their command card (DingTalk has no command menu) ...
+    await bridge.settled(15)  # the demo set everyone's commands before it started the chat
+    assert all(menu_cards(u) for u in users.values())
+    first = chat.current
+    await chat.wait_output("/help")  # the current person's card is shown once
+    # ... and no one else's is announced: no "收到 1 条新消息" for each of them.
+    assert "新消息" not in chat.output, chat.output
+    assert sum(1 for line in chat.transcript if line == "  ┌" + "─" * 30) == 1
+
+    other = next(p for p in chat.people if p is not first)
+    since = len(chat.transcript)
+    await chat.handle_line(f"/as {other.name}")
+    shown = "\n".join(chat.transcript[since:])
+    assert f"（{other.name} 不在时收到的消息：）" in shown
+    assert "/help" in shown and "  ┌" + "─" * 30 in shown, shown  # their own command card
+    assert "新消息" not in chat.output
