@@ -40,13 +40,6 @@ def shared_states(kind: str, db_url: str, bot_id: int, n: int) -> list[GateState
 
 
 @pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator() as e:
-        e.add_bot(TOKEN)
-        yield e
-
-
-@pytest.fixture
 async def tg(emu: Emulator) -> AsyncIterator[Bot]:
     b = make_tg_bot(emu)
     install(b, Gate(LocalState(), retry_base=0.05))
