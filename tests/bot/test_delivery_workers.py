@@ -42,7 +42,9 @@ async def test_two_worker_processes_share_one_budget(
     log = tmp_path / "workers.log"
     prefix = f"test-workers:{uuid.uuid4().hex}"
     redis = REDIS if shared == "redis" else ""
-    workers = [await _start(db_url, emu, f"w{i}", redis, prefix, log) for i in range(2)]
+    # Started together: one after the other, the first (a few seconds of start-up ahead on a
+    # busy machine) could send the whole notice before the second has claimed a row.
+    workers = await asyncio.gather(*(_start(db_url, emu, f"w{i}", redis, prefix, log) for i in range(2)))
     claimers: set[str] = set()
 
     async def delivered(s) -> bool:
