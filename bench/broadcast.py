@@ -47,6 +47,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bench.doc import DOC, machine_line, write_section
+from bench.throughput import stop_process
 from bot.delivery import DeliveryWorker
 from bot.scheduler import Scheduler
 from config.clock import Clock
@@ -117,13 +118,7 @@ async def emulator_process(rate: float, log: Path) -> Any:
             await emu.enable_limits(global_per_sec=int(rate))  # 1/s per chat, 20/min per group
             yield base, emu
     finally:
-        if proc.returncode is None:
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), 20)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+        await stop_process(proc)
 
 
 @dataclass
