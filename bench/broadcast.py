@@ -33,7 +33,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -47,6 +47,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bench.doc import DOC, machine_line, write_section
+from bench.throughput import stop_process
 from bot.delivery import DeliveryWorker
 from bot.scheduler import Scheduler
 from config.clock import Clock
@@ -117,13 +118,50 @@ async def emulator_process(rate: float, log: Path) -> Any:
             await emu.enable_limits(global_per_sec=int(rate))  # 1/s per chat, 20/min per group
             yield base, emu
     finally:
-        if proc.returncode is None:
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), 20)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+        await stop_process(proc)
+
+
+@dataclass
+class World:
+    """What a run of the bench sends through: a migrated database of its own and the emulator."""
+
+    db_url: str
+    engine: AsyncEngine
+    sm: async_sessionmaker[AsyncSession]
+    base: str  # the emulator's Bot API address
+    emu: RemoteEmulator
+
+
+@contextlib.asynccontextmanager
+async def bench_world(args: argparse.Namespace, tmp: Path, *, postgres: bool) -> AsyncIterator[World]:
+    """A new database (on `args.pg`, or SQLite in `tmp`) and the emulator in its own process at
+    the allowed rate; both are gone afterwards."""
+    if postgres:
+        from tests.dbutil import create_pg_database, drop_pg_database
+
+        db_url = await create_pg_database(args.pg)
+    else:
+        db_url = f"sqlite+aiosqlite:///{tmp / 'broadcast.db'}"
+    try:
+        await asyncio.to_thread(upgrade, db_url)
+        engine = make_engine(db_url)
+        try:
+            async with emulator_process(args.rate, tmp / "emulator.log") as (base, emu):
+                yield World(db_url, engine, make_sessionmaker(engine), base, emu)
+        finally:
+            await engine.dispose()
+    finally:
+        if postgres:
+            await drop_pg_database(db_url, args.pg)
+
+
+def publish(args: argparse.Namespace, section: str, text: str) -> None:
+    """Into docs/benchmarks.md (or `--out`) between the section's markers, or only printed."""
+    if args.no_write:
+        _say(text)
+    else:
+        write_section(section, text, Path(args.out))
+        _say(f"written to {args.out}")
 
 
 async def add_users(emu: RemoteEmulator, first_id: int, n: int) -> list[int]:
@@ -212,6 +250,45 @@ def make_bot(base: str) -> Bot:
     return Bot(TOKEN, session=AiohttpSession(api=TelegramAPIServer.from_base(base)))
 
 
+@dataclass
+class Audience:
+    """Who a notice goes to: its members, some of whom blocked the bot."""
+
+    members: list[int]
+    blocked: set[int]
+
+    @property
+    def reachable(self) -> set[int]:
+        return set(self.members) - self.blocked
+
+
+async def notice_in_outbox(
+    w: World, n: int, first_user: int, branch: str, text: str, *, status_bot: Bot | None = None
+) -> Audience:
+    """A branch of `n` members (3% of whom blocked the bot) and its secretary, and the
+    secretary's notice to them in the outbox (its status message sent by `status_bot`, if given);
+    the emulator's records reset, so what it counts next is the notice's sending."""
+    ids = await add_users(w.emu, first_user, n + 1)
+    secretary, members = ids[-1], ids[:-1]
+    blocked = spread(members, 0.03)
+    for u in blocked:
+        await w.emu.block(u, notify=False)
+    (org_id,) = await seed_branches(w.engine, [members], name=branch, secretary_ids=[secretary])
+    status = await status_bot.send_message(secretary, "📤 …") if status_bot is not None else None
+    async with w.sm() as s:
+        sec = await s.scalar(select(Person.id).where(Person.telegram_id == secretary))
+        assert sec is not None
+        actor = await load_actor(s, sec)
+        now = utcnow()
+        notice = await notices.create_notice(s, actor, org_id, "branch_members", text, now=now)
+        if status is not None:
+            await notices.set_status_message(s, actor, notice.id, secretary, status.message_id)
+        await notices.send_notice(s, actor, notice.id, now=now)
+        await s.commit()
+    await w.emu.reset_records()
+    return Audience(members, blocked)
+
+
 async def _when(progress: Callable[[], int], at: int, action: Callable[[], Awaitable[None]]) -> None:
     while True:  # the bench's own watcher: a short poll is fine here
         if progress() >= at:
@@ -241,6 +318,37 @@ class BroadcastResult:
     latency: float = 0.0
     replies: list[float] = field(default_factory=list, repr=False)  # seconds each reply took
 
+    @classmethod
+    def of(
+        cls,
+        o: Outcome,
+        audience: Audience,
+        rate: float,
+        *,
+        paused: float,
+        edits: int = 0,
+        latency: float = 0.0,
+        replies: list[float] | None = None,
+    ) -> BroadcastResult:
+        replies = replies or []
+        return cls(
+            recipients=len(audience.members),
+            blocked=len(audience.blocked),
+            admitted=o.admitted - len(replies),  # the notice's own sends
+            span=o.span,
+            paused=paused,
+            rate=rate,
+            own_429=o.own_429,
+            wait_429=o.wait_429,
+            early=o.early,
+            injected=o.injected,
+            lost=o.lost,
+            duplicates=o.duplicates,
+            edits=edits,
+            latency=latency,
+            replies=replies,
+        )
+
     def reply_quantile(self, q: float) -> float:
         if not self.replies:
             return math.nan
@@ -262,9 +370,25 @@ class BroadcastResult:
         return (self.admitted - 1) / max(self.span, 1e-9) / self.rate
 
 
-async def _delivery_outcome(
-    emu: RemoteEmulator, reachable: set[int], blocked: set[int]
-) -> tuple[dict[str, Any], int, int, int]:
+@dataclass
+class Outcome:
+    """What the emulator saw since its records were reset."""
+
+    sends: list[float]  # when each message was delivered (edits are not sends)
+    admitted: int  # sends Telegram counted: delivered, and refused as blocked
+    own_429: int  # 429s for going over the limits
+    wait_429: int  # 429s for calling before a retry_after had passed
+    early: int
+    injected: int
+    lost: int
+    duplicates: int
+
+    @property
+    def span(self) -> float:
+        return self.sends[-1] - self.sends[0]
+
+
+async def _delivery_outcome(emu: RemoteEmulator, reachable: set[int], blocked: set[int]) -> Outcome:
     stats = await emu.stats()
     per_chat = {int(k): v for k, v in stats["per_chat"].items()}
     errors = await emu.errors()
@@ -272,14 +396,21 @@ async def _delivery_outcome(
     lost = sum(1 for c in reachable if per_chat.get(c, 0) == 0)
     duplicates = sum(per_chat.get(c, 0) - 1 for c in reachable if per_chat.get(c, 0) > 1)
     duplicates += sum(per_chat.get(c, 0) for c in blocked)
-    return stats, refused_blocked, lost, duplicates
+    limit = stats["limit_429"]
+    return Outcome(
+        sends=stats["send_times"],
+        admitted=stats["sent"] + refused_blocked,
+        own_429=sum(v for k, v in limit.items() if k != "wait"),
+        wait_429=limit.get("wait", 0),
+        early=stats["early_retries"],
+        injected=stats["injected_429"],
+        lost=lost,
+        duplicates=duplicates,
+    )
 
 
 async def run_notice(
-    base: str,
-    emu: RemoteEmulator,
-    sm: async_sessionmaker[AsyncSession],
-    engine: AsyncEngine,
+    w: World,
     n: int,
     rate: float,
     *,
@@ -287,33 +418,16 @@ async def run_notice(
     first_user: int = NOTICE_USERS,
     askers: int = 0,
 ) -> BroadcastResult:
-    ids = await add_users(emu, first_user, n + 1)
-    asker_ids = await add_users(emu, ASKER_USERS + first_user % 1_000_000, askers) if askers else []
-    secretary, members = ids[-1], ids[:-1]
-    blocked = spread(members, 0.03)
-    for u in blocked:
-        await emu.block(u, notify=False)
-    (org_id,) = await seed_branches(engine, [members], name=f"广播{first_user}", secretary_ids=[secretary])
-    bot = make_bot(base)
+    asker_ids = await add_users(w.emu, ASKER_USERS + first_user % 1_000_000, askers) if askers else []
+    bot = make_bot(w.base)
     try:
-        status = await bot.send_message(secretary, "📤 …")
-        async with sm() as s:
-            sec = await s.scalar(select(Person.id).where(Person.telegram_id == secretary))
-            assert sec is not None
-            actor = await load_actor(s, sec)
-            now = utcnow()
-            notice = await notices.create_notice(
-                s, actor, org_id, "branch_members", "请各位党员于本周五前报送本月志愿服务情况。", now=now
-            )
-            await notices.set_status_message(s, actor, notice.id, secretary, status.message_id)
-            await notices.send_notice(s, actor, notice.id, now=now)
-            await s.commit()
-        await emu.reset_records()
+        text = "请各位党员于本周五前报送本月志愿服务情况。"
+        audience = await notice_in_outbox(w, n, first_user, f"广播{first_user}", text, status_bot=bot)
         if latency:
-            await emu.slow(latency)
-        worker = DeliveryWorker(bot, sm, Clock(), f"bench-notice-{first_user}", global_rate=rate)
+            await w.emu.slow(latency)
+        worker = DeliveryWorker(bot, w.sm, Clock(), f"bench-notice-{first_user}", global_rate=rate)
         injections = [
-            asyncio.create_task(_when(lambda: worker.stats.sent, n * k // 4, lambda: emu.inject_429(1, 1)))
+            asyncio.create_task(_when(lambda: worker.stats.sent, n * k // 4, lambda: w.emu.inject_429(1, 1)))
             for k in (1, 2, 3)
         ]
         replies: list[float] = []
@@ -321,29 +435,18 @@ async def run_notice(
         await worker.drain(horizon=30)
         await replier
         if latency:
-            await emu.clear_faults()
+            await w.emu.clear_faults()
         for t in injections:
             t.cancel()
         await asyncio.gather(*injections, return_exceptions=True)
     finally:
         await bot.session.close()
-    reachable = set(members) - blocked
-    stats, refused, lost, dups = await _delivery_outcome(emu, reachable, blocked)
-    sends = stats["send_times"]  # delivered messages only: edits of the status message are not sends
-    limit = stats["limit_429"]
-    return BroadcastResult(
-        recipients=n,
-        blocked=len(blocked),
-        admitted=stats["sent"] + refused - len(replies),  # the notice's own sends
-        span=sends[-1] - sends[0],
+    outcome = await _delivery_outcome(w.emu, audience.reachable, audience.blocked)
+    return BroadcastResult.of(
+        outcome,
+        audience,
+        rate,
         paused=worker.stats.paused_seconds,
-        rate=rate,
-        own_429=sum(v for k, v in limit.items() if k != "wait"),
-        wait_429=limit.get("wait", 0),
-        early=stats["early_retries"],
-        injected=stats["injected_429"],
-        lost=lost,
-        duplicates=dups,
         edits=worker.stats.edits,
         latency=latency,
         replies=replies,
@@ -400,65 +503,20 @@ class WorkersResult:
         return (self.admitted - 1) / max(self.span, 1e-9) / self.rate
 
 
-async def _start_worker(
-    db_url: str, base: str, worker_id: str, rate: float, redis: str, prefix: str, log: Path
-):
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot.delivery",
-            *("--db", db_url, "--api", base, "--token", TOKEN, "--worker-id", worker_id),
-            *("--rate", f"{rate:g}", "--redis", redis, "--gate-prefix", prefix),
-            cwd=ROOT,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=fd,
-        )
-    finally:
-        os.close(fd)
-    assert proc.stdout is not None
-    line = await asyncio.wait_for(proc.stdout.readline(), 60)
-    if line.strip() != b"ready":
-        raise RuntimeError(f"worker {worker_id} did not start (see {log})")
-    return proc
-
-
 async def run_workers(
-    base: str,
-    emu: RemoteEmulator,
-    engine: AsyncEngine,
-    sm: async_sessionmaker[AsyncSession],
-    db_url: str,
-    n: int,
-    rate: float,
-    workers: int,
-    shared: str,
-    first_user: int,
-    log: Path,
+    w: World, n: int, rate: float, workers: int, shared: str, first_user: int, log: Path
 ) -> WorkersResult:
     """One notice sent by `workers` worker processes sharing the gate's state (`shared`)."""
-    ids = await add_users(emu, first_user, n + 1)
-    secretary, members = ids[-1], ids[:-1]
-    blocked = spread(members, 0.03)
-    for u in blocked:
-        await emu.block(u, notify=False)
-    (org_id,) = await seed_branches(engine, [members], name=f"并行{first_user}", secretary_ids=[secretary])
-    async with sm() as s:
-        sec = await s.scalar(select(Person.id).where(Person.telegram_id == secretary))
-        assert sec is not None
-        actor = await load_actor(s, sec)
-        now = utcnow()
-        notice = await notices.create_notice(s, actor, org_id, "branch_members", "请按时报送。", now=now)
-        await notices.send_notice(s, actor, notice.id, now=now)
-        await s.commit()
-    await emu.reset_records()
+    from tests.bot.worker_process import start_worker, stop_workers
+
+    audience = await notice_in_outbox(w, n, first_user, f"并行{first_user}", "请按时报送。")
     prefix = f"bench-workers:{first_user}"
     redis = REDIS if shared == "redis" else ""
-    procs = [await _start_worker(db_url, base, f"bw{i}", rate, redis, prefix, log) for i in range(workers)]
+    options = ("--rate", f"{rate:g}", "--redis", redis, "--gate-prefix", prefix)
+    procs = [await start_worker(log, w.db_url, w.base, TOKEN, f"bw{i}", *options) for i in range(workers)]
     try:
         while True:  # the bench's own watcher: a short poll is fine here
-            async with sm() as s:
+            async with w.sm() as s:
                 pending = await s.scalar(
                     select(func.count())
                     .select_from(Delivery)
@@ -468,31 +526,25 @@ async def run_workers(
                 break
             await asyncio.sleep(0.2)
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            await asyncio.wait_for(p.wait(), 60)
-    reachable = set(members) - blocked
-    stats, refused, lost, dups = await _delivery_outcome(emu, reachable, blocked)
-    sends = stats["send_times"]
+        await stop_workers(*procs)
+    o = await _delivery_outcome(w.emu, audience.reachable, audience.blocked)
     in_second = best = 0
-    for end, t in enumerate(sends):
-        while t - sends[in_second] >= 1.0:
+    for end, t in enumerate(o.sends):
+        while t - o.sends[in_second] >= 1.0:
             in_second += 1
         best = max(best, end - in_second + 1)
-    limit = stats["limit_429"]
     return WorkersResult(
         workers=workers,
         shared=shared,
         recipients=n,
-        blocked=len(blocked),
-        admitted=stats["sent"] + refused,
-        span=sends[-1] - sends[0],
+        blocked=len(audience.blocked),
+        admitted=o.admitted,
+        span=o.span,
         rate=rate,
-        own_429=sum(v for k, v in limit.items() if k != "wait"),
+        own_429=o.own_429,
         max_in_second=best,
-        lost=lost,
-        duplicates=dups,
+        lost=o.lost,
+        duplicates=o.duplicates,
     )
 
 
@@ -528,14 +580,15 @@ emulator in its own process (1/s per chat too). Each worker is its own process
 """
 
 
-async def run_baseline(base: str, emu: RemoteEmulator, n: int, rate: float) -> BroadcastResult:
+async def run_baseline(w: World, n: int, rate: float) -> BroadcastResult:
     """The usual loop: send, sleep 1/rate, on a 429 sleep retry_after and try again."""
+    emu = w.emu
     ids = await add_users(emu, BASELINE_USERS, n)
-    blocked = spread(ids, 0.03)
-    for u in blocked:
+    audience = Audience(ids, spread(ids, 0.03))
+    for u in audience.blocked:
         await emu.block(u, notify=False)
     await emu.reset_records()
-    bot = make_bot(base)
+    bot = make_bot(w.base)
     paused = 0.0
     sent = 0
     injected_at = {n * k // 4 for k in (1, 2, 3)}
@@ -557,25 +610,8 @@ async def run_baseline(base: str, emu: RemoteEmulator, n: int, rate: float) -> B
             await asyncio.sleep(1 / rate)
     finally:
         await bot.session.close()
-    reachable = set(ids) - blocked
-    stats, refused, lost, dups = await _delivery_outcome(emu, reachable, blocked)
-    times = stats["send_times"]
-    limit = stats["limit_429"]
-    return BroadcastResult(
-        recipients=n,
-        blocked=len(blocked),
-        admitted=stats["sent"] + refused,
-        span=times[-1] - times[0],
-        paused=paused,
-        rate=rate,
-        own_429=sum(v for k, v in limit.items() if k != "wait"),
-        wait_429=limit.get("wait", 0),
-        early=stats["early_retries"],
-        injected=stats["injected_429"],
-        lost=lost,
-        duplicates=dups,
-        edits=0,
-    )
+    outcome = await _delivery_outcome(emu, audience.reachable, audience.blocked)
+    return BroadcastResult.of(outcome, audience, rate, paused=paused)
 
 
 # ---- part 2: reminders ----
@@ -600,21 +636,14 @@ class ReminderResult:
         return self.reminders / self.rate
 
 
-async def run_reminders(
-    base: str,
-    emu: RemoteEmulator,
-    sm: async_sessionmaker[AsyncSession],
-    engine: AsyncEngine,
-    n: int,
-    rate: float,
-    window: float | None = None,
-) -> ReminderResult:
+async def run_reminders(w: World, n: int, rate: float, window: float | None = None) -> ReminderResult:
     """`window`: stop this many seconds after the first send (100,000 reminders at 30/s take
     56 minutes); what was not sent by then is counted neither lost nor sent."""
+    emu, sm = w.emu, w.sm
     per_branch = 100
     ids = await add_users(emu, REMINDER_USERS, n)
     groups = [ids[i : i + per_branch] for i in range(0, n, per_branch)]
-    org_ids = await seed_branches(engine, groups, name="提醒")
+    org_ids = await seed_branches(w.engine, groups, name="提醒")
     lead = 3.0
     due = (utcnow() + timedelta(seconds=lead)).replace(microsecond=0) + timedelta(seconds=1)
     due_mono = time.monotonic() + (due - utcnow()).total_seconds()
@@ -635,7 +664,7 @@ async def run_reminders(
             )
         await s.commit()
     await emu.reset_records()
-    bot = make_bot(base)
+    bot = make_bot(w.base)
     tick = 1.0
     try:
         worker = DeliveryWorker(bot, sm, Clock(), "bench-reminders", global_rate=rate)
@@ -684,8 +713,8 @@ async def run_reminders(
             await asyncio.gather(*tasks, return_exceptions=True)
     finally:
         await bot.session.close()
-    stats, _, lost, dups = await _delivery_outcome(emu, set(ids), set())
-    times = stats["send_times"]
+    outcome = await _delivery_outcome(emu, set(ids), set())
+    times, lost = outcome.sends, outcome.lost
     if window is not None:
         # Stopped early: the unsent are not lost, they are still in the outbox.
         async with sm() as s:
@@ -703,7 +732,7 @@ async def run_reminders(
         first_send=times[0] - due_mono,
         total=times[-1] - due_mono,
         lost=lost,
-        duplicates=dups,
+        duplicates=outcome.duplicates,
         all_enqueued=all_enqueued,
         sent=len(times),
         pace=(len(times) - 1) / (times[-1] - times[0]) / rate if len(times) > 1 else math.nan,
@@ -793,49 +822,21 @@ that commit:
 
 
 async def main_workers(args: argparse.Namespace) -> list[WorkersResult]:
-    from tests.dbutil import create_pg_database, drop_pg_database
-
     results: list[WorkersResult] = []
     with tempfile.TemporaryDirectory(prefix="bench-workers-") as tmp_dir:
         tmp = Path(tmp_dir)
-        db_url = await create_pg_database(args.pg)
-        try:
-            await asyncio.to_thread(upgrade, db_url)
-            engine = make_engine(db_url)
-            sm = make_sessionmaker(engine)
-            try:
-                async with emulator_process(args.rate, tmp / "emulator.log") as (base, emu):
-                    n = max(10, round(3000 * args.scale))
-                    run = 0
-                    for shared in ("redis", "postgresql"):
-                        for workers in sorted({1, args.workers}):
-                            _say(f"notice to {n} members, {workers} worker(s), gate in {shared} ...")
-                            r = await run_workers(
-                                base,
-                                emu,
-                                engine,
-                                sm,
-                                db_url,
-                                n,
-                                args.rate,
-                                workers,
-                                shared,
-                                WORKERS_USERS + run * 100_000,
-                                tmp / "workers.log",
-                            )
-                            run += 1
-                            _say(f"  {r} achieved={r.achieved:.3f}")
-                            results.append(r)
-            finally:
-                await engine.dispose()
-        finally:
-            await drop_pg_database(db_url, args.pg)
-    text = workers_report(args, results)
-    if not args.no_write:
-        write_section("broadcast-workers", text, Path(args.out))
-        _say(f"written to {args.out}")
-    else:
-        _say(text)
+        async with bench_world(args, tmp, postgres=True) as w:
+            n = max(10, round(3000 * args.scale))
+            run = 0
+            for shared in ("redis", "postgresql"):
+                for workers in sorted({1, args.workers}):
+                    _say(f"notice to {n} members, {workers} worker(s), gate in {shared} ...")
+                    first_user = WORKERS_USERS + run * 100_000
+                    r = await run_workers(w, n, args.rate, workers, shared, first_user, tmp / "workers.log")
+                    run += 1
+                    _say(f"  {r} achieved={r.achieved:.3f}")
+                    results.append(r)
+    publish(args, "broadcast-workers", workers_report(args, results))
     return results
 
 
@@ -854,61 +855,30 @@ def reminders_only(args: argparse.Namespace, rem: ReminderResult) -> str:
 
 async def main_async(args: argparse.Namespace) -> Results:
     with tempfile.TemporaryDirectory(prefix="bench-broadcast-") as tmp_dir:
-        tmp = Path(tmp_dir)
-        created_pg: str | None = None
-        if args.backend == "postgres":
-            from tests.dbutil import create_pg_database
-
-            db_url = created_pg = await create_pg_database(args.pg)
-        else:
-            db_url = f"sqlite+aiosqlite:///{tmp / 'broadcast.db'}"
-        try:
-            await asyncio.to_thread(upgrade, db_url)
-            engine = make_engine(db_url)
-            sm = make_sessionmaker(engine)
-            try:
-                async with emulator_process(args.rate, tmp / "emulator.log") as (base, emu):
-                    if args.reminders:
-                        _say(
-                            f"{args.reminders} reminders, stopping {args.window:g} s after the first send ..."
-                        )
-                        rem = await run_reminders(
-                            base, emu, sm, engine, args.reminders, args.rate, args.window
-                        )
-                        _say(reminders_only(args, rem))
-                        return Results(None, None, None, rem)  # type: ignore[arg-type]
-                    n = max(10, round(3000 * args.scale))
-                    _say(f"notice to {n} members at {args.rate:g}/s ...")
-                    notice = await run_notice(base, emu, sm, engine, n, args.rate, askers=ASKERS)
-                    _say(f"  {notice}")
-                    n2 = max(10, round(600 * args.scale))
-                    _say(f"notice to {n2} members, answers after {args.latency:g} s ...")
-                    slow = await run_notice(
-                        base, emu, sm, engine, n2, args.rate, latency=args.latency, first_user=SLOW_USERS
-                    )
-                    _say(f"  {slow}")
-                    _say(f"baseline loop, {n2} members ...")
-                    baseline = await run_baseline(base, emu, n2, args.rate)
-                    _say(f"  {baseline}")
-                    nr = max(100, round(10_000 * args.scale))
-                    _say(f"{nr} reminders ...")
-                    rem = await run_reminders(base, emu, sm, engine, nr, args.rate)
-                    _say(f"  {rem}")
-            finally:
-                await engine.dispose()
-        finally:
-            if created_pg:
-                from tests.dbutil import drop_pg_database
-
-                await drop_pg_database(created_pg, args.pg)
+        async with bench_world(args, Path(tmp_dir), postgres=args.backend == "postgres") as w:
+            if args.reminders:
+                _say(f"{args.reminders} reminders, stopping {args.window:g} s after the first send ...")
+                rem = await run_reminders(w, args.reminders, args.rate, args.window)
+                _say(reminders_only(args, rem))
+                return Results(None, None, None, rem)  # type: ignore[arg-type]
+            n = max(10, round(3000 * args.scale))
+            _say(f"notice to {n} members at {args.rate:g}/s ...")
+            notice = await run_notice(w, n, args.rate, askers=ASKERS)
+            _say(f"  {notice}")
+            n2 = max(10, round(600 * args.scale))
+            _say(f"notice to {n2} members, answers after {args.latency:g} s ...")
+            slow = await run_notice(w, n2, args.rate, latency=args.latency, first_user=SLOW_USERS)
+            _say(f"  {slow}")
+            _say(f"baseline loop, {n2} members ...")
+            baseline = await run_baseline(w, n2, args.rate)
+            _say(f"  {baseline}")
+            nr = max(100, round(10_000 * args.scale))
+            _say(f"{nr} reminders ...")
+            rem = await run_reminders(w, nr, args.rate)
+            _say(f"  {rem}")
     results = Results(notice, slow, baseline, rem)
     backend = "PostgreSQL" if args.backend == "postgres" else "SQLite"
-    text = report(args, backend, results)
-    if not args.no_write:
-        write_section("broadcast", text, Path(args.out))
-        _say(f"written to {args.out}")
-    else:
-        _say(text)
+    publish(args, "broadcast", report(args, backend, results))
     return results
 
 

@@ -16,7 +16,7 @@ from aiogram.fsm.storage.base import BaseStorage
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.fsm_storage import DbStorage
-from bot.gate import Gate, GateState, LocalState, gate_of, install
+from bot.gate import Gate, GateState, Limits, LocalState, gate_of, install
 from bot.intake import Intake
 from bot.middlewares import PersonContext, UpdateGuard
 from bot.order import LocalOrder, RedisOrder
@@ -28,6 +28,7 @@ from storage.evidence import EvidenceStore
 
 log = logging.getLogger("branchbot")
 UNLIMITED = 1_000_000.0  # messages per second: the gate's limits when TELEGRAM_LIMITS is off
+NO_LIMITS = Limits(rate=UNLIMITED, per_chat_interval=1 / UNLIMITED, group_per_minute=int(UNLIMITED))
 
 
 def _dumps(value: Any) -> str:
@@ -56,7 +57,7 @@ def make_gate_state(settings: Settings, bot_id: int) -> GateState:
     when there is one, else through PostgreSQL; with SQLite, kept in this process (SQLite means
     one process: its one writer would not take several processes' sends anyway)."""
     if not settings.telegram_limits:  # nothing to pace, so nothing to share either
-        return LocalState(rate=UNLIMITED, per_chat_interval=1 / UNLIMITED, group_per_minute=int(UNLIMITED))
+        return LocalState(NO_LIMITS)
     if settings.redis_url:
         from bot.gate.shared import RedisState
 

@@ -41,11 +41,11 @@ def sqlite_only(why: str) -> pytest.MarkDecorator:
     )
 
 
-async def create_pg_database(base_url: str) -> str:
-    """Create a fresh database next to the given one and return its URL. Raises if unreachable."""
+async def _admin(base_url: str) -> asyncpg.Connection:
+    """A connection to the server's admin database (the one given, or `test`), to create and
+    drop ours."""
     url = make_url(base_url)
-    name = f"branchbot_t_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(
+    return await asyncpg.connect(
         host=url.host or "127.0.0.1",
         port=url.port or 5432,
         user=url.username or "postgres",
@@ -53,24 +53,22 @@ async def create_pg_database(base_url: str) -> str:
         database=url.database or PG_ADMIN_DB,
         timeout=10,
     )
+
+
+async def create_pg_database(base_url: str) -> str:
+    """Create a fresh database next to the given one and return its URL. Raises if unreachable."""
+    name = f"branchbot_t_{uuid.uuid4().hex[:12]}"
+    conn = await _admin(base_url)
     try:
         await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
-    return url.set(database=name).render_as_string(hide_password=False)
+    return make_url(base_url).set(database=name).render_as_string(hide_password=False)
 
 
 async def drop_pg_database(db_url: str, base_url: str) -> None:
-    url = make_url(base_url)
     name = make_url(db_url).database
-    conn = await asyncpg.connect(
-        host=url.host or "127.0.0.1",
-        port=url.port or 5432,
-        user=url.username or "postgres",
-        password=url.password,
-        database=url.database or PG_ADMIN_DB,
-        timeout=10,
-    )
+    conn = await _admin(base_url)
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:

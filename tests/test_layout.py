@@ -28,7 +28,8 @@ ALLOWED: dict[str, set[str]] = {
     # The chat bridges (bridge/dingtalk) serve the emulator's Bot API front;
     # their stand-ins (standin.py) import nothing of ours.
     "bridge": {"emulator", "storage", "content", "config"},
-    # The benchmarks make their PostgreSQL database with the tests' helper (tests/dbutil.py).
+    # The benchmarks make their PostgreSQL database and run delivery worker processes with the
+    # tests' helpers (tests/dbutil.py, tests/bot/worker_process.py).
     "bench": {"bot", "handlers", "admin", "emulator", "storage", "content", "config", "tests"},
     "tests": {
         "config",

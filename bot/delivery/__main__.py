@@ -14,7 +14,7 @@ from collections.abc import Callable
 from aiogram import Bot
 
 from bot.delivery.worker import DeliveryWorker
-from bot.gate import Gate, GateState, LocalState, install
+from bot.gate import Gate, GateState, Limits, LocalState, install
 from config.clock import Clock
 
 log = logging.getLogger("branchbot.delivery")
@@ -84,15 +84,16 @@ async def serve(args: argparse.Namespace, on_ready: Callable[[], None] | None = 
 def gate_state(db: str, redis: str | None, bot_id: int, rate: float, prefix: str, secret: bytes) -> GateState:
     """As bot.app.make_gate_state, with the same key for chat ids (the token), so the bot's
     processes and its workers count a chat under one name."""
+    limits = Limits(rate=rate)
     if redis:
         from bot.gate.shared import RedisState
 
-        return RedisState(redis, bot_id, rate=rate, prefix=prefix, secret=secret)
+        return RedisState(redis, bot_id, limits, prefix=prefix, secret=secret)
     if db.startswith("postgresql"):
         from bot.gate.dbstate import DbState
 
-        return DbState(db, bot_id, rate=rate, prefix=prefix, secret=secret)
-    return LocalState(rate=rate)
+        return DbState(db, bot_id, limits, prefix=prefix, secret=secret)
+    return LocalState(limits)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -34,7 +34,7 @@ from bot.delivery.claiming import Claiming
 from bot.delivery.jobs import EditJob, Outcome, SendJob, WorkerStats
 from bot.delivery.sending import Sending
 from bot.delivery.status import StatusMessages
-from bot.gate import gate_of
+from bot.gate import Limits, gate_of
 from bot.gate.pacing import REQUEST_TIMEOUT
 from config.clock import Clock
 
@@ -81,10 +81,12 @@ class DeliveryWorker(Claiming, Sending, StatusMessages):
         # without one (a test's, a one-off run's) gets one with these limits.
         self.gate = gate_of(
             bot,
-            rate=global_rate,
-            per_chat_interval=per_chat_interval,
-            group_per_minute=group_per_minute,
-            headroom=headroom,
+            Limits(
+                rate=global_rate,
+                per_chat_interval=per_chat_interval,
+                group_per_minute=group_per_minute,
+                headroom=headroom,
+            ),
         )
         self.limits = self.gate.state
         self.stats = WorkerStats()

@@ -50,6 +50,7 @@ from aiogram.methods import AnswerCallbackQuery
 from aiogram.methods.base import TelegramMethod, TelegramType
 from aiohttp import ClientConnectorError
 
+from bot.gate.pacing import Limits
 from bot.gate.state import GateState, LocalState
 
 log = logging.getLogger("branchbot.gate")
@@ -221,17 +222,19 @@ def install(bot: Bot, gate: Gate) -> Gate:
     return gate
 
 
-def gate_of(bot: Bot, **local: Any) -> Gate:
-    """The bot's gate; a bot that has none (a test's, a one-off script's) gets one in this process."""
+def gate_of(bot: Bot, limits: Limits = Limits()) -> Gate:
+    """The bot's gate; a bot that has none (a test's, a one-off script's) gets one in this
+    process, with these limits."""
     gate = _gates.get(bot.session)
     if gate is None:
-        gate = install(bot, Gate(LocalState(**local)))
+        gate = install(bot, Gate(LocalState(limits)))
     return gate
 
 
 __all__ = [
     "Gate",
     "GateState",
+    "Limits",
     "LocalState",
     "bulk",
     "chat_of",

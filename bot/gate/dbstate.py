@@ -19,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from bot.gate.pacing import PAUSE_MARGIN, REQUEST_TIMEOUT
+from bot.gate.pacing import PAUSE_MARGIN, REQUEST_TIMEOUT, Limits
 from bot.gate.shared import REPLY_MARK_SECONDS, Rule, SharedState
 from bot.gate.state import LocalState
 
@@ -53,26 +53,15 @@ class DbState(SharedState):
         self,
         database_url: str,
         bot_id: int,
+        limits: Limits = Limits(),
         *,
-        rate: float = 30,
-        per_chat_interval: float = 1.0,
-        group_per_minute: int = 20,
-        headroom: float = 0.03,
-        chat_burst: int = 3,
         prefix: str = "branchbot:gate",
         engine: AsyncEngine | None = None,
         secret: bytes = b"",
     ) -> None:
         if not database_url.startswith("postgresql"):
             raise ValueError("the gate's state is shared through PostgreSQL only (SQLite is one process)")
-        super().__init__(
-            rate=rate,
-            per_chat_interval=per_chat_interval,
-            group_per_minute=group_per_minute,
-            headroom=headroom,
-            chat_burst=chat_burst,
-            secret=secret,
-        )
+        super().__init__(limits, secret=secret)
         # Autocommit: each statement is its own transaction, so gate_take's advisory lock ends
         # with it. A few connections: one attempt at a time per process, plus pauses and marks.
         self._engine = engine or create_async_engine(
@@ -87,13 +76,7 @@ class DbState(SharedState):
         )
         # While the database cannot be reached (an outage), this process paces alone: the
         # bot's replies and edits go on; the worker cannot claim rows then anyway.
-        self._alone = LocalState(
-            rate=rate,
-            per_chat_interval=per_chat_interval,
-            group_per_minute=group_per_minute,
-            headroom=headroom,
-            chat_burst=chat_burst,
-        )
+        self._alone = LocalState(limits)
         self._down = False
         self.scope = f"{prefix}:{bot_id}"
         self._cleaned = 0.0

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import math
 from collections import deque
+from dataclasses import dataclass
 
 from aiolimiter import AsyncLimiter
 
@@ -23,6 +24,22 @@ from aiolimiter import AsyncLimiter
 # when it answered, so ours ends later anyway; this covers clock granularity.
 PAUSE_MARGIN = 0.05
 REQUEST_TIMEOUT = 30
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Telegram's limits as a gate state keeps them, in this process or shared: the bot's
+    messages per second, a chat's interval and burst, a group's messages per minute, and the
+    headroom by which every window is stretched."""
+
+    rate: float = 30
+    per_chat_interval: float = 1.0
+    group_per_minute: int = 20
+    headroom: float = 0.03
+    chat_burst: int = 3
+
+    def chat_pacer(self) -> ChatPacer:
+        return ChatPacer(self.per_chat_interval, self.group_per_minute, self.headroom, burst=self.chat_burst)
 
 
 class Window:

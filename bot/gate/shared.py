@@ -26,7 +26,7 @@ from typing import Any
 from aiolimiter import AsyncLimiter
 from redis.asyncio import Redis
 
-from bot.gate.pacing import PAUSE_MARGIN, REQUEST_TIMEOUT, ChatPacer
+from bot.gate.pacing import PAUSE_MARGIN, REQUEST_TIMEOUT, Limits
 
 # The longest a waiting admission sleeps before looking again (other processes free places
 # without telling us).
@@ -51,31 +51,22 @@ class SharedState:
     """Pacing with the counts elsewhere: subclasses say how to take and stamp places, pause
     and mark."""
 
-    def __init__(
-        self,
-        *,
-        rate: float = 30,
-        per_chat_interval: float = 1.0,
-        group_per_minute: int = 20,
-        headroom: float = 0.03,
-        chat_burst: int = 3,
-        secret: bytes = b"",
-    ) -> None:
-        stretch = 1 + headroom
+    def __init__(self, limits: Limits = Limits(), *, secret: bytes = b"") -> None:
+        stretch = 1 + limits.headroom
         self._secret = secret
-        burst = max(1, chat_burst)
+        burst = max(1, limits.chat_burst)
         # (limit, seconds), as LocalState counts them: from the answers, a few percent longer.
         self._windows = {
-            "all": (max(1, int(rate)), stretch),
-            "chat": (burst, burst * per_chat_interval * stretch),
-            "one": (1, per_chat_interval * stretch),
-            "group": (group_per_minute, 60.0 * stretch),
+            "all": (max(1, int(limits.rate)), stretch),
+            "chat": (burst, burst * limits.per_chat_interval * stretch),
+            "one": (1, limits.per_chat_interval * stretch),
+            "group": (limits.group_per_minute, 60.0 * stretch),
         }
         # What this process sent itself: the worker's guess of which chats are free.
-        self._local = ChatPacer(per_chat_interval, group_per_minute, headroom, burst=chat_burst)
+        self._local = limits.chat_pacer()
         self.paused_total = 0.0
         # Bulk sends evenly spaced, as in one process (pacing.GlobalPacer).
-        self._spacing = AsyncLimiter(1.5, 1.5 / rate)
+        self._spacing = AsyncLimiter(1.5, 1.5 / limits.rate)
         # One attempt at a time in this process: those that waited for a place must not all
         # take the freed places at once. Held for one attempt only, never while waiting, so a
         # reply in this process is never stuck behind a bulk send that yields to it.
@@ -253,23 +244,12 @@ class RedisState(SharedState):
         self,
         redis_url: str,
         bot_id: int,
+        limits: Limits = Limits(),
         *,
-        rate: float = 30,
-        per_chat_interval: float = 1.0,
-        group_per_minute: int = 20,
-        headroom: float = 0.03,
-        chat_burst: int = 3,
         prefix: str = "branchbot:gate",
         secret: bytes = b"",
     ) -> None:
-        super().__init__(
-            rate=rate,
-            per_chat_interval=per_chat_interval,
-            group_per_minute=group_per_minute,
-            headroom=headroom,
-            chat_burst=chat_burst,
-            secret=secret,
-        )
+        super().__init__(limits, secret=secret)
         self._redis: Redis = Redis.from_url(redis_url)
         # One hash slot for all of a bot's keys, so a script may touch them together.
         self._base = f"{{{prefix}:{bot_id}}}"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
-from bot.gate.pacing import ChatPacer, GlobalPacer
+from bot.gate.pacing import GlobalPacer, Limits
 
 
 class GateState(Protocol):
@@ -39,17 +39,9 @@ class GateState(Protocol):
 class LocalState:
     """One process's view: exact, and what a bot that runs in one process needs."""
 
-    def __init__(
-        self,
-        *,
-        rate: float = 30,
-        per_chat_interval: float = 1.0,
-        group_per_minute: int = 20,
-        headroom: float = 0.03,
-        chat_burst: int = 3,
-    ) -> None:
-        self.pacer = GlobalPacer(rate, headroom)
-        self.chats = ChatPacer(per_chat_interval, group_per_minute, headroom, burst=chat_burst)
+    def __init__(self, limits: Limits = Limits()) -> None:
+        self.pacer = GlobalPacer(limits.rate, limits.headroom)
+        self.chats = limits.chat_pacer()
 
     @property
     def paused_total(self) -> float:

@@ -26,7 +26,6 @@ from storage.db import make_engine, make_sessionmaker
 from storage.models import Delivery, DeliveryStatus, Notice, NoticeStatus, Person
 from tests.bot.outbox_world import (
     NOW,
-    TOKEN,
     FlakySessions,
     copies_per_chat,
     delivery_counts,
@@ -35,13 +34,6 @@ from tests.bot.outbox_world import (
     send_branch_notice,
 )
 from tests.dbutil import postgres_only
-
-
-@pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator() as e:
-        e.add_bot(TOKEN)
-        yield e
 
 
 @pytest.fixture

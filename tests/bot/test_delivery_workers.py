@@ -7,70 +7,25 @@ test_delivery_kill.py.)"""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import sys
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from emulator import Emulator
-from storage.models import Delivery, DeliveryStatus, Notice, NoticeStatus
+from storage.models import Delivery, DeliveryStatus
 from tests.bot.outbox_world import TOKEN, delivery_counts, make_branch, send_branch_notice
+from tests.bot.worker_process import notice_delivered, start_worker, stop_workers, tail, wait_db
 from tests.dbutil import postgres_only
 
-ROOT = Path(__file__).resolve().parents[2]
 REDIS = "redis://127.0.0.1:6379/0"
 
 
-@pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator() as e:
-        e.add_bot(TOKEN)
-        yield e
-
-
-def _tail(log: Path) -> str:
-    return log.read_text(errors="replace")[-3000:] if log.exists() else ""
-
-
 async def _start(db_url: str, emu: Emulator, worker_id: str, redis: str, prefix: str, log: Path):
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot.delivery",
-            "--db",
-            db_url,
-            "--api",
-            emu.base_url,
-            "--token",
-            TOKEN,
-            "--worker-id",
-            worker_id,
-            "--rate",
-            "30",
-            "--batch",
-            "30",
-            "--redis",
-            redis,  # "": no Redis, the gate's state in PostgreSQL
-            "--gate-prefix",
-            prefix,
-            cwd=ROOT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            stdout=asyncio.subprocess.PIPE,
-            stderr=fd,
-        )
-    finally:
-        os.close(fd)
-    assert proc.stdout is not None
-    line = await asyncio.wait_for(proc.stdout.readline(), timeout=60)
-    assert line.strip() == b"ready", await asyncio.to_thread(_tail, log)
-    return proc
+    # --redis "": no Redis, the gate's state in PostgreSQL
+    options = ("--rate", "30", "--batch", "30", "--redis", redis, "--gate-prefix", prefix)
+    return await start_worker(log, db_url, emu.base_url, TOKEN, worker_id, *options)
 
 
 @postgres_only(
@@ -87,30 +42,20 @@ async def test_two_worker_processes_share_one_budget(
     log = tmp_path / "workers.log"
     prefix = f"test-workers:{uuid.uuid4().hex}"
     redis = REDIS if shared == "redis" else ""
-    workers = [await _start(db_url, emu, f"w{i}", redis, prefix, log) for i in range(2)]
+    # Started together: one after the other, the first (a few seconds of start-up ahead on a
+    # busy machine) could send the whole notice before the second has claimed a row.
+    workers = await asyncio.gather(*(_start(db_url, emu, f"w{i}", redis, prefix, log) for i in range(2)))
     claimers: set[str] = set()
+
+    async def delivered(s) -> bool:
+        claimers.update(await s.scalars(select(Delivery.claimed_by).where(Delivery.claimed_by.is_not(None))))
+        return await notice_delivered(s, notice.id)
+
     try:
-        async with asyncio.timeout(90):
-            while True:
-                async with sessionmaker() as s:
-                    claimers |= set(
-                        await s.scalars(select(Delivery.claimed_by).where(Delivery.claimed_by.is_not(None)))
-                    )
-                    status = await s.scalar(select(Notice.status).where(Notice.id == notice.id))
-                    pending = await s.scalar(
-                        select(func.count())
-                        .select_from(Delivery)
-                        .where(Delivery.status == DeliveryStatus.PENDING)
-                    )
-                if status is NoticeStatus.DONE and pending == 0:
-                    break
-                await asyncio.sleep(0.1)
+        await wait_db(sessionmaker, delivered, timeout=90)
     finally:
-        for w in workers:
-            w.send_signal(signal.SIGTERM)
-        for w in workers:
-            await asyncio.wait_for(w.wait(), timeout=60)
-    assert [w.returncode for w in workers] == [0, 0], await asyncio.to_thread(_tail, log)
+        await stop_workers(*workers)
+    assert [w.returncode for w in workers] == [0, 0], await asyncio.to_thread(tail, log)
     assert claimers == {"w0", "w1"}  # both took their share of the notice
     assert await delivery_counts(session) == {DeliveryStatus.SENT: 380, DeliveryStatus.BLOCKED: 20}
     assert emu.stats.per_chat() == dict.fromkeys(br.reachable, 1)

@@ -40,13 +40,6 @@ def shared_states(kind: str, db_url: str, bot_id: int, n: int) -> list[GateState
 
 
 @pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator() as e:
-        e.add_bot(TOKEN)
-        yield e
-
-
-@pytest.fixture
 async def tg(emu: Emulator) -> AsyncIterator[Bot]:
     b = make_tg_bot(emu)
     install(b, Gate(LocalState(), retry_base=0.05))
@@ -287,3 +280,23 @@ def test_shared_windows_name_a_chat_by_a_keyed_hash_not_its_id() -> None:
     assert one.rules(tid, bulk=True) == two.rules(tid, bulk=True)
     assert one.chat_key(tid) != other.chat_key(tid)
     assert one.chat_key(tid) != one.chat_key(-tid)
+
+
+async def test_every_state_paces_by_the_limits_it_is_given() -> None:
+    """One set of limits reaches every state's windows: the shared windows, the local pacers,
+    and the database state's fallback for an outage."""
+    from bot.gate import Limits
+    from bot.gate.shared import SharedState
+
+    limits = Limits(rate=10, per_chat_interval=0.5, group_per_minute=7, headroom=0.0, chat_burst=2)
+    shared = SharedState(limits)
+    windows = [(r.limit, r.seconds) for r in shared.rules(-1, bulk=True)]
+    assert windows == [(10, 1.0), (2, 1.0), (1, 0.5), (7, 60.0)]  # all, chat, one, group
+    db = DbState("postgresql+asyncpg://postgres@127.0.0.1:9/nowhere", 424242, limits)  # nothing connects
+    try:
+        for state in (LocalState(limits), db._alone):
+            assert (state.chats.interval, state.chats.burst, state.chats.group_limit) == (0.5, 2, 7)
+            assert state.pacer.window is not None and state.pacer.window.limit == 10
+        assert db._local.interval == 0.5
+    finally:
+        await db.close()

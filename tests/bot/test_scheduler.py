@@ -38,7 +38,7 @@ from storage.models import (
     RunStatus,
     ServiceEntry,
 )
-from tests.bot.outbox_world import TOKEN, Branch, FlakySessions, make_branch, make_tg_bot
+from tests.bot.outbox_world import Branch, FlakySessions, make_branch, make_tg_bot
 from tests.dbutil import postgres_only
 
 START = datetime(2026, 10, 31, 16, 0, tzinfo=UTC)  # 2026-11-01 00:00 in Shanghai (UTC+8)
@@ -52,13 +52,6 @@ def pack() -> Pack:
         id="inspection", title=Bilingual(zh="年检材料报送", en="Annual inspection"), date=date(2026, 11, 20)
     )
     return real.model_copy(update={"milestones": [m.model_copy(update={"remind_days_before": [7, 1]})]})
-
-
-@pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator() as e:
-        e.add_bot(TOKEN)
-        yield e
 
 
 @pytest.fixture
