@@ -12,9 +12,9 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Column, MetaData, Table, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from storage.models import DingTalkCard, DingTalkFrame, DingTalkOutgoing, DingTalkPerson, DingTalkPlain
 
@@ -213,6 +213,20 @@ async def keep_outgoing(
         s.add(row)
         await s.flush()
     return [row.id for row in rows]
+
+
+async def create_outbox_apart(engine: AsyncEngine) -> None:
+    """The outgoing table alone in a database of its own (the bridge's, when the bot's database
+    is SQLite: README §7), without its key to `dingtalk_people`, which is not there."""
+    table = DingTalkOutgoing.__table__
+    apart = MetaData()
+    Table(
+        table.name,
+        apart,
+        *(Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable) for c in table.columns),
+    )
+    async with engine.begin() as conn:
+        await conn.run_sync(apart.create_all)
 
 
 async def outgoing(s: AsyncSession) -> Sequence[DingTalkOutgoing]:

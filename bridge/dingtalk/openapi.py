@@ -162,8 +162,12 @@ class DingTalkApi:
             "sys_full_json_obj": json.dumps({"msgButtons": msg_buttons}, ensure_ascii=False),
         }
 
-    async def send_card(self, user_id: str, markdown: str, buttons: list[Button]) -> str:
-        out_track_id = f"bb{secrets.token_hex(16)}"
+    async def send_card(
+        self, user_id: str, markdown: str, buttons: list[Button], *, out_track_id: str | None = None
+    ) -> str:
+        """A new card in the person's robot chat; returns its outTrackId (ours: `out_track_id`
+        if given, so a second send of the same card is refused instead of doubled)."""
+        out_track_id = out_track_id or f"bb{secrets.token_hex(16)}"
         await self._call(
             "POST",
             "/v1.0/card/instances/createAndDeliver",
