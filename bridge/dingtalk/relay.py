@@ -274,8 +274,10 @@ class DingTalkBridge:
         who = self.people.get(dingtalk_id)
         if who is None:
             return
-        msg = self._restore_message(who, kept)
-        who.plain[msg.message_id] = process_query_key
+        message_id = int(kept["message_id"])
+        if self.front.dialog(self.bot.id, who.user.id).find(message_id) is None:  # not a card since
+            self._restore_message(who, kept)
+        who.plain[message_id] = process_query_key
 
     def _restore_message(self, who: Person, kept: dict[str, Any]) -> ChatMessage:
         dialog = self.front.dialog(self.bot.id, who.user.id)
