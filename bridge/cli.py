@@ -73,8 +73,10 @@ async def serve(settings: Settings, bot_token: str, *, check_only: bool = False)
     api = make_api(settings)
     from bridge.dingtalk.relay import DingTalkBridge  # after make_api: the SDK reads the endpoint
 
-    # The bridge keeps its people and unconfirmed frames in the bot's database (the same
-    # DATABASE_URL as `branchbot run`; `branchbot db upgrade` makes its tables).
+    # The bridge keeps its people, unconfirmed frames and the cards and messages DingTalk shows
+    # in the bot's database (the same DATABASE_URL as `branchbot run`; `branchbot db upgrade`
+    # makes its tables); the bot's changes not yet passed on too, except on SQLite, where they
+    # are in a file of the bridge's own next to it (bridge/dingtalk/outgoing.py).
     engine = make_engine(settings.database_url)
     bridge = DingTalkBridge(
         api,

@@ -1,6 +1,9 @@
 """What the DingTalk bridge (bridge/dingtalk) keeps: its people (DingTalk userId <-> the Bot API
-user id the bot knows them by, with name and language) and the Stream frames it acknowledged
-but the bot has not yet confirmed. Each operation takes the caller's session; the caller commits.
+user id the bot knows them by, with name and language), the Stream frames it acknowledged but
+the bot has not yet confirmed, what DingTalk shows (cards, command-menu cards, plain robot
+messages: so the bot can edit and delete them after a restart) and the changes the bot made
+that DingTalk has not yet accepted (kept before the bot got its "ok"). Each operation takes the
+caller's session; the caller commits.
 """
 
 from __future__ import annotations
@@ -9,11 +12,11 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Column, MetaData, Table, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from storage.models import DingTalkCard, DingTalkFrame, DingTalkPerson
+from storage.models import DingTalkCard, DingTalkFrame, DingTalkOutgoing, DingTalkPerson, DingTalkPlain
 
 # ---- people ----
 
@@ -98,14 +101,18 @@ async def keep_card(
     message_id: int,
     message: dict[str, Any],
     now: datetime,
+    *,
+    kind: str = "message",
 ) -> None:
-    """The card and the message it shows, as the bot last made it."""
+    """The card and the message it shows, as the bot last made it (kind "menu": a command-menu
+    card, message_id 0, message {"commands": [...]})."""
     found = await s.get(DingTalkCard, out_track_id)
     if found is None:
         s.add(
             DingTalkCard(
                 out_track_id=out_track_id,
                 dingtalk_id=dingtalk_id,
+                kind=kind,
                 message_id=message_id,
                 message=message,
                 updated_at=now,
@@ -135,6 +142,101 @@ async def forget_card(s: AsyncSession, out_track_id: str) -> None:
 
 async def forget_cards(s: AsyncSession, before: datetime) -> None:
     await s.execute(delete(DingTalkCard).where(DingTalkCard.updated_at < before))
+
+
+# ---- plain robot messages ----
+
+
+async def keep_plain(
+    s: AsyncSession,
+    process_query_key: str,
+    dingtalk_id: str,
+    message_id: int,
+    message: dict[str, Any],
+    now: datetime,
+) -> None:
+    """A bot message DingTalk shows as a plain robot message (`process_query_key` recalls it)."""
+    found = await s.get(DingTalkPlain, process_query_key)
+    if found is None:
+        s.add(
+            DingTalkPlain(
+                process_query_key=process_query_key,
+                dingtalk_id=dingtalk_id,
+                message_id=message_id,
+                message=message,
+                updated_at=now,
+            )
+        )
+    else:
+        found.message, found.updated_at = message, now
+    await s.flush()
+
+
+async def plain(s: AsyncSession, since: datetime) -> Sequence[DingTalkPlain]:
+    """Plain messages kept since `since`, oldest first (older ones: `forget_plain_before`)."""
+    return (
+        (
+            await s.execute(
+                select(DingTalkPlain)
+                .where(DingTalkPlain.updated_at >= since)
+                .order_by(DingTalkPlain.updated_at, DingTalkPlain.message_id)
+            )
+        )
+        .scalars()
+        .all()
+    )
+
+
+async def forget_plain(s: AsyncSession, process_query_key: str) -> None:
+    await s.execute(delete(DingTalkPlain).where(DingTalkPlain.process_query_key == process_query_key))
+
+
+async def forget_plain_before(s: AsyncSession, before: datetime) -> None:
+    await s.execute(delete(DingTalkPlain).where(DingTalkPlain.updated_at < before))
+
+
+# ---- what the bot sent, until DingTalk accepted it ----
+
+
+async def keep_outgoing(
+    s: AsyncSession,
+    changes: Sequence[tuple[str, str, dict[str, Any], bytes | None]],
+    now: datetime,
+) -> list[int]:
+    """Keep the bot's changes (dingtalk_id, kind, message, media), in order; returns their ids
+    (the order they are passed on in)."""
+    rows = [
+        DingTalkOutgoing(dingtalk_id=d, kind=kind, message=message, media=media, created_at=now)
+        for d, kind, message, media in changes
+    ]
+    for row in rows:  # one at a time: the ids follow the order
+        s.add(row)
+        await s.flush()
+    return [row.id for row in rows]
+
+
+async def create_outbox_apart(engine: AsyncEngine) -> None:
+    """The outgoing table alone in a database of its own (the bridge's, when the bot's database
+    is SQLite: README §7), without its key to `dingtalk_people`, which is not there."""
+    table = DingTalkOutgoing.__table__
+    apart = MetaData()
+    Table(
+        table.name,
+        apart,
+        *(Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable) for c in table.columns),
+    )
+    async with engine.begin() as conn:
+        await conn.run_sync(apart.create_all)
+
+
+async def outgoing(s: AsyncSession) -> Sequence[DingTalkOutgoing]:
+    """Changes not yet accepted by DingTalk, in the order the bot made them."""
+    return (await s.execute(select(DingTalkOutgoing).order_by(DingTalkOutgoing.id))).scalars().all()
+
+
+async def passed_on(s: AsyncSession, row_id: int) -> None:
+    """DingTalk accepted the change (or refused it for good): it is not sent again."""
+    await s.execute(delete(DingTalkOutgoing).where(DingTalkOutgoing.id == row_id))
 
 
 # ---- acknowledged frames ----

@@ -625,6 +625,42 @@ class DingTalkCard(Base):
     dingtalk_id: Mapped[str] = mapped_column(
         ForeignKey("dingtalk_people.dingtalk_id", ondelete="CASCADE"), index=True
     )
+    # "message": a bot message as a card (message: text, entities, caption, reply_markup);
+    # "menu": a command-menu card (message_id 0, message: {"commands": [...]}, its buttons' order).
+    kind: Mapped[str] = mapped_column(String(8), default="message", server_default="message")
     message_id: Mapped[int] = mapped_column(BigInteger)
     message: Mapped[dict[str, Any]] = mapped_column(JSON)  # text, entities, caption, reply_markup
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DingTalkPlain(Base):
+    """A bot message shown in DingTalk as a plain robot message: its processQueryKey (what a
+    recall names) and the message as the bot last made it, so after a bridge restart the bot can
+    still edit it (a correction follows) and delete it (recalled). Kept as long as cards."""
+
+    __tablename__ = "dingtalk_plain"
+
+    process_query_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    dingtalk_id: Mapped[str] = mapped_column(
+        ForeignKey("dingtalk_people.dingtalk_id", ondelete="CASCADE"), index=True
+    )
+    message_id: Mapped[int] = mapped_column(BigInteger)
+    message: Mapped[dict[str, Any]] = mapped_column(JSON)  # text, entities, date
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DingTalkOutgoing(Base):
+    """A change the bot made in a DingTalk person's chat (sent, edited, deleted), kept before
+    the bot gets its "ok" and until DingTalk accepted it: a bridge killed in between passes it
+    on at its next start, in order (`id`). `media` holds a photo's or document's bytes."""
+
+    __tablename__ = "dingtalk_outgoing"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    dingtalk_id: Mapped[str] = mapped_column(
+        ForeignKey("dingtalk_people.dingtalk_id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(8))  # "sent" | "edited" | "deleted"
+    message: Mapped[dict[str, Any]] = mapped_column(JSON)  # the message as it was then
+    media: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

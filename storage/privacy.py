@@ -29,7 +29,9 @@ from storage.models import (
     DeliveryStatus,
     DingTalkCard,
     DingTalkFrame,
+    DingTalkOutgoing,
     DingTalkPerson,
+    DingTalkPlain,
     InboundUpdate,
     Invite,
     Membership,
@@ -227,13 +229,16 @@ async def erase_person(
                         InboundUpdate.bot_id == bot_id, InboundUpdate.update_id == update_id
                     )
                 )
-        # On DingTalk (bridge/dingtalk): their DingTalk id and name, the cards shown to them and
-        # what they wrote that the bot has not yet confirmed.
+        # On DingTalk (bridge/dingtalk): their DingTalk id and name, the cards and messages shown
+        # to them, what the bot sent them that DingTalk has not yet taken, and what they wrote
+        # that the bot has not yet confirmed.
         dingtalk_id = await s.scalar(
             select(DingTalkPerson.dingtalk_id).where(DingTalkPerson.user_id == p.telegram_id)
         )
         if dingtalk_id is not None:
             await run(delete(DingTalkCard).where(DingTalkCard.dingtalk_id == dingtalk_id))
+            await run(delete(DingTalkPlain).where(DingTalkPlain.dingtalk_id == dingtalk_id))
+            await run(delete(DingTalkOutgoing).where(DingTalkOutgoing.dingtalk_id == dingtalk_id))
             frames = await s.execute(select(DingTalkFrame.id, DingTalkFrame.data))
             for frame_id, data in frames:
                 if dingtalk_id in (data.get("senderStaffId"), data.get("userId")):

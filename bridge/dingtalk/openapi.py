@@ -110,7 +110,7 @@ class DingTalkApi:
     # ---- robot 1:1 ----
     async def send(self, user_id: str, msg_key: str, param: dict[str, Any]) -> str:
         """One robot message to one person; returns its processQueryKey (for recall)."""
-        param = self._unique(user_id, msg_key, param)
+        param, counted = self._unique(user_id, msg_key, param)
         got = await self._call(
             "POST",
             "/v1.0/robot/oToMessages/batchSend",
@@ -122,12 +122,16 @@ class DingTalkApi:
             },
         )
         if user_id in (got.get("flowControlledStaffIdList") or []):
+            self._sent_today[counted] -= 1  # not delivered: its retry is not a repeat
             raise DingTalkError(429, "flowControlled", "DingTalk throttled this person")
         return str(got["processQueryKey"])
 
-    def _unique(self, user_id: str, msg_key: str, param: dict[str, Any]) -> dict[str, Any]:
+    def _unique(
+        self, user_id: str, msg_key: str, param: dict[str, Any]
+    ) -> tuple[dict[str, Any], tuple[str, str]]:
         """DingTalk silently drops the same content to the same person a second time in a day;
-        a repeat gets a visible counter so it differs and arrives."""
+        a repeat gets a visible counter so it differs and arrives. Returns the param to send and
+        the key it is counted under."""
         today = self.day()
         if today != self._sent_day:
             self._sent_day, self._sent_today = today, {}
@@ -135,15 +139,13 @@ class DingTalkApi:
         times = self._sent_today.get(key, 0)
         self._sent_today[key] = times + 1
         if times == 0:
-            return param
+            return param, key
         mark = f"（{times + 1}）"
         if "text" in param:
-            return {**param, "text": f"{param['text']}  \n{mark}"}
+            return {**param, "text": f"{param['text']}  \n{mark}"}, key
         if "content" in param:
-            return {**param, "content": f"{param['content']}\n{mark}"}
-        if "fileName" in param:
-            return param  # a file is a new media id each time: never identical
-        return param
+            return {**param, "content": f"{param['content']}\n{mark}"}, key
+        return param, key  # a file is a new media id each time: never identical
 
     async def recall(self, process_query_keys: list[str]) -> None:
         await self._call(

@@ -10,10 +10,12 @@ drops a repeated messageId, and so do `_seen` and the store here. The people are
 store too: a person has the same Bot API id on every start, and the bot can write to everyone
 the bridge has ever seen.
 
-Out: every change the bot makes in a DingTalk person's chat (sent, edited, deleted) is relayed
-to DingTalk in order: a message with an inline keyboard becomes a card whose buttons call back,
-its edits update the card; other text goes as a robot markdown message; photos and documents
-go through media upload. README "Where DingTalk cannot..." lists the choices.
+Out: every change the bot makes in a DingTalk person's chat (sent, edited, deleted) is kept in
+the store before the bot gets its "ok" (`outgoing.py`) and relayed to DingTalk in order: a
+message with an inline keyboard becomes a card whose buttons call back, its edits update the
+card; other text goes as a robot markdown message; photos and documents go through media
+upload. A change DingTalk throttled (or missed) is tried again later, the person's next changes
+waiting behind it. README "Where DingTalk cannot..." lists the choices.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import copy
 import hashlib
 import json
 import logging
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -32,13 +34,21 @@ from typing import Any
 import dingtalk_stream
 from dingtalk_stream import AckMessage, CallbackHandler, CallbackMessage, ChatbotMessage, Credential
 from dingtalk_stream.card_callback import CardCallbackMessage
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bridge.dingtalk import invites
 from bridge.dingtalk.markdown import escape, to_markdown
 from bridge.dingtalk.openapi import Button, DingTalkApi, DingTalkError, new_card_id
+from bridge.dingtalk.outgoing import (
+    Front,
+    Outgoing,
+    open_outbox,
+    passing,
+    restore,
+    retry_in,
+    snapshot,
+)
 from content.i18n import Texts, texts
-from emulator.server import Emulator
 from emulator.state import CallbackAnswer, ChatMessage, SimUser
 from storage import dingtalk as store
 from storage.db import utcnow
@@ -50,7 +60,10 @@ CARD_CALLBACK_TOPIC = CallbackHandler.TOPIC_CARD_CALLBACK
 SEEN_KEEP = 10_000  # recent DingTalk message ids remembered against redelivery
 ID_BLOCK = 10_000  # message ids reserved in the store at a time, per chat
 STOP_DRAIN = 10.0  # seconds a stop waits for the relay to pass on what the bot sent
-CARD_KEEP = timedelta(days=90)  # cards older than this are forgotten: their presses do nothing
+# DingTalk's answer to a second card with an outTrackId it has (the stand-in's code; DingTalk's
+# page on it was not found: README §7).
+CARD_EXISTS = "param.outTrackIdDuplicate"
+CARD_KEEP = timedelta(days=90)  # cards and plain messages older than this are forgotten
 
 
 def stable_id(dingtalk_user_id: str) -> int:
@@ -74,6 +87,8 @@ class Person:
     tips: dict[int, str] = field(default_factory=dict)  # message id -> the card's last toast
     menu: str | None = None  # digest of the command menu last sent (kept in the store)
     ids_until: int = 0  # message ids of the chat are reserved in the store below this
+    outbox: deque[Outgoing] = field(default_factory=deque)  # the bot's changes, kept, not yet relayed
+    not_before: float = 0.0  # loop time: the first change of the outbox waits until then (a retry)
 
 
 class _Inbound(CallbackHandler):
@@ -109,10 +124,14 @@ class DingTalkBridge:
         bot_name: str = "支部助手",
         host: str = "127.0.0.1",
         port: int = 0,
+        outbox: async_sessionmaker[AsyncSession] | None = None,
     ) -> None:
         self.api = api
         self.sessionmaker = sessionmaker
-        self.front = Emulator(host=host, port=port, auto_register_bots=False)
+        # Where the bot's changes are kept until DingTalk has them (None: `open_outbox` decides).
+        self.outbox = outbox
+        self._outbox_engine: AsyncEngine | None = None
+        self.front = Front(host=host, port=port, auto_register_bots=False, answering=self._keep_outgoing)
         self.bot = self.front.add_bot(bot_token, username=bot_username, first_name=bot_name)
         self.people: dict[str, Person] = {}  # DingTalk userId -> person
         self._by_user: dict[int, Person] = {}
@@ -123,6 +142,7 @@ class DingTalkBridge:
         self._menus: dict[str, tuple[Person, list[str]]] = {}  # menu card outTrackId -> commands
         self._commands_seen: dict[tuple[str, str], list[dict[str, Any]]] = {}  # bot.commands, relayed
         self._relaying = False  # the relay is telling DingTalk something now
+        self._keeping = asyncio.Lock()  # one writer of the bot's changes to the store at a time
         self.draining = False  # stopping: what the bot sent is passed on, then the relay ends
         self._stream: dingtalk_stream.DingTalkStreamClient | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -141,10 +161,27 @@ class DingTalkBridge:
                 who.menu = row.menu
                 await self._reserve_ids(s, who)
             await store.forget_cards(s, now - CARD_KEEP)
+            await store.forget_plain_before(s, now - CARD_KEEP)
             for card in await store.cards(s, now - CARD_KEEP):
-                self._restore_card(card.out_track_id, card.dingtalk_id, card.message_id, dict(card.message))
+                if card.kind == "menu":
+                    self._restore_menu(card.out_track_id, card.dingtalk_id, list(card.message["commands"]))
+                else:
+                    self._restore_card(
+                        card.out_track_id, card.dingtalk_id, card.message_id, dict(card.message)
+                    )
+            for plain in await store.plain(s, now - CARD_KEEP):
+                self._restore_plain(plain.process_query_key, plain.dingtalk_id, dict(plain.message))
             last = await store.last_update_id(s)
             waiting = [(f.topic, f.message_id, dict(f.data)) for f in await store.waiting(s)]
+            await s.commit()
+        if self.outbox is None:
+            self.outbox, self._outbox_engine = await open_outbox(self.sessionmaker)
+        async with self.outbox() as s:
+            for row in await store.outgoing(s):  # the bot had its "ok"; DingTalk has not had them
+                if not self._restore_outgoing(
+                    row.id, row.dingtalk_id, row.kind, dict(row.message), row.media
+                ):
+                    await store.passed_on(s, row.id)  # their record was erased meanwhile
             await s.commit()
         if last is not None:  # count on, so the bot's getUpdates offset skips nothing new
             self.bot.next_update_id = max(self.bot.next_update_id, last + 1)
@@ -185,6 +222,9 @@ class DingTalkBridge:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
         await self.api.close()
+        if self._outbox_engine is not None:
+            await self._outbox_engine.dispose()
+            self._outbox_engine, self.outbox = None, None
 
     async def __aenter__(self) -> DingTalkBridge:
         return await self.start()
@@ -219,38 +259,68 @@ class DingTalkBridge:
         who = self.people.get(dingtalk_id)
         if who is None:
             return
-        dialog = self.front.dialog(self.bot.id, who.user.id)
-        msg = ChatMessage(
-            message_id=message_id,
-            bot_id=self.bot.id,
-            chat=who.user.chat_api(),
-            sender=self.bot.user_api(),
-            outgoing=True,
-            date=int(kept.get("date") or 0),
-            sent_at=self.front.clock(),
-            text=kept.get("text"),
-            entities=list(kept.get("entities") or []),
-            caption=kept.get("caption"),
-            caption_entities=list(kept.get("caption_entities") or []),
-            reply_markup=kept.get("reply_markup"),
-        )
-        dialog.messages.append(msg)
-        dialog.next_id = max(dialog.next_id, message_id + 1)
+        self._restore_message(who, {**kept, "message_id": message_id})
         who.cards[message_id] = out_track_id
         self._cards[out_track_id] = (who, message_id)
 
+    def _restore_menu(self, out_track_id: str, dingtalk_id: str, commands: list[str]) -> None:
+        """A command-menu card of an earlier run: its buttons still type their commands."""
+        who = self.people.get(dingtalk_id)
+        if who is not None:
+            self._menus[out_track_id] = (who, commands)
+
+    def _restore_plain(self, process_query_key: str, dingtalk_id: str, kept: dict[str, Any]) -> None:
+        """A plain robot message of an earlier run, back in the front: the bot can edit it (a
+        correction follows) and delete it (recalled)."""
+        who = self.people.get(dingtalk_id)
+        if who is None:
+            return
+        message_id = int(kept["message_id"])
+        if self.front.dialog(self.bot.id, who.user.id).find(message_id) is None:  # not a card since
+            self._restore_message(who, kept)
+        who.plain[message_id] = process_query_key
+
+    def _restore_message(self, who: Person, kept: dict[str, Any]) -> ChatMessage:
+        dialog = self.front.dialog(self.bot.id, who.user.id)
+        msg = restore(self.front, self.bot, who.user, kept)
+        dialog.messages.append(msg)
+        dialog.next_id = max(dialog.next_id, msg.message_id + 1)
+        return msg
+
+    def _restore_outgoing(
+        self, row_id: int, dingtalk_id: str, kind: str, kept: dict[str, Any], media: bytes | None
+    ) -> bool:
+        """A change the bot made before a restart that DingTalk has not had: back in the person's
+        outbox, in order, and in the front's chat as the bot last made it. False: the person is
+        not kept any more."""
+        who = self.people.get(dingtalk_id)
+        if who is None:
+            return False
+        msg = restore(self.front, self.bot, who.user, kept, media)
+        dialog = self.front.dialog(self.bot.id, who.user.id)
+        shown = dialog.find(msg.message_id)
+        if shown is None:
+            shown = msg
+            dialog.messages.append(shown)
+            dialog.next_id = max(dialog.next_id, msg.message_id + 1)
+        else:
+            for name in ("text", "entities", "caption", "caption_entities", "reply_markup"):
+                setattr(shown, name, getattr(msg, name))
+        shown.deleted = kind == "deleted"
+        who.outbox.append(Outgoing(row_id, kind, msg, str(kept.get("card_id") or new_card_id())))
+        return True
+
     async def _keep_card(self, who: Person, msg: ChatMessage) -> None:
         card = who.cards[msg.message_id]
-        kept = {
-            "text": msg.text,
-            "entities": msg.entities,
-            "caption": msg.caption,
-            "caption_entities": msg.caption_entities,
-            "reply_markup": msg.reply_markup,
-            "date": msg.date,
-        }
         async with self.sessionmaker() as s:
-            await store.keep_card(s, card, who.dingtalk_id, msg.message_id, kept, utcnow())
+            await store.keep_card(s, card, who.dingtalk_id, msg.message_id, _shown(msg), utcnow())
+            await s.commit()
+
+    async def _keep_plain(self, who: Person, msg: ChatMessage) -> None:
+        async with self.sessionmaker() as s:
+            await store.keep_plain(
+                s, who.plain[msg.message_id], who.dingtalk_id, msg.message_id, _shown(msg), utcnow()
+            )
             await s.commit()
 
     def _add_person(self, dingtalk_id: str, user_id: int, name: str, language_code: str) -> Person:
@@ -414,6 +484,41 @@ class DingTalkBridge:
             self._unconfirmed -= done
 
     # ---- out ----
+    async def _keep_outgoing(self) -> None:
+        """After each Bot API call, before its answer: the changes it made in the people's chats
+        are kept in the store and queued for the relay, in the order they were made. If the store
+        fails they are still relayed (logged): the bot's call itself has succeeded."""
+        async with self._keeping:
+            new: list[tuple[Person, str, ChatMessage]] = []
+            for who in self.people.values():
+                dialog = self.front.dialog(self.bot.id, who.user.id)
+                if dialog.changes:
+                    new += [(who, kind, msg) for kind, msg in dialog.changes[dialog.read_changes :]]
+                    dialog.changes.clear()  # taken: the bridge runs for months
+                    dialog.read_changes = 0
+            if not new:
+                return
+            card_ids = [new_card_id() for _ in new]
+            rows = [
+                (who.dingtalk_id, kind, *snapshot(msg, card_id))
+                for (who, kind, msg), card_id in zip(new, card_ids, strict=True)
+            ]
+            row_ids: list[int | None] = [None] * len(new)
+            try:
+                if self.outbox is None:
+                    raise RuntimeError("the bridge has not started")
+                async with self.outbox() as s:
+                    row_ids = list(await store.keep_outgoing(s, rows, utcnow()))
+                    await s.commit()
+            except Exception as e:
+                self.relay_errors.append(f"keep: {e}")
+                log.exception("the bot's changes are not kept; relayed from memory only")
+            for (who, kind, msg), card_id, row_id in zip(new, card_ids, row_ids, strict=True):
+                # The message as this change left it, as its row keeps it: a later edit in the
+                # front must not change what an earlier change, not yet relayed, shows.
+                who.outbox.append(Outgoing(row_id, kind, copy.copy(msg), card_id))
+        self.front.changed.notify()
+
     def _next_work(self) -> tuple[str, Any] | None:
         """The next thing to tell DingTalk: a change in a chat, a callback answer, new menus."""
         work = self._take_work()
@@ -421,12 +526,10 @@ class DingTalkBridge:
         return work
 
     def _take_work(self) -> tuple[str, Any] | None:
+        now = asyncio.get_running_loop().time()
         for who in self.people.values():
-            dialog = self.front.dialog(self.bot.id, who.user.id)
-            if dialog.read_changes < len(dialog.changes):
-                kind, msg = dialog.changes[dialog.read_changes]
-                dialog.read_changes += 1
-                return "change", (who, kind, msg)
+            if who.outbox and who.not_before <= now:
+                return "change", (who, who.outbox[0])  # leaves the outbox once DingTalk has it
         if self.front.callback_answers:
             # Taken off the front's list: the bridge runs for months, the list would only grow.
             return "answer", self.front.callback_answers.pop(0)
@@ -437,41 +540,72 @@ class DingTalkBridge:
             return "closing", None
         return None
 
+    def _due_in(self) -> float:
+        """Seconds until the first retry is due (an hour if none waits)."""
+        now = asyncio.get_running_loop().time()
+        waits = [who.not_before - now for who in self.people.values() if who.outbox and who.not_before > now]
+        return max(min(waits, default=3600.0), 0.0)
+
     async def _relay(self) -> None:
         while True:
             try:
-                what, item = await self.front.changed.wait_for(self._next_work, timeout=3600)
+                what, item = await self.front.changed.wait_for(self._next_work, timeout=self._due_in())
             except TimeoutError:
-                continue  # a quiet hour
+                continue  # a quiet hour, or a retry is due
             if what == "closing":
                 self._relaying = False
                 return
             try:
                 if what == "change":
-                    await self._send(*item)
-                    await self._top_up_ids(item[0])
+                    await self._pass_on(*item)
                 elif what == "answer":
                     await self._answer(item)
                 else:
                     await self._send_menus()
-            except DingTalkError as e:
+            except Exception as e:
                 # Logged and counted; the bot already has its answer, as with a Telegram
                 # message the person deleted.
                 self.relay_errors.append(f"{what}: {e}")
-                log.warning("DingTalk refused a %s: %s", what, e)
+                log.warning("DingTalk refused a %s: %s", what, e, exc_info=not isinstance(e, DingTalkError))
             finally:
                 self._relaying = False
                 self.front.changed.notify()  # settled() may be waiting
+
+    async def _pass_on(self, who: Person, out: Outgoing) -> None:
+        """One change to DingTalk. Accepted (or refused for good): its row goes. A failure that
+        passes (throttled, DingTalk or the network down): it stays first in the person's outbox
+        and is tried again later, waiting longer each time; their next changes wait behind it."""
+        try:
+            await self._send(who, out)
+        except Exception as e:
+            if passing(e):
+                out.tries += 1
+                who.not_before = asyncio.get_running_loop().time() + retry_in(out.tries)
+                self.relay_errors.append(f"change (try {out.tries}): {e}")
+                log.warning(
+                    "DingTalk did not take a change for %s (try %s): %s", who.dingtalk_id, out.tries, e
+                )
+                return
+            await self._passed_on(who, out)  # refused for good: not sent again (the relay logs it)
+            raise
+        await self._passed_on(who, out)
+        await self._top_up_ids(who)
+
+    async def _passed_on(self, who: Person, out: Outgoing) -> None:
+        who.outbox.popleft()
+        who.not_before = 0.0
+        if out.row_id is not None and self.outbox is not None:
+            # A store failure here: the next start sends it once more.
+            async with self.outbox() as s:
+                await store.passed_on(s, out.row_id)
+                await s.commit()
 
     def _has_work(self) -> bool:
         return (
             self._relaying
             or bool(self.front.callback_answers)
             or self.bot.commands != self._commands_seen
-            or any(
-                (d := self.front.dialog(self.bot.id, who.user.id)).read_changes < len(d.changes)
-                for who in self.people.values()
-            )
+            or any(who.outbox for who in self.people.values())
         )
 
     async def settled(self, timeout: float) -> None:
@@ -513,46 +647,71 @@ class DingTalkBridge:
                 text = "  \n".join(escape(f"/{c['command']} — {c['description']}") for c in commands)
                 buttons = [Button(f"/{c['command']}", id=f"c{n}") for n, c in enumerate(commands)]
                 card = new_card_id()  # known as a menu before DingTalk shows it
-                self._menus[card] = (who, [str(c["command"]) for c in commands])
+                names = [str(c["command"]) for c in commands]
+                self._menus[card] = (who, names)
+                async with self.sessionmaker() as s:  # a press after a restart still types it
+                    await store.keep_card(
+                        s, card, who.dingtalk_id, 0, {"commands": names}, utcnow(), kind="menu"
+                    )
+                    await s.commit()
                 await self.api.send_card(who.dingtalk_id, text, buttons, out_track_id=card)
             async with self.sessionmaker() as s:
                 await store.set_menu(s, who.dingtalk_id, digest)
                 await s.commit()
             who.menu = digest
 
-    async def _send(self, who: Person, kind: str, msg: ChatMessage) -> None:
+    async def _send(self, who: Person, out: Outgoing) -> None:
+        """One change, told to DingTalk. Each part DingTalk took is noted on `out`, so a retry
+        after a failure sends only what is left."""
+        kind, msg = out.kind, out.msg
         text = to_markdown(msg.text, msg.entities) if msg.text is not None else ""
         buttons = _buttons(msg)
         invite = self._invite(msg)
         if invite is not None and (kind == "sent" or msg.message_id in who.cards):
-            await self._send_invite(who, kind, msg, invite)
+            await self._send_invite(who, out, invite)
             return
         if kind == "sent":
             if msg.photo is not None:
-                media = await self.api.upload("image", msg.photo.data, "photo.png", "image/png")
-                await self.api.send(who.dingtalk_id, "sampleImageMsg", {"photoURL": media})
+                photo = msg.photo
+                media = await self._once(
+                    out, "upload", lambda: self.api.upload("image", photo.data, "photo.png", "image/png")
+                )
+                await self._once(
+                    out,
+                    "media",
+                    lambda: self.api.send(who.dingtalk_id, "sampleImageMsg", {"photoURL": media}),
+                )
                 text = to_markdown(msg.caption, msg.caption_entities)
             elif msg.document is not None:
                 doc = msg.document
                 name = doc.file_name or "file"
-                media = await self.api.upload(
-                    "file", doc.data, name, doc.mime_type or "application/octet-stream"
+                media = await self._once(
+                    out,
+                    "upload",
+                    lambda: self.api.upload(
+                        "file", doc.data, name, doc.mime_type or "application/octet-stream"
+                    ),
                 )
                 ext = name.rsplit(".", 1)[-1].lower() if "." in name else "file"
-                await self.api.send(
-                    who.dingtalk_id, "sampleFile", {"mediaId": media, "fileName": name, "fileType": ext}
+                await self._once(
+                    out,
+                    "media",
+                    lambda: self.api.send(
+                        who.dingtalk_id, "sampleFile", {"mediaId": media, "fileName": name, "fileType": ext}
+                    ),
                 )
                 text = to_markdown(msg.caption, msg.caption_entities)
             if buttons:
-                card = await self.api.send_card(who.dingtalk_id, text or " ", buttons)
-                who.cards[msg.message_id] = card
-                self._cards[card] = (who, msg.message_id)
-                await self._keep_card(who, msg)
+                await self._new_card(who, out, text or " ", buttons)
             elif text:
-                key = await self.api.send(
-                    who.dingtalk_id, "sampleMarkdown", {"title": _title(msg), "text": text}
+                who.plain[msg.message_id] = await self._once(
+                    out,
+                    "text",
+                    lambda: self.api.send(
+                        who.dingtalk_id, "sampleMarkdown", {"title": _title(msg), "text": text}
+                    ),
                 )
-                who.plain[msg.message_id] = key
+                await self._keep_plain(who, msg)
         elif kind == "edited":
             card = who.cards.get(msg.message_id)
             if card is not None:
@@ -564,16 +723,19 @@ class DingTalkBridge:
                 )
                 await self._keep_card(who, msg)
             elif buttons:  # a plain message got a keyboard: it becomes a card now
-                card = await self.api.send_card(who.dingtalk_id, text, buttons)
-                who.cards[msg.message_id] = card
-                self._cards[card] = (who, msg.message_id)
-                await self._keep_card(who, msg)
-            elif text:  # DingTalk cannot edit a robot's plain message: the correction follows
-                await self.api.send(
-                    who.dingtalk_id,
-                    "sampleMarkdown",
-                    {"title": _title(msg), "text": escape(_words(who).plain("bridge.corrected")) + text},
+                await self._new_card(who, out, text, buttons)
+            elif text or msg.caption:  # DingTalk cannot edit a robot's plain message: the correction follows
+                text = text or to_markdown(msg.caption, msg.caption_entities)
+                corrected = escape(_words(who).plain("bridge.corrected"))
+                await self._once(
+                    out,
+                    "text",
+                    lambda: self.api.send(
+                        who.dingtalk_id, "sampleMarkdown", {"title": _title(msg), "text": corrected + text}
+                    ),
                 )
+                if msg.message_id in who.plain:  # what the bot would now edit after a restart
+                    await self._keep_plain(who, msg)
         elif kind == "deleted":
             card = who.cards.get(msg.message_id)
             if card is not None:
@@ -582,7 +744,32 @@ class DingTalkBridge:
                     await store.forget_card(s, card)
                     await s.commit()
             elif msg.message_id in who.plain:
-                await self.api.recall([who.plain[msg.message_id]])
+                key = who.plain[msg.message_id]
+                await self.api.recall([key])
+                async with self.sessionmaker() as s:
+                    await store.forget_plain(s, key)
+                    await s.commit()
+
+    @staticmethod
+    async def _once(out: Outgoing, part: str, call: Callable[[], Awaitable[Any]]) -> Any:
+        """`call` once per change: a retry of the change skips a part DingTalk already took."""
+        if part not in out.done:
+            out.done[part] = await call()
+        return out.done[part]
+
+    async def _new_card(self, who: Person, out: Outgoing, markdown: str, buttons: list[Button]) -> None:
+        """The message becomes a card, with the outTrackId kept in the change's row: sent again
+        after a restart, DingTalk refuses the second card (it has it) and it is updated instead."""
+        msg = out.msg
+        try:
+            await self.api.send_card(who.dingtalk_id, markdown, buttons, out_track_id=out.card_id)
+        except DingTalkError as e:
+            if e.code != CARD_EXISTS:
+                raise
+            await self.api.update_card(out.card_id, markdown, buttons)
+        who.cards[msg.message_id] = out.card_id
+        self._cards[out.card_id] = (who, msg.message_id)
+        await self._keep_card(who, msg)
 
     # ---- invites (bridge/dingtalk/invites.py) ----
     def _invite(self, msg: ChatMessage) -> invites.Invite | None:
@@ -590,9 +777,11 @@ class DingTalkBridge:
         urls = [b.get("url") for b in msg.buttons]
         return invites.find([msg.text, msg.caption, *urls], self.bot.username)
 
-    async def _send_invite(self, who: Person, kind: str, msg: ChatMessage, invite: invites.Invite) -> None:
+    async def _send_invite(self, who: Person, out: Outgoing, invite: invites.Invite) -> None:
         """An invite as a DingTalk person can use it: a forwardable card whose button types
-        `/start CODE` for whoever presses it, and a QR code of that command instead of the link's."""
+        `/start CODE` for whoever presses it, and a QR code of that command instead of the link's.
+        Each part is sent once per change (`_once`), the card under the change's kept outTrackId."""
+        kind, msg = out.kind, out.msg
         _ = _words(who)
         bot = self.bot.first_name
         line = _.plain("bridge.invite_line", bot=bot, code=invite.code)
@@ -605,21 +794,31 @@ class DingTalkBridge:
         )
         buttons = [b for b in _buttons(msg) if b.url != invite.link] + [start]
         tips = escape(_.plain("bridge.invite_tips"))
+        markdown = to_markdown(body, entities) or " "
         if kind == "edited":
-            await self.api.update_card(
-                who.cards[msg.message_id], to_markdown(body, entities), buttons, tips=tips
-            )
+            await self.api.update_card(who.cards[msg.message_id], markdown, buttons, tips=tips)
         else:
             if msg.photo is not None:
                 label = _.plain("bridge.invite_qr_label", bot=bot, code=invite.code)
                 png = await asyncio.to_thread(invites.qr_png, invite.command, label)
-                media = await self.api.upload("image", png, "invite.png", "image/png")
-                await self.api.send(who.dingtalk_id, "sampleImageMsg", {"photoURL": media})
-            card = await self.api.send_card(
-                who.dingtalk_id, to_markdown(body, entities) or " ", buttons, tips=tips, forward=True
-            )
-            who.cards[msg.message_id] = card
-            self._cards[card] = (who, msg.message_id)
+                media = await self._once(
+                    out, "upload", lambda: self.api.upload("image", png, "invite.png", "image/png")
+                )
+                await self._once(
+                    out,
+                    "media",
+                    lambda: self.api.send(who.dingtalk_id, "sampleImageMsg", {"photoURL": media}),
+                )
+            try:
+                await self.api.send_card(
+                    who.dingtalk_id, markdown, buttons, tips=tips, forward=True, out_track_id=out.card_id
+                )
+            except DingTalkError as e:
+                if e.code != CARD_EXISTS:
+                    raise
+                await self.api.update_card(out.card_id, markdown, buttons, tips=tips)
+            who.cards[msg.message_id] = out.card_id
+            self._cards[out.card_id] = (who, msg.message_id)
         await self._keep_card(who, msg)
 
     async def _join(self, dingtalk_id: str, invite: invites.Invite) -> int | None:
@@ -636,6 +835,19 @@ class DingTalkBridge:
             return None
         await self._top_up_ids(presser)
         return int((await self.front.send_text(presser.user, invite.command))["update_id"])
+
+
+def _shown(msg: ChatMessage) -> dict[str, Any]:
+    """What the store keeps of a message DingTalk shows (a restart puts it back in the front)."""
+    return {
+        "message_id": msg.message_id,
+        "text": msg.text,
+        "entities": msg.entities,
+        "caption": msg.caption,
+        "caption_entities": msg.caption_entities,
+        "reply_markup": msg.reply_markup,
+        "date": msg.date,
+    }
 
 
 def _words(who: Person) -> Texts:

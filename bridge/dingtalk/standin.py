@@ -131,6 +131,10 @@ class DingTalkStandIn:
         self.calls: list[tuple[str, str]] = []  # (method, path) of every OpenAPI call
         # While set and not open, robot messages wait before DingTalk takes them (a slow DingTalk).
         self.gate: asyncio.Event | None = None
+        # userId -> how many of the next robot messages to them DingTalk throttles: the call
+        # succeeds, the person is listed in flowControlledStaffIdList and gets nothing.
+        self.throttle: dict[str, int] = {}
+        self.throttled = 0  # robot messages throttled so far
         self._tickets: dict[str, Connection] = {}
         self._live: list[Connection] = []
         self._pending: dict[str, Frame] = {}  # sent (or to send), not acked yet
@@ -430,10 +434,14 @@ class DingTalkStandIn:
         except json.JSONDecodeError:
             return _error(400, "InvalidParameter", "msgParam is not a JSON string")
         invalid = [u for u in users if u not in self.users]
+        limited = [u for u in users if u not in invalid and self.throttle.get(u, 0) > 0]
+        for user_id in limited:
+            self.throttle[user_id] -= 1
+            self.throttled += 1
         query_key = secrets.token_urlsafe(12)
         day = time.strftime("%Y-%m-%d", time.gmtime(self.clock() + 8 * 3600))  # DingTalk's day is Beijing's
         for user_id in users:
-            if user_id in invalid:
+            if user_id in invalid or user_id in limited:
                 continue
             # DingTalk's rule: the same content to the same person again the same day is taken
             # (success) and silently never shown.
@@ -448,7 +456,11 @@ class DingTalkStandIn:
             self.sent.append(Sent(next(self._seq), user_id, key, param, query_key, day, dropped=dropped))
         await self._notify()
         return web.json_response(
-            {"processQueryKey": query_key, "invalidStaffIdList": invalid, "flowControlledStaffIdList": []}
+            {
+                "processQueryKey": query_key,
+                "invalidStaffIdList": invalid,
+                "flowControlledStaffIdList": limited,
+            }
         )
 
     async def _batch_recall(self, request: web.Request) -> web.StreamResponse:

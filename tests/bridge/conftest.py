@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -29,3 +30,14 @@ os.environ["DINGTALK_OPENAPI_ENDPOINT"] = f"http://127.0.0.1:{STANDIN_PORT}"
 async def standin() -> AsyncIterator[DingTalkStandIn]:
     async with DingTalkStandIn(port=STANDIN_PORT) as st:
         yield st
+
+
+@pytest.fixture(autouse=True)
+def _no_outbox_of_an_earlier_test(db_url: str) -> None:
+    """On SQLite the bridge keeps the bot's changes in a file next to the database
+    (`<file>-dingtalk-outbox`, bridge/dingtalk/outgoing.py): each test starts without one."""
+    prefix = "sqlite+aiosqlite:///"
+    if db_url.startswith(prefix):
+        outbox = Path(f"{db_url[len(prefix) :]}-dingtalk-outbox")
+        for left in outbox.parent.glob(f"{outbox.name}*"):  # with its -wal and -shm
+            left.unlink()

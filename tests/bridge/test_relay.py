@@ -26,6 +26,7 @@ from aiogram.types import (
 from PIL import Image
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bridge.dingtalk import outgoing
 from bridge.dingtalk.openapi import DingTalkApi
 from bridge.dingtalk.relay import DingTalkBridge, stable_id
 from bridge.dingtalk.standin import Card, DingTalkStandIn, Sent, button_texts
@@ -416,3 +417,177 @@ async def test_an_invite_card_of_an_earlier_run_still_types_the_code_for_whoever
         [update] = await poll(client, first + 1)
     assert update.message.text == f"/start {code}"
     assert update.message.from_user.id == stable_id(colleague.user_id)  # the presser, not the card's owner
+
+
+async def kill(b: DingTalkBridge) -> None:
+    """The bridge process dies (not a stop): its tasks end where they are, nothing is drained."""
+    # One at a time: a task's end wakes the others, and 3.11's wait_for can swallow a cancel
+    # that meets a wake-up.
+    for task in b._tasks:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    await b.front.stop()
+    await b.api.close()
+    if b._outbox_engine is not None:
+        await b._outbox_engine.dispose()
+
+
+def texts(standin: DingTalkStandIn, user) -> list[str]:
+    shown = standin.inbox(user, include_dropped=True)
+    return [s.param["text"] for s in shown if isinstance(s, Sent) and s.msg_key == "sampleMarkdown"]
+
+
+async def test_a_kill_after_the_bots_ok_still_delivers_after_the_restart_once_and_in_order(
+    standin: DingTalkStandIn, clean_db: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    user = standin.add_user("褚十四")
+    keyboard = InlineKeyboardMarkup(
+        inline_keyboard=[[InlineKeyboardButton(text="✅ 已阅", callback_data="a")]]
+    )
+    b = await new_bridge(standin, sessionmaker).start()
+    await standin.wait_for(lambda: standin.connected)
+    client = Bot(TOKEN, session=AiohttpSession(api=TelegramAPIServer.from_base(b.base_url)))
+    try:
+        await standin.send_text(user, "hi")
+        [update] = await poll(client)
+        chat_id = update.message.chat.id
+        standin.gate = asyncio.Event()  # DingTalk is slow: the relay is behind the bot
+        await client.send_message(chat_id, "第 1 条")
+        await client.send_message(chat_id, "第 2 条", reply_markup=keyboard)
+        await client.send_photo(chat_id, BufferedInputFile(png("green"), "p.png"), caption="第 3 条")
+        # The bot has its three "ok"s: each change is kept by now.
+        assert b.outbox is not None
+        async with b.outbox() as s:
+            assert [
+                (o.kind, o.message["text"] or o.message["caption"]) for o in await dingtalk.outgoing(s)
+            ] == [
+                ("sent", "第 1 条"),
+                ("sent", "第 2 条"),
+                ("sent", "第 3 条"),
+            ]
+        await standin.wait_for(lambda: ("POST", "/v1.0/robot/oToMessages/batchSend") in standin.calls)
+        await kill(b)  # while DingTalk still holds the first message: it never takes it
+    finally:
+        await client.session.close()
+    await standin.wait_for(lambda: not standin.connected)
+    assert standin.inbox(user, include_dropped=True) == []  # the kill did lose them, for now
+    standin.gate = None
+
+    async with running(standin, sessionmaker) as (b, _client):
+        await b.settled(5)
+        shown = standin.inbox(user, include_dropped=True)
+        assert [
+            (type(i).__name__, i.msg_key if isinstance(i, Sent) else i.data["markdown"]) for i in shown
+        ] == [
+            ("Sent", "sampleMarkdown"),
+            ("Card", "第 2 条"),
+            ("Sent", "sampleImageMsg"),
+            ("Sent", "sampleMarkdown"),
+        ]
+        assert texts(standin, user) == ["第 1 条", "第 3 条"]
+        assert b.outbox is not None
+        async with b.outbox() as s:
+            assert await dingtalk.outgoing(s) == []  # passed on: not sent a third time
+
+
+async def test_a_card_sent_again_after_a_kill_is_not_doubled(
+    standin: DingTalkStandIn, clean_db: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    user = standin.add_user("卫十五")
+    keyboard = InlineKeyboardMarkup(
+        inline_keyboard=[[InlineKeyboardButton(text="✅ 已阅", callback_data="a")]]
+    )
+    async with running(standin, sessionmaker) as (b, client):
+        await standin.send_text(user, "hi")
+        [update] = await poll(client)
+        await client.send_message(update.message.chat.id, "周五开会", reply_markup=keyboard)
+        await b.settled(5)
+        [card] = [i for i in standin.inbox(user) if isinstance(i, Card)]
+        assert b.outbox is not None
+        # The row of the card as it was before DingTalk accepted it: a kill between DingTalk's
+        # acceptance and the row's removal leaves it so.
+        message = {"message_id": 2, "text": "周五开会", "entities": [], "caption": None}
+        message |= {"caption_entities": [], "reply_markup": keyboard.model_dump(exclude_none=True)}
+        message |= {"date": 0, "card_id": card.out_track_id}
+        async with b.outbox() as s:
+            await dingtalk.keep_outgoing(s, [(user.user_id, "sent", message, None)], utcnow())
+            await s.commit()
+
+    async with running(standin, sessionmaker) as (b, _client):
+        await b.settled(5)
+        assert b.outbox is not None
+        async with b.outbox() as s:
+            assert await dingtalk.outgoing(s) == []  # the kept change was passed on again
+        assert [i for i in standin.inbox(user) if isinstance(i, Card)] == [card]  # one card, not two
+        assert card.updates == 1 and card.data["markdown"] == "周五开会"
+
+
+async def test_a_plain_message_of_an_earlier_run_can_be_edited_and_deleted_after_the_restart(
+    standin: DingTalkStandIn, clean_db: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    user = standin.add_user("蒋十六")
+    async with running(standin, sessionmaker) as (b, client):
+        await standin.send_text(user, "hi")
+        [update] = await poll(client)
+        chat_id = update.message.chat.id
+        plain = await client.send_message(chat_id, "会议地点另行通知")
+        other = await client.send_message(chat_id, "请带党员证")
+        await b.settled(5)
+
+    async with running(standin, sessionmaker) as (b, client):
+        await client.edit_message_text("会议地点：三楼", chat_id=chat_id, message_id=plain.message_id)
+        await client.delete_message(chat_id, other.message_id)
+        await b.settled(5)
+        assert texts(standin, user) == ["会议地点另行通知", "请带党员证", "更正：会议地点：三楼"]
+        recalled = [s.param["text"] for s in standin.inbox(user) if isinstance(s, Sent) and s.recalled]
+        assert recalled == ["请带党员证"]
+        assert b.relay_errors == []
+
+    async with running(standin, sessionmaker) as (b, client):  # the edit is kept too
+        await client.edit_message_text("会议地点：四楼", chat_id=chat_id, message_id=plain.message_id)
+        await b.settled(5)
+        assert texts(standin, user)[-1] == "更正：会议地点：四楼"
+
+
+async def test_a_press_on_a_command_menu_card_of_an_earlier_run_types_the_command(
+    standin: DingTalkStandIn, clean_db: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    user = standin.add_user("沈十七")
+    commands = [
+        BotCommand(command="log", description="登记服务"),
+        BotCommand(command="my", description="我的记录"),
+    ]
+    async with running(standin, sessionmaker) as (_b, client):
+        await standin.send_text(user, "hi")
+        [update] = await poll(client)
+        await client.set_my_commands(commands, scope=BotCommandScopeAllPrivateChats())
+        menu = await standin.wait_for(
+            lambda: next((i for i in standin.inbox(user) if isinstance(i, Card)), None)
+        )
+        await poll(client, update.update_id + 1)
+
+    async with running(standin, sessionmaker) as (_b, client):
+        await standin.press_text(user, menu, "/my")
+        await standin.wait_for(lambda: not standin.pending())
+        [press] = await poll(client, update.update_id + 1)
+        assert press.message.text == "/my" and press.message.entities[0].type == "bot_command"
+
+
+async def test_a_message_dingtalk_throttled_is_sent_again_later_and_the_next_waits_behind_it(
+    standin: DingTalkStandIn, bridge: DingTalkBridge, bot: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(outgoing, "RETRY_FIRST", 0.05)
+    user, other = standin.add_user("韩十八"), standin.add_user("杨十九")
+    for who in (user, other):
+        await standin.send_text(who, "hi")
+    await standin.wait_for(lambda: not standin.pending())
+    standin.throttle[user.user_id] = 2  # DingTalk throttles the next two messages to them
+    await bot.send_message(stable_id(user.user_id), "第 1 条")
+    await bot.send_message(stable_id(user.user_id), "第 2 条")
+    await bot.send_message(stable_id(other.user_id), "别人的")
+    await standin.wait_for(lambda: len(texts(standin, user)) == 2)
+    assert standin.throttled == 2  # the throttle did happen
+    assert texts(standin, user) == ["第 1 条", "第 2 条"]  # once each, in order
+    assert texts(standin, other) == ["别人的"]  # the other person did not wait
+    assert sum("flowControlled" in e for e in bridge.relay_errors) == 2
+    bridge.relay_errors.clear()

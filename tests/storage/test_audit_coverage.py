@@ -60,6 +60,11 @@ EXEMPT = {
     "dingtalk.became": "the bridge's inbox: the update id a frame became",
     "dingtalk.confirmed": "the bridge's inbox: the bot confirmed these updates",
     "dingtalk.forget_frame": "the bridge's inbox: a frame that made no update",
+    "dingtalk.keep_plain": "which bot message a plain DingTalk robot message shows",
+    "dingtalk.forget_plain": "a plain message's row goes when its message is deleted (recalled)",
+    "dingtalk.forget_plain_before": "housekeeping of plain messages older than 90 days",
+    "dingtalk.keep_outgoing": "the bridge's outbox: the bot's change kept before its ok",
+    "dingtalk.passed_on": "the bridge's outbox: DingTalk accepted the change",
 }
 
 # What writing looks like in a store operation's source.

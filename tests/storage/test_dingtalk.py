@@ -87,3 +87,45 @@ async def test_cards_are_kept_updated_and_forgotten_when_old_or_deleted(session)
     await dt.forget_cards(session, since)
     await session.commit()
     assert [c.out_track_id for c in await dt.cards(session, NOW - timedelta(days=1000))] == ["card2"]
+
+
+async def test_plain_messages_and_menu_cards_are_kept_like_cards(session) -> None:
+    await dt.remember(session, "staff1", "张三", "zh", NOW, ids(101))
+    await dt.keep_plain(session, "pqk1", "staff1", 5, {"text": "旧的"}, NOW - timedelta(days=100))
+    await dt.keep_plain(session, "pqk2", "staff1", 6, {"text": "会议地点另行通知"}, NOW)
+    await dt.keep_plain(session, "pqk3", "staff1", 7, {"text": "已撤回的"}, NOW)
+    await dt.forget_plain(session, "pqk3")  # the bot deleted it: recalled
+    await dt.keep_card(session, "menu1", "staff1", 0, {"commands": ["log", "my"]}, NOW, kind="menu")
+    await session.commit()
+    since = NOW - timedelta(days=90)
+    assert [(p.process_query_key, p.message_id, p.message) for p in await dt.plain(session, since)] == [
+        ("pqk2", 6, {"text": "会议地点另行通知"})
+    ]
+    await dt.forget_plain_before(session, since)
+    await session.commit()
+    assert [p.process_query_key for p in await dt.plain(session, NOW - timedelta(days=1000))] == ["pqk2"]
+    assert [(c.kind, c.message) for c in await dt.cards(session, since)] == [
+        ("menu", {"commands": ["log", "my"]})
+    ]
+
+
+async def test_outgoing_changes_are_kept_in_order_until_passed_on(session) -> None:
+    await dt.remember(session, "staff1", "张三", "zh", NOW, ids(101))
+    await dt.remember(session, "staff2", "李四", "zh", NOW, ids(102))
+    first = await dt.keep_outgoing(
+        session,
+        [("staff1", "sent", {"message_id": 5}, None), ("staff2", "sent", {"message_id": 5}, b"png")],
+        NOW,
+    )
+    second = await dt.keep_outgoing(session, [("staff1", "edited", {"message_id": 5}, None)], NOW)
+    await session.commit()
+    assert first[0] < first[1] < second[0]
+    kept = await dt.outgoing(session)
+    assert [(o.dingtalk_id, o.kind, o.media) for o in kept] == [
+        ("staff1", "sent", None),
+        ("staff2", "sent", b"png"),
+        ("staff1", "edited", None),
+    ]
+    await dt.passed_on(session, first[0])
+    await session.commit()
+    assert [o.id for o in await dt.outgoing(session)] == [first[1], second[0]]

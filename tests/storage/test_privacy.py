@@ -313,6 +313,16 @@ async def test_erase_forgets_the_person_on_dingtalk_too(session, world) -> None:
         session, "m-a", "t", {"senderStaffId": "staff-a", "text": {"content": "我"}}, NOW
     )
     await dingtalk.keep_frame(session, "m-b", "t", {"senderStaffId": "staff-b"}, NOW)
+    await dingtalk.keep_plain(session, "pqk-a", "staff-a", 6, {"text": "张三，请提交"}, NOW)
+    await dingtalk.keep_plain(session, "pqk-b", "staff-b", 6, {"text": "李四，请提交"}, NOW)
+    await dingtalk.keep_outgoing(
+        session,
+        [
+            ("staff-a", "sent", {"text": "张三的证书"}, b"a"),
+            ("staff-b", "sent", {"text": "李四的证书"}, None),
+        ],
+        NOW,
+    )
     await dingtalk.keep_frame(session, "p-a", "t", {"userId": "staff-a", "outTrackId": "card-a"}, NOW)
     await session.commit()
 
@@ -332,3 +342,5 @@ async def test_erase_forgets_the_person_on_dingtalk_too(session, world) -> None:
     assert [p.dingtalk_id for p in await dingtalk.people(session)] == ["staff-b"]
     assert [c.out_track_id for c in await dingtalk.cards(session, NOW)] == ["card-b"]
     assert [f.message_id for f in await dingtalk.waiting(session)] == ["m-b"]
+    assert [p.process_query_key for p in await dingtalk.plain(session, NOW)] == ["pqk-b"]
+    assert [o.dingtalk_id for o in await dingtalk.outgoing(session)] == ["staff-b"]
