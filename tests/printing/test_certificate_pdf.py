@@ -13,40 +13,12 @@ from sqlalchemy import func, select
 
 from content.pack import get_pack
 from storage.certificates import find_certificate, issue_certificate
-from storage.models import AuditEntry, EntryStatus, ServiceEntry
+from storage.models import AuditEntry
+from tests.factories import make_certified_service
 
 NOW = datetime(2026, 11, 28, 2, 0, tzinfo=UTC)
 BASE = "https://branchbot.example.org"
 ARTIFACTS = Path(__file__).resolve().parent.parent.parent / "test-artifacts" / "certificates"
-
-
-async def _service(s, w) -> None:
-    def entry(day, minutes, status=EntryStatus.APPROVED, **kw):
-        return ServiceEntry(
-            person_id=w.member_a.id,
-            org_id=w.branch_a.id,
-            day=day,
-            minutes=minutes,
-            status=status,
-            action=kw.pop("action", "volunteer"),
-            place=kw.pop("place", "城东区八一路社区"),
-            description=kw.pop("description", "为社区老人义务测量血压"),
-            reviewer_id=w.secretary_a.id if status is not EntryStatus.PENDING else None,
-            **kw,
-        )
-
-    s.add_all(
-        [
-            entry(date(2026, 3, 5), 150, organizer="西宁市餐饮行业协会"),
-            entry(
-                date(2026, 6, 1), 90, action="integrity", description="讲解食品安全规范", place="协会会议室"
-            ),
-            entry(date(2026, 7, 1), 60, status=EntryStatus.PENDING, description="尚未审核的记录"),
-            entry(date(2026, 8, 1), 45, status=EntryStatus.REJECTED, description="被退回的记录"),
-            entry(date(2025, 12, 31), 60, description="去年的记录"),
-        ]
-    )
-    await s.commit()
 
 
 def _pdftotext(pdf: bytes, tmp_path: Path) -> str:
@@ -66,7 +38,7 @@ def _keep(pdf: bytes, name: str) -> None:
 
 
 async def test_the_certificate_states_the_approved_service_and_a_code(session, world, tmp_path) -> None:
-    await _service(session, world)
+    await make_certified_service(session, world)
     actor = await world.actor(session, world.member_a)
     row, pdf = await issue_certificate(
         session,
@@ -105,7 +77,7 @@ async def test_the_certificate_states_the_approved_service_and_a_code(session, w
 
 
 async def test_the_certificate_in_english(session, world, tmp_path) -> None:
-    await _service(session, world)
+    await make_certified_service(session, world)
     actor = await world.actor(session, world.member_a)
     row, pdf = await issue_certificate(
         session,
