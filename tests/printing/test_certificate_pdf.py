@@ -6,18 +6,16 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
 from sqlalchemy import func, select
 
-from content.pack import get_pack
-from storage.certificates import find_certificate, issue_certificate
+from storage.certificates import find_certificate
 from storage.models import AuditEntry
 from tests.factories import make_certified_service
+from tests.storage.test_certificates import BASE, issue
 
-NOW = datetime(2026, 11, 28, 2, 0, tzinfo=UTC)
-BASE = "https://branchbot.example.org"
 ARTIFACTS = Path(__file__).resolve().parent.parent.parent / "test-artifacts" / "certificates"
 
 
@@ -39,17 +37,7 @@ def _keep(pdf: bytes, name: str) -> None:
 
 async def test_the_certificate_states_the_approved_service_and_a_code(session, world, tmp_path) -> None:
     await make_certified_service(session, world)
-    actor = await world.actor(session, world.member_a)
-    row, pdf = await issue_certificate(
-        session,
-        actor,
-        date(2026, 1, 1),
-        date(2026, 12, 31),
-        now=NOW,
-        pack=get_pack(),
-        locale="zh",
-        verify_base=BASE,
-    )
+    row, pdf = await issue(session, world, date(2026, 1, 1), date(2026, 12, 31))
     await session.commit()
     _keep(pdf, "zh")
     text = _pdftotext(pdf, tmp_path)
@@ -78,17 +66,7 @@ async def test_the_certificate_states_the_approved_service_and_a_code(session, w
 
 async def test_the_certificate_in_english(session, world, tmp_path) -> None:
     await make_certified_service(session, world)
-    actor = await world.actor(session, world.member_a)
-    row, pdf = await issue_certificate(
-        session,
-        actor,
-        date(2026, 1, 1),
-        date(2026, 6, 30),
-        now=NOW,
-        pack=get_pack(),
-        locale="en",
-        verify_base=BASE,
-    )
+    row, pdf = await issue(session, world, date(2026, 1, 1), date(2026, 6, 30), locale="en")
     _keep(pdf, "en")
     text = " ".join(_pdftotext(pdf, tmp_path).split())
     assert "Certificate of Volunteer Service" in text

@@ -18,32 +18,24 @@ NOW = datetime(2026, 11, 28, 2, 0, tzinfo=UTC)
 BASE = "https://branchbot.example.org"
 
 
+async def issue(
+    session, world, date_from: date, date_to: date, locale: str = "zh"
+) -> tuple[Certificate, bytes]:
+    """Member A's certificate for the period, issued at NOW with the content pack (also used by
+    tests/printing/test_certificate_pdf.py)."""
+    actor = await world.actor(session, world.member_a)
+    return await issue_certificate(
+        session, actor, date_from, date_to, now=NOW, pack=get_pack(), locale=locale, verify_base=BASE
+    )
+
+
 async def test_no_approved_service_no_certificate(session, world) -> None:
     await make_certified_service(session, world)
-    actor = await world.actor(session, world.member_a)
     with pytest.raises(Refused) as e:
-        await issue_certificate(
-            session,
-            actor,
-            date(2026, 7, 1),
-            date(2026, 8, 31),
-            now=NOW,
-            pack=get_pack(),
-            locale="zh",
-            verify_base=BASE,
-        )
+        await issue(session, world, date(2026, 7, 1), date(2026, 8, 31))
     assert e.value.key == "certificate.none"
     with pytest.raises(Refused):
-        await issue_certificate(
-            session,
-            actor,
-            date(2026, 8, 31),
-            date(2026, 7, 1),
-            now=NOW,
-            pack=get_pack(),
-            locale="zh",
-            verify_base=BASE,
-        )
+        await issue(session, world, date(2026, 8, 31), date(2026, 7, 1))
     assert await session.scalar(select(func.count()).select_from(Certificate)) == 0
 
 
