@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.access import Actor, load_actor
-from storage.models import Membership, Org, OrgKind, Person, Role
+from storage.models import Certificate, EntryStatus, Membership, Org, OrgKind, Person, Role, ServiceEntry
 
 _tg = itertools.count(100001)
 
@@ -114,3 +114,58 @@ async def make_world(s: AsyncSession) -> World:
     )
     await s.commit()
     return w
+
+
+async def make_certified_service(s: AsyncSession, w: World) -> None:
+    """Service for a certificate of `w.member_a` (branch A) over 2026: two approved entries (150
+    minutes on 2026-03-05 with an organizer; 90 minutes of "integrity" on 2026-06-01), and three a
+    2026 certificate leaves out (one pending, one rejected, one approved on 2025-12-31)."""
+
+    def entry(day: date, minutes: int, status: EntryStatus = EntryStatus.APPROVED, **kw: str) -> ServiceEntry:
+        return ServiceEntry(
+            person_id=w.member_a.id,
+            org_id=w.branch_a.id,
+            day=day,
+            minutes=minutes,
+            status=status,
+            action=kw.pop("action", "volunteer"),
+            place=kw.pop("place", "城东区八一路社区"),
+            description=kw.pop("description", "为社区老人义务测量血压"),
+            reviewer_id=w.secretary_a.id if status is not EntryStatus.PENDING else None,
+            **kw,
+        )
+
+    s.add_all(
+        [
+            entry(date(2026, 3, 5), 150, organizer="西宁市餐饮行业协会"),
+            entry(
+                date(2026, 6, 1), 90, action="integrity", description="讲解食品安全规范", place="协会会议室"
+            ),
+            entry(date(2026, 7, 1), 60, status=EntryStatus.PENDING, description="尚未审核的记录"),
+            entry(date(2026, 8, 1), 45, status=EntryStatus.REJECTED, description="被退回的记录"),
+            entry(date(2025, 12, 31), 60, description="去年的记录"),
+        ]
+    )
+    await s.commit()
+
+
+async def make_certificate(
+    s: AsyncSession, person: Person, issued_at: datetime, code: str = "QE4CW3X6RKVURKPK"
+) -> Certificate:
+    """A committed certificate row as if issued to `person` (Chinese, 2026-01-01 to 2026-06-30,
+    270 minutes over 3 entries), with no PDF behind it: for what looks a certificate up."""
+    cert = Certificate(
+        code=code,
+        person_id=person.id,
+        name=person.name,
+        date_from=date(2026, 1, 1),
+        date_to=date(2026, 6, 30),
+        minutes=270,
+        entries=3,
+        sha256="0" * 64,
+        locale="zh",
+        issued_at=issued_at,
+    )
+    s.add(cert)
+    await s.commit()
+    return cert

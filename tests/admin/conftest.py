@@ -11,16 +11,19 @@ from typing import Any
 
 import httpx
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from config.clock import FrozenClock
 from config.settings import Settings
 from storage import web_auth
 from storage.access import load_actor
+from storage.audit import system_actor
 from storage.models import Person
 
 NOW = datetime(2026, 11, 28, 2, 0, tzinfo=UTC)  # 10:00 in Beijing
 BASE = "http://admin.test"
+PASSWORD = "correct horse battery staple"  # staff_password's
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
@@ -39,6 +42,23 @@ class Wakes:
 
     def __call__(self) -> None:
         self.count += 1
+
+
+@pytest.fixture
+def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Argon2 at its cheapest for a test module that sets and checks passwords (`pytestmark =
+    pytest.mark.usefixtures("cheap_hashing")`): the real parameters cost ~0.15 s a hash, and the
+    rules under test do not depend on them."""
+    monkeypatch.setattr(web_auth, "HASHER", PasswordHasher(time_cost=1, memory_cost=64, parallelism=1))
+    monkeypatch.setattr(web_auth, "_dummy", {})
+
+
+@pytest.fixture
+async def staff_password(session, world, cheap_hashing) -> str:
+    """Staff 王干事 can sign in as "wang" with PASSWORD (cheaply hashed); returns the username."""
+    await web_auth.set_password(session, system_actor(), world.staff.id, "wang", PASSWORD)
+    await session.commit()
+    return "wang"
 
 
 @pytest.fixture

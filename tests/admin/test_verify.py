@@ -4,31 +4,13 @@ name, the period and the total and nothing else; an unknown code says so plainly
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 import pytest
 
-from storage.models import Certificate
+from tests.factories import make_certificate
 
 ISSUED = datetime(2026, 11, 28, 2, 0, tzinfo=UTC)
-
-
-async def _certificate(session, world) -> Certificate:
-    cert = Certificate(
-        code="QE4CW3X6RKVURKPK",
-        person_id=world.member_a.id,
-        name=world.member_a.name,
-        date_from=date(2026, 1, 1),
-        date_to=date(2026, 6, 30),
-        minutes=270,
-        entries=3,
-        sha256="0" * 64,
-        locale="zh",
-        issued_at=ISSUED,
-    )
-    session.add(cert)
-    await session.commit()
-    return cert
 
 
 def _text(html: str) -> str:
@@ -36,7 +18,7 @@ def _text(html: str) -> str:
 
 
 async def test_a_genuine_code_shows_name_period_and_total_only(client, session, world) -> None:
-    cert = await _certificate(session, world)
+    cert = await make_certificate(session, world.member_a, ISSUED)
     r = await client.get(f"/verify/{cert.code}")
     assert r.status_code == 200
     text = _text(r.text)
@@ -50,7 +32,7 @@ async def test_a_genuine_code_shows_name_period_and_total_only(client, session, 
 
 @pytest.mark.parametrize("code", ["NOSUCHCODE123456", "x", "%E4%B8%AD" * 30, "<script>alert(1)"])
 async def test_an_unknown_code_is_a_clear_not_found(client, session, world, code) -> None:
-    await _certificate(session, world)
+    await make_certificate(session, world.member_a, ISSUED)
     r = await client.get(f"/verify/{code}")
     assert r.status_code == 404
     assert "未找到验证码为" in r.text and "<script>alert" not in r.text

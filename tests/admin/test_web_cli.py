@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 
 import pytest
-from argon2 import PasswordHasher
 from sqlalchemy import func, select
 
 from admin import web_cli
@@ -15,11 +14,7 @@ from storage import web_auth
 from storage.models import AuditEntry, Membership, OrgKind, Person, Role, WebSignIn
 from tests.admin.conftest import NOW
 
-
-@pytest.fixture(autouse=True)
-def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(web_auth, "HASHER", PasswordHasher(time_cost=1, memory_cost=64, parallelism=1))
-    monkeypatch.setattr(web_auth, "_dummy", {})
+pytestmark = pytest.mark.usefixtures("cheap_hashing")
 
 
 def test_the_admin_command_is_registered() -> None:

@@ -10,7 +10,6 @@ import json
 from datetime import timedelta
 
 import pytest
-from argon2 import PasswordHasher
 from sqlalchemy import func, select, update
 
 from admin.web.app import COOKIE
@@ -19,22 +18,9 @@ from config.settings import Settings
 from storage import web_auth
 from storage.audit import system_actor
 from storage.models import AdminSession, AuditEntry, Membership, Role
-from tests.admin.conftest import csrf, read, sign_in
+from tests.admin.conftest import PASSWORD, csrf, read, sign_in
 
-PASSWORD = "correct horse battery staple"
-
-
-@pytest.fixture(autouse=True)
-def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(web_auth, "HASHER", PasswordHasher(time_cost=1, memory_cost=64, parallelism=1))
-    monkeypatch.setattr(web_auth, "_dummy", {})
-
-
-@pytest.fixture
-async def staff_password(session, world) -> str:
-    await web_auth.set_password(session, system_actor(), world.staff.id, "wang", PASSWORD)
-    await session.commit()
-    return "wang"
+pytestmark = pytest.mark.usefixtures("cheap_hashing")
 
 
 @pytest.fixture

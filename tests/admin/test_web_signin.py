@@ -6,28 +6,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from argon2 import PasswordHasher
 from sqlalchemy import select, update
 
-from storage import web_auth
-from storage.audit import system_actor
 from storage.models import AuditEntry, EntryStatus, Membership, Role, ServiceEntry
-from tests.admin.conftest import csrf, csrf_of, link_for, sign_in
+from tests.admin.conftest import PASSWORD, csrf, csrf_of, link_for, sign_in
 
-PASSWORD = "correct horse battery staple"
-
-
-@pytest.fixture(autouse=True)
-def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(web_auth, "HASHER", PasswordHasher(time_cost=1, memory_cost=64, parallelism=1))
-    monkeypatch.setattr(web_auth, "_dummy", {})
-
-
-@pytest.fixture
-async def staff_password(session, world) -> str:
-    await web_auth.set_password(session, system_actor(), world.staff.id, "wang", PASSWORD)
-    await session.commit()
-    return "wang"
+pytestmark = pytest.mark.usefixtures("cheap_hashing")
 
 
 async def _login(client, username: str, password: str, next_: str = "/"):

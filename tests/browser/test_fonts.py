@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
 from starlette.routing import Route
@@ -18,8 +17,8 @@ from admin.web import create_app
 from config.settings import Settings
 from storage import web_auth
 from storage.access import load_actor
-from storage.models import Certificate
 from tests.browser.conftest import NOW, screenshot_path
+from tests.factories import make_certificate
 
 # What the stylesheet's unicode-range gives to the bundled face (ideographs, kana, CJK and
 # full-width punctuation).
@@ -126,22 +125,8 @@ async def test_every_page_draws_chinese_with_a_font_that_has_it(site, page) -> N
         await s.commit()
     bad += await _check(page, site.at("/login"), "login", seen)
     async with site.sessionmaker() as s:
-        s.add(
-            Certificate(
-                code="QE4CW3X6RKVURKPK",
-                person_id=w.member_a.id,
-                name=w.member_a.name,
-                date_from=date(2026, 1, 1),
-                date_to=date(2026, 6, 30),
-                minutes=270,
-                entries=3,
-                sha256="0" * 64,
-                locale="zh",
-                issued_at=NOW,
-            )
-        )
-        await s.commit()
-    bad += await _check(page, site.at("/verify/QE4CW3X6RKVURKPK"), "verify", seen)
+        cert = await make_certificate(s, w.member_a, NOW)
+    bad += await _check(page, site.at(f"/verify/{cert.code}"), "verify", seen)
     bad += await _check(page, site.at("/verify/NOSUCHCODE123456"), "verify-unknown", seen)
     bad += await _check(page, site.at(f"/login/link/{token}"), "link", seen)
     await page.get_by_role("button", name="确认登录").click()

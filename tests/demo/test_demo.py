@@ -11,6 +11,7 @@ import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -51,18 +52,20 @@ def item_number(chat: TerminalChat, since: int, description: str) -> int:
     return int(m[1])
 
 
-@pytest.fixture
-async def demo(tmp_path: Path) -> AsyncIterator[Demo]:
+@contextlib.asynccontextmanager
+async def running_demo(tmp_path: Path, **options: Any) -> AsyncIterator[Demo]:
+    """A demo on a fresh SQLite file in `tmp_path` at NOW (`options` go to start_demo). As in
+    `branchbot demo`, a watcher prints what the bot sends on its own (the outbox). On the way out
+    the demo stops, and the emulator must have seen no call Telegram would refuse."""
     d = await start_demo(
         sqlite_url(tmp_path),
         out=io.StringIO(),
         files_dir=tmp_path / "files",
-        admin_port=free_port(),
         clock=FrozenClock(NOW),
         color=False,
         prompt=False,
+        **options,
     )
-    # As in `branchbot demo`: a watcher prints what the bot sends on its own (the outbox).
     watcher = asyncio.create_task(d.chat.watch())
     try:
         yield d
@@ -72,6 +75,12 @@ async def demo(tmp_path: Path) -> AsyncIterator[Demo]:
             await watcher
         await stop_demo(d)
     assert d.emulator.violations == []
+
+
+@pytest.fixture
+async def demo(tmp_path: Path) -> AsyncIterator[Demo]:
+    async with running_demo(tmp_path, admin_port=free_port()) as d:
+        yield d
 
 
 async def test_banner_says_what_it_is_who_you_are_and_how_to_sign_in(demo: Demo) -> None:

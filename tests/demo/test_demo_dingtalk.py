@@ -5,9 +5,6 @@ bridge to the unchanged bot."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import io
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,38 +13,20 @@ import pytest
 from sqlalchemy import select
 
 from bridge.dingtalk.standin import Card
-from config.clock import FrozenClock
-from demo.cli import Demo, start_demo, stop_demo
+from demo.cli import Demo
 from demo.dingtalk_chat import DingTalkChat
 from storage import dingtalk
 from storage.db import make_sessionmaker
 from storage.models import EntryStatus, Person, ServiceEntry
-from tests.demo.test_demo import NOW, button_number, sqlite_url
+from tests.demo.test_demo import button_number, running_demo
 
 
 @pytest.fixture
 async def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Demo]:
     # The demo may set DINGTALK_OPENAPI_ENDPOINT for the SDK: put it back afterwards.
     monkeypatch.setenv("DINGTALK_OPENAPI_ENDPOINT", os.environ.get("DINGTALK_OPENAPI_ENDPOINT", ""))
-    d = await start_demo(
-        sqlite_url(tmp_path),
-        out=io.StringIO(),
-        files_dir=tmp_path / "files",
-        parts=("bot",),
-        clock=FrozenClock(NOW),
-        color=False,
-        prompt=False,
-        platform="dingtalk",
-    )
-    watcher = asyncio.create_task(d.chat.watch())
-    try:
+    async with running_demo(tmp_path, parts=("bot",), platform="dingtalk") as d:
         yield d
-    finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
-        await stop_demo(d)
-    assert d.emulator.violations == []
     assert d.dingtalk is not None and d.dingtalk.bridge.relay_errors == []
 
 

@@ -6,47 +6,17 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
 from sqlalchemy import func, select
 
-from content.pack import get_pack
-from storage.certificates import find_certificate, issue_certificate
-from storage.models import AuditEntry, EntryStatus, ServiceEntry
+from storage.certificates import find_certificate
+from storage.models import AuditEntry
+from tests.factories import make_certified_service
+from tests.storage.test_certificates import BASE, issue
 
-NOW = datetime(2026, 11, 28, 2, 0, tzinfo=UTC)
-BASE = "https://branchbot.example.org"
 ARTIFACTS = Path(__file__).resolve().parent.parent.parent / "test-artifacts" / "certificates"
-
-
-async def _service(s, w) -> None:
-    def entry(day, minutes, status=EntryStatus.APPROVED, **kw):
-        return ServiceEntry(
-            person_id=w.member_a.id,
-            org_id=w.branch_a.id,
-            day=day,
-            minutes=minutes,
-            status=status,
-            action=kw.pop("action", "volunteer"),
-            place=kw.pop("place", "城东区八一路社区"),
-            description=kw.pop("description", "为社区老人义务测量血压"),
-            reviewer_id=w.secretary_a.id if status is not EntryStatus.PENDING else None,
-            **kw,
-        )
-
-    s.add_all(
-        [
-            entry(date(2026, 3, 5), 150, organizer="西宁市餐饮行业协会"),
-            entry(
-                date(2026, 6, 1), 90, action="integrity", description="讲解食品安全规范", place="协会会议室"
-            ),
-            entry(date(2026, 7, 1), 60, status=EntryStatus.PENDING, description="尚未审核的记录"),
-            entry(date(2026, 8, 1), 45, status=EntryStatus.REJECTED, description="被退回的记录"),
-            entry(date(2025, 12, 31), 60, description="去年的记录"),
-        ]
-    )
-    await s.commit()
 
 
 def _pdftotext(pdf: bytes, tmp_path: Path) -> str:
@@ -66,18 +36,8 @@ def _keep(pdf: bytes, name: str) -> None:
 
 
 async def test_the_certificate_states_the_approved_service_and_a_code(session, world, tmp_path) -> None:
-    await _service(session, world)
-    actor = await world.actor(session, world.member_a)
-    row, pdf = await issue_certificate(
-        session,
-        actor,
-        date(2026, 1, 1),
-        date(2026, 12, 31),
-        now=NOW,
-        pack=get_pack(),
-        locale="zh",
-        verify_base=BASE,
-    )
+    await make_certified_service(session, world)
+    row, pdf = await issue(session, world, date(2026, 1, 1), date(2026, 12, 31))
     await session.commit()
     _keep(pdf, "zh")
     text = _pdftotext(pdf, tmp_path)
@@ -105,18 +65,8 @@ async def test_the_certificate_states_the_approved_service_and_a_code(session, w
 
 
 async def test_the_certificate_in_english(session, world, tmp_path) -> None:
-    await _service(session, world)
-    actor = await world.actor(session, world.member_a)
-    row, pdf = await issue_certificate(
-        session,
-        actor,
-        date(2026, 1, 1),
-        date(2026, 6, 30),
-        now=NOW,
-        pack=get_pack(),
-        locale="en",
-        verify_base=BASE,
-    )
+    await make_certified_service(session, world)
+    row, pdf = await issue(session, world, date(2026, 1, 1), date(2026, 6, 30), locale="en")
     _keep(pdf, "en")
     text = " ".join(_pdftotext(pdf, tmp_path).split())
     assert "Certificate of Volunteer Service" in text

@@ -11,67 +11,31 @@ from sqlalchemy import func, select
 from content.pack import get_pack
 from storage.certificates import find_certificate, issue_certificate
 from storage.errors import Refused
-from storage.models import Certificate, EntryStatus, ServiceEntry
+from storage.models import Certificate
+from tests.factories import make_certificate, make_certified_service
 
 NOW = datetime(2026, 11, 28, 2, 0, tzinfo=UTC)
 BASE = "https://branchbot.example.org"
 
 
-async def _service(s, w) -> None:
-    def entry(day, minutes, status=EntryStatus.APPROVED, **kw):
-        return ServiceEntry(
-            person_id=w.member_a.id,
-            org_id=w.branch_a.id,
-            day=day,
-            minutes=minutes,
-            status=status,
-            action=kw.pop("action", "volunteer"),
-            place=kw.pop("place", "城东区八一路社区"),
-            description=kw.pop("description", "为社区老人义务测量血压"),
-            reviewer_id=w.secretary_a.id if status is not EntryStatus.PENDING else None,
-            **kw,
-        )
-
-    s.add_all(
-        [
-            entry(date(2026, 3, 5), 150, organizer="西宁市餐饮行业协会"),
-            entry(
-                date(2026, 6, 1), 90, action="integrity", description="讲解食品安全规范", place="协会会议室"
-            ),
-            entry(date(2026, 7, 1), 60, status=EntryStatus.PENDING, description="尚未审核的记录"),
-            entry(date(2026, 8, 1), 45, status=EntryStatus.REJECTED, description="被退回的记录"),
-            entry(date(2025, 12, 31), 60, description="去年的记录"),
-        ]
+async def issue(
+    session, world, date_from: date, date_to: date, locale: str = "zh"
+) -> tuple[Certificate, bytes]:
+    """Member A's certificate for the period, issued at NOW with the content pack (also used by
+    tests/printing/test_certificate_pdf.py)."""
+    actor = await world.actor(session, world.member_a)
+    return await issue_certificate(
+        session, actor, date_from, date_to, now=NOW, pack=get_pack(), locale=locale, verify_base=BASE
     )
-    await s.commit()
 
 
 async def test_no_approved_service_no_certificate(session, world) -> None:
-    await _service(session, world)
-    actor = await world.actor(session, world.member_a)
+    await make_certified_service(session, world)
     with pytest.raises(Refused) as e:
-        await issue_certificate(
-            session,
-            actor,
-            date(2026, 7, 1),
-            date(2026, 8, 31),
-            now=NOW,
-            pack=get_pack(),
-            locale="zh",
-            verify_base=BASE,
-        )
+        await issue(session, world, date(2026, 7, 1), date(2026, 8, 31))
     assert e.value.key == "certificate.none"
     with pytest.raises(Refused):
-        await issue_certificate(
-            session,
-            actor,
-            date(2026, 8, 31),
-            date(2026, 7, 1),
-            now=NOW,
-            pack=get_pack(),
-            locale="zh",
-            verify_base=BASE,
-        )
+        await issue(session, world, date(2026, 8, 31), date(2026, 7, 1))
     assert await session.scalar(select(func.count()).select_from(Certificate)) == 0
 
 
@@ -83,23 +47,9 @@ async def test_unknown_codes_find_nothing(session, code) -> None:
 async def test_erasing_the_person_erases_their_certificates(session, world) -> None:
     from storage.privacy import erase_person
 
-    session.add(
-        Certificate(
-            code="QE4CW3X6RKVURKPK",
-            person_id=world.member_a.id,
-            name=world.member_a.name,
-            date_from=date(2026, 1, 1),
-            date_to=date(2026, 6, 30),
-            minutes=270,
-            entries=3,
-            sha256="0" * 64,
-            locale="zh",
-            issued_at=NOW,
-        )
-    )
-    await session.commit()
-    assert await find_certificate(session, "QE4CW3X6RKVURKPK") is not None
+    cert = await make_certificate(session, world.member_a, NOW)
+    assert await find_certificate(session, cert.code) is not None
     actor = await world.actor(session, world.member_a)
     await erase_person(session, actor, world.member_a.id, NOW)
     await session.commit()
-    assert await find_certificate(session, "QE4CW3X6RKVURKPK") is None
+    assert await find_certificate(session, cert.code) is None
