@@ -9,7 +9,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from storage.models import Membership, Org, OrgKind, Role
-from tests.dbutil import sqlite_only
+from tests.dbutil import pg_requested, postgres_only, sqlite_only
 
 
 async def test_aware_datetime_round_trips_as_utc(session) -> None:
@@ -58,3 +58,51 @@ async def test_a_database_error_does_not_carry_the_statements_values(session, wo
     message = str(e.value)
     assert "INSERT INTO people" in message and "hidden" in message
     assert "病假条" not in message and str(tg) not in message
+
+
+async def _backend_pid_then_killed(engine) -> int:
+    """Use a pooled connection, give it back, then end its server process from outside the pool."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    async with engine.connect() as conn:
+        pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+    url = make_url(pg_requested())
+    other = await asyncpg.connect(
+        host=url.host, port=url.port, user=url.username, password=url.password, database=url.database
+    )
+    try:
+        # With a timeout, the call returns once the process has ended (true) or the time is up.
+        assert await other.fetchval("SELECT pg_terminate_backend($1, 10000)", pid)
+    finally:
+        await other.close()
+    return pid
+
+
+@postgres_only("the idle connections' ping is PostgreSQL's pool")
+async def test_a_pooled_connection_is_pinged_only_after_sitting_idle(monkeypatch) -> None:
+    """No ping per checkout (three round trips on asyncpg); a connection idle for PING_IDLE_AFTER
+    is pinged and replaced if its server process is gone, one in recent use fails as a lost
+    connection (the update is retried, bot/transient.py) and the pool replaces it."""
+    from bot.transient import is_transient_db_error
+    from storage import db
+
+    monkeypatch.setattr(db, "PING_IDLE_AFTER", 0.0)
+    idle = db.make_engine(pg_requested(), pool_size=2)
+    monkeypatch.setattr(db, "PING_IDLE_AFTER", 3600.0)
+    busy = db.make_engine(pg_requested(), pool_size=2)
+    try:
+        killed = await _backend_pid_then_killed(idle)
+        async with idle.connect() as conn:  # pinged, found dead, replaced: no error
+            assert (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one() != killed
+
+        killed = await _backend_pid_then_killed(busy)
+        with pytest.raises(Exception) as lost:
+            async with busy.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        assert is_transient_db_error(lost.value)
+        async with busy.connect() as conn:  # the pool has let the dead connection go
+            assert (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one() != killed
+    finally:
+        await idle.dispose()
+        await busy.dispose()
