@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from aiogram import Bot, Dispatcher
+from aiogram import Bot, Dispatcher, Router
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
@@ -111,7 +112,38 @@ def make_dispatcher(
     dp["evidence"] = EvidenceStore(settings.evidence_dir)
     for r in routers():
         dp.include_router(r)
+    filters_on_the_loop(dp)
     return dp
+
+
+def filters_on_the_loop(router: Router) -> int:
+    """Run the routers' plain (non-async) filters on the event loop; returns how many.
+
+    aiogram runs a filter that is not a coroutine function in a thread (`asyncio.to_thread`),
+    and our plain filters are a conversation `State` (`@router.message(LogWizard.day, ...)`) and
+    magic filters (`F.text`, `~F.text.startswith("/")`): pure checks of the update taking
+    microseconds. An update is checked against the handlers before its own, so each such filter
+    on the way cost a thread hop (a pool submit, a wake-up of the loop, a GIL hand-over): one for
+    a `/log` line, more for a wizard's typed answer. Wrapped in a coroutine, aiogram awaits them
+    in place, with the same arguments."""
+    count = 0
+    for observer in router.observers.values():
+        # The router-wide filters (`router.message.filter(...)`), then each handler's.
+        for handler in (observer._handler, *observer.handlers):
+            for f in handler.filters or ():
+                if not f.awaitable:
+                    f.callback, f.awaitable = _on_loop(f.callback), True
+                    count += 1
+    for sub in router.sub_routers:
+        count += filters_on_the_loop(sub)
+    return count
+
+
+def _on_loop(check: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+    async def call(*args: Any, **kwargs: Any) -> Any:
+        return check(*args, **kwargs)
+
+    return call
 
 
 @dataclass
