@@ -105,8 +105,9 @@ def make_dispatcher(
 
     # FSM is wired by hand so that it runs inside UpdateGuard and shares the update's session.
     dp = Dispatcher(storage=storage or make_fsm_storage(settings, sessionmaker), disable_fsm=True, **workflow)
-    dp.update.outer_middleware(UpdateGuard(sessionmaker))
-    dp.update.outer_middleware(PersonContext(settings, clock, pack, dp.fsm))
+    person = PersonContext(settings, clock, pack, dp.fsm)
+    dp.update.outer_middleware(UpdateGuard(sessionmaker, person))
+    dp.update.outer_middleware(person)
     dp.update.outer_middleware(dp.fsm)
     dp["sessionmaker"] = sessionmaker
     dp["evidence"] = EvidenceStore(settings.evidence_dir)

@@ -26,6 +26,7 @@ EXEMPT = {
     "outbox.mark_retry": "delivery bookkeeping",
     "outbox.mark_failed": "delivery bookkeeping",
     "updates.claim_update": "de-duplication of Telegram updates",
+    "updates.claim_update_with_person": "de-duplication of Telegram updates (reading the person along)",
     "updates.forget_before": "de-duplication housekeeping",
     "updates.store_inbound": "the intake's inbox",
     "updates.drop_inbound": "the intake's inbox",
