@@ -107,7 +107,12 @@ def make_engine(url: str, *, busy_timeout: float = 30.0, **kw: Any) -> AsyncEngi
         engine = create_async_engine(url, **kw)
         _sqlite_pragmas(engine, busy_timeout)
         return engine
-    kw.setdefault("pool_size", int(os.environ.get("DB_POOL_SIZE", "10")))
+    # A fixed set of connections, none opened beyond it: SQLAlchemy closes an overflow
+    # connection as soon as it is given back, so under a steady load above the pool's size every
+    # few updates paid for a new connection (about 4 ms of CPU each, a quarter of the checkouts
+    # in the throughput benchmark). An update that finds them all in use waits its turn.
+    kw.setdefault("pool_size", int(os.environ.get("DB_POOL_SIZE", "20")))
+    kw.setdefault("max_overflow", 0)
     engine = create_async_engine(url, **kw)
     if not kw.get("pool_pre_ping"):
         _ping_when_idle(engine, PING_IDLE_AFTER)

@@ -106,3 +106,31 @@ async def test_a_pooled_connection_is_pinged_only_after_sitting_idle(monkeypatch
     finally:
         await idle.dispose()
         await busy.dispose()
+
+
+@postgres_only("the pool of PostgreSQL connections")
+async def test_the_pool_opens_no_connection_beyond_its_size(monkeypatch) -> None:
+    """Connections given back stay open for the next update (an overflow connection would be
+    opened and closed again under load); beyond the pool's size an update waits its turn."""
+    from sqlalchemy import event
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    from storage import db
+
+    monkeypatch.setenv("DB_POOL_SIZE", "2")
+    engine = db.make_engine(pg_requested(), pool_timeout=0.2)
+    opened: list[object] = []
+    event.listen(engine.sync_engine, "connect", lambda conn, _record: opened.append(conn))
+    try:
+        async with engine.connect() as one, engine.connect() as two:
+            await one.execute(text("SELECT 1"))
+            await two.execute(text("SELECT 1"))
+            with pytest.raises(PoolTimeout):
+                async with engine.connect() as three:
+                    await three.execute(text("SELECT 1"))
+        for _ in range(3):
+            async with engine.connect() as again:
+                await again.execute(text("SELECT 1"))
+        assert len(opened) == 2
+    finally:
+        await engine.dispose()
