@@ -69,7 +69,7 @@ WRITES = re.compile(
     r"\b(update|delete|insert)\(\w+\)|\bsetattr\(|^\s+\w+(\.\w+)+ = (?!None$)",
     re.M,
 )
-AUDITS = re.compile(r"\baudit\.record\(|\bsubmissions\.freeze\(")
+AUDITS = re.compile(r"\baudit\.record(_now)?\(|\bsubmissions\.freeze\(")
 
 
 def _is_operation(node: ast.AST) -> bool:
