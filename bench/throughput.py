@@ -363,14 +363,16 @@ def notes(results: dict[str, tuple[Run, Run]]) -> list[str]:
         "  (plain rows, no ORM objects); the conversation written once at commit; the update's claim",
         "  and the day's room built once with bound parameters; SQLite in one trip to aiosqlite's",
         "  thread per statement; one SQLite connection per process (writers queue in the pool, not on",
-        "  SQLite's sleeping busy handler); a shorter GIL switch interval; batched inbox clean-up.",
+        "  SQLite's sleeping busy handler); a shorter GIL switch interval; batched inbox clean-up;",
+        "  on PostgreSQL the claim and the person's query in one statement, no ping per checkout and",
+        "  no connection opened beyond the pool; plain filters awaited on the loop (not in aiogram's",
+        "  thread per check); each Bot API answer model kept (not rebuilt after garbage collections).",
     ]
     if short:
         lines += [
             f"- Not reached in this run: {AIM:g} on {' and '.join(short)}. Next steps: more bot processes",
-            "  behind webhooks on PostgreSQL; fewer round trips per update there (the pool's pre-ping and",
-            "  BEGIN are one each); aiogram's own cost per update (pydantic models of the update and the",
-            "  reply) is what the echo bot pays too.",
+            "  behind webhooks on PostgreSQL; aiogram's own cost per update (pydantic models of the update",
+            "  and the reply) is what the echo bot pays too.",
         ]
     else:
         lines.append(f"- Reached in this run: {AIM:g} or more on every backend measured.")
