@@ -30,8 +30,9 @@ from config.settings import Settings
 from content.i18n import Texts, normalize_locale, texts
 from content.pack import Pack
 from storage import outbox, people
+from storage.db import is_sqlite
 from storage.errors import Refused
-from storage.updates import claim_update
+from storage.updates import claim_update, claim_update_with_person
 
 log = logging.getLogger("branchbot.updates")
 
@@ -47,11 +48,21 @@ def _where(exc: BaseException) -> str:
     )
 
 
-class UpdateGuard(BaseMiddleware):
-    """One session per update; skip updates already handled; turn failures into replies."""
+# In the update's data: the person read along with the claim (PostgreSQL), for `PersonContext`.
+CLAIMED_PERSON = "claimed_person"
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+
+class UpdateGuard(BaseMiddleware):
+    """One session per update; skip updates already handled; turn failures into replies.
+
+    With `people` (the `PersonContext` that runs next) on PostgreSQL, the claim and the person's
+    query are one statement (`storage.updates.claim_update_with_person`), one round trip less."""
+
+    def __init__(
+        self, sessionmaker: async_sessionmaker[AsyncSession], people: PersonContext | None = None
+    ) -> None:
         self.sessionmaker = sessionmaker
+        self.people = people
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         assert isinstance(event, Update)
@@ -67,7 +78,13 @@ class UpdateGuard(BaseMiddleware):
         self, handler: Handler, update: Update, data: dict[str, Any], s: AsyncSession, bot: Bot
     ) -> Any:
         try:
-            if not await claim_update(s, bot.id, update.update_id):
+            who = self.people.who(data) if self.people is not None and not is_sqlite(s) else None
+            if who is not None:
+                taken, found = await claim_update_with_person(s, bot.id, update.update_id, *who)
+                data[CLAIMED_PERSON] = found
+            else:
+                taken = await claim_update(s, bot.id, update.update_id)
+            if not taken:
                 await s.rollback()
                 log.info("update %s already handled: skipped", update.update_id)
                 return None
@@ -173,20 +190,31 @@ class PersonContext(BaseMiddleware):
         # read in the person's query and the FSM middleware finds it there.
         self.fsm = fsm if fsm is not None and isinstance(fsm.storage, DbStorage) else None
 
+    def who(self, data: dict[str, Any]) -> tuple[int, str | None] | None:
+        """The Telegram user writing and the key of their conversation's state (None without
+        the database's FSM storage); None for an update from nobody."""
+        user: User | None = data.get("event_from_user")
+        if user is None:
+            return None
+        state_key = None
+        if self.fsm is not None and (ctx := self.fsm.resolve_event_context(data["bot"], data)) is not None:
+            state_key = self.fsm.storage.key_of(ctx.key)  # type: ignore[attr-defined]
+        return user.id, state_key
+
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         s: AsyncSession = data["session"]
         user: User | None = data.get("event_from_user")
         # One round trip for the person, their grants and their branch's time zone, as plain
-        # rows (this runs for every update; ORM objects cost more than the query).
+        # rows (this runs for every update; ORM objects cost more than the query); none on
+        # PostgreSQL, where the guard read them along with the update's claim.
         found: people.ChatPerson | None = None
-        if user is not None:
-            state_key = None
-            if (
-                self.fsm is not None
-                and (ctx := self.fsm.resolve_event_context(data["bot"], data)) is not None
-            ):
-                state_key = self.fsm.storage.key_of(ctx.key)  # type: ignore[attr-defined]
-            found = await people.chat_person(s, user.id, state_key=state_key)
+        who = self.who(data)
+        if who is not None:
+            telegram_id, state_key = who
+            if CLAIMED_PERSON in data:
+                found = data.pop(CLAIMED_PERSON)
+            else:
+                found = await people.chat_person(s, telegram_id, state_key=state_key)
             if found is not None and state_key is not None:
                 DbStorage.remember(s, state_key, found.conversation)
         person = found.person if found is not None else None

@@ -7,14 +7,14 @@ and `join` refuses without consent before it writes anything.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Update, bindparam, delete, func, select, update
+from sqlalchemy import Select, Update, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from content.i18n import LOCALES, normalize_locale, texts
@@ -364,6 +364,7 @@ _CHAT_PERSON = (
         _O.kind,
         _M.role,
         _O.timezone,
+        _M.id.label("membership_id"),
     )
     .select_from(Person.__table__.outerjoin(Membership.__table__, _M.person_id == _P.id))
     .outerjoin(Org.__table__, _O.id == _M.org_id)
@@ -376,6 +377,12 @@ _CS = ConversationState.__table__.c
 _CHAT_PERSON_AND_CONVERSATION = _CHAT_PERSON.add_columns(_CS.key, _CS.state, _CS.data).outerjoin(
     ConversationState.__table__, _CS.key == bindparam("state_key")
 )
+
+
+def chat_person_select(*, with_conversation: bool) -> Select[Any]:
+    """`chat_person`'s query (bound parameters: telegram_id, and state_key with the conversation),
+    for a statement that reads it along with something else."""
+    return _CHAT_PERSON_AND_CONVERSATION if with_conversation else _CHAT_PERSON
 
 
 async def chat_person(
@@ -392,6 +399,15 @@ async def chat_person(
                 _CHAT_PERSON_AND_CONVERSATION, {"telegram_id": telegram_id, "state_key": state_key}
             )
         ).all()
+    return chat_person_of(rows, telegram_id, state_key=state_key)
+
+
+def chat_person_of(
+    rows: Sequence[Any], telegram_id: int, *, state_key: str | None = None
+) -> ChatPerson | None:
+    """`chat_person` from the rows of its query (also read along with the update's claim,
+    `storage.updates.claim_update_with_person`); rows whose person id is NULL are no person."""
+    rows = [r for r in rows if r.id is not None]
     if not rows:
         return None
     first = rows[0]

@@ -24,13 +24,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import and_, bindparam, case, exists, extract, func, or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 
 from content.pack import Pack
 from storage import audit
 from storage.access import Actor, require_person_access
+from storage.db import dialect_insert
 from storage.errors import Forbidden, Invalid, NotFound, Refused
 from storage.models import EntryStatus, Membership, Org, Pairing, Person, Role, ServiceEntry
 from storage.validation import parse
@@ -156,26 +156,28 @@ async def log_service(
         if other is not None:
             raise PossibleDuplicate(other)
 
-    row = ServiceEntry(
+    # One INSERT: a second delivery of the same message that got past the lock above (another
+    # process, before this one's commit) finds its source taken and leaves no error behind, so
+    # no savepoint is needed to keep the transaction usable. RETURNING hands back the row as
+    # the ORM object the callers read (no flush, no second SELECT).
+    insert = dialect_insert(s.bind.dialect.name)
+    stmt = insert(ServiceEntry).values(
         person_id=actor.person_id,
         org_id=branch_id,
         status=EntryStatus.PENDING,
         source=source,
         **entry.model_dump(),
     )
-    try:
-        async with s.begin_nested():
-            s.add(row)
-            await s.flush()
-    except IntegrityError:
+    if source is not None:
+        stmt = stmt.on_conflict_do_nothing(index_elements=[ServiceEntry.source])
+    row = await s.scalar(stmt.returning(ServiceEntry))
+    if row is None:
         # A concurrent delivery of the same message won the race: answer with its row.
-        if source is None:
-            raise
-        existing = await _by_source(s, source)
+        existing = await _by_source(s, source) if source is not None else None
         if existing is None or existing.person_id != actor.person_id:
-            raise Refused("log.duplicate_source") from None
+            raise Refused("log.duplicate_source")
         return existing
-    await audit.record(
+    await audit.record_now(
         s,
         actor,
         "entry.log",

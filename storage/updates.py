@@ -7,9 +7,10 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Insert, bindparam, delete, select
+from sqlalchemy import Insert, Select, bindparam, delete, func, literal_column, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage import people
 from storage.db import dialect_insert, utcnow
 from storage.models import InboundUpdate, ProcessedUpdate
 
@@ -25,6 +26,40 @@ def _claim(dialect: str) -> Insert:
         .values(bot_id=bindparam("bot_id"), update_id=bindparam("update_id"), processed_at=bindparam("at"))
         .on_conflict_do_nothing(index_elements=["bot_id", "update_id"])
     )
+
+
+@cache
+def _claim_with_person(with_conversation: bool) -> Select[Any]:
+    """PostgreSQL: the claim and `people.chat_person`'s query in one statement (the insert as a
+    data-modifying WITH, which runs whether or not the rest finds anyone): one row with
+    `taken` and no person for a stranger, else a row per membership, each with `taken`."""
+    claim = _claim("postgresql").returning(_PROCESSED.c.update_id).cte("claim")
+    person = people.chat_person_select(with_conversation=with_conversation).subquery("person")
+    one = select(literal_column("1").label("one")).subquery("one")
+    return (
+        select(select(func.count()).select_from(claim).scalar_subquery().label("taken"), *person.c)
+        .select_from(one.outerjoin(person, true()))
+        .order_by(person.c.membership_id)
+    )
+
+
+async def claim_update_with_person(
+    s: AsyncSession, bot_id: int, update_id: int, telegram_id: int, state_key: str | None
+) -> tuple[bool, people.ChatPerson | None]:
+    """`claim_update` and `people.chat_person` in one round trip (PostgreSQL only: SQLite has no
+    INSERT inside WITH). The person is read in the statement's snapshot, taken as it starts; a
+    second delivery that waited on the claim is not taken, and its person is not used."""
+    params: dict[str, Any] = {
+        "bot_id": bot_id,
+        "update_id": update_id,
+        "at": utcnow(),
+        "telegram_id": telegram_id,
+    }
+    if state_key is not None:
+        params["state_key"] = state_key
+    rows = (await s.execute(_claim_with_person(state_key is not None), params)).all()
+    taken = bool(rows[0].taken)
+    return taken, people.chat_person_of(rows, telegram_id, state_key=state_key) if taken else None
 
 
 async def claim_update(s: AsyncSession, bot_id: int, update_id: int) -> bool:

@@ -18,9 +18,9 @@ async def test_tiny_run_answers_every_update_of_both_bots() -> None:
     assert f"| {backend} | branchbot ({backend}) |" in text
 
 
-def _run(label: str, rate: float, cpu_ms: float) -> throughput.Run:
+def _run(label: str, rate: float, cpu_ms: float, runnable: float = 0.0) -> throughput.Run:
     n = 1000
-    return throughput.Run(label, n, n / rate, [0.01, 0.02, 0.03], 100.0, cpu_ms * n / 1000)
+    return throughput.Run(label, n, n / rate, [0.01, 0.02, 0.03], 100.0, cpu_ms * n / 1000, runnable)
 
 
 def test_the_prose_states_this_runs_figures_only() -> None:
@@ -31,6 +31,11 @@ def test_the_prose_states_this_runs_figures_only() -> None:
     assert "Not reached in this run: 0.5 on sqlite" in text
     # Figures of earlier runs are not carried over as if measured now.
     assert "about 5 ms" not in text and "0.02" not in text and "0.6 ms" not in text
+    waited = {"postgres": (_run("echo", 500, 1.0, 0.5), _run("ours", 100, 4.0, 7.0))}
+    # 10 s measured: ours busy 40%, waiting for a CPU 70%; the echo bot (2 s) 50% and 25%.
+    text = throughput.render(waited, 10, 1)
+    assert "busy 40% of one core while measured and ready to run but waiting for a CPU 70%" in text
+    assert "(the echo bot: busy 50%, waiting 25%)" in text
     fast = {"postgres": (_run("echo", 1000, 0.6), _run("ours", 600, 0.9))}
     text = throughput.render(fast, 10, 1)
     assert "postgres: 0.90 ms of CPU per update" in text and "busy 54% of one core" in text

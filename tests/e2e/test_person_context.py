@@ -9,6 +9,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from storage.models import Person
+from tests.dbutil import pg_requested
 from tests.e2e.harness import NOW
 
 
@@ -43,7 +44,8 @@ async def test_activity_is_written_at_most_every_ten_minutes(chat, world, sessio
 
 async def test_the_quick_form_reads_the_conversation_with_the_person_and_writes_it_once(chat, world) -> None:
     """Per update: the person's query brings the conversation state along (no read of its own),
-    and the form's step writes it in one statement at commit."""
+    and the form's step writes it in one statement at commit. On PostgreSQL the update's claim
+    is in the same statement as the person's query."""
     seen: list[str] = []
 
     def note(conn, cursor, statement, parameters, context, executemany) -> None:
@@ -56,5 +58,8 @@ async def test_the_quick_form_reads_the_conversation_with_the_person_and_writes_
         event.remove(Engine, "before_cursor_execute", note)
     assert reply.buttons  # the actions to pick from
     on_states = [s.split()[0] for s in seen if "conversation_states" in s]
-    assert on_states == ["SELECT", "INSERT"]  # the person's query (joined), then the upsert
+    # The person's query (joined), then the upsert.
+    assert on_states == (["WITH", "INSERT"] if pg_requested() else ["SELECT", "INSERT"])
     assert any("FROM people" in s and "conversation_states" in s for s in seen)
+    claims = [s.split()[0] for s in seen if "INSERT INTO processed_updates" in s]
+    assert claims == (["WITH"] if pg_requested() else ["INSERT"])

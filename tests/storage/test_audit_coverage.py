@@ -26,6 +26,7 @@ EXEMPT = {
     "outbox.mark_retry": "delivery bookkeeping",
     "outbox.mark_failed": "delivery bookkeeping",
     "updates.claim_update": "de-duplication of Telegram updates",
+    "updates.claim_update_with_person": "de-duplication of Telegram updates (reading the person along)",
     "updates.forget_before": "de-duplication housekeeping",
     "updates.store_inbound": "the intake's inbox",
     "updates.drop_inbound": "the intake's inbox",
@@ -73,7 +74,7 @@ WRITES = re.compile(
     r"\b(update|delete|insert)\(\w+\)|\bsetattr\(|^\s+\w+(\.\w+)+ = (?!None$)",
     re.M,
 )
-AUDITS = re.compile(r"\baudit\.record\(|\bsubmissions\.freeze\(")
+AUDITS = re.compile(r"\baudit\.record(_now)?\(|\bsubmissions\.freeze\(")
 
 
 def _is_operation(node: ast.AST) -> bool:

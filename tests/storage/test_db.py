@@ -9,7 +9,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from storage.models import Membership, Org, OrgKind, Role
-from tests.dbutil import sqlite_only
+from tests.dbutil import pg_requested, postgres_only, sqlite_only
 
 
 async def test_aware_datetime_round_trips_as_utc(session) -> None:
@@ -58,3 +58,79 @@ async def test_a_database_error_does_not_carry_the_statements_values(session, wo
     message = str(e.value)
     assert "INSERT INTO people" in message and "hidden" in message
     assert "病假条" not in message and str(tg) not in message
+
+
+async def _backend_pid_then_killed(engine) -> int:
+    """Use a pooled connection, give it back, then end its server process from outside the pool."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    async with engine.connect() as conn:
+        pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+    url = make_url(pg_requested())
+    other = await asyncpg.connect(
+        host=url.host, port=url.port, user=url.username, password=url.password, database=url.database
+    )
+    try:
+        # With a timeout, the call returns once the process has ended (true) or the time is up.
+        assert await other.fetchval("SELECT pg_terminate_backend($1, 10000)", pid)
+    finally:
+        await other.close()
+    return pid
+
+
+@postgres_only("the idle connections' ping is PostgreSQL's pool")
+async def test_a_pooled_connection_is_pinged_only_after_sitting_idle(monkeypatch) -> None:
+    """No ping per checkout (three round trips on asyncpg); a connection idle for PING_IDLE_AFTER
+    is pinged and replaced if its server process is gone, one in recent use fails as a lost
+    connection (the update is retried, bot/transient.py) and the pool replaces it."""
+    from bot.transient import is_transient_db_error
+    from storage import db
+
+    monkeypatch.setattr(db, "PING_IDLE_AFTER", 0.0)
+    idle = db.make_engine(pg_requested(), pool_size=2)
+    monkeypatch.setattr(db, "PING_IDLE_AFTER", 3600.0)
+    busy = db.make_engine(pg_requested(), pool_size=2)
+    try:
+        killed = await _backend_pid_then_killed(idle)
+        async with idle.connect() as conn:  # pinged, found dead, replaced: no error
+            assert (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one() != killed
+
+        killed = await _backend_pid_then_killed(busy)
+        with pytest.raises(Exception) as lost:
+            async with busy.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        assert is_transient_db_error(lost.value)
+        async with busy.connect() as conn:  # the pool has let the dead connection go
+            assert (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one() != killed
+    finally:
+        await idle.dispose()
+        await busy.dispose()
+
+
+@postgres_only("the pool of PostgreSQL connections")
+async def test_the_pool_opens_no_connection_beyond_its_size(monkeypatch) -> None:
+    """Connections given back stay open for the next update (an overflow connection would be
+    opened and closed again under load); beyond the pool's size an update waits its turn."""
+    from sqlalchemy import event
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    from storage import db
+
+    monkeypatch.setenv("DB_POOL_SIZE", "2")
+    engine = db.make_engine(pg_requested(), pool_timeout=0.2)
+    opened: list[object] = []
+    event.listen(engine.sync_engine, "connect", lambda conn, _record: opened.append(conn))
+    try:
+        async with engine.connect() as one, engine.connect() as two:
+            await one.execute(text("SELECT 1"))
+            await two.execute(text("SELECT 1"))
+            with pytest.raises(PoolTimeout):
+                async with engine.connect() as three:
+                    await three.execute(text("SELECT 1"))
+        for _ in range(3):
+            async with engine.connect() as again:
+                await again.execute(text("SELECT 1"))
+        assert len(opened) == 2
+    finally:
+        await engine.dispose()

@@ -13,6 +13,7 @@ from storage import service_log as sl
 from storage.access import load_actor
 from storage.errors import Forbidden, Invalid, NotFound, Refused
 from storage.models import EntryStatus, Pairing, Role, ServiceEntry
+from tests.dbutil import postgres_only
 from tests.factories import make_person
 
 PACK = get_pack()  # the store takes the pack as a parameter; the fronts pass CONTENT_PACK
@@ -179,6 +180,47 @@ async def test_concurrent_deliveries_of_one_message_store_one_row(clean_db, sess
 
     ids = await asyncio.wait_for(asyncio.gather(deliver(), deliver()), timeout=30)
     assert ids[0] == ids[1]
+    async with sessionmaker() as s:
+        assert await count(s) == 1
+
+
+@postgres_only("a second transaction waiting on the first's uncommitted row")
+async def test_a_source_taken_meanwhile_by_someone_else_is_refused_and_the_transaction_goes_on(
+    clean_db, sessionmaker
+) -> None:
+    """The insert itself settles a race on the source (no savepoint): B's entry waits on A's
+    uncommitted row with the same source, finds it taken once A commits, is refused, and B's
+    transaction stays usable."""
+    from sqlalchemy import text
+
+    from tests.factories import make_world
+
+    async with sessionmaker() as s:
+        w = await make_world(s)
+    async with sessionmaker() as a, sessionmaker() as b:
+        actor_a = await load_actor(a, w.member_a2.id)
+        await sl.log_service(a, actor_a, entry(), source="55:1", today=TODAY, window_days=90, pack=PACK)
+        actor_b = await load_actor(b, w.member_a.id)
+        b_pid = (await b.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        logging = asyncio.ensure_future(
+            sl.log_service(b, actor_b, entry(), source="55:1", today=TODAY, window_days=90, pack=PACK)
+        )
+        async with sessionmaker() as watch, asyncio.timeout(10):
+            # B has passed its check of the source and waits on A's row: the race is real.
+            while not (
+                await watch.execute(
+                    text("SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = :pid"),
+                    {"pid": b_pid},
+                )
+            ).scalar_one():
+                await watch.rollback()
+                await asyncio.sleep(0)
+        await a.commit()
+        with pytest.raises(Refused) as e:
+            await asyncio.wait_for(logging, 10)
+        assert e.value.key == "log.duplicate_source"
+        assert (await b.execute(text("SELECT 1"))).scalar_one() == 1  # not an aborted transaction
+        await b.commit()
     async with sessionmaker() as s:
         assert await count(s) == 1
 
