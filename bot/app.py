@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +13,7 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
+from aiogram.fsm.state import State
 from aiogram.fsm.storage.base import BaseStorage
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -111,7 +113,33 @@ def make_dispatcher(
     dp["evidence"] = EvidenceStore(settings.evidence_dir)
     for r in routers():
         dp.include_router(r)
+    check_filters_in_loop(dp)
     return dp
+
+
+def check_filters_in_loop(dp: Dispatcher) -> None:
+    """Check every magic filter (`F.…`) and state filter on the event loop, as a coroutine.
+
+    aiogram runs a filter that is a plain callable in a thread of the default executor
+    (`asyncio.to_thread`), one hop for each such filter checked: every message paid one for the
+    first router's `F.func`, a secretary's messages one more per state filter of the routers
+    they pass, and the pool's threads each kept a malloc arena of their own. Both kinds only
+    read the event or the conversation state given to them."""
+    for router in dp.chain_tail:
+        for observer in router.observers.values():
+            # `observer.filter(...)` keeps a router's own filters on this inner handler.
+            for handler in (observer._handler, *observer.handlers):
+                for f in handler.filters or ():
+                    if not f.awaitable and (f.magic is not None or isinstance(f.callback, State)):
+                        f.callback = _as_coroutine(f.callback)
+                        f.awaitable = True
+
+
+def _as_coroutine(check: Callable[..., Any]) -> Callable[..., Coroutine[Any, Any, Any]]:
+    async def run(*args: Any, **kwargs: Any) -> Any:
+        return check(*args, **kwargs)
+
+    return run
 
 
 @dataclass
