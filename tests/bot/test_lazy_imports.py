@@ -51,7 +51,8 @@ def _loaded(probe: str, names: tuple[str, ...] = HEAVY) -> list[str]:
 # Exactly what `branchbot run --only bot` imports before serving, on SQLite: the command line
 # registers only `run`; the engine connects. Neither the PostgreSQL driver, nor SQLAlchemy's
 # PostgreSQL dialect (storage/models._partial_index), nor the standard library's multiprocessing
-# (a roster upload's parse), nor aiohttp's server side (webhooks only; this process polls) is loaded.
+# (a roster upload's parse), nor aiohttp's server side (webhooks only; this process polls), nor
+# Babel (content/i18n.py reads the catalogs itself) is loaded.
 _RUN_BOT_PROBE = """
 import asyncio, json, sys
 from bot.cli import build_parser
@@ -79,4 +80,4 @@ def test_bot_process_does_not_import_heavy_libraries() -> None:
 
 def test_run_only_bot_on_sqlite_imports_only_what_polling_on_sqlite_uses() -> None:
     postgres = ("asyncpg", "sqlalchemy.dialects.postgresql")
-    assert _loaded(_RUN_BOT_PROBE, (*HEAVY, *postgres, "multiprocessing", "aiohttp.web")) == []
+    assert _loaded(_RUN_BOT_PROBE, (*HEAVY, *postgres, "multiprocessing", "aiohttp.web", "babel")) == []
