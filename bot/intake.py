@@ -22,7 +22,7 @@ import contextlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import orjson
@@ -30,13 +30,15 @@ from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.exceptions import TelegramAPIError, TelegramNetworkError
 from aiogram.types import Update
-from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.order import LocalOrder, RedisOrder
 from bot.transient import DatabaseUnavailable, is_transient_db_error
 from storage import updates as updates_store
 from storage.db import utcnow
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 _FAILED = object()
 
@@ -313,6 +315,9 @@ class Intake:
         body is even read: only Telegram knows the secret (it was given in setWebhook), so
         nothing else can post an update that counts.
         """
+        # aiohttp's server side (1.6 MB) is imported by webhook processes only, not by one that polls.
+        from aiohttp import web
+
         if not secret:
             raise ValueError("a webhook needs a secret token")
         expected = secret.encode()

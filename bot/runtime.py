@@ -20,7 +20,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aiogram.exceptions import TelegramAPIError, TelegramNetworkError
-from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.app import BotApp, create_app
@@ -127,6 +126,8 @@ async def stop(run: Running) -> None:
 async def _serve_webhook(
     app: BotApp, settings: Settings, stop_event: asyncio.Event, reuse_port: bool = False
 ) -> None:
+    from aiohttp import web  # the server side: a polling process does without it
+
     assert settings.webhook_url and settings.webhook_secret  # Settings refuses one without the other
     path = urlsplit(settings.webhook_url).path or "/webhook"
     runner = web.AppRunner(app.intake.webhook_app(path, settings.webhook_secret))

@@ -20,11 +20,31 @@ from sqlalchemy import (
     LargeBinary,
     String,
     UniqueConstraint,
+    event,
     text,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from storage.db import Base, UTCDateTime, utcnow
+
+
+def _partial_index(name: str, *columns: str, where: str) -> Index:
+    """An index of the rows where `where` holds, on SQLite and PostgreSQL alike.
+
+    The condition is given to the backend that creates the index, when it does: written as
+    `sqlite_where=` and `postgresql_where=` here, SQLAlchemy would import both dialects to check
+    the options, and every SQLite bot process would carry PostgreSQL's (2 MB; issue 11). The
+    migration that creates the index states the same condition."""
+    index = Index(name, *columns)
+
+    @event.listens_for(index, "before_create")
+    def _where(target: Index, connection: Connection, **_: Any) -> None:
+        backend = connection.dialect.name
+        if backend in ("sqlite", "postgresql"):
+            target.dialect_options[backend]["where"] = text(where)
+
+    return index
 
 
 def _enum(cls: type[enum.Enum], name: str) -> Enum:
@@ -188,12 +208,7 @@ class ServiceEntry(Base):
         Index("ix_service_entries_org_day", "org_id", "day", "status", "action", "minutes", "person_id"),
         Index("ix_service_entries_person_day", "person_id", "day"),
         # Joint activities are few: a partial index finds them without weighing the NULLs.
-        Index(
-            "ix_service_entries_pairing",
-            "pairing_id",
-            sqlite_where=text("pairing_id IS NOT NULL"),
-            postgresql_where=text("pairing_id IS NOT NULL"),
-        ),
+        _partial_index("ix_service_entries_pairing", "pairing_id", where="pairing_id IS NOT NULL"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

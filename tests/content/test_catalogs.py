@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from content.i18n import LOCALES, catalog, placeholders, texts
+from content.i18n import LOCALES, LOCALES_DIR, catalog, placeholders, read_po, texts
 
 
 def test_every_key_exists_in_every_locale() -> None:
@@ -22,6 +22,19 @@ def test_every_key_exists_in_every_locale() -> None:
 def test_same_placeholders_in_every_locale(key: str) -> None:
     found = {loc: placeholders(catalog(loc).get(key, "")) for loc in LOCALES}
     assert len({frozenset(v) for v in found.values()}) == 1, found
+
+
+def test_catalogs_read_as_babel_reads_them() -> None:
+    """content.i18n reads the .po files itself (Babel's reader brought its locale data into
+    every bot process); Babel, which the translators' tools use, must read the same messages."""
+    from babel.messages.pofile import read_po as babel_read_po
+
+    files = sorted(LOCALES_DIR.glob("*/*.po"))
+    assert files
+    for po in files:
+        with po.open("rb") as f:
+            theirs = [(m.id, m.string) for m in babel_read_po(f, locale=po.parent.name) if m.id]
+        assert [(key, text) for key, text in read_po(po) if key] == theirs, po
 
 
 def test_arguments_are_html_escaped() -> None:

@@ -11,7 +11,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from storage.db import Base, make_engine
 from storage.migrate import alembic_config, downgrade, upgrade
@@ -74,3 +74,21 @@ async def test_downgrade_to_base_leaves_no_tables(empty_db_url: str) -> None:
     finally:
         await engine.dispose()
     assert tables <= {"alembic_version"}
+
+
+async def test_models_create_the_pairing_index_partial(empty_db_url: str) -> None:
+    """The models hand the partial index's condition to the backend when it creates the index
+    (storage/models._partial_index), not in the constructor, which would import PostgreSQL's
+    dialect into every SQLite process: created from the models, the index is partial all the same."""
+    engine = make_engine(empty_db_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+            if conn.dialect.name == "sqlite":
+                sql = "SELECT sql FROM sqlite_master WHERE name = 'ix_service_entries_pairing'"
+            else:
+                sql = "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_service_entries_pairing'"
+            definition = (await conn.execute(text(sql))).scalar_one()
+    finally:
+        await engine.dispose()
+    assert "WHERE pairing_id IS NOT NULL" in definition.replace("(", "").replace(")", "")
