@@ -203,7 +203,7 @@ def create_app(
     *,
     clock: Clock | None = None,
     engine: AsyncEngine | None = None,
-    max_in_flight: int = 64,
+    max_in_flight: int | None = None,
 ) -> BotApp:
     clock = clock or Clock()
     pack = get_pack(settings.content_pack)
@@ -212,5 +212,6 @@ def create_app(
     sm = make_sessionmaker(engine)
     bot = make_bot(settings)
     dp = make_dispatcher(settings, sm, clock, pack)
-    intake = Intake(dp, bot, sm, max_in_flight=max_in_flight, order=make_order(settings, bot.id))
+    in_flight = max_in_flight or settings.updates_in_flight
+    intake = Intake(dp, bot, sm, max_in_flight=in_flight, order=make_order(settings, bot.id))
     return BotApp(settings, engine, sm, bot, dp, clock, pack, intake, owns_engine=owns)
