@@ -17,8 +17,24 @@ REDIS = "redis://127.0.0.1:6379/0"  # the machine's Redis; keys under a prefix o
 
 
 @pytest.fixture
-async def pair() -> AsyncIterator[tuple[RedisOrder, RedisOrder]]:
-    prefix = f"test:order:{uuid.uuid4().hex[:10]}"
+async def prefix() -> AsyncIterator[str]:
+    """A key prefix of the test's own, its keys deleted afterwards (they would stay 30 days in
+    the machine's shared Redis)."""
+    from redis.asyncio import Redis
+
+    mine = f"test:order:{uuid.uuid4().hex[:10]}"
+    yield mine
+    client = Redis.from_url(REDIS)
+    try:
+        keys = [k async for k in client.scan_iter(match=f"{mine}:*", count=1000)]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def pair(prefix: str) -> AsyncIterator[tuple[RedisOrder, RedisOrder]]:
     a, b = (
         RedisOrder(REDIS, 1, prefix=prefix, lease=0.6, gap_wait=5.0, look_again=0.2, first_window=0)
         for _ in "ab"
@@ -125,8 +141,8 @@ async def test_an_update_not_handled_keeps_its_place_until_it_comes_again(pair) 
     assert [u for _, u in log.ran] == [20, 21, 22]
 
 
-async def test_a_gap_that_never_fills_holds_updates_up_for_gap_wait_only() -> None:
-    order = RedisOrder(REDIS, 1, prefix=f"test:order:{uuid.uuid4().hex[:10]}", gap_wait=0.3, first_window=0)
+async def test_a_gap_that_never_fills_holds_updates_up_for_gap_wait_only(prefix: str) -> None:
+    order = RedisOrder(REDIS, 1, prefix=prefix, gap_wait=0.3, first_window=0)
     try:
         log = Log()
         await log.handle(order, 1, 40)
@@ -137,9 +153,9 @@ async def test_a_gap_that_never_fills_holds_updates_up_for_gap_wait_only() -> No
         await order.close()
 
 
-async def test_the_first_updates_of_a_bot_wait_for_earlier_ones_in_flight() -> None:
+async def test_the_first_updates_of_a_bot_wait_for_earlier_ones_in_flight(prefix: str) -> None:
     """With no arrival mark yet, the first update to arrive may not be the lowest in flight."""
-    order = RedisOrder(REDIS, 1, prefix=f"test:order:{uuid.uuid4().hex[:10]}", gap_wait=1.0)
+    order = RedisOrder(REDIS, 1, prefix=prefix, gap_wait=1.0)
     try:
         log = Log()
         later = asyncio.create_task(log.handle(order, 9, 51))
