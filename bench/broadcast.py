@@ -513,7 +513,13 @@ async def run_workers(
     prefix = f"bench-workers:{first_user}"
     redis = REDIS if shared == "redis" else ""
     options = ("--rate", f"{rate:g}", "--redis", redis, "--gate-prefix", prefix)
-    procs = [await start_worker(log, w.db_url, w.base, TOKEN, f"bw{i}", *options) for i in range(workers)]
+    # Started together (each sends once it is ready): one after the other, the first had sent
+    # most of the notice alone before the second was up on a loaded machine.
+    procs = list(
+        await asyncio.gather(
+            *(start_worker(log, w.db_url, w.base, TOKEN, f"bw{i}", *options) for i in range(workers))
+        )
+    )
     try:
         while True:  # the bench's own watcher: a short poll is fine here
             async with w.sm() as s:
