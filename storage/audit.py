@@ -52,6 +52,27 @@ def _check_detail(value: Any, where: str = "detail") -> None:
     raise ValueError(f"audit {where} holds a {type(value).__name__}")
 
 
+def _fields(
+    actor: Actor,
+    action: str,
+    subject_person_id: int | None,
+    org_id: int | None,
+    detail: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """An audit row's columns (but its time), checked: `record` and `record_now` both write them."""
+    if not _TOKEN.match(action) or not action:
+        raise ValueError("audit action must be a short token")
+    _check_detail(detail or {})
+    return {
+        "actor_id": actor.person_id if actor.person_id != SYSTEM_PERSON_ID else None,
+        "via": actor.via,
+        "action": action,
+        "subject_person_id": subject_person_id,
+        "org_id": org_id,
+        "detail": dict(detail or {}),
+    }
+
+
 async def record(
     s: AsyncSession,
     actor: Actor,
@@ -67,17 +88,7 @@ async def record(
 
     The channel is the actor's `via` (bot, web, cli), set by whoever built the actor: store
     operations never guess it. `flush=False` leaves the row to the caller's next flush."""
-    if not _TOKEN.match(action) or not action:
-        raise ValueError("audit action must be a short token")
-    _check_detail(detail or {})
-    row = AuditEntry(
-        actor_id=actor.person_id if actor.person_id != SYSTEM_PERSON_ID else None,
-        via=actor.via,
-        action=action,
-        subject_person_id=subject_person_id,
-        org_id=org_id,
-        detail=dict(detail or {}),
-    )
+    row = AuditEntry(**_fields(actor, action, subject_person_id, org_id, detail))
     if now is not None:
         row.at = now
     s.add(row)
@@ -109,21 +120,8 @@ async def record_now(
 ) -> None:
     """`record` as one INSERT, sent at once, with no ORM object to add and flush (for a store
     operation on the per-update path that needs no audit row back)."""
-    if not _TOKEN.match(action) or not action:
-        raise ValueError("audit action must be a short token")
-    _check_detail(detail or {})
-    await s.execute(
-        _INSERT,
-        {
-            "at": datetime.now(UTC),
-            "actor_id": actor.person_id if actor.person_id != SYSTEM_PERSON_ID else None,
-            "via": actor.via,
-            "action": action,
-            "subject_person_id": subject_person_id,
-            "org_id": org_id,
-            "detail": dict(detail or {}),
-        },
-    )
+    fields = _fields(actor, action, subject_person_id, org_id, detail)
+    await s.execute(_INSERT, {"at": datetime.now(UTC), **fields})
 
 
 def person_actor(person_id: int, via: str) -> Actor:
