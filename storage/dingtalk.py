@@ -94,6 +94,17 @@ async def reserve_message_ids(s: AsyncSession, dingtalk_id: str, block: int) -> 
 # ---- cards ----
 
 
+async def _keep_shown(s: AsyncSession, key: str, row: DingTalkCard | DingTalkPlain) -> None:
+    """Keep `row` (a card or a plain message DingTalk shows, under `key`); one kept already
+    gets the message it shows now and when."""
+    found = await s.get(type(row), key)
+    if found is None:
+        s.add(row)
+    else:
+        found.message, found.updated_at = row.message, row.updated_at
+    await s.flush()
+
+
 async def keep_card(
     s: AsyncSession,
     out_track_id: str,
@@ -106,21 +117,18 @@ async def keep_card(
 ) -> None:
     """The card and the message it shows, as the bot last made it (kind "menu": a command-menu
     card, message_id 0, message {"commands": [...]})."""
-    found = await s.get(DingTalkCard, out_track_id)
-    if found is None:
-        s.add(
-            DingTalkCard(
-                out_track_id=out_track_id,
-                dingtalk_id=dingtalk_id,
-                kind=kind,
-                message_id=message_id,
-                message=message,
-                updated_at=now,
-            )
-        )
-    else:
-        found.message, found.updated_at = message, now
-    await s.flush()
+    await _keep_shown(
+        s,
+        out_track_id,
+        DingTalkCard(
+            out_track_id=out_track_id,
+            dingtalk_id=dingtalk_id,
+            kind=kind,
+            message_id=message_id,
+            message=message,
+            updated_at=now,
+        ),
+    )
 
 
 async def cards(s: AsyncSession, since: datetime) -> Sequence[DingTalkCard]:
@@ -156,20 +164,17 @@ async def keep_plain(
     now: datetime,
 ) -> None:
     """A bot message DingTalk shows as a plain robot message (`process_query_key` recalls it)."""
-    found = await s.get(DingTalkPlain, process_query_key)
-    if found is None:
-        s.add(
-            DingTalkPlain(
-                process_query_key=process_query_key,
-                dingtalk_id=dingtalk_id,
-                message_id=message_id,
-                message=message,
-                updated_at=now,
-            )
-        )
-    else:
-        found.message, found.updated_at = message, now
-    await s.flush()
+    await _keep_shown(
+        s,
+        process_query_key,
+        DingTalkPlain(
+            process_query_key=process_query_key,
+            dingtalk_id=dingtalk_id,
+            message_id=message_id,
+            message=message,
+            updated_at=now,
+        ),
+    )
 
 
 async def plain(s: AsyncSession, since: datetime) -> Sequence[DingTalkPlain]:
