@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -20,7 +21,8 @@ from sqlalchemy import Insert, bindparam, delete, event, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
-from storage.db import dialect_insert, utcnow
+from storage.db import BEFORE_COMMIT, dialect_insert, utcnow
+from storage.direct import Direct, fetch
 from storage.models import ConversationState
 
 _KEEP = object()
@@ -45,6 +47,14 @@ def _upsert(dialect: str) -> Insert:
     )
 
 
+_DIRECT_DELETE = Direct(_DELETE)
+
+
+@cache
+def _direct_upsert(dialect: str) -> Direct:
+    return Direct(_upsert(dialect))
+
+
 current_session: ContextVar[AsyncSession | None] = ContextVar("current_session", default=None)
 
 # Per session (in `Session.info`): the conversations as the update sees them, whether each has a
@@ -60,29 +70,51 @@ _Row = tuple[str | None, dict[str, Any]]
 
 def forget(s: AsyncSession) -> None:
     """After a rollback: what this session read or meant to write of conversations is void."""
-    for name in (_ROWS, _STORED, _DIRTY):
+    for name in (_ROWS, _STORED, _DIRTY, BEFORE_COMMIT):
         s.info.pop(name, None)
+
+
+def _changes(info: dict[str, Any]) -> list[tuple[str, _Row | None]]:
+    """The conversations changed in this transaction (now marked written), in a fixed order so
+    two sessions never lock them in opposite orders; a deleted one only if it had a row."""
+    dirty: set[str] | None = info.pop(_DIRTY, None)
+    if not dirty:
+        return []
+    rows: dict[str, _Row | None] = info[_ROWS]
+    stored: dict[str, bool] = info[_STORED]
+    changes = []
+    for key in sorted(dirty):
+        row = rows[key]
+        # A finished conversation leaves no row behind (and no personal data in it).
+        if row is not None or stored[key]:
+            changes.append((key, row))
+        stored[key] = row is not None
+    return changes
+
+
+def _params(key: str, row: _Row | None, now: datetime) -> dict[str, Any]:
+    return {"key": key} if row is None else {"key": key, "state": row[0], "data": row[1], "updated_at": now}
+
+
+async def _write_changed_direct(s: AsyncSession) -> None:
+    """The step `StoreSession.commit` runs first: each changed conversation written once,
+    straight on the driver (this is a statement of nearly every update)."""
+    now = utcnow()
+    dialect = s.sync_session.get_bind().dialect.name
+    for key, row in _changes(s.info):
+        await fetch(s, _DIRECT_DELETE if row is None else _direct_upsert(dialect), _params(key, row, now))
 
 
 @event.listens_for(Session, "before_commit")
 def _write_changed(session: Session) -> None:
-    """Write the conversations changed in this transaction, once each, just before it commits."""
-    dirty: set[str] | None = session.info.pop(_DIRTY, None)
-    if not dirty:
-        return
-    rows: dict[str, _Row | None] = session.info[_ROWS]
-    stored: dict[str, bool] = session.info[_STORED]
-    upsert = _upsert(session.get_bind().dialect.name)
+    """What is still unwritten when a session commits without `StoreSession.commit` (a plain
+    session, a sync commit): written here, in SQLAlchemy's synchronous event."""
     now = utcnow()
-    for key in sorted(dirty):  # a fixed order, so two sessions never lock in opposite orders
-        row = rows[key]
+    for key, row in _changes(session.info):
         if row is None:
-            # A finished conversation leaves no row behind (and no personal data in it).
-            if stored[key]:
-                session.execute(_DELETE, {"key": key})
+            session.execute(_DELETE, {"key": key})
         else:
-            session.execute(upsert, {"key": key, "state": row[0], "data": row[1], "updated_at": now})
-        stored[key] = row is not None
+            session.execute(_upsert(session.get_bind().dialect.name), _params(key, row, now))
 
 
 class DbStorage(BaseStorage):
@@ -135,6 +167,7 @@ class DbStorage(BaseStorage):
             if new != row:
                 s.info[_ROWS][k] = new
                 s.info.setdefault(_DIRTY, set()).add(k)
+                s.info.setdefault(BEFORE_COMMIT, {})["conversations"] = _write_changed_direct
             if own:
                 await s.commit()
 

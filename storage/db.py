@@ -174,13 +174,39 @@ def _sqlite_pragmas(engine: AsyncEngine, busy_timeout: float) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+# In `Session.info`: async steps to run just before the session commits, by name (each once).
+BEFORE_COMMIT = "before_commit"
+
+
+class StoreSession(AsyncSession):
+    """An `AsyncSession` that runs the async steps queued under `BEFORE_COMMIT` right before it
+    commits. SQLAlchemy's own before-commit event is synchronous: a statement run there goes
+    through a greenlet and SQLAlchemy's execution, where a step run here can use the driver
+    directly (`storage.direct`, for the conversation written at the end of every update)."""
+
+    async def commit(self) -> None:
+        steps = self.info.pop(BEFORE_COMMIT, None)
+        for step in (steps or {}).values():
+            await step(self)
+        await super().commit()
+
+    async def rollback(self) -> None:
+        self.info.pop(BEFORE_COMMIT, None)
+        await super().rollback()
+
+
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+    return async_sessionmaker(engine, expire_on_commit=False, class_=StoreSession)
 
 
 def is_sqlite(session_or_engine: AsyncSession | AsyncEngine) -> bool:
-    bind = session_or_engine.bind if isinstance(session_or_engine, AsyncSession) else session_or_engine
-    return bind.dialect.name == "sqlite"
+    # A session's sync `bind` is a plain attribute; the async session's `bind` property is not
+    # (it wraps the engine anew on each access), and this runs on every update.
+    if isinstance(session_or_engine, AsyncSession):
+        bind: Any = session_or_engine.sync_session.bind
+    else:
+        bind = session_or_engine
+    return bool(bind.dialect.name == "sqlite")
 
 
 def dialect_insert(dialect: str) -> Any:

@@ -31,6 +31,7 @@ from content.pack import Pack
 from storage import audit
 from storage.access import Actor, require_person_access
 from storage.db import dialect_insert
+from storage.direct import Direct, fetch
 from storage.errors import Forbidden, Invalid, NotFound, Refused
 from storage.models import EntryStatus, Membership, Org, Pairing, Person, Role, ServiceEntry
 from storage.validation import parse
@@ -188,18 +189,21 @@ async def log_service(
     return row
 
 
-# Built once with bound parameters (it runs on every /log line): a compiled-cache hit per use.
-_DAY_DONE = select(func.coalesce(func.sum(ServiceEntry.minutes), 0)).where(
-    ServiceEntry.person_id == bindparam("person_id"),
-    ServiceEntry.day == bindparam("day"),
-    ServiceEntry.status != EntryStatus.REJECTED,
+# Built once with bound parameters and run straight on the driver (`storage.direct`): it runs
+# on every /log line.
+_DAY_DONE = Direct(
+    select(func.coalesce(func.sum(ServiceEntry.minutes), 0)).where(
+        ServiceEntry.person_id == bindparam("person_id"),
+        ServiceEntry.day == bindparam("day"),
+        ServiceEntry.status != EntryStatus.REJECTED,
+    )
 )
 
 
 async def day_room(s: AsyncSession, person_id: int, day: date) -> int:
     """Minutes the person may still log on `day` (pending and approved entries count)."""
-    done = await s.scalar(_DAY_DONE, {"person_id": person_id, "day": day})
-    return max(0, DAY_MINUTES - int(done or 0))
+    rows = await fetch(s, _DAY_DONE, {"person_id": person_id, "day": day})
+    return max(0, DAY_MINUTES - int(rows[0][0] or 0))
 
 
 async def check_day_room(s: AsyncSession, person_id: int, day: date, minutes: int) -> None:

@@ -7,11 +7,12 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Insert, Select, bindparam, delete, func, literal_column, select, true
+from sqlalchemy import Insert, bindparam, delete, func, literal_column, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import people
 from storage.db import dialect_insert, utcnow
+from storage.direct import Direct, fetch
 from storage.models import InboundUpdate, ProcessedUpdate
 
 _PROCESSED = ProcessedUpdate.__table__
@@ -29,14 +30,14 @@ def _claim(dialect: str) -> Insert:
 
 
 @cache
-def _claim_with_person(with_conversation: bool) -> Select[Any]:
+def _claim_with_person(with_conversation: bool) -> Direct:
     """PostgreSQL: the claim and `people.chat_person`'s query in one statement (the insert as a
     data-modifying WITH, which runs whether or not the rest finds anyone): one row with
     `taken` and no person for a stranger, else a row per membership, each with `taken`."""
     claim = _claim("postgresql").returning(_PROCESSED.c.update_id).cte("claim")
     person = people.chat_person_select(with_conversation=with_conversation).subquery("person")
     one = select(literal_column("1").label("one")).subquery("one")
-    return (
+    return Direct(
         select(select(func.count()).select_from(claim).scalar_subquery().label("taken"), *person.c)
         .select_from(one.outerjoin(person, true()))
         .order_by(person.c.membership_id)
@@ -57,7 +58,8 @@ async def claim_update_with_person(
     }
     if state_key is not None:
         params["state_key"] = state_key
-    rows = (await s.execute(_claim_with_person(state_key is not None), params)).all()
+    # Straight on the driver (`storage.direct`): this runs for every update.
+    rows = await fetch(s, _claim_with_person(state_key is not None), params)
     taken = bool(rows[0].taken)
     return taken, people.chat_person_of(rows, telegram_id, state_key=state_key) if taken else None
 
