@@ -186,9 +186,32 @@ class StoreSession(AsyncSession):
 
     async def commit(self) -> None:
         steps = self.info.pop(BEFORE_COMMIT, None)
+        if not steps and self._nothing_to_commit():
+            return
         for step in (steps or {}).values():
             await step(self)
         await super().commit()
+
+    async def __aexit__(self, type_: Any, value: Any, traceback: Any) -> None:
+        if self.sync_session._transaction is None:
+            # No connection held, so nothing to give back to the pool: closing forgets the
+            # objects, with no task and no greenlet (SQLAlchemy runs every close as a task of
+            # its own, so a cancelled caller cannot leave a connection half returned).
+            self.sync_session.close()
+            return
+        await super().__aexit__(type_, value, traceback)
+
+    def _nothing_to_commit(self) -> bool:
+        """No transaction begun and no object waiting to be flushed: SQLAlchemy would begin a
+        transaction only to end it (an update's guard commits after a handler that already
+        did, about 70 µs of CPU for nothing)."""
+        sync = self.sync_session
+        return (
+            sync._transaction is None
+            and not sync._new
+            and not sync._deleted
+            and not sync.identity_map._modified
+        )
 
     async def rollback(self) -> None:
         self.info.pop(BEFORE_COMMIT, None)

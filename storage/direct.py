@@ -17,6 +17,7 @@ plain, the statement simply goes through `session.execute`.
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -62,9 +63,9 @@ def _compile(stmt: Executable, dialect: Dialect) -> _Compiled:
     defaults = {n: b.effective_value for n, b in c.binds.items() if not b.required}
     binds = tuple(c._bind_processors.get(n) for n in names)
     columns = c._result_columns
-    keys = tuple(col.keyname for col in columns)
+    keys = tuple(str(col.keyname) for col in columns)
     results = tuple(col.type._cached_result_processor(dialect, None) for col in columns)
-    row = NamedTuple("Row", [(k, Any) for k in keys]) if keys else tuple  # type: ignore[misc]
+    row = namedtuple("Row", keys, rename=True) if keys else tuple  # type: ignore[misc]
     return _Compiled(c.string, names, defaults, binds, keys, results, row)  # type: ignore[arg-type]
 
 
@@ -75,7 +76,10 @@ async def fetch(s: AsyncSession, statement: Direct, params: Mapping[str, Any]) -
     dialect = bind.dialect
     if dialect.driver != "asyncpg":
         result = await s.execute(statement.stmt, dict(params))
-        return result.all() if getattr(result, "returns_rows", True) else []
+        try:
+            return result.all()
+        except exc.ResourceClosedError:  # a statement without rows (no RETURNING)
+            return []
     conn, adapted = await _connection(s)
     c = statement.compiled(dialect)
     args = []
@@ -113,7 +117,9 @@ async def _connection(s: AsyncSession) -> tuple[Any, Any]:
     if held is not None and tx is not None and held[0] is tx and tx.is_active:
         return held[1], held[2]
     conn = await s.connection()
-    adapted = (await conn.get_raw_connection()).dbapi_connection
+    # Checked out by now, so reading the driver's connection needs no trip through a greenlet
+    # (`AsyncConnection.get_raw_connection` makes one).
+    adapted = conn.sync_connection.connection.dbapi_connection  # type: ignore[union-attr]
     s.info[_HELD] = (s.sync_session.get_transaction(), conn, adapted)
     return conn, adapted
 
