@@ -120,9 +120,15 @@ async def test_a_lost_connection_is_transient_and_never_handed_out_again(session
         await fetch(session, _DIRECT_ENTRIES, {"person_id": 1, "key": "k"})
     assert raised.value.connection_invalidated and is_transient_db_error(raised.value)
     await session.rollback()
-    # The dead connection was dropped from the pool: the next transaction gets a live one.
-    again = (await fetch(session, Direct(select(func.pg_backend_pid())), {}))[0][0]
-    assert again != pid
+    # The dead connection was dropped from the pool: every pooled connection is a live one.
+    engine = session.bind
+    held = [await engine.connect() for _ in range(engine.pool.checkedin())]
+    try:
+        for conn in held:
+            assert await conn.scalar(select(func.pg_backend_pid())) != pid
+    finally:
+        for conn in held:
+            await conn.close()
 
 
 async def test_the_store_session_runs_its_steps_before_commit_and_forgets_them_on_rollback(
