@@ -11,8 +11,9 @@ the session's transaction: the same SQL, the same conversions, the same connecti
 What stays SQLAlchemy's: the connection (checked out of the pool by the session), the
 transaction (begun by the adapter SQLAlchemy uses, committed or rolled back by the session) and
 errors (translated and wrapped as SQLAlchemy wraps them, so `bot/transient.py` and the pool's
-invalidation of a dead connection see what they always saw). On SQLite, and for anything not
-plain, the statement simply goes through `session.execute`.
+invalidation of a dead connection see what they always saw). On SQLite the statement makes one
+trip to aiosqlite's thread (`storage.sqlite_driver`) the same way; with any other driver it
+simply goes through `session.execute`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from sqlalchemy import exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Executable
+
+from storage.sqlite_driver import OneTripConnection, run_in_thread
 
 _Processor = Callable[[Any], Any] | None
 
@@ -72,15 +75,12 @@ def _compile(stmt: Executable, dialect: Dialect) -> _Compiled:
 async def fetch(s: AsyncSession, statement: Direct, params: Mapping[str, Any]) -> Sequence[Any]:
     """The statement's rows (named tuples, values converted as SQLAlchemy converts them), run
     in the session's transaction."""
-    bind = s.sync_session.get_bind()
-    dialect = bind.dialect
-    if dialect.driver != "asyncpg":
-        result = await s.execute(statement.stmt, dict(params))
-        try:
-            return result.all()
-        except exc.ResourceClosedError:  # a statement without rows (no RETURNING)
-            return []
+    dialect = s.sync_session.get_bind().dialect
+    if dialect.driver not in ("asyncpg", "aiosqlite"):
+        return await _through_sqlalchemy(s, statement, params)
     conn, adapted = await _connection(s)
+    if dialect.driver == "aiosqlite" and not isinstance(adapted, OneTripConnection):
+        return await _through_sqlalchemy(s, statement, params)  # SQLAlchemy's own adapter
     c = statement.compiled(dialect)
     args = []
     for name, process in zip(c.names, c.binds, strict=True):
@@ -92,9 +92,16 @@ async def fetch(s: AsyncSession, statement: Direct, params: Mapping[str, Any]) -
         for listener in sync.dispatch.before_cursor_execute:
             listener(sync, None, c.sql, tuple(args), None, False)
     try:
-        if adapted._transaction is None:
-            await adapted._start_transaction()  # the BEGIN SQLAlchemy's adapter would send
-        records = await adapted._connection.fetch(c.sql, *args)
+        if dialect.driver == "asyncpg":
+            if adapted._transaction is None:
+                await adapted._start_transaction()  # the BEGIN SQLAlchemy's adapter would send
+            records: Sequence[Any] = await adapted._connection.fetch(c.sql, *args)
+        else:
+            # SQLite: one trip to aiosqlite's thread, as `storage.sqlite_driver` makes (the
+            # transaction was begun when the session took the connection: `storage/db.py`).
+            async with adapted._execute_mutex:
+                driver = adapted._connection
+                _, _, _, records = await driver._execute(run_in_thread, driver._conn, c.sql, args, False)
     except Exception as error:
         raise await _wrapped(conn, adapted, c.sql, error) from error
     if not c.keys:
@@ -104,6 +111,14 @@ async def fetch(s: AsyncSession, statement: Direct, params: Mapping[str, Any]) -
         make(*(p(v) if p is not None else v for p, v in zip(results, record, strict=True)))
         for record in records
     ]
+
+
+async def _through_sqlalchemy(s: AsyncSession, statement: Direct, params: Mapping[str, Any]) -> Sequence[Any]:
+    result = await s.execute(statement.stmt, dict(params))
+    try:
+        return result.all()
+    except exc.ResourceClosedError:  # a statement without rows (no RETURNING)
+        return []
 
 
 _HELD = "direct_connection"

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from content.i18n import LOCALES, normalize_locale, texts
 from storage import audit
 from storage.access import Actor, Grant, get_org, require_manager
+from storage.direct import Direct, fetch
 from storage.errors import Invalid, Refused
 from storage.invites import CODE_PATTERN, build_invite, deep_link, may_invite
 from storage.models import (
@@ -378,6 +379,9 @@ _CHAT_PERSON_AND_CONVERSATION = _CHAT_PERSON.add_columns(_CS.key, _CS.state, _CS
     ConversationState.__table__, _CS.key == bindparam("state_key")
 )
 
+_DIRECT_CHAT_PERSON = Direct(_CHAT_PERSON)
+_DIRECT_CHAT_PERSON_AND_CONVERSATION = Direct(_CHAT_PERSON_AND_CONVERSATION)
+
 
 def chat_person_select(*, with_conversation: bool) -> Select[Any]:
     """`chat_person`'s query (bound parameters: telegram_id, and state_key with the conversation),
@@ -391,14 +395,13 @@ async def chat_person(
     """The joined person writing from this Telegram account, with their grants; None for a
     stranger, someone who has not consented, or someone erased. With `state_key`, also the
     conversation stored under that key (`ChatPerson.conversation`)."""
+    # Straight on the driver (`storage.direct`): this runs for every update on SQLite.
     if state_key is None:
-        rows = (await s.execute(_CHAT_PERSON, {"telegram_id": telegram_id})).all()
+        rows = await fetch(s, _DIRECT_CHAT_PERSON, {"telegram_id": telegram_id})
     else:
-        rows = (
-            await s.execute(
-                _CHAT_PERSON_AND_CONVERSATION, {"telegram_id": telegram_id, "state_key": state_key}
-            )
-        ).all()
+        rows = await fetch(
+            s, _DIRECT_CHAT_PERSON_AND_CONVERSATION, {"telegram_id": telegram_id, "state_key": state_key}
+        )
     return chat_person_of(rows, telegram_id, state_key=state_key)
 
 

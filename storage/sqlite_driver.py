@@ -28,7 +28,7 @@ from sqlalchemy.util.concurrency import await_
 _Outcome = tuple[Any, int, int | None, list[Any]]
 
 
-def _run(conn: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> _Outcome:
+def run_in_thread(conn: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> _Outcome:
     """In aiosqlite's thread: the whole statement, cursor to closed cursor."""
     cur = conn.cursor()
     try:
@@ -85,7 +85,7 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
     async def _trip(self, operation: str, parameters: Any, many: bool) -> None:
         async with self._adapt_connection._execute_mutex:
             conn: aiosqlite.Connection = self._connection  # type: ignore[assignment]
-            outcome: _Outcome = await conn._execute(_run, conn._conn, operation, parameters, many)
+            outcome: _Outcome = await conn._execute(run_in_thread, conn._conn, operation, parameters, many)
         self._description, self._rowcount, self._lastrowid, rows = outcome
         self._rows = deque(rows)
 

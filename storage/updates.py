@@ -64,16 +64,21 @@ async def claim_update_with_person(
     return taken, people.chat_person_of(rows, telegram_id, state_key=state_key) if taken else None
 
 
+@cache
+def _direct_claim(dialect: str) -> Direct:
+    """The claim with the row it inserted, if any (SQLite has RETURNING since 3.35): run
+    straight on the driver (`storage.direct`), this is the first statement of every update."""
+    return Direct(_claim(dialect).returning(_PROCESSED.c.update_id))
+
+
 async def claim_update(s: AsyncSession, bot_id: int, update_id: int) -> bool:
     """Record the update as taken; False if it was already handled (or is being handled).
 
     The row commits with whatever the handler wrote, so "handled" and "its effects" are one
     fact. On PostgreSQL a concurrent second delivery waits here until the first commits.
     """
-    result = await s.execute(
-        _claim(s.bind.dialect.name), {"bot_id": bot_id, "update_id": update_id, "at": utcnow()}
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    claim = _direct_claim(s.sync_session.get_bind().dialect.name)
+    return bool(await fetch(s, claim, {"bot_id": bot_id, "update_id": update_id, "at": utcnow()}))
 
 
 async def forget_before(s: AsyncSession, before: datetime) -> int:
