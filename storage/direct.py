@@ -27,8 +27,6 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Executable
 
-from storage.sqlite_driver import OneTripConnection, run_in_thread
-
 _Processor = Callable[[Any], Any] | None
 
 
@@ -79,8 +77,12 @@ async def fetch(s: AsyncSession, statement: Direct, params: Mapping[str, Any]) -
     if dialect.driver not in ("asyncpg", "aiosqlite"):
         return await _through_sqlalchemy(s, statement, params)
     conn, adapted = await _connection(s)
-    if dialect.driver == "aiosqlite" and not isinstance(adapted, OneTripConnection):
-        return await _through_sqlalchemy(s, statement, params)  # SQLAlchemy's own adapter
+    if dialect.driver == "aiosqlite":
+        # Imported here: a PostgreSQL process never loads sqlite3 and aiosqlite (memory, issue 11).
+        from storage.sqlite_driver import OneTripConnection, run_in_thread
+
+        if not isinstance(adapted, OneTripConnection):
+            return await _through_sqlalchemy(s, statement, params)  # SQLAlchemy's own adapter
     c = statement.compiled(dialect)
     args = []
     for name, process in zip(c.names, c.binds, strict=True):
