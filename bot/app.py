@@ -23,6 +23,7 @@ from bot.gate import Gate, GateState, Limits, LocalState, gate_of, install
 from bot.intake import Intake
 from bot.middlewares import PersonContext, UpdateGuard
 from bot.order import LocalOrder, RedisOrder
+from bot.routing import skip_unmatched_routers
 from config.clock import Clock
 from config.settings import Settings
 from content.pack import Pack, get_pack
@@ -142,6 +143,7 @@ def make_dispatcher(
     for r in routers():
         dp.include_router(r)
     filters_on_the_loop(dp)
+    skip_unmatched_routers(dp)
     return dp
 
 
@@ -172,6 +174,7 @@ def _on_loop(check: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
     async def call(*args: Any, **kwargs: Any) -> Any:
         return check(*args, **kwargs)
 
+    call.plain = check  # type: ignore[attr-defined]  # for bot.routing, which reads a State ahead
     return call
 
 
