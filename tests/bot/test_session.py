@@ -1,0 +1,150 @@
+"""BotSession sends the fields aiogram's form would carry, the same strings, as one JSON object."""
+
+from __future__ import annotations
+
+import types
+import typing
+from typing import Any
+
+import orjson
+import pytest
+from aiogram import Bot
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.enums import ParseMode
+from aiogram.methods import (
+    AnswerCallbackQuery,
+    DeleteMessage,
+    EditMessageReplyMarkup,
+    EditMessageText,
+    SendDocument,
+    SendMessage,
+    SetMyCommands,
+)
+from aiogram.methods.base import TelegramMethod
+from aiogram.types import (
+    BotCommand,
+    BotCommandScopeChat,
+    BufferedInputFile,
+    CallbackGame,
+    CopyTextButton,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    LoginUrl,
+    ReplyParameters,
+    SwitchInlineQueryChosenChat,
+    TelegramObject,
+    WebAppInfo,
+)
+from aiohttp import FormData
+from pydantic import BaseModel
+
+from bot.app import make_bot
+from bot.session import BotSession, _dumps
+from config.settings import Settings
+
+TOKEN = "123456:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+DEFAULTS = DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True)
+
+KEYBOARD = InlineKeyboardMarkup(
+    inline_keyboard=[
+        [InlineKeyboardButton(text="党员志愿服务行动", callback_data="lq:77:volunteer")],
+        [InlineKeyboardButton(text='a "quoted" <b>', url="https://example.org/?a=1&b=ü")],
+        [
+            InlineKeyboardButton(text="app", web_app=WebAppInfo(url="https://example.org/app")),
+            InlineKeyboardButton(
+                text="login", login_url=LoginUrl(url="https://example.org/l", request_write_access=True)
+            ),
+        ],
+        [
+            InlineKeyboardButton(
+                text="inline", switch_inline_query_chosen_chat=SwitchInlineQueryChosenChat(query="q")
+            )
+        ],
+        [InlineKeyboardButton(text="copy", copy_text=CopyTextButton(text="复制"))],
+        [
+            InlineKeyboardButton(text="game", callback_game=CallbackGame()),
+            InlineKeyboardButton(text="", pay=False),
+        ],
+    ]
+)
+
+METHODS: list[TelegramMethod[Any]] = [
+    SendMessage(chat_id=5, text="你好 <b>x</b>", reply_markup=KEYBOARD),
+    SendMessage(chat_id=-100123, text="no buttons", disable_notification=True, parse_mode=None),
+    SendMessage(
+        chat_id=5,
+        text="t",
+        reply_markup=InlineKeyboardMarkup(inline_keyboard=[]),
+        reply_parameters=ReplyParameters(message_id=3),
+    ),
+    EditMessageText(chat_id=5, message_id=9, text="改了", reply_markup=KEYBOARD),
+    EditMessageReplyMarkup(chat_id=5, message_id=9, reply_markup=None),
+    AnswerCallbackQuery(callback_query_id="abc", text="已过期", show_alert=True),
+    AnswerCallbackQuery(callback_query_id="abc", text=""),  # an empty field is left out
+    DeleteMessage(chat_id=5, message_id=9),
+    SetMyCommands(
+        commands=[BotCommand(command="log", description="记录")], scope=BotCommandScopeChat(chat_id=5)
+    ),
+]
+
+
+def _form_fields(form: FormData) -> dict[str, Any]:
+    return {f[0]["name"]: f[2] for f in form._fields}
+
+
+@pytest.mark.parametrize("method", METHODS, ids=lambda m: type(m).__name__)
+def test_the_json_body_carries_the_form_fields_of_aiogram(method: TelegramMethod[Any]) -> None:
+    ours = BotSession()
+    theirs = AiohttpSession(json_dumps=_dumps)
+    bot = Bot(TOKEN, session=ours, default=DEFAULTS)
+    body = ours.build_form_data(bot, method)
+    assert body.content_type == "application/json"
+    expected = _form_fields(theirs.build_form_data(bot, method))
+    assert all(isinstance(v, str) for v in expected.values())  # what a form holds: text
+    assert orjson.loads(body._value) == expected
+
+
+def test_a_call_with_a_file_goes_as_aiogram_sends_it() -> None:
+    ours = BotSession()
+    bot = Bot(TOKEN, session=ours, default=DEFAULTS)
+    method = SendDocument(
+        chat_id=5, document=BufferedInputFile(b"x" * 10, "a.xlsx"), caption="表", reply_markup=KEYBOARD
+    )
+    form = ours.build_form_data(bot, method)
+    assert isinstance(form, FormData)
+    fields = _form_fields(form)
+    assert fields["caption"] == "表" and fields["reply_markup"] == KEYBOARD.model_dump_json(exclude_none=True)
+    assert fields["document"].startswith("attach://") and fields["document"][9:] in fields  # the file's part
+
+
+def _leaf_types(model: type[BaseModel], seen: set[type]) -> set[Any]:
+    """Every type a model's fields can hold, models opened."""
+    out: set[Any] = set()
+    seen.add(model)
+    for field in model.model_fields.values():
+        stack = [field.annotation]
+        while stack:
+            t = stack.pop()
+            args = typing.get_args(t)
+            if args:
+                stack.extend(args)
+                continue
+            if isinstance(t, type) and issubclass(t, BaseModel):
+                if t not in seen:
+                    out |= _leaf_types(t, seen)
+            elif t is not list:
+                out.add(t)
+    return out
+
+
+def test_a_keyboard_holds_nothing_aiogram_would_write_its_own_way() -> None:
+    # aiogram's prepare_value turns dates, enums, files and bot defaults into something else than
+    # their JSON; pydantic would not. A keyboard has none of them.
+    assert _leaf_types(InlineKeyboardMarkup, set()) <= {str, int, bool, float, type(None), types.NoneType}
+    assert issubclass(InlineKeyboardMarkup, TelegramObject)
+
+
+def test_the_bot_uses_it() -> None:
+    bot = make_bot(Settings(bot_token=TOKEN, telegram_api_url="http://127.0.0.1:1"), gate=False)
+    assert isinstance(bot.session, BotSession)
