@@ -9,6 +9,8 @@ A handler's filters must all pass, and some can be read ahead cheaply and withou
 - `Command` / `CommandStart`: the first word of the text must be one of the filter's prefixes
   followed by one of its names (or a match of one of its patterns), read as `Command` reads it;
 - a `State` or `StateFilter`: the conversation's raw state, as the FSM middleware passed it on;
+- `SomeCallbackData.filter()`: the button's data must start with the class's prefix, which
+  `CallbackData.unpack` refuses otherwise;
 - a magic filter (`F...`): a check of the event alone.
 When one of these says no, the handler cannot match. A leaf router none of whose handlers can
 match is skipped whole, its router-wide filters included; otherwise aiogram runs it exactly as
@@ -29,12 +31,14 @@ from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.dispatcher.event.handler import FilterObject
 from aiogram.dispatcher.event.telegram import TelegramEventObserver
 from aiogram.filters import Command, CommandStart, StateFilter
+from aiogram.filters.callback_data import CallbackData, CallbackQueryFilter
 from aiogram.fsm.state import State, StatesGroup
-from aiogram.types import Message, TelegramObject
+from aiogram.types import CallbackQuery, Message, TelegramObject
 
 # What a handler's filters say ahead, one check per filter read: (STATE, the raw states it lets
-# through), (COMMAND, (prefixes, names, ignore_case, patterns)) or (MAGIC, the magic filter).
-STATE, COMMAND, MAGIC = 0, 1, 2
+# through), (COMMAND, (prefixes, names, ignore_case, patterns)), (DATA, (separator, prefix)) or
+# (MAGIC, the magic filter).
+STATE, COMMAND, DATA, MAGIC = 0, 1, 2, 3
 Guard = tuple[tuple[int, Any], ...]
 
 
@@ -92,6 +96,7 @@ class _Index:
     by_state: dict[str | None, tuple[Guard, ...]]
     by_name: dict[str, tuple[Guard, ...]]
     by_folded_name: dict[str, tuple[Guard, ...]]  # Command(..., ignore_case=True)
+    by_data: dict[tuple[str, str], tuple[Guard, ...]]  # (separator, prefix) of callback data
     rest: tuple[Guard, ...]
 
     @classmethod
@@ -100,6 +105,7 @@ class _Index:
         by_state: dict[str | None, list[Guard]] = {}
         by_name: dict[str, list[Guard]] = {}
         by_folded_name: dict[str, list[Guard]] = {}
+        by_data: dict[tuple[str, str], list[Guard]] = {}
         rest: list[Guard] = []
         for handler in observer.handlers:
             guard = tuple(c for f in handler.filters or () if (c := _check(f)) is not None)
@@ -107,6 +113,7 @@ class _Index:
                 return None
             states = next((arg for kind, arg in guard if kind == STATE), None)
             command = next((arg for kind, arg in guard if kind == COMMAND and not arg[3]), None)
+            data = next((arg for kind, arg in guard if kind == DATA), None)
             if states is not None:
                 for state in states:
                     by_state.setdefault(state, []).append(guard)
@@ -114,13 +121,15 @@ class _Index:
                 names = by_folded_name if command[2] else by_name
                 for name in command[1]:
                     names.setdefault(name, []).append(guard)
+            elif data is not None:
+                by_data.setdefault(data, []).append(guard)
             else:
                 rest.append(guard)
 
         def frozen(d: dict[Any, list[Guard]]) -> dict[Any, tuple[Guard, ...]]:
             return {k: tuple(v) for k, v in d.items()}
 
-        return cls(frozen(by_state), frozen(by_name), frozen(by_folded_name), tuple(rest))
+        return cls(frozen(by_state), frozen(by_name), frozen(by_folded_name), frozen(by_data), tuple(rest))
 
     def may_match(self, event: TelegramObject, data: dict[str, Any]) -> bool:
         candidates = self.rest
@@ -130,6 +139,10 @@ class _Index:
             candidates = (
                 candidates + self.by_name.get(word[1], ()) + self.by_folded_name.get(word[1].casefold(), ())
             )
+        if self.by_data and isinstance(event, CallbackQuery) and event.data:
+            for separator, prefix in self.by_data:
+                if event.data.split(separator, 1)[0] == prefix:
+                    candidates = candidates + self.by_data[separator, prefix]
         return any(_passes(guard, event, data) for guard in candidates)
 
 
@@ -144,6 +157,10 @@ def _passes(guard: Guard, event: TelegramObject, data: dict[str, Any]) -> bool:
                 return False
             name = word[1]
             if (name.casefold() if arg[2] else name) not in arg[1] and not any(p.match(name) for p in arg[3]):
+                return False
+        elif kind == DATA:
+            payload = event.data if isinstance(event, CallbackQuery) else None  # as unpack splits it
+            if not payload or payload.split(arg[0], 1)[0] != arg[1]:
                 return False
         elif not arg.resolve(event):
             return False
@@ -161,7 +178,16 @@ def _check(f: FilterObject) -> tuple[int, Any] | None:
         names = frozenset(c for c in target.commands if isinstance(c, str))
         patterns = tuple(c for c in target.commands if isinstance(c, re.Pattern))
         return COMMAND, (target.prefix, names, target.ignore_case, patterns)
+    # A class of callback data that reads its data its own way is left to aiogram.
+    if (
+        type(target) is CallbackQueryFilter
+        and getattr(target.callback_data.unpack, "__func__", None) is _UNPACK
+    ):
+        return DATA, (target.callback_data.__separator__, target.callback_data.__prefix__)
     return None
+
+
+_UNPACK = CallbackData.unpack.__func__  # type: ignore[attr-defined]
 
 
 def _states(target: State | StateFilter) -> frozenset[str | None] | None:

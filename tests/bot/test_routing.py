@@ -137,6 +137,29 @@ def _message(text: str | None, photo: bool = False, caption: str | None = None) 
     )
 
 
+def _press(data: str | None) -> CallbackQuery:
+    user = User(id=5, is_bot=False, first_name="x")
+    return CallbackQuery(id="1", from_user=user, chat_instance="c", data=data)
+
+
+def _button_data(dp: Dispatcher) -> list[str]:
+    """For each kind of callback data in the tree: one packed with plain values, and its prefix
+    with parts missing or extra."""
+    dummy = {int: 7, str: "a", bool: True}
+    out: list[str] = []
+    for _name, h in _handlers(dp):
+        for f in h.filters or ():
+            if isinstance(f.callback, CallbackQueryFilter):
+                kind = f.callback.callback_data
+                values = {k: dummy.get(v.annotation, "a") for k, v in kind.model_fields.items()}
+                try:
+                    out.append(kind(**values).pack())
+                except ValueError:
+                    pass
+                out += [kind.__prefix__, f"{kind.__prefix__}:x", f"{kind.__prefix__}:1:2:3:4:5"]
+    return sorted(set(out))
+
+
 def _texts(commands: set[str]) -> list[str]:
     out = ["hello", "社区志愿服务", "", "   ", "/", "//log", "/unknown", "/log\x00 1", "a\x07b", "log"]
     for c in sorted(commands):
@@ -189,12 +212,9 @@ async def test_every_command_and_state_picks_the_same_handler(dp: Dispatcher, bo
         )
     ]
     few += [_message(None, photo=True), _message(None, photo=True, caption="/log 1 今天 x")]
-    few += [
-        CallbackQuery(id="1", from_user=User(id=5, is_bot=False, first_name="x"), chat_instance="c", data=d)
-        for d in ("lq:7:a", "ld:7:1", "lw:7:act:a", "srv:1", "nonsense", "")
-    ]
-    every = [_message(t or None) for t in _texts(commands)]
-    # Every command in a few states, and a few events in every state, from everyone.
+    few += [_press(d) for d in ("lq:7:a", "ld:7:1", "lw:7:act:a", "srv:1", "nonsense", "", "lq", ":lq:7:a")]
+    every = [_message(t or None) for t in _texts(commands)] + [_press(d) for d in _button_data(dp)]
+    # Every command and button in a few states, and a few events in every state, from everyone.
     cases = [
         *itertools.product(every, PEOPLE, [None, "LogWizard:place", "LogQuick:action", "Nobody:waits_here"]),
         *itertools.product(few, PEOPLE, sorted(states, key=str)),
@@ -221,6 +241,8 @@ async def test_every_command_and_state_picks_the_same_handler(dp: Dispatcher, bo
         # Nobody's command: only the fallback, whose last handler takes anything.
         ("!log 1 今天 x", "member", None, "on_other_message", ["handlers.fallback"]),
         ("/nothing", "member", None, "on_other_command", ["handlers.fallback"]),
+        # A button of the quick form: only its router has handlers for the data's prefix.
+        ("press lq:7:volunteer", "secretary", "LogQuick:action", "on_record_click", ["handlers.service_log"]),
         # A control character: the first router, which the magic filter read ahead lets through.
         ("/log 1 今天 \x07", "member", None, "refuse_control_chars", ["handlers.hygiene"]),
     ],
@@ -237,7 +259,8 @@ async def test_an_update_visits_only_the_routers_that_may_take_it(
             return await _o(*a, **k)
 
         monkeypatch.setattr(r.propagate_event, "original", spy)
-    assert await _chosen(dp, bot, _message(text), who, state) == handler
+    event = _press(text[6:]) if text.startswith("press ") else _message(text)
+    assert await _chosen(dp, bot, event, who, state) == handler
     assert seen == visited
 
 
