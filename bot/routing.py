@@ -79,7 +79,7 @@ class _Shortcut:
             kept = self.index[update_type] = (len(observer.handlers), _Index.of(observer))
         index = kept[1]
         # Outer middlewares run for every event offered, matched or not: leave those to aiogram.
-        if index is None or observer.outer_middleware._middlewares:
+        if index is None or len(observer.outer_middleware):
             return True
         try:
             return index.may_match(event, data)
