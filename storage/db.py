@@ -171,7 +171,15 @@ def _sqlite_pragmas(engine: AsyncEngine, busy_timeout: float) -> None:
     def _on_begin(conn: Any) -> None:
         # IMMEDIATE takes the write lock at BEGIN, so two writers queue on the busy timeout
         # rather than one failing with "database is locked" when it upgrades its read lock.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            # Straight on the driver's cursor (one trip to aiosqlite's thread): every update
+            # begins a transaction, and SQLAlchemy's execution around a statement costs more
+            # than this one does.
+            cur = conn.connection.dbapi_connection.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            cur.close()
+        except Exception as e:
+            conn._handle_dbapi_exception(e, "BEGIN IMMEDIATE", (), None, None)
 
 
 # In `Session.info`: async steps to run just before the session commits, by name (each once).

@@ -134,3 +134,35 @@ async def test_the_pool_opens_no_connection_beyond_its_size(monkeypatch) -> None
         assert len(opened) == 2
     finally:
         await engine.dispose()
+
+
+@sqlite_only("SQLite's write lock taken at BEGIN IMMEDIATE")
+async def test_a_begin_that_finds_the_write_lock_taken_fails_as_an_outage(tmp_path) -> None:
+    """BEGIN IMMEDIATE is sent on the driver's cursor (storage/db.py); when the lock stays taken
+    past the busy timeout, it fails as SQLAlchemy's OperationalError, which the bot retries."""
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    from bot.transient import is_transient_db_error
+    from storage.db import make_engine, make_sessionmaker
+
+    path = tmp_path / "locked.db"
+    engine = make_engine(f"sqlite+aiosqlite:///{path}", busy_timeout=0.2)
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        async with make_sessionmaker(engine)() as s:
+            await s.execute(text("CREATE TABLE t (x INTEGER)"))
+            await s.commit()
+        holder.execute("BEGIN IMMEDIATE")
+        async with make_sessionmaker(engine)() as s:
+            with pytest.raises(OperationalError, match="locked") as raised:
+                await s.execute(text("INSERT INTO t VALUES (1)"))
+            assert is_transient_db_error(raised.value)
+        holder.execute("ROLLBACK")
+        async with make_sessionmaker(engine)() as s:
+            await s.execute(text("INSERT INTO t VALUES (1)"))  # free again: it goes through
+            await s.commit()
+    finally:
+        holder.close()
+        await engine.dispose()
