@@ -50,7 +50,13 @@ def test_freed_big_blocks_go_back_to_the_system() -> None:
     assert _left_resident("fixed") < 8
 
 
-def test_run_fixes_the_threshold_before_serving(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("database_url", "fixed"),
+    [("postgresql+asyncpg://nobody@127.0.0.1:1/none", True), ("sqlite+aiosqlite:///x.db", False)],
+)
+def test_run_fixes_the_threshold_before_serving_on_postgres(
+    monkeypatch: pytest.MonkeyPatch, database_url: str, fixed: bool
+) -> None:
     import bot.run_cli
     import bot.runtime
 
@@ -62,6 +68,7 @@ def test_run_fixes_the_threshold_before_serving(monkeypatch: pytest.MonkeyPatch)
 
     monkeypatch.setattr(bot.runtime, "serve_forever", serve)
     monkeypatch.setenv("BOT_TOKEN", "1:x")
+    monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.setattr(bot.run_cli, "setup_logging", lambda _level: None)
     from config.settings import get_settings
 
@@ -71,4 +78,4 @@ def test_run_fixes_the_threshold_before_serving(monkeypatch: pytest.MonkeyPatch)
         assert bot.run_cli._run(args) == 0
     finally:
         get_settings.cache_clear()
-    assert calls == ["fixed", "served"]
+    assert calls == (["fixed", "served"] if fixed else ["served"])
