@@ -113,10 +113,10 @@ def make_engine(url: str, *, busy_timeout: float = 30.0, **kw: Any) -> AsyncEngi
     # connection as soon as it is given back, so under a steady load above the pool's size every
     # few updates paid for a new connection (about 4 ms of CPU each, a quarter of the checkouts
     # in the throughput benchmark). An update that finds them all in use waits its turn.
-    # Ten, not twenty: the event loop, not the database, sets a bot process's pace, so the
-    # updates holding the other ten were waiting for the loop anyway; each connection in use
-    # holds its prepared statements and an update in progress (2 MB less peak memory at 100,000
-    # members; docs/benchmarks.md).
+    # Ten, not twenty: a bot process's pace is set by its event loop (one core), not by the
+    # database, and each connection in use holds its prepared statements and an update in
+    # progress: about 2 MB less peak memory under the throughput benchmark's load, its rate in
+    # the same range (docs/benchmarks.md, issue 11).
     kw.setdefault("pool_size", int(os.environ.get("DB_POOL_SIZE", "10")))
     kw.setdefault("max_overflow", 0)
     engine = create_async_engine(url, **kw)
