@@ -4,7 +4,7 @@ than "this update cannot be handled" (apologize and move on)."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
+import sys
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -21,7 +21,9 @@ def is_transient_db_error(exc: BaseException) -> bool:
         return True  # SQLite "database is locked", PostgreSQL connection lost or refused
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
-    if isinstance(exc, sqlite3.OperationalError):
+    # sqlite3 as already loaded: a process on PostgreSQL never imports it (nor can it raise it).
+    sqlite3 = sys.modules.get("sqlite3")
+    if sqlite3 is not None and isinstance(exc, sqlite3.OperationalError):
         return True
     if isinstance(exc, OSError | asyncio.TimeoutError):
         # Connection refused / reset while opening or using a database connection.

@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     # measures the update path and not Telegram's limits); 429s are still obeyed.
     telegram_limits: bool = True
     # Updates a bot process handles at once (different chats; one chat's are taken in turn). Each
-    # needs one of the pool's connections (SQLite: one; PostgreSQL: DB_POOL_SIZE, 20): 32 measured
+    # needs one of the pool's connections (SQLite: one; PostgreSQL: DB_POOL_SIZE, 10): 32 measured
     # the same rate as 64 on both backends and 3 MB less peak memory (docs/benchmarks.md).
     updates_in_flight: int = Field(default=32, ge=1, le=1000)
     webhook_url: str | None = None

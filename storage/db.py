@@ -15,8 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
-from storage.sqlite_driver import one_trip_dbapi
-
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -102,6 +100,10 @@ def make_engine(url: str, *, busy_timeout: float = 30.0, **kw: Any) -> AsyncEngi
             # the pool instead, first come first served, with no idle gaps.
             kw.setdefault("pool_size", int(os.environ.get("DB_POOL_SIZE", "1")))
             kw.setdefault("max_overflow", 0)
+        # Imported here: a process on PostgreSQL never loads sqlite3, aiosqlite and SQLAlchemy's
+        # SQLite dialect (about 1.3 MB of a bot process's memory; issue 11).
+        from storage.sqlite_driver import one_trip_dbapi
+
         if "module" not in kw and (dbapi := one_trip_dbapi()) is not None:
             kw["module"] = dbapi  # one trip to aiosqlite's thread per statement, not four
         engine = create_async_engine(url, **kw)
@@ -111,7 +113,11 @@ def make_engine(url: str, *, busy_timeout: float = 30.0, **kw: Any) -> AsyncEngi
     # connection as soon as it is given back, so under a steady load above the pool's size every
     # few updates paid for a new connection (about 4 ms of CPU each, a quarter of the checkouts
     # in the throughput benchmark). An update that finds them all in use waits its turn.
-    kw.setdefault("pool_size", int(os.environ.get("DB_POOL_SIZE", "20")))
+    # Ten, not twenty: a bot process's pace is set by its event loop (one core), not by the
+    # database, and each connection in use holds its prepared statements and an update in
+    # progress: about 2 MB less peak memory under the throughput benchmark's load, its rate in
+    # the same range (docs/benchmarks.md, issue 11).
+    kw.setdefault("pool_size", int(os.environ.get("DB_POOL_SIZE", "10")))
     kw.setdefault("max_overflow", 0)
     engine = create_async_engine(url, **kw)
     if not kw.get("pool_pre_ping"):

@@ -81,3 +81,27 @@ def test_bot_process_does_not_import_heavy_libraries() -> None:
 def test_run_only_bot_on_sqlite_imports_only_what_polling_on_sqlite_uses() -> None:
     postgres = ("asyncpg", "sqlalchemy.dialects.postgresql")
     assert _loaded(_RUN_BOT_PROBE, (*HEAVY, *postgres, "multiprocessing", "aiohttp.web", "babel")) == []
+
+
+# The same on PostgreSQL (the engine is made, not connected: creating it loads the dialect and
+# asyncpg): SQLite's driver, aiosqlite and SQLAlchemy's SQLite dialect stay out (storage/db.py
+# imports its SQLite driver for a SQLite URL only; bot/transient.py looks for sqlite3's error
+# only where sqlite3 is loaded).
+_RUN_BOT_PG_PROBE = """
+import json, sys
+from bot.cli import build_parser
+build_parser(["run", "--only", "bot"])
+import bot.runtime
+from handlers import routers
+routers()
+from storage.db import make_engine
+
+make_engine("postgresql+asyncpg://nobody@127.0.0.1:1/none")
+names = %r
+print(json.dumps(sorted(m for m in sys.modules if any(m == n or m.startswith(n + ".") for n in names))))
+"""
+
+
+def test_run_only_bot_on_postgres_imports_nothing_of_sqlite() -> None:
+    sqlite = ("sqlite3", "_sqlite3", "aiosqlite", "sqlalchemy.dialects.sqlite", "storage.sqlite_driver")
+    assert _loaded(_RUN_BOT_PG_PROBE, (*HEAVY, *sqlite, "multiprocessing", "aiohttp.web", "babel")) == []
