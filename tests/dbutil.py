@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -77,6 +79,21 @@ async def drop_pg_database(db_url: str, base_url: str) -> None:
 
 def sqlite_url(tmp_dir: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_dir / 'test.db'}"
+
+
+@asynccontextmanager
+async def empty_database(tmp_dir: Path) -> AsyncIterator[str]:
+    """The URL of a database of its own with no tables: a SQLite file in `tmp_dir`, or (with
+    TEST_DATABASE_URL) a PostgreSQL database created here and dropped afterwards."""
+    base = pg_requested()
+    if base is None:
+        yield sqlite_url(tmp_dir)
+        return
+    url = await create_pg_database(base)
+    try:
+        yield url
+    finally:
+        await drop_pg_database(url, base)
 
 
 async def wipe(engine: AsyncEngine) -> None:

@@ -43,15 +43,8 @@ def readme_setup_commands() -> list[list[str]]:
 
 @pytest.fixture
 async def fresh_url(tmp_path: Path) -> AsyncIterator[str]:
-    base = dbutil.pg_requested()
-    if base is None:
-        yield f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
-        return
-    url = await dbutil.create_pg_database(base)
-    try:
+    async with dbutil.empty_database(tmp_path) as url:
         yield url
-    finally:
-        await dbutil.drop_pg_database(url, base)
 
 
 def env_for(url: str) -> dict[str, str]:

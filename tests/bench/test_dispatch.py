@@ -16,15 +16,8 @@ from tests import dbutil
 @pytest.fixture
 async def url(tmp_path: Path) -> AsyncIterator[str]:
     """An empty database of its own: the run seeds its members and orgs with fixed ids."""
-    base = dbutil.pg_requested()
-    if base is None:
-        yield dbutil.sqlite_url(tmp_path)
-        return
-    created = await dbutil.create_pg_database(base)
-    try:
+    async with dbutil.empty_database(tmp_path) as created:
         yield created
-    finally:
-        await dbutil.drop_pg_database(created, base)
 
 
 async def test_tiny_run_times_both_modes(url: str) -> None:

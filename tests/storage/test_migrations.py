@@ -20,15 +20,8 @@ from tests import dbutil
 
 @pytest.fixture
 async def empty_db_url(tmp_path) -> AsyncIterator[str]:
-    base = dbutil.pg_requested()
-    if base is None:
-        yield dbutil.sqlite_url(tmp_path)
-        return
-    url = await dbutil.create_pg_database(base)
-    try:
+    async with dbutil.empty_database(tmp_path) as url:
         yield url
-    finally:
-        await dbutil.drop_pg_database(url, base)
 
 
 def _revisions() -> list[str]:
