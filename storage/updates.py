@@ -20,12 +20,14 @@ _PROCESSED = ProcessedUpdate.__table__
 
 @cache
 def _claim(dialect: str) -> Insert:
-    """The claim, built once per dialect with bound parameters: a compiled-cache hit per update."""
+    """The claim with the row it inserted, if any (none when the update was taken already;
+    SQLite has RETURNING since 3.35), built once per dialect with bound parameters."""
     insert = dialect_insert(dialect)
     return (
         insert(_PROCESSED)
         .values(bot_id=bindparam("bot_id"), update_id=bindparam("update_id"), processed_at=bindparam("at"))
         .on_conflict_do_nothing(index_elements=["bot_id", "update_id"])
+        .returning(_PROCESSED.c.update_id)
     )
 
 
@@ -34,7 +36,7 @@ def _claim_with_person(with_conversation: bool) -> Direct:
     """PostgreSQL: the claim and `people.chat_person`'s query in one statement (the insert as a
     data-modifying WITH, which runs whether or not the rest finds anyone): one row with
     `taken` and no person for a stranger, else a row per membership, each with `taken`."""
-    claim = _claim("postgresql").returning(_PROCESSED.c.update_id).cte("claim")
+    claim = _claim("postgresql").cte("claim")
     person = people.chat_person_select(with_conversation=with_conversation).subquery("person")
     one = select(literal_column("1").label("one")).subquery("one")
     return Direct(
@@ -66,9 +68,9 @@ async def claim_update_with_person(
 
 @cache
 def _direct_claim(dialect: str) -> Direct:
-    """The claim with the row it inserted, if any (SQLite has RETURNING since 3.35): run
-    straight on the driver (`storage.direct`), this is the first statement of every update."""
-    return Direct(_claim(dialect).returning(_PROCESSED.c.update_id))
+    """The claim run straight on the driver (`storage.direct`): the first statement of every
+    update."""
+    return Direct(_claim(dialect))
 
 
 async def claim_update(s: AsyncSession, bot_id: int, update_id: int) -> bool:
