@@ -70,7 +70,8 @@ _Row = tuple[str | None, dict[str, Any]]
 
 def forget(s: AsyncSession) -> None:
     """After a rollback: what this session read or meant to write of conversations is void."""
-    for name in (_ROWS, _STORED, _DIRTY, BEFORE_COMMIT):
+    # The write queued for commit went with the rollback (`StoreSession.rollback`).
+    for name in (_ROWS, _STORED, _DIRTY):
         s.info.pop(name, None)
 
 

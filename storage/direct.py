@@ -1,4 +1,4 @@
-"""Core statements on the per-update path, run straight on the session's asyncpg connection.
+"""Core statements on the per-update path, run straight on the session's driver connection.
 
 Every update runs the same few statements (its claim with the person, the day's room, the
 conversation's upsert), and on PostgreSQL SQLAlchemy's execution around each cost more CPU
