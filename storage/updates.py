@@ -16,6 +16,7 @@ from storage.direct import Direct, fetch
 from storage.models import InboundUpdate, ProcessedUpdate
 
 _PROCESSED = ProcessedUpdate.__table__
+_INBOUND = InboundUpdate.__table__
 
 
 @cache
@@ -89,17 +90,21 @@ async def forget_before(s: AsyncSession, before: datetime) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
+@cache
+def _store_inbound(dialect: str) -> Insert:
+    return dialect_insert(dialect)(_INBOUND).on_conflict_do_nothing(index_elements=["bot_id", "update_id"])
+
+
 async def store_inbound(s: AsyncSession, bot_id: int, updates: list[dict[str, Any]], now: datetime) -> None:
     """Keep polled updates until they are handled (a second copy of one is ignored)."""
     if not updates:
         return
-    insert = dialect_insert(s.bind.dialect.name)
     rows = [
         {"bot_id": bot_id, "update_id": u["update_id"], "payload": u, "received_at": now} for u in updates
     ]
-    await s.execute(
-        insert(InboundUpdate).values(rows).on_conflict_do_nothing(index_elements=["bot_id", "update_id"])
-    )
+    # One statement for any number of rows (many parameter sets): a VALUES list of the batch's
+    # length was compiled afresh for every batch, and through the ORM's bulk insert.
+    await s.execute(_store_inbound(s.bind.dialect.name), rows)
 
 
 async def pending_inbound(s: AsyncSession, bot_id: int) -> list[dict[str, Any]]:
