@@ -92,8 +92,11 @@ def make_engine(url: str, *, busy_timeout: float = 30.0, **kw: Any) -> AsyncEngi
         path = _sqlite_path(url)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-        # The busy timeout lets a writer wait for another instead of failing at once.
-        kw.setdefault("connect_args", {"timeout": busy_timeout})
+        # The busy timeout lets a writer wait for another instead of failing at once. The
+        # connection is made in aiosqlite's thread and also used from the loop's, one at a time
+        # (`storage.sqlite_driver.run_here`).
+        own = {"timeout": busy_timeout, "check_same_thread": False}
+        kw["connect_args"] = own | kw.get("connect_args", {})
         if path is not None:
             # SQLite has one writer at a time. Several connections in one process would queue on
             # SQLite's busy handler, which sleeps in growing steps; one connection queues them in

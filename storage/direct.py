@@ -12,8 +12,9 @@ What stays SQLAlchemy's: the connection (checked out of the pool by the session)
 transaction (begun by the adapter SQLAlchemy uses, committed or rolled back by the session) and
 errors (translated and wrapped as SQLAlchemy wraps them, so `bot/transient.py` and the pool's
 invalidation of a dead connection see what they always saw). On SQLite the statement makes one
-trip to aiosqlite's thread (`storage.sqlite_driver`) the same way; with any other driver it
-simply goes through `session.execute`.
+short trip on the event loop's thread, in the transaction that already holds the write lock
+(`storage.sqlite_driver.run_here`); with any other driver it simply goes through
+`session.execute`.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ async def fetch(s: AsyncSession, statement: Direct, params: Mapping[str, Any]) -
     conn, adapted = await _connection(s)
     if dialect.driver == "aiosqlite":
         # Imported here: a PostgreSQL process never loads sqlite3 and aiosqlite (memory, issue 11).
-        from storage.sqlite_driver import OneTripConnection, run_in_thread
+        from storage.sqlite_driver import OneTripConnection, run_here
 
         if not isinstance(adapted, OneTripConnection):
             return await _through_sqlalchemy(s, statement, params)  # SQLAlchemy's own adapter
@@ -99,11 +100,10 @@ async def fetch(s: AsyncSession, statement: Direct, params: Mapping[str, Any]) -
                 await adapted._start_transaction()  # the BEGIN SQLAlchemy's adapter would send
             records: Sequence[Any] = await adapted._connection.fetch(c.sql, *args)
         else:
-            # SQLite: one trip to aiosqlite's thread, as `storage.sqlite_driver` makes (the
-            # transaction was begun when the session took the connection: `storage/db.py`).
+            # SQLite: on the loop's thread, in the transaction begun (BEGIN IMMEDIATE, the write
+            # lock taken) when the session took the connection (`storage.sqlite_driver.run_here`).
             async with adapted._execute_mutex:
-                driver = adapted._connection
-                _, _, _, records = await driver._execute(run_in_thread, driver._conn, c.sql, args, False)
+                records = run_here(adapted, c.sql, args)
     except Exception as error:
         raise await _wrapped(conn, adapted, c.sql, error) from error
     if not c.keys:

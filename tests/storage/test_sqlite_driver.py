@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from storage.db import make_engine
@@ -44,3 +44,66 @@ async def test_rows_counts_ids_and_errors(engine) -> None:
     async with engine.connect() as conn:
         with pytest.raises(IntegrityError):
             await conn.execute(text("INSERT INTO t (v) VALUES ('a')"))
+
+
+async def test_the_updates_statements_run_on_the_loops_thread(engine) -> None:
+    """`storage.direct` runs its short statements here, not through aiosqlite's thread
+    (`run_here`); a statement through SQLAlchemy still makes the trip."""
+    import threading
+
+    from storage.db import make_sessionmaker
+    from storage.direct import Direct, fetch
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _thread_id(dbapi_conn, _record) -> None:
+        # The thread the statement runs on, as SQLite calls this function there.
+        dbapi_conn._connection._conn.create_function("thread_id", 0, threading.get_ident)
+
+    direct = Direct(select(func.thread_id()))
+    async with make_sessionmaker(engine)() as s:
+        assert [tuple(r) for r in await fetch(s, direct, {})] == [(threading.get_ident(),)]
+        through = (await s.execute(select(func.thread_id()))).scalar()
+        assert through != threading.get_ident()
+
+
+async def test_waiting_for_the_write_lock_leaves_the_loop_running(tmp_path: Path) -> None:
+    """Another writer holds the lock: the update's BEGIN IMMEDIATE waits for it in aiosqlite's
+    thread while the loop goes on; the update's statements then run on the loop's thread."""
+    import asyncio
+    import sqlite3
+
+    from storage.db import make_sessionmaker
+    from storage.direct import Direct, fetch
+    from storage.models import ProcessedUpdate
+
+    path = tmp_path / "held.db"
+    engine = make_engine(f"sqlite+aiosqlite:///{path}")
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(ProcessedUpdate.__table__.create)
+        holder.execute("BEGIN IMMEDIATE")
+        loop = asyncio.get_running_loop()
+        held_for = 0.5
+        loop.call_later(held_for, holder.execute, "COMMIT")
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticker = asyncio.create_task(tick())
+        started = loop.time()
+        t = ProcessedUpdate.__table__
+        count = Direct(select(func.count()).select_from(t))
+        async with make_sessionmaker(engine)() as s:
+            assert [tuple(r) for r in await fetch(s, count, {})] == [(0,)]
+            waited = loop.time() - started
+        ticker.cancel()
+        assert waited >= held_for  # the lock really was held that long
+        assert ticks >= 10  # and the loop kept going meanwhile (50 at most)
+    finally:
+        holder.close()
+        await engine.dispose()
