@@ -92,7 +92,8 @@ async def forget_before(s: AsyncSession, before: datetime) -> int:
 
 @cache
 def _store_inbound(dialect: str) -> Insert:
-    return dialect_insert(dialect)(_INBOUND).on_conflict_do_nothing(index_elements=["bot_id", "update_id"])
+    insert = dialect_insert(dialect)
+    return insert(_INBOUND).on_conflict_do_nothing(index_elements=["bot_id", "update_id"])
 
 
 async def store_inbound(s: AsyncSession, bot_id: int, updates: list[dict[str, Any]], now: datetime) -> None:

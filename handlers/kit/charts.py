@@ -39,8 +39,14 @@ def cjk_font_family() -> str:
     from matplotlib import font_manager
 
     path = cjk_font_path()
-    font_manager.fontManager.addfont(str(path))
-    return str(font_manager.FontProperties(fname=str(path)).get_name())
+    manager = font_manager.fontManager
+    manager.addfont(str(path))
+    family = str(font_manager.FontProperties(fname=str(path)).get_name())
+    # A machine may have the same family installed (Debian's fonts-noto-cjk has it in a .ttc):
+    # matplotlib would pick either. Only the bundled file keeps the family's name here.
+    manager.ttflist = [f for f in manager.ttflist if f.name != family or f.fname == str(path)]
+    manager._findfont_cached.cache_clear()  # type: ignore[attr-defined]
+    return family
 
 
 def render_month_chart(chart: MonthChart) -> bytes:

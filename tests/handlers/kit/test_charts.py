@@ -42,6 +42,32 @@ def test_the_font_is_the_bundled_cjk_one() -> None:
     assert found == str(path)
 
 
+def test_a_font_of_the_same_family_on_the_machine_does_not_take_its_place(monkeypatch, tmp_path) -> None:
+    """Regression: with Debian's fonts-noto-cjk installed, matplotlib found the system's Noto Sans
+    CJK SC (loaded before the bundled file, and as good a match) and drew with it."""
+    import dataclasses
+    import shutil
+
+    from matplotlib import font_manager
+
+    manager = font_manager.fontManager
+    bundled = str(cjk_font_path())
+    other = tmp_path / "NotoSansCJK-Regular.otf"
+    shutil.copy(bundled, other)  # a real file of the same family, elsewhere
+    family = cjk_font_family()
+    first = next(f for f in manager.ttflist if f.fname == bundled)
+    monkeypatch.setattr(manager, "ttflist", [dataclasses.replace(first, fname=str(other)), *manager.ttflist])
+    manager._findfont_cached.cache_clear()
+    cjk_font_family.cache_clear()
+    try:
+        assert cjk_font_family() == family
+        found = font_manager.findfont(font_manager.FontProperties(family=family), fallback_to_default=False)
+        assert found == bundled
+    finally:
+        cjk_font_family.cache_clear()
+        manager._findfont_cached.cache_clear()
+
+
 def test_a_font_without_chinese_would_be_caught() -> None:
     """The check above can fail: the default font has no Chinese glyphs, and matplotlib says so."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
