@@ -3,13 +3,18 @@ reads from a cursor (rows, row count, last row id, errors) is what the stock ada
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
 from sqlalchemy import event, func, select, text
 from sqlalchemy.exc import IntegrityError
 
-from storage.db import make_engine
+from storage.db import make_engine, make_sessionmaker
+from storage.direct import Direct, fetch
+from storage.models import ProcessedUpdate
 from storage.sqlite_driver import OneTripConnection, OneTripCursor
 
 
@@ -49,10 +54,6 @@ async def test_rows_counts_ids_and_errors(engine) -> None:
 async def test_the_updates_statements_run_on_the_loops_thread(engine) -> None:
     """`storage.direct` runs its short statements here, not through aiosqlite's thread
     (`run_here`); a statement through SQLAlchemy still makes the trip."""
-    import threading
-
-    from storage.db import make_sessionmaker
-    from storage.direct import Direct, fetch
 
     @event.listens_for(engine.sync_engine, "connect")
     def _thread_id(dbapi_conn, _record) -> None:
@@ -66,19 +67,10 @@ async def test_the_updates_statements_run_on_the_loops_thread(engine) -> None:
         assert through != threading.get_ident()
 
 
-async def test_waiting_for_the_write_lock_leaves_the_loop_running(tmp_path: Path) -> None:
+async def test_waiting_for_the_write_lock_leaves_the_loop_running(engine) -> None:
     """Another writer holds the lock: the update's BEGIN IMMEDIATE waits for it in aiosqlite's
     thread while the loop goes on; the update's statements then run on the loop's thread."""
-    import asyncio
-    import sqlite3
-
-    from storage.db import make_sessionmaker
-    from storage.direct import Direct, fetch
-    from storage.models import ProcessedUpdate
-
-    path = tmp_path / "held.db"
-    engine = make_engine(f"sqlite+aiosqlite:///{path}")
-    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder = sqlite3.connect(engine.url.database, isolation_level=None)
     try:
         async with engine.begin() as conn:
             await conn.run_sync(ProcessedUpdate.__table__.create)
@@ -106,4 +98,3 @@ async def test_waiting_for_the_write_lock_leaves_the_loop_running(tmp_path: Path
         assert ticks >= 10  # and the loop kept going meanwhile (50 at most)
     finally:
         holder.close()
-        await engine.dispose()
