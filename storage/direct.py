@@ -19,6 +19,7 @@ short trip on the event loop's thread, in the transaction that already holds the
 
 from __future__ import annotations
 
+import weakref
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -128,16 +129,21 @@ _HELD = "direct_connection"
 
 async def _connection(s: AsyncSession) -> tuple[Any, Any]:
     """The session's connection and its driver adapter, looked up once per transaction (each
-    lookup is a trip through SQLAlchemy's greenlet)."""
+    lookup is a trip through SQLAlchemy's greenlet).
+
+    The transaction is held by weak reference: it refers to the session, and a strong one kept
+    in `session.info` closed a cycle (session, info, transaction, session) that kept each
+    update's session, connection, transactions and their event dispatchers (about 45 objects)
+    alive until the cyclic collector found them, usually in an older generation."""
     tx = s.sync_session.get_transaction()
     held = s.info.get(_HELD)
-    if held is not None and tx is not None and held[0] is tx and tx.is_active:
+    if held is not None and tx is not None and held[0]() is tx and tx.is_active:
         return held[1], held[2]
     conn = await s.connection()
     # Checked out by now, so reading the driver's connection needs no trip through a greenlet
     # (`AsyncConnection.get_raw_connection` makes one).
     adapted = conn.sync_connection.connection.dbapi_connection  # type: ignore[union-attr]
-    s.info[_HELD] = (s.sync_session.get_transaction(), conn, adapted)
+    s.info[_HELD] = (weakref.ref(s.sync_session.get_transaction()), conn, adapted)
     return conn, adapted
 
 

@@ -4,11 +4,13 @@ errors as SQLAlchemy raises them."""
 
 from __future__ import annotations
 
+import gc
+import weakref
 from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import bindparam, event, exc, func, insert, select, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.transient import is_transient_db_error
 from storage.db import BEFORE_COMMIT, StoreSession
@@ -171,3 +173,33 @@ async def test_a_commit_with_nothing_begun_sends_nothing(
         assert len(commits) == 2
     finally:
         event.remove(clean_db.sync_engine, "commit", note)
+
+
+async def test_an_updates_session_is_freed_without_the_cyclic_collector(
+    clean_db: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """Regression: `storage.direct` kept the session's transaction in `session.info`, and the
+    transaction refers to its session, so every update's session (with its connection,
+    transactions and event dispatchers) lived on as cyclic garbage until the collector ran."""
+    claim = Direct(
+        insert(ProcessedUpdate).values(
+            bot_id=bindparam("bot_id"), update_id=bindparam("update_id"), processed_at=bindparam("at")
+        )
+    )
+    gc.collect()
+    gc.disable()
+    try:
+        async with sessionmaker() as s:
+            await fetch(s, claim, {"bot_id": 1, "update_id": 1, "at": datetime.now(UTC)})
+            await fetch(s, claim, {"bot_id": 1, "update_id": 2, "at": datetime.now(UTC)})  # held
+            assert s.info["direct_connection"][0]() is s.sync_session.get_transaction()
+            await s.commit()
+            gone = weakref.ref(s.sync_session)
+        del s
+        assert gone() is None, [type(r).__name__ for r in gc.get_referrers(gone())]
+    finally:
+        gc.enable()
+    async with sessionmaker() as s:
+        assert (
+            await s.scalars(select(ProcessedUpdate.update_id).order_by(ProcessedUpdate.update_id))
+        ).all() == [1, 2]
