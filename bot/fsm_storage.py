@@ -8,8 +8,8 @@ writing while the update's transaction holds the write lock would wait on itself
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from datetime import datetime
 from functools import cache
@@ -55,7 +55,30 @@ def _direct_upsert(dialect: str) -> Direct:
     return Direct(_upsert(dialect))
 
 
-current_session: ContextVar[AsyncSession | None] = ContextVar("current_session", default=None)
+# The update's session, for the conversations it reads and writes. The context variable holds a
+# list that `update_session` empties when the update ends: a timer or task started while the
+# update ran (aiohttp's timeouts, a task a handler starts) copies the context and keeps its
+# values until it fires or is dropped, and with the session itself in it each finished update's
+# session and what it held lived on that long.
+_current: ContextVar[list[AsyncSession] | None] = ContextVar("current_session", default=None)
+
+
+@contextmanager
+def update_session(s: AsyncSession) -> Iterator[None]:
+    """`s` is the update's session until the block ends, and no longer, wherever the context went."""
+    held = [s]
+    token = _current.set(held)
+    try:
+        yield
+    finally:
+        held.clear()
+        _current.reset(token)
+
+
+def current_session() -> AsyncSession | None:
+    held = _current.get()
+    return held[0] if held else None
+
 
 # Per session (in `Session.info`): the conversations as the update sees them, whether each has a
 # row in the database, and which changed. A form's step sets the state and then the data (and
@@ -125,7 +148,7 @@ class DbStorage(BaseStorage):
 
     @asynccontextmanager
     async def _session(self) -> AsyncIterator[tuple[AsyncSession, bool]]:
-        s = current_session.get()
+        s = current_session()
         if s is not None:
             yield s, False
             return

@@ -21,9 +21,9 @@ from aiogram.fsm.middleware import FSMContextMiddleware
 from aiogram.types import CallbackQuery, Message, TelegramObject, Update, User
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.fsm_storage import DbStorage, current_session
+from bot.fsm_storage import DbStorage, update_session
 from bot.fsm_storage import forget as forget_conversations
-from bot.gate import before_wait
+from bot.gate import UpdateHook, before_wait
 from bot.transient import DatabaseUnavailable, is_transient_db_error
 from config.clock import Clock
 from config.settings import Settings
@@ -68,11 +68,8 @@ class UpdateGuard(BaseMiddleware):
         assert isinstance(event, Update)
         bot: Bot = data["bot"]
         async with self.sessionmaker() as s:
-            token = current_session.set(s)
-            try:
+            with update_session(s):
                 return await self._guarded(handler, event, data, s, bot)
-            finally:
-                current_session.reset(token)
 
     async def _guarded(
         self, handler: Handler, update: Update, data: dict[str, Any], s: AsyncSession, bot: Bot
@@ -106,7 +103,8 @@ class UpdateGuard(BaseMiddleware):
                     "update %s: commit before waiting failed (%s)", update.update_id, type(e).__name__
                 )
 
-        wait_token = before_wait.set(commit_before_waiting)
+        hook = UpdateHook(commit_before_waiting)
+        wait_token = before_wait.set(hook)
         try:
             result = await handler(update, data)
             await s.commit()
@@ -132,6 +130,7 @@ class UpdateGuard(BaseMiddleware):
             await self._mark_done(bot, update)
             return None
         finally:
+            hook.drop()
             before_wait.reset(wait_token)
 
     @staticmethod

@@ -65,6 +65,25 @@ _bulk: ContextVar[bool] = ContextVar("gate_bulk", default=False)
 before_wait: ContextVar[Callable[[], Awaitable[None]] | None] = ContextVar("gate_before_wait", default=None)
 
 
+class UpdateHook:
+    """`before_wait`'s value for one update: its hook until `drop`, then nothing. A timer or task
+    started during the update copies the context and keeps its values; the hook itself would keep
+    the update's session alive with it."""
+
+    __slots__ = ("hook",)
+
+    def __init__(self, hook: Callable[[], Awaitable[None]]) -> None:
+        self.hook: Callable[[], Awaitable[None]] | None = hook
+
+    async def __call__(self) -> None:
+        hook = self.hook
+        if hook is not None:
+            await hook()
+
+    def drop(self) -> None:
+        self.hook = None
+
+
 def is_message(method: TelegramMethod[Any]) -> bool:
     """Does Telegram count this call against its message limits (a message lands in a chat)?"""
     name = method.__api_method__.lower()
@@ -236,6 +255,7 @@ __all__ = [
     "GateState",
     "Limits",
     "LocalState",
+    "UpdateHook",
     "bulk",
     "chat_of",
     "gate_of",

@@ -3,6 +3,7 @@ changes are written once, at commit, and vanish with a rollback."""
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -10,7 +11,7 @@ from aiogram.fsm.storage.base import StorageKey
 from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.fsm_storage import DbStorage, current_session, forget
+from bot.fsm_storage import DbStorage, current_session, forget, update_session
 from storage.models import ConversationState
 
 KEY = StorageKey(bot_id=1, chat_id=42, user_id=42)
@@ -40,8 +41,7 @@ async def stored(sessionmaker: async_sessionmaker[AsyncSession]) -> list[tuple[s
 async def test_a_step_is_one_write_at_commit(clean_db: AsyncEngine, sessionmaker) -> None:
     storage = DbStorage(sessionmaker)
     async with sessionmaker() as s:
-        token = current_session.set(s)
-        try:
+        with update_session(s):
             with statements_on_states(clean_db) as seen:
                 # What /log's quick form does: clear, then the state and the answers.
                 await storage.set_state(KEY, None)
@@ -51,8 +51,6 @@ async def test_a_step_is_one_write_at_commit(clean_db: AsyncEngine, sessionmaker
                 assert await storage.get_state(KEY) == "LogQuick:action"  # seen before commit
                 assert await storage.get_data(KEY) == {"wid": 7, "minutes": 60}
                 await s.commit()
-        finally:
-            current_session.reset(token)
     assert seen == ["SELECT", "INSERT"]  # the one read, then one upsert
     assert await stored(sessionmaker) == [("LogQuick:action", {"wid": 7, "minutes": 60})]
 
@@ -60,14 +58,11 @@ async def test_a_step_is_one_write_at_commit(clean_db: AsyncEngine, sessionmaker
 async def test_nothing_is_written_when_nothing_changes(clean_db: AsyncEngine, sessionmaker) -> None:
     storage = DbStorage(sessionmaker)
     async with sessionmaker() as s:
-        token = current_session.set(s)
-        try:
+        with update_session(s):
             with statements_on_states(clean_db) as seen:
                 await storage.set_state(KEY, None)
                 await storage.set_data(KEY, {})
                 await s.commit()
-        finally:
-            current_session.reset(token)
     assert seen == ["SELECT"]
     assert await stored(sessionmaker) == []
 
@@ -77,25 +72,32 @@ async def test_a_finished_conversation_leaves_no_row(clean_db: AsyncEngine, sess
     await storage.set_state(KEY, "LogWizard:day")  # outside an update: its own session, committed
     assert await stored(sessionmaker) == [("LogWizard:day", {})]
     async with sessionmaker() as s:
-        token = current_session.set(s)
-        try:
+        with update_session(s):
             await storage.set_state(KEY, None)
             await s.commit()
-        finally:
-            current_session.reset(token)
     assert await stored(sessionmaker) == []
 
 
 async def test_a_rollback_drops_the_changes(clean_db: AsyncEngine, sessionmaker) -> None:
     storage = DbStorage(sessionmaker)
     async with sessionmaker() as s:
-        token = current_session.set(s)
-        try:
+        with update_session(s):
             await storage.set_state(KEY, "LogWizard:day")
             await s.rollback()
             forget(s)  # what the update guard does after a rollback
             assert await storage.get_state(KEY) is None
             await s.commit()
-        finally:
-            current_session.reset(token)
     assert await stored(sessionmaker) == []
+
+
+async def test_a_context_copied_during_the_update_lets_go_of_its_session(sessionmaker) -> None:
+    """Regression: a timer or task started during an update copies the context and kept the
+    update's session alive through it until it fired (aiohttp's timeouts: a minute)."""
+    async with sessionmaker() as s:
+        with update_session(s):
+            copied = contextvars.copy_context()  # what `call_later` and `create_task` take
+            assert current_session() is s and copied.run(current_session) is s
+        assert current_session() is None
+    assert copied.run(current_session) is None
+    # Nothing in the copied context reaches the session any more.
+    assert not any(v is s or (isinstance(v, list) and any(x is s for x in v)) for v in copied.values())
