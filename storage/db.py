@@ -165,6 +165,8 @@ def _ping_when_idle(engine: AsyncEngine, idle_after: float) -> None:
 
 
 def _sqlite_pragmas(engine: AsyncEngine, busy_timeout: float) -> None:
+    busy_ms = round(busy_timeout * 1000)
+
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Take over transaction control so BEGIN IMMEDIATE below is ours, not pysqlite's guess.
@@ -173,7 +175,7 @@ def _sqlite_pragmas(engine: AsyncEngine, busy_timeout: float) -> None:
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute(f"PRAGMA busy_timeout={round(busy_timeout * 1000)}")
+        cur.execute(f"PRAGMA busy_timeout={busy_ms}")
         cur.close()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -181,12 +183,15 @@ def _sqlite_pragmas(engine: AsyncEngine, busy_timeout: float) -> None:
         # IMMEDIATE takes the write lock at BEGIN, so two writers queue on the busy timeout
         # rather than one failing with "database is locked" when it upgrades its read lock.
         try:
-            # Straight on the driver's cursor (one trip to aiosqlite's thread): every update
-            # begins a transaction, and SQLAlchemy's execution around a statement costs more
-            # than this one does.
-            cur = conn.connection.dbapi_connection.cursor()
-            cur.execute("BEGIN IMMEDIATE")
-            cur.close()
+            # Straight on the driver: every update begins a transaction, and SQLAlchemy's
+            # execution around a statement costs more than this one does.
+            dbapi = conn.connection.dbapi_connection
+            if hasattr(dbapi, "begin_immediate"):
+                dbapi.begin_immediate(busy_ms)  # on the loop's thread if it need not wait
+            else:
+                cur = dbapi.cursor()
+                cur.execute("BEGIN IMMEDIATE")
+                cur.close()
         except Exception as e:
             conn._handle_dbapi_exception(e, "BEGIN IMMEDIATE", (), None, None)
 

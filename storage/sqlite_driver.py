@@ -129,6 +129,34 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
     __slots__ = ()
     _cursor_cls = OneTripCursor
 
+    def begin_immediate(self, busy_timeout_ms: int) -> None:
+        """BEGIN IMMEDIATE on the loop's thread when the write lock is free, which in a bot
+        process it almost always is (one connection per process): a trip to aiosqlite's thread
+        cost more than the statement. The busy timeout is off for that one try, so it never
+        waits; if another connection holds the lock, BEGIN goes to aiosqlite's thread as before
+        and waits there, while the loop goes on."""
+        raw: sqlite3.Connection = self._connection._connection  # type: ignore[attr-defined]
+        raw.execute("PRAGMA busy_timeout=0")
+        try:
+            raw.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as e:
+            if e.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+                raise
+        finally:
+            raw.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+        cursor = self.cursor()
+        cursor.execute("BEGIN IMMEDIATE")
+        cursor.close()
+
+    def rollback(self) -> None:
+        # The pool rolls back every connection given back, after each update's commit too: with
+        # no transaction open there is nothing to do, and no need of a trip to learn that.
+        raw: sqlite3.Connection | None = self._connection._connection  # type: ignore[attr-defined]
+        if raw is not None and not raw.in_transaction:
+            return
+        super().rollback()
+
 
 class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):
     def connect(self, *arg: Any, **kw: Any) -> OneTripConnection:

@@ -8,6 +8,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
+import aiosqlite
 import pytest
 from sqlalchemy import event, func, select, text
 from sqlalchemy.exc import IntegrityError
@@ -15,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from storage.db import make_engine, make_sessionmaker
 from storage.direct import Direct, fetch
 from storage.models import ProcessedUpdate
-from storage.sqlite_driver import OneTripConnection, OneTripCursor
+from storage.sqlite_driver import OneTripConnection, OneTripCursor, run_in_thread
 
 
 @pytest.fixture
@@ -98,3 +99,29 @@ async def test_waiting_for_the_write_lock_leaves_the_loop_running(engine) -> Non
         assert ticks >= 10  # and the loop kept going meanwhile (50 at most)
     finally:
         holder.close()
+
+
+async def test_an_updates_transaction_makes_one_trip_when_the_lock_is_free(engine, monkeypatch) -> None:
+    """BEGIN IMMEDIATE runs on the loop's thread when no other writer holds the lock, and giving
+    the connection back after the commit rolls nothing back: of an update's transaction only
+    its COMMIT goes to aiosqlite's thread."""
+    async with engine.begin() as conn:
+        await conn.run_sync(ProcessedUpdate.__table__.create)
+    trips: list[str] = []
+    real = aiosqlite.Connection._execute
+
+    async def counted(self, fn, *args, **kwargs):
+        trips.append(args[1] if fn is run_in_thread else fn.__name__)
+        return await real(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    t = ProcessedUpdate.__table__
+    count = Direct(select(func.count()).select_from(t))
+    async with make_sessionmaker(engine)() as s:
+        assert [tuple(r) for r in await fetch(s, count, {})] == [(0,)]
+        await s.commit()
+    assert trips == ["commit"]
+    # A transaction left open is still rolled back when the connection goes back to the pool.
+    async with make_sessionmaker(engine)() as s:
+        await fetch(s, count, {})
+    assert trips == ["commit", "rollback"]
