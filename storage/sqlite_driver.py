@@ -49,8 +49,8 @@ def run_here(adapted: AsyncAdapt_aiosqlite_connection, operation: str, parameter
     thread instead of a trip to aiosqlite's: the trip, a hand-over each way with the GIL
     changing hands, cost more than such a statement (about 40-50 µs of CPU each, four per
     `/log` update). Safe because it never waits: it runs inside the session's transaction, begun
-    with BEGIN IMMEDIATE (which may wait for another writer, and so still goes to the thread),
-    so this connection holds the write lock already; in WAL mode nothing else can make it wait.
+    with BEGIN IMMEDIATE (which goes to the thread when it has to wait for another writer:
+    `OneTripConnection.begin_immediate`), so this connection holds the write lock already; in WAL mode nothing else can make it wait.
     The connection is used by one thread at a time: the caller holds its execute mutex, and
     every other use is awaited by the session that holds it (`check_same_thread=False`,
     `storage/db.py`)."""
