@@ -176,6 +176,10 @@ def _sqlite_pragmas(engine: AsyncEngine, busy_timeout: float) -> None:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute(f"PRAGMA busy_timeout={busy_ms}")
+        if hasattr(dbapi_conn, "begin_immediate"):
+            # Our driver checkpoints the WAL itself, in aiosqlite's thread: SQLite's own would
+            # run inside a commit, which that driver makes on the loop's thread.
+            cur.execute("PRAGMA wal_autocheckpoint=0")
         cur.close()
 
     @event.listens_for(engine.sync_engine, "begin")

@@ -13,6 +13,7 @@ Server-side cursors (`stream()`) keep SQLAlchemy's own cursor.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections import deque
 from typing import Any
@@ -50,7 +51,8 @@ def run_here(adapted: AsyncAdapt_aiosqlite_connection, operation: str, parameter
     changing hands, cost more than such a statement (about 40-50 µs of CPU each, four per
     `/log` update). Safe because it never waits: it runs inside the session's transaction, begun
     with BEGIN IMMEDIATE (which goes to the thread when it has to wait for another writer:
-    `OneTripConnection.begin_immediate`), so this connection holds the write lock already; in WAL mode nothing else can make it wait.
+    `OneTripConnection.begin_immediate`), so this connection holds the write lock already; in
+    WAL mode nothing else can make it wait.
     The connection is used by one thread at a time: the caller holds its execute mutex, and
     every other use is awaited by the session that holds it (`check_same_thread=False`,
     `storage/db.py`)."""
@@ -125,9 +127,31 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         self._rows.clear()
 
 
+# A transaction that changed at most this many rows commits on the loop's thread: writing its
+# few pages to the WAL (no fsync with synchronous=NORMAL) cost less than the trip.
+SMALL_COMMIT_ROWS = 100
+# Such commits between two checkpoints of the WAL, which run in aiosqlite's thread (fsyncs and
+# copying pages: too long to hold the loop). SQLite's own checkpoint after a commit is off for
+# this connection (`PRAGMA wal_autocheckpoint=0`, storage/db.py), which left alone would run it
+# inside the commit, on the loop's thread.
+COMMITS_PER_CHECKPOINT = 100
+
+
+def commit_and_checkpoint(conn: sqlite3.Connection) -> None:
+    """In aiosqlite's thread: a big transaction's commit, or the one that is due to checkpoint."""
+    conn.commit()
+    with contextlib.suppress(sqlite3.Error):  # committed either way; the next one tries again
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").close()
+
+
 class OneTripConnection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ()
+    __slots__ = ("_begun_at", "_small_commits")
     _cursor_cls = OneTripCursor
+
+    def __init__(self, dbapi: Any, connection: aiosqlite.Connection) -> None:
+        super().__init__(dbapi, connection)
+        self._begun_at: int | None = None  # the rows SQLite had changed when this transaction began
+        self._small_commits = 0  # since the last checkpoint
 
     def begin_immediate(self, busy_timeout_ms: int) -> None:
         """BEGIN IMMEDIATE on the loop's thread when the write lock is free, which in a bot
@@ -139,17 +163,44 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
         raw.execute("PRAGMA busy_timeout=0")
         try:
             raw.execute("BEGIN IMMEDIATE")
-            return
         except sqlite3.OperationalError as e:
             if e.sqlite_errorcode != sqlite3.SQLITE_BUSY:
                 raise
-        finally:
             raw.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
-        cursor = self.cursor()
-        cursor.execute("BEGIN IMMEDIATE")
-        cursor.close()
+            cursor = self.cursor()
+            cursor.execute("BEGIN IMMEDIATE")
+            cursor.close()
+        else:
+            raw.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+        self._begun_at = raw.total_changes
+
+    def commit(self) -> None:
+        """COMMIT on the loop's thread for a transaction of ours that changed few rows (every
+        update's): in WAL mode a commit never waits for another connection, and without the
+        checkpoint it only writes those pages to the WAL. A big one, one begun elsewhere, and
+        every `COMMITS_PER_CHECKPOINT`-th go to aiosqlite's thread with a checkpoint."""
+        raw: sqlite3.Connection | None = self._connection._connection  # type: ignore[attr-defined]
+        begun, self._begun_at = self._begun_at, None
+        if raw is None:
+            return super().commit()
+        if not raw.in_transaction:
+            return None  # nothing to commit, and no trip to learn that
+        try:
+            if (
+                begun is not None
+                and raw.total_changes - begun <= SMALL_COMMIT_ROWS
+                and self._small_commits < COMMITS_PER_CHECKPOINT
+            ):
+                raw.commit()
+                self._small_commits += 1
+                return None
+            self._small_commits = 0
+            await_(self._connection._execute(commit_and_checkpoint, raw))  # type: ignore[attr-defined]
+        except Exception as error:
+            self._handle_exception(error)
 
     def rollback(self) -> None:
+        self._begun_at = None
         # The pool rolls back every connection given back, after each update's commit too: with
         # no transaction open there is nothing to do, and no need of a trip to learn that.
         raw: sqlite3.Connection | None = self._connection._connection  # type: ignore[attr-defined]
