@@ -39,7 +39,7 @@ from handlers.kit.charts import MonthChart, render_month_chart_async
 from handlers.kit.evidence import keep_photos
 from handlers.kit.filters import Joined
 from handlers.kit.forms import check_day, check_entry_field, duration_text, hours_1dp
-from handlers.kit.keyboards import button, column, rows, show
+from handlers.kit.keyboards import button, column, packed, rows, show
 from handlers.kit.wizard import Stale, advance, begin, cancel_button, fresh, running
 from storage import service_log
 from storage.access import Actor
@@ -202,7 +202,7 @@ async def _quick_start(
         description=quick.description,
     )
     markup = rows(
-        *column(button(a.title.get(locale), QuickPick(wid=wid, action=a.id).pack()) for a in pack.actions),
+        *column(button(a.title.get(locale), packed(QuickPick, wid=wid, action=a.id)) for a in pack.actions),
         _cancel(_, wid),
     )
     await message.answer(

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest
+from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
 T = TypeVar("T")
@@ -22,6 +23,39 @@ def button(text: str, data: str) -> InlineKeyboardButton:
     if type(text) is not str or type(data) is not str:  # anything else: pydantic decides
         return InlineKeyboardButton(text=text, callback_data=data)
     return _BUTTON.model_copy(update={"text": text, "callback_data": data})
+
+
+# Per callback data class: its fields' names in order when each is a plain `int` or `str`,
+# else None (such a class always goes through aiogram).
+_PLAIN_FIELDS: dict[type[CallbackData], tuple[tuple[str, type], ...] | None] = {}
+
+
+def packed(cls: type[CallbackData], **values: Any) -> str:
+    """`cls(**values).pack()`, the same string, without building and dumping the model when each
+    value is exactly of its field's type, `int` or `str` (a keyboard packs one per button, and
+    the model cost more than the string). Anything else, a separator inside a value, or data
+    over 64 bytes goes through aiogram, which packs or refuses it as it always has."""
+    fields = _PLAIN_FIELDS.get(cls, ())
+    if fields == ():
+        annotations = [(name, f.annotation) for name, f in cls.model_fields.items()]
+        plain = all(a is int or a is str for _, a in annotations)
+        fields = _PLAIN_FIELDS[cls] = tuple(annotations) if plain else None  # type: ignore[misc]
+    if fields is None or len(values) != len(fields):
+        return cls(**values).pack()
+    sep = cls.__separator__
+    parts = [cls.__prefix__]
+    for name, kind in fields:
+        value = values.get(name)
+        if type(value) is not kind:
+            return cls(**values).pack()
+        text = str(value)
+        if sep in text:
+            return cls(**values).pack()
+        parts.append(text)
+    data = sep.join(parts)
+    if len(data.encode()) > 64:
+        return cls(**values).pack()
+    return data
 
 
 def rows(*lines: Sequence[InlineKeyboardButton]) -> InlineKeyboardMarkup:
