@@ -174,12 +174,13 @@ def _sqlite_pragmas(engine: AsyncEngine, busy_timeout: float) -> None:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA journal_mode=WAL")
+        mode = cur.fetchone()
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute(f"PRAGMA busy_timeout={busy_ms}")
-        if hasattr(dbapi_conn, "begin_immediate"):
-            # Our driver checkpoints the WAL itself, in aiosqlite's thread: SQLite's own would
-            # run inside a commit, which that driver makes on the loop's thread.
-            cur.execute("PRAGMA wal_autocheckpoint=0")
+        if hasattr(dbapi_conn, "commit_on_loop") and mode is not None and mode[0] == "wal":
+            # Small commits on the loop's thread, the WAL's checkpoints in aiosqlite's
+            # (`storage.sqlite_driver`). Only in WAL mode: otherwise a commit can wait for readers.
+            dbapi_conn.commit_on_loop()
         cur.close()
 
     @event.listens_for(engine.sync_engine, "begin")

@@ -13,6 +13,7 @@ Server-side cursors (`stream()`) keep SQLAlchemy's own cursor.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 from collections import deque
@@ -56,6 +57,8 @@ def run_here(adapted: AsyncAdapt_aiosqlite_connection, operation: str, parameter
     The connection is used by one thread at a time: the caller holds its execute mutex, and
     every other use is awaited by the session that holds it (`check_same_thread=False`,
     `storage/db.py`)."""
+    if isinstance(adapted, OneTripConnection):
+        adapted.note_bound(parameters, False)
     _, _, _, rows = run_in_thread(adapted._connection._conn, operation, parameters, False)  # type: ignore[attr-defined]
     return rows
 
@@ -99,9 +102,19 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         return None
 
     async def _trip(self, operation: str, parameters: Any, many: bool) -> None:
-        async with self._adapt_connection._execute_mutex:
+        adapted = self._adapt_connection
+        async with adapted._execute_mutex:
             conn: aiosqlite.Connection = self._connection  # type: ignore[assignment]
-            outcome: _Outcome = await conn._execute(run_in_thread, conn._conn, operation, parameters, many)
+            if isinstance(adapted, OneTripConnection):
+                adapted.note_bound(parameters, many)
+            try:
+                outcome: _Outcome = await conn._execute(
+                    run_in_thread, conn._conn, operation, parameters, many
+                )
+            except asyncio.CancelledError:
+                if isinstance(adapted, OneTripConnection):
+                    adapted.trip_cancelled()  # the statement may still run in the thread
+                raise
         self._description, self._rowcount, self._lastrowid, rows = outcome
         self._rows = deque(rows)
 
@@ -127,13 +140,16 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         self._rows.clear()
 
 
-# A transaction that changed at most this many rows commits on the loop's thread: writing its
-# few pages to the WAL (no fsync with synchronous=NORMAL) cost less than the trip.
+# A transaction that changed at most this many rows, and bound at most this many characters or
+# bytes of text and blobs, commits on the loop's thread: writing its few pages to the WAL (no
+# fsync with synchronous=NORMAL) cost less than the trip. Anything bigger (an import, a photo
+# kept as evidence) commits in aiosqlite's thread.
 SMALL_COMMIT_ROWS = 100
+SMALL_COMMIT_BYTES = 64 * 1024
 # Such commits between two checkpoints of the WAL, which run in aiosqlite's thread (fsyncs and
 # copying pages: too long to hold the loop). SQLite's own checkpoint after a commit is off for
-# this connection (`PRAGMA wal_autocheckpoint=0`, storage/db.py), which left alone would run it
-# inside the commit, on the loop's thread.
+# this connection (`PRAGMA wal_autocheckpoint=0`), which left alone would run it inside the
+# commit, on the loop's thread.
 COMMITS_PER_CHECKPOINT = 100
 
 
@@ -144,14 +160,52 @@ def commit_and_checkpoint(conn: sqlite3.Connection) -> None:
         conn.execute("PRAGMA wal_checkpoint(PASSIVE)").close()
 
 
+def bound_size(parameters: Any, many: bool) -> int:
+    """Characters and bytes of the text and blobs bound to a statement."""
+    if not parameters:
+        return 0
+    size = 0
+    for row in parameters if many else (parameters,):
+        for value in row.values() if isinstance(row, dict) else row:
+            if isinstance(value, (str, bytes, bytearray, memoryview)):
+                size += len(value)
+    return size
+
+
 class OneTripConnection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ("_begun_at", "_small_commits")
+    __slots__ = ("_abandoned", "_begun_at", "_bound", "_fresh_wal", "_here", "_small_commits")
     _cursor_cls = OneTripCursor
 
     def __init__(self, dbapi: Any, connection: aiosqlite.Connection) -> None:
         super().__init__(dbapi, connection)
+        self._here = False  # commits may run on the loop's thread (in WAL mode only)
         self._begun_at: int | None = None  # the rows SQLite had changed when this transaction began
+        self._bound = 0  # text and blobs bound in this transaction (`bound_size`)
         self._small_commits = 0  # since the last checkpoint
+        # The next commit may start the WAL over, and SQLite then fsyncs its header: true on a
+        # new connection and after each checkpoint, and such a commit goes to the thread.
+        self._fresh_wal = True
+        # A trip to aiosqlite's thread was cancelled and may still be running there: until a
+        # rollback queued behind it has run, nothing uses the connection from the loop's thread.
+        self._abandoned = False
+
+    def _raw(self) -> sqlite3.Connection:
+        raw: sqlite3.Connection | None = self._connection._connection  # type: ignore[attr-defined]
+        if raw is None:
+            self._handle_exception(ValueError("no active connection"))
+        return raw
+
+    def commit_on_loop(self) -> None:
+        """Called once the connection is in WAL mode (storage/db.py): small transactions then
+        commit on the loop's thread, and this connection checkpoints the WAL itself."""
+        self._raw().execute("PRAGMA wal_autocheckpoint=0").close()
+        self._here = True
+
+    def note_bound(self, parameters: Any, many: bool) -> None:
+        self._bound += bound_size(parameters, many)
+
+    def trip_cancelled(self) -> None:
+        self._abandoned = True
 
     def begin_immediate(self, busy_timeout_ms: int) -> None:
         """BEGIN IMMEDIATE on the loop's thread when the write lock is free, which in a bot
@@ -159,43 +213,60 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
         cost more than the statement. The busy timeout is off for that one try, so it never
         waits; if another connection holds the lock, BEGIN goes to aiosqlite's thread as before
         and waits there, while the loop goes on."""
-        raw: sqlite3.Connection = self._connection._connection  # type: ignore[attr-defined]
-        raw.execute("PRAGMA busy_timeout=0")
-        try:
-            raw.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as e:
-            if e.sqlite_errorcode != sqlite3.SQLITE_BUSY:
-                raise
-            raw.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+        raw = self._raw()
+        self._bound = 0
+        busy = self._abandoned
+        if not busy:
+            raw.execute("PRAGMA busy_timeout=0").close()
+            try:
+                raw.execute("BEGIN IMMEDIATE").close()
+            except sqlite3.OperationalError as e:
+                if e.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:  # BUSY and its extended codes
+                    raise
+                busy = True
+            finally:
+                raw.execute(f"PRAGMA busy_timeout={busy_timeout_ms}").close()
+        if busy:
             cursor = self.cursor()
             cursor.execute("BEGIN IMMEDIATE")
             cursor.close()
-        else:
-            raw.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         self._begun_at = raw.total_changes
 
     def commit(self) -> None:
-        """COMMIT on the loop's thread for a transaction of ours that changed few rows (every
-        update's): in WAL mode a commit never waits for another connection, and without the
-        checkpoint it only writes those pages to the WAL. A big one, one begun elsewhere, and
-        every `COMMITS_PER_CHECKPOINT`-th go to aiosqlite's thread with a checkpoint."""
-        raw: sqlite3.Connection | None = self._connection._connection  # type: ignore[attr-defined]
+        """COMMIT on the loop's thread for a small transaction of ours (every update's): in WAL
+        mode a commit never waits for another connection, and without the checkpoint it only
+        writes those pages to the WAL. A big one, one begun elsewhere, the first after a
+        checkpoint and every `COMMITS_PER_CHECKPOINT`-th go to aiosqlite's thread."""
         begun, self._begun_at = self._begun_at, None
-        if raw is None:
-            return super().commit()
-        if not raw.in_transaction:
+        raw = self._raw()
+        if not raw.in_transaction and not self._abandoned:
             return None  # nothing to commit, and no trip to learn that
         try:
             if (
-                begun is not None
+                self._here
+                and not self._fresh_wal
+                and not self._abandoned
+                and begun is not None
                 and raw.total_changes - begun <= SMALL_COMMIT_ROWS
+                and self._bound <= SMALL_COMMIT_BYTES
                 and self._small_commits < COMMITS_PER_CHECKPOINT
             ):
                 raw.commit()
                 self._small_commits += 1
                 return None
+            if not self._here:
+                return super().commit()
+            checkpoint = not self._fresh_wal
+            try:
+                if checkpoint:
+                    await_(self._connection._execute(commit_and_checkpoint, raw))  # type: ignore[attr-defined]
+                else:
+                    await_(self._connection._execute(raw.commit))  # type: ignore[attr-defined]
+            except asyncio.CancelledError:
+                self._abandoned = True
+                raise
             self._small_commits = 0
-            await_(self._connection._execute(commit_and_checkpoint, raw))  # type: ignore[attr-defined]
+            self._fresh_wal = checkpoint
         except Exception as error:
             self._handle_exception(error)
 
@@ -203,10 +274,10 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
         self._begun_at = None
         # The pool rolls back every connection given back, after each update's commit too: with
         # no transaction open there is nothing to do, and no need of a trip to learn that.
-        raw: sqlite3.Connection | None = self._connection._connection  # type: ignore[attr-defined]
-        if raw is not None and not raw.in_transaction:
+        if not self._abandoned and not self._raw().in_transaction:
             return
-        super().rollback()
+        super().rollback()  # in aiosqlite's queue, behind whatever a cancelled trip left there
+        self._abandoned = False
 
 
 class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -30,6 +31,27 @@ def button(text: str, data: str) -> InlineKeyboardButton:
 _PLAIN_FIELDS: dict[type[CallbackData], tuple[tuple[str, type], ...] | None] = {}
 
 
+# What would make pydantic or aiogram change or refuse a plain value.
+_STR_RULES = ("str_strip_whitespace", "str_to_lower", "str_to_upper", "str_min_length", "str_max_length")
+
+
+def _plain_fields(cls: type[CallbackData]) -> tuple[tuple[str, type], ...] | None:
+    """The fields in order if packing a plain int or str value of each is only `str(value)`:
+    no constraint, validator, serializer or string rule, and aiogram's own packing."""
+    decorators = cls.__pydantic_decorators__
+    if (
+        cls.pack is not CallbackData.pack
+        or cls._encode_value is not CallbackData._encode_value
+        or any(getattr(decorators, f.name) for f in dataclasses.fields(decorators))
+        or any(cls.model_config.get(rule) for rule in _STR_RULES)  # type: ignore[misc]
+    ):
+        return None
+    fields = tuple((name, f.annotation) for name, f in cls.model_fields.items())
+    if all((kind is int or kind is str) and not cls.model_fields[name].metadata for name, kind in fields):
+        return fields  # type: ignore[return-value]
+    return None
+
+
 def packed(cls: type[CallbackData], **values: Any) -> str:
     """`cls(**values).pack()`, the same string, without building and dumping the model when each
     value is exactly of its field's type, `int` or `str` (a keyboard packs one per button, and
@@ -37,9 +59,7 @@ def packed(cls: type[CallbackData], **values: Any) -> str:
     over 64 bytes goes through aiogram, which packs or refuses it as it always has."""
     fields = _PLAIN_FIELDS.get(cls, ())
     if fields == ():
-        annotations = [(name, f.annotation) for name, f in cls.model_fields.items()]
-        plain = all(a is int or a is str for _, a in annotations)
-        fields = _PLAIN_FIELDS[cls] = tuple(annotations) if plain else None  # type: ignore[misc]
+        fields = _PLAIN_FIELDS[cls] = _plain_fields(cls)
     if fields is None or len(values) != len(fields):
         return cls(**values).pack()
     sep = cls.__separator__

@@ -19,6 +19,7 @@ from storage.direct import Direct, fetch
 from storage.models import ProcessedUpdate
 from storage.sqlite_driver import (
     COMMITS_PER_CHECKPOINT,
+    SMALL_COMMIT_BYTES,
     SMALL_COMMIT_ROWS,
     OneTripConnection,
     OneTripCursor,
@@ -108,13 +109,16 @@ async def test_waiting_for_the_write_lock_leaves_the_loop_running(engine) -> Non
         holder.close()
 
 
-def _count_trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """What goes to aiosqlite's thread: a statement's text, else the function's name."""
+def _count_trips(monkeypatch: pytest.MonkeyPatch, seen: asyncio.Event | None = None) -> list[str]:
+    """What goes to aiosqlite's thread: a statement's text, else the function's name (`seen`
+    is set at each trip)."""
     trips: list[str] = []
     real = aiosqlite.Connection._execute
 
     async def counted(self, fn, *args, **kwargs):
         trips.append(args[1] if fn is run_in_thread else fn.__name__)
+        if seen is not None:
+            seen.set()
         return await real(self, fn, *args, **kwargs)
 
     monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
@@ -142,26 +146,108 @@ async def test_an_updates_transaction_makes_no_trip_when_the_lock_is_free(engine
 
 async def test_big_commits_and_every_hundredth_go_to_the_thread_to_checkpoint(engine, monkeypatch) -> None:
     """SQLite's own checkpoint is off for this connection (it would run inside a commit on the
-    loop's thread): a big transaction's commit, and one in every COMMITS_PER_CHECKPOINT + 1 small
-    ones, go to aiosqlite's thread and checkpoint the WAL there. The WAL then stays small."""
+    loop's thread): one small commit in COMMITS_PER_CHECKPOINT + 1 goes to aiosqlite's thread
+    and checkpoints the WAL there, and the next one, which may start the WAL over and fsync its
+    header, goes there too. The WAL then stays small. A big transaction also commits there."""
     async with engine.begin() as conn:
         await conn.run_sync(ProcessedUpdate.__table__.create)
+        await conn.exec_driver_sql("CREATE TABLE blobs (v TEXT)")
         assert (await conn.exec_driver_sql("PRAGMA wal_autocheckpoint")).scalar() == 0
     trips = _count_trips(monkeypatch)
     t = ProcessedUpdate.__table__
     sessions = make_sessionmaker(engine)
     rounds = 10
-    for i in range(rounds * (COMMITS_PER_CHECKPOINT + 1)):
+    for i in range(rounds * (COMMITS_PER_CHECKPOINT + 2)):
         async with sessions() as s:
             await s.execute(insert(t).values(bot_id=1, update_id=i))
             await s.commit()
-    assert trips.count("commit_and_checkpoint") == rounds
+    commits = [trip for trip in trips if not trip.startswith("INSERT")]
+    assert commits == ["commit_and_checkpoint", "commit"] * rounds
     wal = f"{engine.url.database}-wal"
     # About 8 KB a commit: without the checkpoints, over 8 MB here.
     assert await asyncio.to_thread(os.path.getsize, wal) < 2 * 1024 * 1024
     trips.clear()
     async with sessions() as s:
-        big = SMALL_COMMIT_ROWS + 1
-        await s.execute(insert(t), [{"bot_id": 2, "update_id": i} for i in range(big)])
+        many = SMALL_COMMIT_ROWS + 1
+        await s.execute(insert(t), [{"bot_id": 2, "update_id": i} for i in range(many)])
         await s.commit()
-    assert trips.count("commit_and_checkpoint") == 1
+    assert trips[-1] == "commit_and_checkpoint"
+    async with sessions() as s:  # the one after a checkpoint
+        await s.execute(insert(t).values(bot_id=3, update_id=1))
+        await s.commit()
+    assert trips[-1] == "commit"
+    trips.clear()
+    async with sessions() as s:  # one row, but a big one (a photo kept as evidence)
+        await s.execute(text("INSERT INTO blobs (v) VALUES (:v)"), {"v": "x" * (SMALL_COMMIT_BYTES + 1)})
+        await s.commit()
+    assert trips[-1] == "commit_and_checkpoint"
+
+
+async def test_outside_wal_mode_every_commit_goes_to_the_thread(monkeypatch) -> None:
+    """An in-memory database has no WAL: a commit there could wait for readers, so none runs on
+    the loop's thread."""
+    eng = make_engine("sqlite+aiosqlite://")
+    try:
+        async with eng.begin() as conn:
+            await conn.run_sync(ProcessedUpdate.__table__.create)
+        trips = _count_trips(monkeypatch)
+        async with make_sessionmaker(eng)() as s:
+            await s.execute(insert(ProcessedUpdate.__table__).values(bot_id=1, update_id=1))
+            await s.commit()
+        assert trips[-1] == "commit"
+    finally:
+        await eng.dispose()
+
+
+async def test_a_begin_cancelled_while_it_waits_leaves_the_connection_sound(tmp_path, monkeypatch) -> None:
+    """An update cancelled while its BEGIN waits in aiosqlite's thread for another writer: that
+    BEGIN still runs there once the lock is free. The connection goes back to the pool only
+    after a rollback queued behind it, so the next update neither blocks the loop on it nor
+    finds a transaction already open."""
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'cancel.db'}", busy_timeout=5)
+    async with engine.begin() as conn:
+        await conn.run_sync(ProcessedUpdate.__table__.create)
+    tripped = asyncio.Event()
+    trips = _count_trips(monkeypatch, tripped)
+    holder = sqlite3.connect(engine.url.database, isolation_level=None)
+    sessions = make_sessionmaker(engine)
+    count = Direct(select(func.count()).select_from(ProcessedUpdate.__table__))
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+
+        async def update() -> None:
+            async with sessions() as s:
+                await fetch(s, count, {})
+
+        cancelled = asyncio.create_task(update())
+        async with asyncio.timeout(10):
+            await tripped.wait()
+        assert trips == ["BEGIN IMMEDIATE"]  # waiting in the thread now
+        cancelled.cancel()
+        loop = asyncio.get_running_loop()
+        held_for = 0.5
+        loop.call_later(held_for, holder.execute, "COMMIT")
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticker = asyncio.create_task(tick())
+        started = loop.time()
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+        async with sessions() as s:
+            assert [tuple(r) for r in await fetch(s, count, {})] == [(0,)]
+            await s.commit()
+        ticker.cancel()
+        assert loop.time() - started >= held_for  # the lock was held until then
+        assert ticks >= 10  # and the loop kept going meanwhile
+        # The cancelled BEGIN's transaction was rolled back in the thread; the next update's
+        # BEGIN and commit ran on the loop's thread.
+        assert trips == ["BEGIN IMMEDIATE", "rollback"]
+    finally:
+        holder.close()
+        await engine.dispose()

@@ -3,10 +3,12 @@ aiogram packs, refused where Telegram or aiogram would refuse them."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import pytest
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton
-from pydantic import ValidationError
+from pydantic import ConfigDict, Field, ValidationError, field_validator
 
 from content.i18n import Raw
 from handlers.kit.keyboards import button, packed
@@ -86,3 +88,32 @@ def test_packed_builds_no_model_for_plain_values(monkeypatch: pytest.MonkeyPatch
     assert built == []
     packed(_Pick, wid="3", action="x")
     assert len(built) == 1
+
+
+class _Short(CallbackData, prefix="ts"):
+    code: Annotated[str, Field(max_length=3)]
+    n: int
+
+
+class _Checked(CallbackData, prefix="tc"):
+    n: int
+
+    @field_validator("n")
+    @classmethod
+    def positive(cls, v: int) -> int:
+        if v < 0:
+            raise ValueError("negative")
+        return v
+
+
+class _Lower(CallbackData, prefix="tl"):
+    model_config = ConfigDict(str_to_lower=True)
+    name: str
+
+
+def test_packed_leaves_constrained_or_checked_fields_to_aiogram() -> None:
+    with pytest.raises(ValidationError):
+        packed(_Short, code="abcdef", n=1)
+    with pytest.raises(ValidationError):
+        packed(_Checked, n=-1)
+    assert packed(_Lower, name="ABC") == _Lower(name="ABC").pack() == "tl:abc"
