@@ -4,9 +4,12 @@ reads from a cursor (rows, row count, last row id, errors) is what the stock ada
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
 import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiosqlite
@@ -76,6 +79,37 @@ async def test_the_updates_statements_run_on_the_loops_thread(engine) -> None:
         assert through != threading.get_ident()
 
 
+HELD_FOR = 0.5  # seconds another writer holds the lock
+
+
+@dataclass
+class _Watch:
+    ticks: int = 0  # the loop's 10 ms ticks while watched
+    elapsed: float = 0.0
+
+
+@contextlib.asynccontextmanager
+async def _released_after(holder: sqlite3.Connection, seconds: float) -> AsyncIterator[_Watch]:
+    """The other writer (`holder`) commits after `seconds`; meanwhile the loop's ticks are
+    counted, to show it was never blocked."""
+    loop = asyncio.get_running_loop()
+    loop.call_later(seconds, holder.execute, "COMMIT")
+    watch = _Watch()
+    started = loop.time()
+
+    async def tick() -> None:
+        while True:
+            await asyncio.sleep(0.01)
+            watch.ticks += 1
+
+    ticker = asyncio.create_task(tick())
+    try:
+        yield watch
+    finally:
+        ticker.cancel()
+        watch.elapsed = loop.time() - started
+
+
 async def test_waiting_for_the_write_lock_leaves_the_loop_running(engine) -> None:
     """Another writer holds the lock: the update's BEGIN IMMEDIATE waits for it in aiosqlite's
     thread while the loop goes on; the update's statements then run on the loop's thread."""
@@ -84,27 +118,13 @@ async def test_waiting_for_the_write_lock_leaves_the_loop_running(engine) -> Non
         async with engine.begin() as conn:
             await conn.run_sync(ProcessedUpdate.__table__.create)
         holder.execute("BEGIN IMMEDIATE")
-        loop = asyncio.get_running_loop()
-        held_for = 0.5
-        loop.call_later(held_for, holder.execute, "COMMIT")
-        ticks = 0
-
-        async def tick() -> None:
-            nonlocal ticks
-            while True:
-                await asyncio.sleep(0.01)
-                ticks += 1
-
-        ticker = asyncio.create_task(tick())
-        started = loop.time()
         t = ProcessedUpdate.__table__
         count = Direct(select(func.count()).select_from(t))
-        async with make_sessionmaker(engine)() as s:
-            assert [tuple(r) for r in await fetch(s, count, {})] == [(0,)]
-            waited = loop.time() - started
-        ticker.cancel()
-        assert waited >= held_for  # the lock really was held that long
-        assert ticks >= 10  # and the loop kept going meanwhile (50 at most)
+        async with _released_after(holder, HELD_FOR) as watch:
+            async with make_sessionmaker(engine)() as s:
+                assert [tuple(r) for r in await fetch(s, count, {})] == [(0,)]
+        assert watch.elapsed >= HELD_FOR  # the lock really was held that long
+        assert watch.ticks >= 10  # and the loop kept going meanwhile (50 at most)
     finally:
         holder.close()
 
@@ -224,27 +244,14 @@ async def test_a_begin_cancelled_while_it_waits_leaves_the_connection_sound(tmp_
             await tripped.wait()
         assert trips == ["BEGIN IMMEDIATE"]  # waiting in the thread now
         cancelled.cancel()
-        loop = asyncio.get_running_loop()
-        held_for = 0.5
-        loop.call_later(held_for, holder.execute, "COMMIT")
-        ticks = 0
-
-        async def tick() -> None:
-            nonlocal ticks
-            while True:
-                await asyncio.sleep(0.01)
-                ticks += 1
-
-        ticker = asyncio.create_task(tick())
-        started = loop.time()
-        with pytest.raises(asyncio.CancelledError):
-            await cancelled
-        async with sessions() as s:
-            assert [tuple(r) for r in await fetch(s, count, {})] == [(0,)]
-            await s.commit()
-        ticker.cancel()
-        assert loop.time() - started >= held_for  # the lock was held until then
-        assert ticks >= 10  # and the loop kept going meanwhile
+        async with _released_after(holder, HELD_FOR) as watch:
+            with pytest.raises(asyncio.CancelledError):
+                await cancelled
+            async with sessions() as s:
+                assert [tuple(r) for r in await fetch(s, count, {})] == [(0,)]
+                await s.commit()
+        assert watch.elapsed >= HELD_FOR  # the lock was held until then
+        assert watch.ticks >= 10  # and the loop kept going meanwhile
         # The cancelled BEGIN's transaction was rolled back in the thread; the next update's
         # BEGIN and commit ran on the loop's thread.
         assert trips == ["BEGIN IMMEDIATE", "rollback"]
