@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import sqlite3
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import aiosqlite
@@ -46,7 +47,7 @@ def run_in_thread(conn: sqlite3.Connection, operation: str, parameters: Any, man
         cur.close()
 
 
-def run_here(adapted: AsyncAdapt_aiosqlite_connection, operation: str, parameters: Any) -> list[Any]:
+def run_here(adapted: OneTripConnection, operation: str, parameters: Any) -> list[Any]:
     """A short statement of the update's path (`storage.direct`), run on the event loop's own
     thread instead of a trip to aiosqlite's: the trip, a hand-over each way with the GIL
     changing hands, cost more than such a statement (about 40-50 µs of CPU each, four per
@@ -57,8 +58,7 @@ def run_here(adapted: AsyncAdapt_aiosqlite_connection, operation: str, parameter
     The connection is used by one thread at a time: the caller holds its execute mutex, and
     every other use is awaited by the session that holds it (`check_same_thread=False`,
     `storage/db.py`)."""
-    if isinstance(adapted, OneTripConnection):
-        adapted.note_bound(parameters, False)
+    adapted.note_bound(parameters, False)
     _, _, _, rows = run_in_thread(adapted._connection._conn, operation, parameters, False)  # type: ignore[attr-defined]
     return rows
 
@@ -70,7 +70,9 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
     __slots__ = ("_description", "_lastrowid", "_rowcount")
     _awaitable_cursor_close = False
 
-    def __init__(self, adapt_connection: AsyncAdapt_aiosqlite_connection) -> None:
+    _adapt_connection: OneTripConnection
+
+    def __init__(self, adapt_connection: OneTripConnection) -> None:
         # No aiosqlite cursor is opened here (that is a trip of its own).
         self._adapt_connection = adapt_connection
         self._connection = adapt_connection._connection
@@ -104,17 +106,10 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
     async def _trip(self, operation: str, parameters: Any, many: bool) -> None:
         adapted = self._adapt_connection
         async with adapted._execute_mutex:
-            conn: aiosqlite.Connection = self._connection  # type: ignore[assignment]
-            if isinstance(adapted, OneTripConnection):
-                adapted.note_bound(parameters, many)
-            try:
-                outcome: _Outcome = await conn._execute(
-                    run_in_thread, conn._conn, operation, parameters, many
-                )
-            except asyncio.CancelledError:
-                if isinstance(adapted, OneTripConnection):
-                    adapted.trip_cancelled()  # the statement may still run in the thread
-                raise
+            adapted.note_bound(parameters, many)
+            outcome: _Outcome = await adapted.in_thread(
+                run_in_thread, adapted._raw(), operation, parameters, many
+            )
         self._description, self._rowcount, self._lastrowid, rows = outcome
         self._rows = deque(rows)
 
@@ -204,8 +199,14 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
     def note_bound(self, parameters: Any, many: bool) -> None:
         self._bound += bound_size(parameters, many)
 
-    def trip_cancelled(self) -> None:
-        self._abandoned = True
+    async def in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """`fn(*args)` in aiosqlite's thread. If the caller is cancelled the call may still run
+        there: the connection is then marked abandoned (see `rollback`)."""
+        try:
+            return await self._connection._execute(fn, *args)  # type: ignore[attr-defined]
+        except asyncio.CancelledError:
+            self._abandoned = True
+            raise
 
     def begin_immediate(self, busy_timeout_ms: int) -> None:
         """BEGIN IMMEDIATE on the loop's thread when the write lock is free, which in a bot
@@ -257,14 +258,7 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
             if not self._here:
                 return super().commit()
             checkpoint = not self._fresh_wal
-            try:
-                if checkpoint:
-                    await_(self._connection._execute(commit_and_checkpoint, raw))  # type: ignore[attr-defined]
-                else:
-                    await_(self._connection._execute(raw.commit))  # type: ignore[attr-defined]
-            except asyncio.CancelledError:
-                self._abandoned = True
-                raise
+            await_(self.in_thread(commit_and_checkpoint if checkpoint else sqlite3.Connection.commit, raw))
             self._small_commits = 0
             self._fresh_wal = checkpoint
         except Exception as error:
