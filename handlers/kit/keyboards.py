@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable, Sequence
+from functools import cache
 from typing import Any, TypeVar
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest
-from aiogram.filters.callback_data import CallbackData
+from aiogram.filters.callback_data import MAX_CALLBACK_LENGTH, CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
 T = TypeVar("T")
@@ -26,15 +27,11 @@ def button(text: str, data: str) -> InlineKeyboardButton:
     return _BUTTON.model_copy(update={"text": text, "callback_data": data})
 
 
-# Per callback data class: its fields' names in order when each is a plain `int` or `str`,
-# else None (such a class always goes through aiogram).
-_PLAIN_FIELDS: dict[type[CallbackData], tuple[tuple[str, type], ...] | None] = {}
-
-
 # What would make pydantic or aiogram change or refuse a plain value.
 _STR_RULES = ("str_strip_whitespace", "str_to_lower", "str_to_upper", "str_min_length", "str_max_length")
 
 
+@cache
 def _plain_fields(cls: type[CallbackData]) -> tuple[tuple[str, type], ...] | None:
     """The fields in order if packing a plain int or str value of each is only `str(value)`:
     no constraint, validator, serializer or string rule, and aiogram's own packing."""
@@ -46,10 +43,27 @@ def _plain_fields(cls: type[CallbackData]) -> tuple[tuple[str, type], ...] | Non
         or any(cls.model_config.get(rule) for rule in _STR_RULES)  # type: ignore[misc]
     ):
         return None
-    fields = tuple((name, f.annotation) for name, f in cls.model_fields.items())
-    if all((kind is int or kind is str) and not cls.model_fields[name].metadata for name, kind in fields):
-        return fields  # type: ignore[return-value]
+    fields = cls.model_fields.items()
+    if all((f.annotation is int or f.annotation is str) and not f.metadata for _, f in fields):
+        return tuple((name, f.annotation) for name, f in fields)  # type: ignore[misc]
     return None
+
+
+def _packed_plain(cls: type[CallbackData], values: dict[str, Any]) -> str | None:
+    """The packed string when every value is plain (`_plain_fields`) and aiogram would accept it;
+    else None."""
+    fields = _plain_fields(cls)
+    if fields is None or len(values) != len(fields):
+        return None
+    sep = cls.__separator__
+    parts = [cls.__prefix__]
+    for name, kind in fields:
+        value = values.get(name)
+        if type(value) is not kind or sep in (text := str(value)):
+            return None
+        parts.append(text)
+    data = sep.join(parts)
+    return data if len(data.encode()) <= MAX_CALLBACK_LENGTH else None
 
 
 def packed(cls: type[CallbackData], **values: Any) -> str:
@@ -57,25 +71,8 @@ def packed(cls: type[CallbackData], **values: Any) -> str:
     value is exactly of its field's type, `int` or `str` (a keyboard packs one per button, and
     the model cost more than the string). Anything else, a separator inside a value, or data
     over 64 bytes goes through aiogram, which packs or refuses it as it always has."""
-    fields = _PLAIN_FIELDS.get(cls, ())
-    if fields == ():
-        fields = _PLAIN_FIELDS[cls] = _plain_fields(cls)
-    if fields is None or len(values) != len(fields):
-        return cls(**values).pack()
-    sep = cls.__separator__
-    parts = [cls.__prefix__]
-    for name, kind in fields:
-        value = values.get(name)
-        if type(value) is not kind:
-            return cls(**values).pack()
-        text = str(value)
-        if sep in text:
-            return cls(**values).pack()
-        parts.append(text)
-    data = sep.join(parts)
-    if len(data.encode()) > 64:
-        return cls(**values).pack()
-    return data
+    data = _packed_plain(cls, values)
+    return data if data is not None else cls(**values).pack()
 
 
 def rows(*lines: Sequence[InlineKeyboardButton]) -> InlineKeyboardMarkup:
