@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+import bot  # noqa: F401  # first, as in `branchbot`: aiogram's types built on first use (bot/deferred_types.py)
 from storage.db import make_engine, make_sessionmaker
 from storage.migrate import upgrade
 from tests import dbutil

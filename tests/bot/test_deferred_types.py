@@ -1,0 +1,142 @@
+"""aiogram's Telegram types are built on first use in a `branchbot` process (bot/deferred_types.py),
+with the schema aiogram's own rebuild gives them (issue 11, memory)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import aiogram.types
+
+from bot.deferred_types import _TypesFinder, defer_aiogram_type_builds
+
+
+def _run(probe: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+
+
+def _last_json(out: subprocess.CompletedProcess[str]) -> object:
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+_BUILT = """
+import json
+import bot  # first, as in `branchbot`
+import aiogram.types as t
+from pydantic import BaseModel
+
+def built():
+    return sorted(n for n in t.__all__ if isinstance(getattr(t, n), type)
+                  and issubclass(getattr(t, n), BaseModel) and getattr(t, n).__pydantic_complete__)
+
+before = built()
+update = t.Update.model_validate({"update_id": 7, "message": {"message_id": 1, "date": 1,
+    "chat": {"id": 5, "type": "private"}, "from": {"id": 5, "is_bot": False, "first_name": "A"},
+    "text": "/log 2"}})
+print(json.dumps([before, built(), update.message.text, update.message.chat.id]))
+"""
+
+
+def test_aiogram_types_are_not_built_at_import_but_on_first_use() -> None:
+    before, after, text, chat = _last_json(_run(_BUILT))  # type: ignore[misc]
+    assert before == []
+    # Validating an update builds Update only; the types it nests are built into its schema.
+    assert after == ["Update"]
+    assert (text, chat) == ("/log 2", 5)
+
+
+# Every type's JSON schema (canonical: definitions by name, not by object id), built by aiogram's
+# eager rebuild in one process and on first use, in reverse order, in the other.
+_SCHEMAS = """
+import json, sys, warnings
+warnings.simplefilter("ignore")  # Default(...) values have no JSON form
+if sys.argv[1] == "deferred":
+    import bot
+import aiogram.types as t
+from pydantic import BaseModel
+from pydantic.json_schema import GenerateJsonSchema
+
+class Schema(GenerateJsonSchema):
+    def handle_invalid_for_json_schema(self, schema, error_info):  # InputFile and the like
+        return {"not-json": error_info}
+
+names = [n for n in t.__all__ if isinstance(getattr(t, n), type) and issubclass(getattr(t, n), BaseModel)]
+if sys.argv[1] == "deferred":
+    names.reverse()
+out = {}
+for name in names:
+    cls = getattr(t, name)
+    complete = cls.__pydantic_complete__
+    cls.__pydantic_validator__.validate_python  # the first use builds it
+    out[name] = [complete, cls.__pydantic_complete__, cls.model_json_schema(schema_generator=Schema)]
+print(json.dumps(out, sort_keys=True))
+"""
+
+
+def test_every_type_built_on_first_use_has_the_schema_aiogram_builds() -> None:
+    procs = {
+        mode: subprocess.Popen(
+            [sys.executable, "-c", _SCHEMAS, mode], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for mode in ("eager", "deferred")
+    }
+    results = {}
+    for mode, proc in procs.items():
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-3000:]
+        results[mode] = json.loads(out.strip().splitlines()[-1])
+    eager, deferred = results["eager"], results["deferred"]
+    assert len(eager) > 300 and eager.keys() == deferred.keys()
+    assert all(was for was, _, _ in eager.values())  # aiogram built them all at import
+    assert not any(was for was, _, _ in deferred.values())  # none built at import here
+    assert all(now for _, now, _ in deferred.values())
+    differing = [name for name in eager if eager[name][2] != deferred[name][2]]
+    assert differing == []
+
+
+# A type nested in a method's answer before it is ever used on its own (the answer's model is
+# built first), and a frame that uses a type first while it has locals named like aiogram's types.
+_NESTED_AND_SHADOWED = """
+import json
+import bot
+from aiogram.methods.base import Response
+from aiogram.types import Message
+
+message = {"message_id": 1, "date": 1, "chat": {"id": 5, "type": "private"},
+           "from": {"id": 6, "is_bot": False, "first_name": "A"}, "text": "hi",
+           "reply_markup": {"inline_keyboard": [[{"text": "ok", "callback_data": "x:1"}]]}}
+answer = Response[Message].model_validate({"ok": True, "result": message})
+built_by_answer = Message.__pydantic_complete__
+
+def first_use():
+    Chat = "not a type"
+    User = int
+    return Message.model_validate(message)
+
+m = first_use()
+print(json.dumps([built_by_answer, answer.result.reply_markup.inline_keyboard[0][0].callback_data,
+                  type(m.chat).__name__, type(m.from_user).__name__, m.from_user.id]))
+"""
+
+
+def test_a_type_nested_first_and_a_first_use_beside_shadowing_locals() -> None:
+    built_by_answer, data, chat, user, user_id = _last_json(_run(_NESTED_AND_SHADOWED))  # type: ignore[misc]
+    assert built_by_answer is False
+    assert data == "x:1"
+    assert (chat, user, user_id) == ("Chat", "User", 6)
+
+
+def test_nothing_is_deferred_once_aiogram_is_loaded() -> None:
+    # This process imported aiogram (the suite's conftest loads `bot` first, so its types are
+    # deferred here too); a second call installs nothing.
+    assert "aiogram.types" in sys.modules and aiogram.types.Update is not None
+    assert defer_aiogram_type_builds() is False
+    assert not any(isinstance(f, _TypesFinder) for f in sys.meta_path)
+
+
+def test_the_suite_runs_with_deferred_types() -> None:
+    # What the end-to-end tests exercise is what `branchbot` runs: tests/conftest.py imports
+    # `bot` before anything imports aiogram.
+    assert "model_rebuild" in vars(aiogram.types.TelegramObject)
