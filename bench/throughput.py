@@ -372,7 +372,9 @@ def notes(results: dict[str, tuple[Run, Run]]) -> list[str]:
         "  (`bot/session.py`); buttons copied from a template, their data packed as strings; each Bot",
         "  API answer model kept; what start-up made frozen out of the collector's way, no cyclic",
         "  garbage per update and the youngest generation at 7,000; a shorter GIL switch interval;",
-        "  glibc's malloc left to adjust its mmap threshold (a fresh mapping per socket read otherwise).",
+        "  glibc's malloc left to adjust its mmap threshold (a fresh mapping per socket read otherwise);",
+        "  aiogram's Telegram types built on first use, not all at import (`bot/deferred_types.py`:",
+        "  the echo bot builds them all, which is most of its peak).",
     ]
     if short:
         lines += [
