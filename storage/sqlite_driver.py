@@ -135,8 +135,8 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         self._rows.clear()
 
 
-# A transaction that changed at most this many rows, and bound at most this many characters or
-# bytes of text and blobs, commits on the loop's thread: writing its few pages to the WAL (no
+# A transaction that changed at most this many rows, and bound at most this many bytes of text
+# and blobs, commits on the loop's thread: writing its few pages to the WAL (no
 # fsync with synchronous=NORMAL) cost less than the trip. Anything bigger (an import, a photo
 # kept as evidence) commits in aiosqlite's thread.
 SMALL_COMMIT_ROWS = 100
@@ -156,14 +156,17 @@ def commit_and_checkpoint(conn: sqlite3.Connection) -> None:
 
 
 def bound_size(parameters: Any, many: bool) -> int:
-    """Characters and bytes of the text and blobs bound to a statement."""
+    """Bytes of the text (as SQLite stores it, UTF-8) and blobs bound to a statement."""
     if not parameters:
         return 0
     size = 0
     for row in parameters if many else (parameters,):
         for value in row.values() if isinstance(row, dict) else row:
-            if isinstance(value, (str, bytes, bytearray, memoryview)):
-                size += len(value)
+            if isinstance(value, str):
+                # A Chinese character is three bytes; `isascii` is a flag CPython keeps.
+                size += len(value) if value.isascii() else len(value.encode("utf-8", "surrogatepass"))
+            elif isinstance(value, (bytes, bytearray, memoryview)):
+                size += memoryview(value).nbytes
     return size
 
 

@@ -201,6 +201,17 @@ async def test_big_commits_and_every_hundredth_go_to_the_thread_to_checkpoint(en
         await s.execute(text("INSERT INTO blobs (v) VALUES (:v)"), {"v": "x" * (SMALL_COMMIT_BYTES + 1)})
         await s.commit()
     assert trips[-1] == "commit_and_checkpoint"
+    async with sessions() as s:  # the one after that checkpoint
+        await s.execute(insert(t).values(bot_id=3, update_id=2))
+        await s.commit()
+    trips.clear()
+    # Counted in UTF-8 bytes, as stored: fewer characters than the limit, three bytes each.
+    long_note = "社区环境整治" * (SMALL_COMMIT_BYTES // 12)
+    assert len(long_note) < SMALL_COMMIT_BYTES < len(long_note.encode())
+    async with sessions() as s:
+        await s.execute(text("INSERT INTO blobs (v) VALUES (:v)"), {"v": long_note})
+        await s.commit()
+    assert trips[-1] == "commit_and_checkpoint"
 
 
 async def test_outside_wal_mode_every_commit_goes_to_the_thread(monkeypatch) -> None:
