@@ -9,7 +9,9 @@ aiogram's rebuild would have used (`TelegramObject.model_rebuild` supplies it), 
 the types' modules import for type checkers only put into those modules (for a type nested in a
 model outside `aiogram.types`, such as a method's answer).
 
-This must run before anything imports aiogram; once aiogram is loaded it does nothing.
+This must run before anything imports aiogram; once aiogram is loaded it does nothing. It relies
+on `model_rebuild`'s private keywords (`_types_namespace`, `_parent_namespace_depth`), as aiogram
+does; tests/bot/test_deferred_types.py compares every type with aiogram's eager build.
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ class _DeferringLoader(Loader):
         namespace = recorded[0][1]  # aiogram passes one namespace to every type
         for cls, _ in recorded:
             _give_names(sys.modules[cls.__module__], namespace)
-        _rebuild_in(module.TelegramObject, namespace)
+        _rebuild_in(module.TelegramObject, frozenset(cls for cls, _ in recorded), namespace)
 
     def __getattr__(self, name: str) -> Any:  # get_resource_reader, is_package, …
         return getattr(self._inner, name)
@@ -87,7 +89,7 @@ def _rebuilds_recorded() -> Iterator[list[tuple[type, Mapping[str, Any]]]]:
         ):
             recorded.append((cls, namespace))
             return None
-        return original.__get__(None, cls)(**kwargs)
+        return original.__get__(None, cls)(**_one_frame_deeper(kwargs))
 
     BaseModel.model_rebuild = classmethod(model_rebuild)  # type: ignore[method-assign,assignment]
     try:
@@ -96,21 +98,40 @@ def _rebuilds_recorded() -> Iterator[list[tuple[type, Mapping[str, Any]]]]:
         BaseModel.model_rebuild = original  # type: ignore[method-assign]
 
 
-def _rebuild_in(base: type, namespace: Mapping[str, Any]) -> None:
+def _rebuild_in(base: type, deferred: frozenset[type], namespace: Mapping[str, Any]) -> None:
     """A deferred type's build (pydantic calls `model_rebuild` on first use) resolves its
     annotations in aiogram's namespace, as aiogram's own rebuild would have, instead of in the
     namespace of whichever frame a few levels up happened to use the type first (a local named
-    `Chat` there would otherwise be taken for the type)."""
+    `Chat` there would otherwise be taken for the type).
+
+    Any other subclass of `base` (one of ours, or aiogram's outside `aiogram.types`) rebuilds as
+    pydantic would, in its own module and its caller's names; one that extends a deferred type
+    also finds the names of the fields it inherits in aiogram's namespace, below its own (an
+    eager build would have resolved those before the subclass existed)."""
     from pydantic import BaseModel
 
     original = BaseModel.__dict__["model_rebuild"]
 
     def model_rebuild(cls: type[BaseModel], **kwargs: Any) -> bool | None:
         if kwargs.get("_types_namespace") is None:
-            kwargs["_types_namespace"] = namespace
-        return original.__get__(None, cls)(**kwargs)
+            if cls in deferred:
+                kwargs["_types_namespace"] = namespace
+                return original.__get__(None, cls)(**kwargs)
+            if any(ancestor in deferred for ancestor in cls.__mro__[1:]):
+                depth = kwargs.get("_parent_namespace_depth", 2)
+                caller = sys._getframe(depth - 1).f_locals if depth > 0 else {}
+                own = vars(sys.modules[cls.__module__])
+                kwargs["_types_namespace"] = {**namespace, **own, **caller}
+                return original.__get__(None, cls)(**kwargs)
+        return original.__get__(None, cls)(**_one_frame_deeper(kwargs))
 
     base.model_rebuild = classmethod(model_rebuild)  # type: ignore[attr-defined]
+
+
+def _one_frame_deeper(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """pydantic finds the caller's names `_parent_namespace_depth` frames up; a wrapper around
+    `model_rebuild` is one frame more."""
+    return {**kwargs, "_parent_namespace_depth": kwargs.get("_parent_namespace_depth", 2) + 1}
 
 
 def _give_names(module: ModuleType, namespace: Mapping[str, Any]) -> None:

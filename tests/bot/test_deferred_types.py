@@ -4,12 +4,14 @@ with the schema aiogram's own rebuild gives them (issue 11, memory)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
 import aiogram.types
+from pydantic import BaseModel
 
-from bot.deferred_types import _TypesFinder, defer_aiogram_type_builds
+from bot.deferred_types import _rebuilds_recorded, _TypesFinder, defer_aiogram_type_builds
 
 
 def _run(probe: str) -> subprocess.CompletedProcess[str]:
@@ -126,6 +128,83 @@ def test_a_type_nested_first_and_a_first_use_beside_shadowing_locals() -> None:
     assert built_by_answer is False
     assert data == "x:1"
     assert (chat, user, user_id) == ("Chat", "User", 6)
+
+
+# Subclasses written elsewhere (none in this repository yet): a TelegramObject of one's own with
+# a field type named like one of aiogram's, a subclass of Message with a field of its own, and an
+# explicit rebuild that relies on the caller's names, as pydantic documents. Deferred, each must
+# come out as aiogram's eager build makes it.
+_SUBCLASSES_MODULE = """
+from __future__ import annotations
+from pydantic import BaseModel
+from aiogram.types import Message, TelegramObject
+
+class Report(TelegramObject):
+    where: Location  # this module's Location, not aiogram's
+    msg: Message
+
+class Location(BaseModel):
+    room: str
+
+class Tagged(Message):
+    tag: Tag
+
+class Tag(BaseModel):
+    name: str
+"""
+
+_SUBCLASSES = """
+import json, sys
+if sys.argv[1] == "deferred":
+    import bot
+import subclasses
+from aiogram.types import TelegramObject
+
+chat = {"message_id": 1, "date": 1, "chat": {"id": 5, "type": "private"}}
+report = subclasses.Report.model_validate({"where": {"room": "A1"}, "msg": chat})
+tagged = subclasses.Tagged.model_validate({**chat, "tag": {"name": "x"}})
+
+def explicit():
+    class Later(TelegramObject):
+        x: "Thing"
+    class Thing(TelegramObject):
+        y: int
+    return Later.model_rebuild(), Later.model_validate({"x": {"y": 3}}).x.y
+
+print(json.dumps([type(report.where).__module__, report.where.room, type(report.msg.chat).__name__,
+                  type(tagged.tag).__module__, tagged.chat.id, *explicit()]))
+"""
+
+
+def test_subclasses_of_aiogram_types_written_elsewhere_build_as_eagerly(tmp_path) -> None:
+    (tmp_path / "subclasses.py").write_text(_SUBCLASSES_MODULE)
+    outputs = {}
+    for mode in ("eager", "deferred"):
+        out = subprocess.run(
+            [sys.executable, "-c", _SUBCLASSES, mode],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])},
+        )
+        outputs[mode] = _last_json(out)
+    assert outputs["eager"] == ["subclasses", "A1", "Chat", "subclasses", 5, True, 3]
+    assert outputs["deferred"] == outputs["eager"]
+
+
+def test_other_rebuilds_while_aiogram_types_import_still_find_their_callers_names() -> None:
+    # While `aiogram.types` runs, every model's `model_rebuild` passes through the recorder: one
+    # frame more between pydantic and the caller whose local names it looks up.
+    class Early(BaseModel):
+        x: Later
+
+    class Later(BaseModel):
+        y: int
+
+    with _rebuilds_recorded() as recorded:
+        assert Early.model_rebuild() is True
+    assert recorded == []
+    assert Early.model_validate({"x": {"y": 2}}).x.y == 2
 
 
 def test_nothing_is_deferred_once_aiogram_is_loaded() -> None:
