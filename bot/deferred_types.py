@@ -120,7 +120,8 @@ def _rebuild_in(base: type, deferred: frozenset[type], namespace: Mapping[str, A
             if any(ancestor in deferred for ancestor in cls.__mro__[1:]):
                 depth = kwargs.get("_parent_namespace_depth", 2)
                 caller = sys._getframe(depth - 1).f_locals if depth > 0 else {}
-                own = vars(sys.modules[cls.__module__])
+                module = sys.modules.get(cls.__module__)
+                own = vars(module) if module is not None else {}
                 kwargs["_types_namespace"] = {**namespace, **own, **caller}
                 return original.__get__(None, cls)(**kwargs)
         return original.__get__(None, cls)(**_one_frame_deeper(kwargs))
