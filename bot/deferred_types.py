@@ -89,7 +89,7 @@ def _rebuilds_recorded() -> Iterator[list[tuple[type, Mapping[str, Any]]]]:
         ):
             recorded.append((cls, namespace))
             return None
-        return original.__get__(None, cls)(**_one_frame_deeper(kwargs))
+        return _through(original, cls, kwargs)
 
     BaseModel.model_rebuild = classmethod(model_rebuild)  # type: ignore[method-assign,assignment]
     try:
@@ -116,23 +116,23 @@ def _rebuild_in(base: type, deferred: frozenset[type], namespace: Mapping[str, A
         if kwargs.get("_types_namespace") is None:
             if cls in deferred:
                 kwargs["_types_namespace"] = namespace
-                return original.__get__(None, cls)(**kwargs)
-            if any(ancestor in deferred for ancestor in cls.__mro__[1:]):
+            elif any(ancestor in deferred for ancestor in cls.__mro__[1:]):
                 depth = kwargs.get("_parent_namespace_depth", 2)
                 caller = sys._getframe(depth - 1).f_locals if depth > 0 else {}
                 module = sys.modules.get(cls.__module__)
                 own = vars(module) if module is not None else {}
                 kwargs["_types_namespace"] = {**namespace, **own, **caller}
-                return original.__get__(None, cls)(**kwargs)
-        return original.__get__(None, cls)(**_one_frame_deeper(kwargs))
+        return _through(original, cls, kwargs)
 
     base.model_rebuild = classmethod(model_rebuild)  # type: ignore[attr-defined]
 
 
-def _one_frame_deeper(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """pydantic finds the caller's names `_parent_namespace_depth` frames up; a wrapper around
-    `model_rebuild` is one frame more."""
-    return {**kwargs, "_parent_namespace_depth": kwargs.get("_parent_namespace_depth", 2) + 1}
+def _through(original: Any, cls: type, kwargs: dict[str, Any]) -> bool | None:
+    """pydantic's own `model_rebuild`, called from a wrapper: it finds the caller's names
+    `_parent_namespace_depth` frames up (when given no namespace), one frame more from here."""
+    depth = kwargs.get("_parent_namespace_depth", 2)
+    result: bool | None = original.__get__(None, cls)(**{**kwargs, "_parent_namespace_depth": depth + 2})
+    return result
 
 
 def _give_names(module: ModuleType, namespace: Mapping[str, Any]) -> None:
