@@ -233,6 +233,20 @@ async def warm_up(emu: Emulator, bot_id: int, users: list[SimUser]) -> None:
     await asyncio.gather(*(member(emu, bot_id, u, 1, None) for u in users[:20]))
 
 
+def rounds_of(per_member: int, rounds: int) -> list[int]:
+    """`per_member` lines split into `rounds` parts as even as can be (no empty part)."""
+    rounds = max(1, min(rounds, per_member))
+    return [per_member // rounds + (1 if i < per_member % rounds else 0) for i in range(rounds)]
+
+
+async def ready(emu: Emulator, token: str, users: list[SimUser]) -> None:
+    """The bot is up and polling (importing aiogram alone can take a minute on a loaded machine),
+    then a round for a few members, not measured."""
+    bot = emu.bot(token)
+    await emu.wait_for(lambda: bot.waiting_polls > 0, 180)
+    await warm_up(emu, bot.id, users)
+
+
 async def drive(
     emu: Emulator,
     token: str,
@@ -241,12 +255,10 @@ async def drive(
     label: str,
     proc: asyncio.subprocess.Process,
 ) -> Run:
+    """One measured stretch: every member sends `per_member` lines, closed loop."""
     bot = emu.bot(token)
     loop = asyncio.get_running_loop()
-    # The bot is up and polling (importing aiogram alone can take a minute on a loaded machine).
-    await emu.wait_for(lambda: bot.waiting_polls > 0, 180)
     latencies: list[float] = []
-    await warm_up(emu, bot.id, users)
     start, cpu_start, wait_start = loop.time(), cpu_seconds(proc.pid), runnable_seconds(proc.pid)
     await asyncio.gather(*(member(emu, bot.id, u, per_member, latencies) for u in users))
     seconds, cpu = loop.time() - start, cpu_seconds(proc.pid) - cpu_start
@@ -256,6 +268,19 @@ async def drive(
         _say(f"{label}: requests {dict(emu.stats.requests)}")
         emu.stats.requests.clear()
     return Run(label, len(users) * per_member, seconds, latencies, rss, cpu, runnable)
+
+
+def combined(runs: list[Run]) -> Run:
+    """Stretches of one bot as one run: their updates, time, CPU and latencies summed."""
+    return Run(
+        runs[0].label,
+        sum(r.updates for r in runs),
+        sum(r.seconds for r in runs),
+        [x for r in runs for x in r.latencies],
+        max(r.peak_rss_mb for r in runs),
+        sum(r.cpu_seconds for r in runs),
+        sum(r.runnable_seconds for r in runs),
+    )
 
 
 async def stop_process(proc: asyncio.subprocess.Process) -> None:
@@ -269,7 +294,7 @@ async def stop_process(proc: asyncio.subprocess.Process) -> None:
 
 
 async def run_backend(
-    backend: str, members: int, per_member: int, tmp: Path, store_members: int = 0
+    backend: str, members: int, per_member: int, tmp: Path, store_members: int = 0, rounds: int = 4
 ) -> tuple[Run, Run]:
     emu = Emulator()
     await emu.start()
@@ -288,10 +313,6 @@ async def run_backend(
         env = {**os.environ, "TELEGRAM_API_URL": emu.base_url, "LOG_LEVEL": "WARNING"}
 
         echo = await start_process(["-m", "bench.echo_bot", emu.base_url, ECHO_TOKEN], env, tmp / "echo.log")
-        try:
-            echo_run = await drive(emu, ECHO_TOKEN, users, per_member, "aiogram echo bot", echo)
-        finally:
-            await stop_process(echo)
         ours = await start_process(
             os.environ.get("BENCH_OURS_CMD", "-m bot.cli run --only bot").split(),
             # The gate's pacing to Telegram's 30 messages/s would cap the rate measured here; the
@@ -300,8 +321,24 @@ async def run_backend(
             tmp / "ours.log",
         )
         try:
-            ours_run = await drive(emu, OURS_TOKEN, users, per_member, f"branchbot ({backend})", ours)
+            await ready(emu, ECHO_TOKEN, users)
+            await ready(emu, OURS_TOKEN, users)
+            # The bots take turns, in rounds (echo first in one, ours first in the next), each with
+            # the same share of the lines: a machine whose speed drifts during the run (a shared
+            # virtual machine's does, by a third within minutes here) slows both alike, so their
+            # ratio is not the drift's. The one that is not measured is idle, polling.
+            bots = {
+                "echo": (ECHO_TOKEN, "aiogram echo bot", echo),
+                "ours": (OURS_TOKEN, f"branchbot ({backend})", ours),
+            }
+            runs: dict[str, list[Run]] = {"echo": [], "ours": []}
+            for i, lines in enumerate(rounds_of(per_member, rounds)):
+                for key in ("echo", "ours") if i % 2 == 0 else ("ours", "echo"):
+                    token, label, proc = bots[key]
+                    runs[key].append(await drive(emu, token, users, lines, label, proc))
+            echo_run, ours_run = combined(runs["echo"]), combined(runs["ours"])
         finally:
+            await stop_process(echo)
             await stop_process(ours)
         if emu.violations:
             raise RuntimeError(f"emulator violations: {emu.violations[:3]}")
@@ -359,8 +396,9 @@ def notes(results: dict[str, tuple[Run, Run]]) -> list[str]:
         "- Our bot runs with TELEGRAM_LIMITS=false: the gate would otherwise pace its replies to",
         "  Telegram's 30 messages/s (the echo bot has no gate; this emulator enforces no limits).",
         "- Already in the code: polled batches stored with one cached statement and confirmed once",
-        "  stored (instead of re-downloading updates still in flight); the update's claim, the person",
-        "  with their grants and conversation, the day's room and the conversation's write as Core",
+        "  stored (instead of re-downloading updates still in flight), 128 updates in flight (the",
+        "  process has work while the next batch waits its turn to be stored); the update's claim, the",
+        "  person with their grants and conversation, the day's room and the conversation's write as Core",
         "  statements compiled once and run straight on the driver (`storage/direct.py`; on",
         "  PostgreSQL the claim and the person in one statement; on SQLite on the loop's thread, inside",
         "  the transaction that holds the write lock); the conversation written once at commit; one",
@@ -387,18 +425,28 @@ def notes(results: dict[str, tuple[Run, Run]]) -> list[str]:
     return lines
 
 
-def render(results: dict[str, tuple[Run, Run]], members: int, per_member: int, store_members: int = 0) -> str:
+def render(
+    results: dict[str, tuple[Run, Run]],
+    members: int,
+    per_member: int,
+    store_members: int = 0,
+    rounds: int = 4,
+) -> str:
+    turns = rounds_of(per_member, rounds)
     lines = [
         "## Throughput: `/log` quick form against a bare aiogram echo bot",
         "",
         f"`python -m bench.throughput --members {members} --per-member {per_member}"
         + (f" --store-members {store_members}" if store_members else "")
+        + (f" --rounds {rounds}" if rounds != 4 else "")
         + f"`. {machine_line()}",
         f"{members} simulated members × {per_member} `/log` lines = {members * per_member:,} updates",
         "per bot; a member sends the next line once the previous one is answered (closed loop). Both bots",
-        "poll the same local emulator in the same run; each runs in its own process. Latency: from the",
-        "update entering the emulator to the bot's reply arriving there. CPU: the bot process's user and",
-        "system time during the measured part, per update.",
+        "poll the same local emulator in the same run; each runs in its own process. They take turns in",
+        f"{len(turns)} rounds ({' + '.join(map(str, turns))} lines a member; the echo bot first in the",
+        "odd rounds, ours in the even), so a drift in the machine's speed weighs on both alike.",
+        "Latency: from the update entering the emulator to the bot's reply arriving there. CPU: the bot",
+        "process's user and system time during the measured part, per update.",
         "",
         "| backend | bot | updates/s | p50 ms | p95 ms | CPU ms/update | peak RSS MB | ratio to echo |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -429,10 +477,12 @@ async def main_async(args: argparse.Namespace) -> dict[str, tuple[Run, Run]]:
     with tempfile.TemporaryDirectory(prefix=f"bench-{uuid.uuid4().hex[:6]}-") as tmp:
         for b in backends:
             _say(f"throughput: {b} ...")
-            results[b] = await run_backend(b, args.members, args.per_member, Path(tmp), args.store_members)
+            results[b] = await run_backend(
+                b, args.members, args.per_member, Path(tmp), args.store_members, args.rounds
+            )
             echo, ours = results[b]
             _say(f"  echo {echo.rate:,.0f}/s, ours {ours.rate:,.0f}/s, ratio {ours.rate / echo.rate:.2f}")
-    text = render(results, args.members, args.per_member, args.store_members)
+    text = render(results, args.members, args.per_member, args.store_members, args.rounds)
     _say(text)
     if not args.no_write:
         write_section("throughput", text)
@@ -612,6 +662,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--members", type=int, default=500)
     p.add_argument("--per-member", type=int, default=10)
     p.add_argument("--backend", choices=("both", "sqlite", "postgres"), default="both")
+    p.add_argument(
+        "--rounds", type=int, default=4, help="turns each bot takes, the lines split evenly among them"
+    )
     p.add_argument(
         "--scaling", action="store_true", help="1 and 2 bot processes on PostgreSQL with Redis, by webhook"
     )

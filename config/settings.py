@@ -32,9 +32,13 @@ class Settings(BaseSettings):
     # measures the update path and not Telegram's limits); 429s are still obeyed.
     telegram_limits: bool = True
     # Updates a bot process handles at once (different chats; one chat's are taken in turn). Each
-    # needs one of the pool's connections (SQLite: one; PostgreSQL: DB_POOL_SIZE, 10): 32 measured
-    # the same rate as 64 on both backends and 3 MB less peak memory (docs/benchmarks.md).
-    updates_in_flight: int = Field(default=32, ge=1, le=1000)
+    # needs one of the pool's connections (SQLite: one; PostgreSQL: DB_POOL_SIZE, 10) while its
+    # transaction is open, and waits for one otherwise. When polling, the next batch is taken
+    # only as updates finish, and stored in the inbox before it is handled: that store waits
+    # behind the updates in flight for a connection, and with 32 the process ran out of work
+    # meanwhile (busy 82% of a core under load, 197 polls for 3,000 updates); with 128 it stays
+    # busy (95%, 55 polls) for a few MB more (docs/benchmarks.md, tenth round).
+    updates_in_flight: int = Field(default=128, ge=1, le=1000)
     webhook_url: str | None = None
     # Telegram sends it in X-Telegram-Bot-Api-Secret-Token with every update; without it anyone
     # who reaches the webhook port could post updates as any user, so webhook mode requires one.

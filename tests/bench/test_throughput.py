@@ -67,3 +67,19 @@ def test_the_scaling_table_states_each_run_and_the_factor_of_the_means() -> None
     assert "no idle core" not in text  # the idle share was not recorded (nan)
     saturated = [throughput.Scaled(r.processes, r.run, r.peak_rss_each, 0.3, 4.0, 0.01) for r in runs]
     assert "at most 1% of its CPU idle" in throughput.render_scaling(saturated, 10, 1)
+
+
+def test_the_lines_are_split_evenly_into_the_turns() -> None:
+    assert throughput.rounds_of(20, 4) == [5, 5, 5, 5]
+    assert throughput.rounds_of(10, 4) == [3, 3, 2, 2]
+    assert throughput.rounds_of(2, 4) == [1, 1]  # no turn without lines
+    assert throughput.rounds_of(3, 1) == [3]
+
+
+def test_a_bots_turns_add_up_to_one_run() -> None:
+    a = throughput.Run("ours", 100, 2.0, [0.1], 120.0, 0.5, 0.1)
+    b = throughput.Run("ours", 300, 4.0, [0.2, 0.3], 130.0, 1.0, 0.2)
+    run = throughput.combined([a, b])
+    assert (run.updates, run.seconds, run.latencies) == (400, 6.0, [0.1, 0.2, 0.3])
+    assert (run.peak_rss_mb, run.cpu_seconds, run.runnable_seconds) == (130.0, 1.5, 0.1 + 0.2)
+    assert run.rate == 400 / 6.0

@@ -11,9 +11,8 @@ def _settings(**kw: object) -> Settings:
 
 
 async def test_updates_in_flight_bounds_the_intake() -> None:
-    # 64 at once cost 3 MB of peak memory over 32 for the same rate (docs/benchmarks.md): the
-    # setting, not a constant, decides.
-    for settings, expected in ((_settings(), 32), (_settings(updates_in_flight=5), 5)):
+    # The setting, not a constant, decides; 128 by default (config/settings.py says why).
+    for settings, expected in ((_settings(), 128), (_settings(updates_in_flight=5), 5)):
         app = create_app(settings)
         try:
             assert app.intake.max_in_flight == expected
