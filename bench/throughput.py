@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import socket
 import statistics
@@ -259,14 +260,15 @@ async def drive(
     bot = emu.bot(token)
     loop = asyncio.get_running_loop()
     latencies: list[float] = []
+    emu.stats.requests.clear()
     start, cpu_start, wait_start = loop.time(), cpu_seconds(proc.pid), runnable_seconds(proc.pid)
     await asyncio.gather(*(member(emu, bot.id, u, per_member, latencies) for u in users))
     seconds, cpu = loop.time() - start, cpu_seconds(proc.pid) - cpu_start
     runnable = runnable_seconds(proc.pid) - wait_start
     rss = peak_rss_mb(proc.pid)
     if os.environ.get("BENCH_DEBUG"):
-        _say(f"{label}: requests {dict(emu.stats.requests)}")
-        emu.stats.requests.clear()
+        # The emulator counts by method, not by bot: the other bot's long polls are in here too.
+        _say(f"{label}'s turn: requests of both bots {dict(emu.stats.requests)}")
     return Run(label, len(users) * per_member, seconds, latencies, rss, cpu, runnable)
 
 
@@ -294,12 +296,21 @@ async def stop_process(proc: asyncio.subprocess.Process) -> None:
 
 
 async def run_backend(
-    backend: str, members: int, per_member: int, tmp: Path, store_members: int = 0, rounds: int = 4
+    backend: str,
+    members: int,
+    per_member: int,
+    tmp: Path,
+    store_members: int = 0,
+    rounds: int = 4,
+    latency_ms: int = 0,
 ) -> tuple[Run, Run]:
     emu = Emulator()
     await emu.start()
     created_pg: str | None = None
     try:
+        if latency_ms:
+            # Telegram is not next door: every sendMessage is answered this much later (both bots).
+            emu.faults.slow(latency_ms / 1000, method="sendMessage")
         emu.add_bot(OURS_TOKEN, username="bench_ours_bot")
         emu.add_bot(ECHO_TOKEN, username="bench_echo_bot")
         users = [emu.add_user(f"党员{i:03d}", language_code="zh") for i in range(members)]
@@ -312,15 +323,19 @@ async def run_backend(
         await seed(db_url, users, store_members)
         env = {**os.environ, "TELEGRAM_API_URL": emu.base_url, "LOG_LEVEL": "WARNING"}
 
-        echo = await start_process(["-m", "bench.echo_bot", emu.base_url, ECHO_TOKEN], env, tmp / "echo.log")
-        ours = await start_process(
-            os.environ.get("BENCH_OURS_CMD", "-m bot.cli run --only bot").split(),
-            # The gate's pacing to Telegram's 30 messages/s would cap the rate measured here; the
-            # echo bot has no gate, and the emulator here enforces no limits.
-            {**env, "BOT_TOKEN": OURS_TOKEN, "DATABASE_URL": db_url, "TELEGRAM_LIMITS": "false"},
-            tmp / "ours.log",
-        )
-        try:
+        async with contextlib.AsyncExitStack() as running:  # each one started is stopped
+            echo = await start_process(
+                ["-m", "bench.echo_bot", emu.base_url, ECHO_TOKEN], env, tmp / "echo.log"
+            )
+            running.push_async_callback(stop_process, echo)
+            ours = await start_process(
+                os.environ.get("BENCH_OURS_CMD", "-m bot.cli run --only bot").split(),
+                # The gate's pacing to Telegram's 30 messages/s would cap the rate measured here;
+                # the echo bot has no gate, and the emulator here enforces no limits.
+                {**env, "BOT_TOKEN": OURS_TOKEN, "DATABASE_URL": db_url, "TELEGRAM_LIMITS": "false"},
+                tmp / "ours.log",
+            )
+            running.push_async_callback(stop_process, ours)
             await ready(emu, ECHO_TOKEN, users)
             await ready(emu, OURS_TOKEN, users)
             # The bots take turns, in rounds (echo first in one, ours first in the next), each with
@@ -337,9 +352,6 @@ async def run_backend(
                     token, label, proc = bots[key]
                     runs[key].append(await drive(emu, token, users, lines, label, proc))
             echo_run, ours_run = combined(runs["echo"]), combined(runs["ours"])
-        finally:
-            await stop_process(echo)
-            await stop_process(ours)
         if emu.violations:
             raise RuntimeError(f"emulator violations: {emu.violations[:3]}")
         return echo_run, ours_run
@@ -431,6 +443,7 @@ def render(
     per_member: int,
     store_members: int = 0,
     rounds: int = 4,
+    latency_ms: int = 0,
 ) -> str:
     turns = rounds_of(per_member, rounds)
     lines = [
@@ -439,12 +452,21 @@ def render(
         f"`python -m bench.throughput --members {members} --per-member {per_member}"
         + (f" --store-members {store_members}" if store_members else "")
         + (f" --rounds {rounds}" if rounds != 4 else "")
+        + (f" --latency {latency_ms}" if latency_ms else "")
         + f"`. {machine_line()}",
         f"{members} simulated members × {per_member} `/log` lines = {members * per_member:,} updates",
         "per bot; a member sends the next line once the previous one is answered (closed loop). Both bots",
         "poll the same local emulator in the same run; each runs in its own process. They take turns in",
         f"{len(turns)} rounds ({' + '.join(map(str, turns))} lines a member; the echo bot first in the",
         "odd rounds, ours in the even), so a drift in the machine's speed weighs on both alike.",
+        *(
+            [
+                f"The emulator answered every sendMessage {latency_ms} ms late, as a Telegram farther"
+                " away would."
+            ]
+            if latency_ms
+            else []
+        ),
         "Latency: from the update entering the emulator to the bot's reply arriving there. CPU: the bot",
         "process's user and system time during the measured part, per update.",
         "",
@@ -478,11 +500,11 @@ async def main_async(args: argparse.Namespace) -> dict[str, tuple[Run, Run]]:
         for b in backends:
             _say(f"throughput: {b} ...")
             results[b] = await run_backend(
-                b, args.members, args.per_member, Path(tmp), args.store_members, args.rounds
+                b, args.members, args.per_member, Path(tmp), args.store_members, args.rounds, args.latency
             )
             echo, ours = results[b]
             _say(f"  echo {echo.rate:,.0f}/s, ours {ours.rate:,.0f}/s, ratio {ours.rate / echo.rate:.2f}")
-    text = render(results, args.members, args.per_member, args.store_members, args.rounds)
+    text = render(results, args.members, args.per_member, args.store_members, args.rounds, args.latency)
     _say(text)
     if not args.no_write:
         write_section("throughput", text)
@@ -664,6 +686,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--backend", choices=("both", "sqlite", "postgres"), default="both")
     p.add_argument(
         "--rounds", type=int, default=4, help="turns each bot takes, the lines split evenly among them"
+    )
+    p.add_argument(
+        "--latency", type=int, default=0, help="ms the emulator waits before answering a sendMessage"
     )
     p.add_argument(
         "--scaling", action="store_true", help="1 and 2 bot processes on PostgreSQL with Redis, by webhook"
