@@ -127,6 +127,11 @@ class Intake:
         """
         attempt = 0
         async with self.order.hold(chat_key(update), update.update_id):
+            if self._stop.is_set():
+                # Stopping: an update not begun (one chat's wait their turn, each reply paced to
+                # Telegram's one a second per chat) stays in the inbox for the next start, and the
+                # chat's later ones after it, so a busy chat does not hold up the stop.
+                return False
             while True:
                 try:
                     await self.dp.feed_update(self.bot, update, **self.feed_kwargs)

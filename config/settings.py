@@ -31,13 +31,14 @@ class Settings(BaseSettings):
     # API server without those limits, such as the emulator in bench/throughput.py, which
     # measures the update path and not Telegram's limits); 429s are still obeyed.
     telegram_limits: bool = True
-    # Updates a bot process handles at once (different chats; one chat's are taken in turn). Each
-    # needs one of the pool's connections (SQLite: one; PostgreSQL: DB_POOL_SIZE, 10) while its
-    # transaction is open, and waits for one otherwise. When polling, the next batch is taken
-    # only as updates finish, and stored in the inbox before it is handled: that store waits
-    # behind the updates in flight for a connection, and with 32 the process ran out of work
-    # meanwhile (busy 82% of a core under load, 197 polls for 3,000 updates); with 128 it stays
-    # busy (95%, 55 polls) for a few MB more (docs/benchmarks.md, tenth round).
+    # Updates a polling bot process has taken in and not finished: those of different chats are
+    # handled at once, each needing one of the pool's connections (SQLite: one; PostgreSQL:
+    # DB_POOL_SIZE, 10) while its transaction is open; those of one chat wait their turn. The
+    # next batch is polled only as updates finish, and stored in the inbox before it is handled:
+    # that store waits behind the updates in flight for a connection. On SQLite, with 32, the
+    # process ran out of work meanwhile (busy 84-85% of a core under load, 196 polls for 3,020
+    # updates); with 128 it stayed busy (93-94%, 55-57 polls) for about 5 MB more. On PostgreSQL
+    # it did not change (docs/benchmarks.md, tenth round). Webhook processes do not use it.
     updates_in_flight: int = Field(default=128, ge=1, le=1000)
     webhook_url: str | None = None
     # Telegram sends it in X-Telegram-Bot-Api-Secret-Token with every update; without it anyone
