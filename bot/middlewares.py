@@ -92,18 +92,15 @@ class UpdateGuard(BaseMiddleware):
             raise
         data["session"] = s
 
-        async def commit_before_waiting() -> None:
-            # Handlers talk to Telegram after their own commit (the house rule), so what is
-            # committed here early is the processed-update row (and a read-only handler's
-            # nothing): a crash while the reply waits loses that reply, as after any commit.
-            try:
-                await s.commit()
-            except Exception as e:
-                log.warning(
-                    "update %s: commit before waiting failed (%s)", update.update_id, type(e).__name__
-                )
+        async def commit_before_talking() -> None:
+            # Before the update's first call to Telegram (bot/gate): what the handler did so far
+            # (the processed-update row, a conversation's step, a handler's writes) is committed,
+            # so no reply tells of what is not stored, and no lock is held while Telegram answers.
+            # A crash after it loses that reply, as after any commit. If it fails, the call is not
+            # made: the failure goes up as the handler's (an outage: the update is tried again).
+            await s.commit()
 
-        hook = UpdateHook(commit_before_waiting)
+        hook = UpdateHook(commit_before_talking)
         wait_token = before_wait.set(hook)
         try:
             result = await handler(update, data)

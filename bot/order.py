@@ -18,7 +18,7 @@ and the later one first. Three things in Redis, per bot:
   bot's very first updates wait `gap_wait` once;
 - **the chat's lock** (a key with a short lease that the holding process renews): held from the
   update's claim to its reply, for its whole handling, not only its transaction, because a handler
-  may commit early (before a reply waits for the gate) and go on.
+  may commit early (before it talks to Telegram) and go on.
 
 An update that was not handled (database away: 503, Telegram sends it again) leaves its lock but
 stays in its chat's queue, so the chat's later updates wait for its redelivery. A process killed

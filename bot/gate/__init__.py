@@ -59,9 +59,9 @@ _FORWARDS = frozenset({"forwardmessage", "forwardmessages", "copymessage", "copy
 TOO_OLD = "query is too old"
 
 _bulk: ContextVar[bool] = ContextVar("gate_bulk", default=False)
-# Called once before a call starts waiting for Telegram (a 429's retry_after, an outage): the
-# update being handled commits what it has, so its transaction holds no database lock
-# meanwhile (on SQLite the one connection) while the reply waits, perhaps for minutes.
+# Called once, before the update's first call to Telegram: the update being handled commits what
+# it has, so its transaction holds no database lock (on SQLite the one connection) while the
+# call goes and comes back, or waits (the chat's turn, a 429's retry_after, an outage).
 before_wait: ContextVar[Callable[[], Awaitable[None]] | None] = ContextVar("gate_before_wait", default=None)
 
 
@@ -167,6 +167,11 @@ class Gate(BaseRequestMiddleware):
                 released = True
                 await hook()
 
+        # The update commits before it talks to Telegram, not only before a long wait: its
+        # transaction (on SQLite the one connection and the write lock) would otherwise stay open
+        # through the call's round trip and any wait for the chat's turn (up to a second), and
+        # every other update would queue behind it.
+        await release()
         while True:
             left = await self.state.pause_left()
             if left > 0:
