@@ -16,7 +16,8 @@ and the chats' order), behind webhooks (`branchbot run --only bot --processes N`
 and reports the scaling factor and the memory of each process (section "throughput-processes").
 
 For profiling: BENCH_OURS_CMD replaces the arguments that start our bot (e.g. a script that
-wraps it with timers), and BENCH_DEBUG=1 prints how many calls of each method the emulator got.
+wraps it with timers), BENCH_DEBUG=1 prints how many calls of each method the emulator got, and
+BENCH_LINE replaces the line each member sends ("{i}" is the round), e.g. `/help`.
 """
 
 from __future__ import annotations
@@ -215,6 +216,10 @@ async def start_process(args: list[str], env: dict[str, str], log: Path) -> asyn
         )
 
 
+# What each member sends ({i}: the round); BENCH_LINE=/help measures a command that only reads.
+LINE = os.environ.get("BENCH_LINE", "/log 1 今天 社区志愿服务{i}")
+
+
 async def member(
     emu: Emulator, bot_id: int, user: SimUser, rounds: int, latencies: list[float] | None
 ) -> None:
@@ -223,7 +228,7 @@ async def member(
     loop = asyncio.get_running_loop()
     for i in range(rounds):
         t0 = loop.time()
-        await emu.send_text(user, f"/log 1 今天 社区志愿服务{i}", bot=bot_id)
+        await emu.send_text(user, LINE.format(i=i), bot=bot_id)
         await emu.next_message(user, bot=bot_id, timeout=120)
         if latencies is not None:
             latencies.append(loop.time() - t0)
