@@ -108,9 +108,11 @@ class UpdateGuard(BaseMiddleware):
             self._wake_outbox(s, data)
             return result
         except Refused as e:
-            # A rule said no: nothing the handler wrote stays, the person is told why.
+            # A rule said no: nothing the handler wrote since it last talked to Telegram stays
+            # (handlers refuse before they talk), and the person is told why.
             await s.rollback()
             forget_conversations(s)
+            hook.drop()  # the apology commits nothing: a failed commit must not silence it
             await self._reply(update, data, e.key, e.params)
             await self._mark_done(bot, update)
             return None
@@ -123,6 +125,7 @@ class UpdateGuard(BaseMiddleware):
                 )
                 raise DatabaseUnavailable(type(e).__name__) from e
             log.error("update %s failed: %s at %s", update.update_id, type(e).__name__, _where(e))
+            hook.drop()
             await self._reply(update, data, "error.internal", {})
             await self._mark_done(bot, update)
             return None

@@ -59,9 +59,10 @@ _FORWARDS = frozenset({"forwardmessage", "forwardmessages", "copymessage", "copy
 TOO_OLD = "query is too old"
 
 _bulk: ContextVar[bool] = ContextVar("gate_bulk", default=False)
-# Called once, before the update's first call to Telegram: the update being handled commits what
-# it has, so its transaction holds no database lock (on SQLite the one connection) while the
-# call goes and comes back, or waits (the chat's turn, a 429's retry_after, an outage).
+# Called before each call to Telegram made while an update is handled: the update commits what
+# it has done since (nothing, after the first), so its transaction holds no database lock (on
+# SQLite the one connection) while the call goes and comes back, or waits (the chat's turn, a
+# 429's retry_after, an outage).
 before_wait: ContextVar[Callable[[], Awaitable[None]] | None] = ContextVar("gate_before_wait", default=None)
 
 
