@@ -214,7 +214,6 @@ async def on_deadline_click(
     bot: Bot,
 ) -> None:
     data = await running(state, callback_data.wid, CommitWizard.deadline, stale="commit_chat.stale")
-    await query.answer()
     text, markup = await _make(
         session,
         actor,
@@ -228,6 +227,8 @@ async def on_deadline_click(
         date.fromisoformat(callback_data.value),
         query.from_user.id,
     )
+    # Answered once made: a refusal `_make` passes on is the guard's alert on this very query.
+    await query.answer()
     await show(query, bot, text, markup)
 
 

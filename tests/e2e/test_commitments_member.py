@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
-from storage.models import Commitment, CommitmentStatus, ConversationState
+from storage.models import Commitment, CommitmentStatus, ConversationState, Membership
 from tests.e2e.harness import NOW
 
 PNG = (
@@ -258,3 +258,16 @@ async def test_reported_meanwhile_makes_the_report_button_stale(chat, db, sessio
     stale = await chat.press(world.member_a, listing, "撤回第 1 项")
     assert "不能再这样操作" in (stale.alert or "")
     assert (await all_commitments(db))[0].status is CommitmentStatus.REPORTED
+
+
+async def test_a_refusal_on_the_deadline_button_reaches_the_member(chat, db, session, world) -> None:
+    # Regression: the button was answered before the commitment was made, so a refusal found an
+    # answered query, its alert was dropped as too old, and the member was not told why.
+    m = world.member_a
+    reply = await chat.send(m, "/commit")
+    reply = await chat.press(m, reply, "每月参加志愿服务")
+    await session.execute(delete(Membership).where(Membership.person_id == m.id))  # left meanwhile
+    await session.commit()
+    done = await chat.press(m, reply, "建议期限")
+    assert done.alert == "只有党支部的党员或书记才能作出承诺。"
+    assert await db.count(Commitment) == 0
