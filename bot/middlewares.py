@@ -93,7 +93,7 @@ class UpdateGuard(BaseMiddleware):
         data["session"] = s
 
         async def commit_before_talking() -> None:
-            # Before the update's first call to Telegram (bot/gate): what the handler did so far
+            # Before each of the update's calls to Telegram (bot/gate): what the handler did so far
             # (the processed-update row, a conversation's step, a handler's writes) is committed,
             # so no reply tells of what is not stored, and no lock is held while Telegram answers.
             # A crash after it loses that reply, as after any commit. If it fails, the call is not

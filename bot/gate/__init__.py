@@ -159,24 +159,15 @@ class Gate(BaseRequestMiddleware):
         started = loop.time()
         message = is_message(method)
         failures = 0
-        released = False
-
-        async def release() -> None:
-            nonlocal released
-            hook = before_wait.get()
-            if hook is not None and not released:
-                released = True
-                await hook()
-
         # The update commits before it talks to Telegram, not only before a long wait: its
         # transaction (on SQLite the one connection and the write lock) would otherwise stay open
-        # through the call's round trip and any wait for the chat's turn (up to a second), and
-        # every other update would queue behind it.
-        await release()
+        # through the call's round trip and any wait (the chat's turn, a 429, a retry), and every
+        # other update would queue behind it.
+        hook = before_wait.get()
+        if hook is not None:
+            await hook()
         while True:
             left = await self.state.pause_left()
-            if left > 0:
-                await release()
             while left > 0:
                 await asyncio.sleep(left)  # the instant Telegram named, not a poll
                 left = await self.state.pause_left()
@@ -210,7 +201,6 @@ class Gate(BaseRequestMiddleware):
                 self.retried_by[type(e).__name__] += 1
                 delay = min(self.retry_max, self.retry_base * 2 ** (failures - 1)) * random.uniform(0.8, 1.2)
                 log.info("%s: %s, again in %.1f s", method.__api_method__, type(e).__name__, delay)
-                await release()
                 await asyncio.sleep(delay)
             finally:
                 if message:
