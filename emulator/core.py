@@ -428,7 +428,7 @@ class Engine:
             return None
 
         try:
-            return await self.wait_for(unread, timeout)
+            return await dialog.changed.wait_for(unread, timeout)
         except TimeoutError:
             raise TimeoutError(
                 f"no new message from the bot in chat {dialog.chat_id} within {timeout} s; "
@@ -448,7 +448,7 @@ class Engine:
                 return dialog.changes[dialog.read_changes - 1]
             return None
 
-        return await self.wait_for(unread, timeout)
+        return await dialog.changed.wait_for(unread, timeout)
 
     async def wait_callback_answer(self, update: dict[str, Any], *, timeout: float = 5.0) -> CallbackAnswer:
         """The bot's answerCallbackQuery for the callback_query Update that press() returned."""

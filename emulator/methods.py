@@ -150,6 +150,7 @@ def _deliver(call: Call, dialog: Dialog, chat: SimUser | SimGroup, **content: An
     dialog.messages.append(msg)
     dialog.changes.append(("sent", msg))
     emu.stats.sends.append(SendRecord(msg.sent_at, bot.id, dialog.chat_id, msg.message_id, call.name))
+    dialog.changed.notify()
     emu.changed.notify()
     return msg.to_api()
 
@@ -228,6 +229,7 @@ def _apply_edit(call: Call, dialog: Dialog, msg: ChatMessage, **changes: Any) ->
         setattr(msg, k, v)
     msg.edit_date = now_unix()
     dialog.changes.append(("edited", msg))
+    dialog.changed.notify()
     call.emu.changed.notify()
     return msg.to_api()
 
@@ -276,6 +278,7 @@ async def delete_message(call: Call) -> bool:
         raise bad_request("message to delete not found")
     msg.deleted = True
     dialog.changes.append(("deleted", msg))
+    dialog.changed.notify()
     call.emu.changed.notify()
     return True
 

@@ -289,6 +289,9 @@ class Dialog:
     read_sent: int = 0
     changes: list[tuple[str, ChatMessage]] = field(default_factory=list)  # ("sent"|"edited"|"deleted", msg)
     read_changes: int = 0
+    # Notified when this dialog changes, so a reader waits on its own chat: the engine-wide
+    # signal woke every waiting reader at every change (hundreds of readers in a load test).
+    changed: Signal = field(default_factory=Signal, repr=False, compare=False)
 
     def take_id(self) -> int:
         self.next_id += 1

@@ -3,6 +3,7 @@ photos and documents, chat actions, command menus, blocked people, groups."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 
 import pytest
@@ -117,6 +118,40 @@ async def test_next_message_and_next_change_follow_the_chat(bot: Bot, emu: Emula
     assert emu.chat(user) == [] and len(emu.chat(user, include_deleted=True)) == 1
     with pytest.raises(TimeoutError, match="no new message"):
         await emu.next_message(user, timeout=0.05)
+
+
+async def reader_waiting(emu: Emulator, user: SimUser) -> None:
+    """Returns once a reader of this chat waits on the chat's own signal (the reader's task
+    registers at its first step, so a few passes of the loop are enough)."""
+    dialog = emu.dialog(emu.bot().id, user.id)
+    for _ in range(100):
+        if dialog.changed._waiters:
+            return
+        await asyncio.sleep(0)  # one pass of the loop, not a wait for time
+    raise AssertionError("the reader does not wait on its chat's signal")
+
+
+async def test_a_reader_waits_on_its_own_chat_not_on_every_change(bot: Bot, emu: Emulator, user: SimUser):
+    # Regression: every reader waited on the engine-wide signal, so each change anywhere woke all
+    # of them; with 300 members waiting in bench/throughput.py the emulator's process spent a core
+    # on wake-ups, more per update the slower the bot, and took that CPU from the bot measured.
+    other = emu.add_user("李四", language_code="zh")
+    waiting = asyncio.create_task(emu.next_change(user, timeout=2))
+    await reader_waiting(emu, user)
+    assert not emu.changed._waiters  # the reader is not woken by other chats' changes
+    await bot.send_message(other.id, "not yours")
+    assert not waiting.done()
+    sent = await bot.send_message(user.id, "yours")
+    assert (await waiting)[1].message_id == sent.message_id
+    # An edit and a delete wake a reader of changes as a send does.
+    for change in (
+        lambda: bot.edit_message_text("yours!", chat_id=user.id, message_id=sent.message_id),
+        lambda: bot.delete_message(user.id, sent.message_id),
+    ):
+        waiting = asyncio.create_task(emu.next_change(user, timeout=2))
+        await reader_waiting(emu, user)
+        await change()
+        assert (await waiting)[1].message_id == sent.message_id
 
 
 async def test_delete_twice_is_an_ordinary_error(bot: Bot, emu: Emulator, user: SimUser):
