@@ -92,13 +92,17 @@ class UpdateGuard(BaseMiddleware):
             raise
         data["session"] = s
 
+        talked = False  # has the update committed (its claim too) and called Telegram?
+
         async def commit_before_talking() -> None:
             # Before each of the update's calls to Telegram (bot/gate): what the handler did so far
             # (the processed-update row, a conversation's step, a handler's writes) is committed,
             # so no reply tells of what is not stored, and no lock is held while Telegram answers.
             # A crash after it loses that reply, as after any commit. If it fails, the call is not
             # made: the failure goes up as the handler's (an outage: the update is tried again).
+            nonlocal talked
             await s.commit()
+            talked = True
 
         hook = UpdateHook(commit_before_talking)
         wait_token = before_wait.set(hook)
@@ -119,11 +123,22 @@ class UpdateGuard(BaseMiddleware):
         except Exception as e:
             await _rollback_quietly(s)
             forget_conversations(s)
-            if is_transient_db_error(e):
+            if is_transient_db_error(e) and not talked:
                 log.warning(
                     "update %s: database unavailable (%s); will retry", update.update_id, type(e).__name__
                 )
                 raise DatabaseUnavailable(type(e).__name__) from e
+            if talked and is_transient_db_error(e):
+                # Its claim is stored with its first reply, so a retry would skip it as handled:
+                # the person is told the last step was not saved, to do it again.
+                log.warning(
+                    "update %s: database unavailable (%s) after it replied; not retried",
+                    update.update_id,
+                    type(e).__name__,
+                )
+                hook.drop()
+                await self._reply(update, data, "error.unavailable", {})
+                return None
             log.error("update %s failed: %s at %s", update.update_id, type(e).__name__, _where(e))
             hook.drop()
             await self._reply(update, data, "error.internal", {})
@@ -156,7 +171,12 @@ class UpdateGuard(BaseMiddleware):
         text = _(key, **params)
         try:
             if update.callback_query is not None:
-                await update.callback_query.answer(text, show_alert=True)
+                # False: the press was answered already (a handler answers it before its work) or
+                # too long ago, so the alert was not shown (bot/gate): the text goes to the chat.
+                if not await update.callback_query.answer(text, show_alert=True):
+                    message = event_message(update)
+                    if message is not None:
+                        await message.answer(text)
             elif update.message is not None:
                 await update.message.answer(text)
         except Exception as e:  # the apology itself must never take the bot down

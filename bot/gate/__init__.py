@@ -15,7 +15,8 @@ passes `Gate.__call__`:
   or Telegram's front end answered 502/503/504 (its Bot API server was not reached). A 500 or a
   timeout after the request went out may have sent it: that error goes to the caller.
 - An answerCallbackQuery refused as too old (Telegram takes answers for about 15 s, e.g. not
-  after an outage) is let go: the spinner has stopped anyway, and the handler goes on.
+  after an outage) is let go: the spinner has stopped anyway, and the handler goes on. Its
+  result is False if the answer had a text, which was then not shown.
 - Bulk calls (the delivery worker, inside `bulk()`) are admitted by the worker itself (it picks
   what to send next by what the limits allow) and decide their own retries (the outbox keeps
   them); the gate still counts their answers and pauses everyone on their 429s.
@@ -183,9 +184,11 @@ class Gate(BaseRequestMiddleware):
                 log.info("%s: 429, every call waits %s s", method.__api_method__, e.retry_after)
             except TelegramBadRequest as e:
                 if isinstance(method, AnswerCallbackQuery) and TOO_OLD in str(e.message):
-                    # Too late to stop the button's spinner (e.g. after an outage): nothing is lost.
+                    # Too late to stop the button's spinner (e.g. after an outage, or answered
+                    # already): nothing is lost, unless the answer had a text to show. False tells
+                    # the caller that text was not shown (the update guard then writes it in the chat).
                     log.info("answerCallbackQuery: too old, dropped")
-                    return True
+                    return not method.text
                 raise
             except (TelegramServerError, TelegramNetworkError, ClientDecodeError) as e:
                 # A message only if Telegram provably did not take it; an undecodable answer
