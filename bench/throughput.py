@@ -463,7 +463,9 @@ def render(
         "per bot; a member sends the next line once the previous one is answered (closed loop). Both bots",
         "poll the same local emulator in the same run; each runs in its own process. They take turns in",
         f"{len(turns)} rounds ({' + '.join(map(str, turns))} lines a member; the echo bot first in the",
-        "odd rounds, ours in the even), so a drift in the machine's speed weighs on both alike.",
+        "odd rounds, ours in the even), so a drift in the machine's speed weighs on both alike. Each",
+        "member waits on its own chat, so the emulator's work grows with the messages, not with the",
+        "members waiting (it shares the machine's two cores with the bot measured).",
         *(
             [
                 f"The emulator answered every sendMessage {latency_ms} ms late, as a Telegram farther"
