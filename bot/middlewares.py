@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from aiogram import BaseMiddleware, Bot
 from aiogram.fsm.middleware import FSMContextMiddleware
-from aiogram.types import CallbackQuery, Message, TelegramObject, Update, User
+from aiogram.types import TelegramObject, Update, User
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.fsm_storage import DbStorage, update_session
@@ -30,7 +30,7 @@ from config.settings import Settings
 from content.i18n import Texts, normalize_locale, texts
 from content.pack import Pack
 from storage import outbox, people
-from storage.db import is_sqlite
+from storage.db import COMMITTED, is_sqlite
 from storage.errors import Refused
 from storage.updates import claim_update, claim_update_with_person
 
@@ -92,17 +92,13 @@ class UpdateGuard(BaseMiddleware):
             raise
         data["session"] = s
 
-        talked = False  # has the update committed (its claim too) and called Telegram?
-
         async def commit_before_talking() -> None:
             # Before each of the update's calls to Telegram (bot/gate): what the handler did so far
             # (the processed-update row, a conversation's step, a handler's writes) is committed,
             # so no reply tells of what is not stored, and no lock is held while Telegram answers.
             # A crash after it loses that reply, as after any commit. If it fails, the call is not
             # made: the failure goes up as the handler's (an outage: the update is tried again).
-            nonlocal talked
             await s.commit()
-            talked = True
 
         hook = UpdateHook(commit_before_talking)
         wait_token = before_wait.set(hook)
@@ -123,16 +119,17 @@ class UpdateGuard(BaseMiddleware):
         except Exception as e:
             await _rollback_quietly(s)
             forget_conversations(s)
-            if is_transient_db_error(e) and not talked:
+            if is_transient_db_error(e):
+                if not s.info.get(COMMITTED):
+                    log.warning(
+                        "update %s: database unavailable (%s); will retry", update.update_id, type(e).__name__
+                    )
+                    raise DatabaseUnavailable(type(e).__name__) from e
+                # It committed already (the hook before a call to Telegram, or the handler), and
+                # its claim with it: a retry would skip it as handled. So the person is told that
+                # what they just did may not have been saved in full, to look and redo it if need be.
                 log.warning(
-                    "update %s: database unavailable (%s); will retry", update.update_id, type(e).__name__
-                )
-                raise DatabaseUnavailable(type(e).__name__) from e
-            if talked and is_transient_db_error(e):
-                # Its claim is stored with its first reply, so a retry would skip it as handled:
-                # the person is told the last step was not saved, to do it again.
-                log.warning(
-                    "update %s: database unavailable (%s) after it replied; not retried",
+                    "update %s: database unavailable (%s) after it committed; not retried",
                     update.update_id,
                     type(e).__name__,
                 )
@@ -173,10 +170,12 @@ class UpdateGuard(BaseMiddleware):
             if update.callback_query is not None:
                 # False: the press was answered already (a handler answers it before its work) or
                 # too long ago, so the alert was not shown (bot/gate): the text goes to the chat.
-                if not await update.callback_query.answer(text, show_alert=True):
-                    message = event_message(update)
-                    if message is not None:
-                        await message.answer(text)
+                query = update.callback_query
+                if not await query.answer(text, show_alert=True):
+                    # The pressed message's chat, even one too old to read (InaccessibleMessage).
+                    chat_id = query.message.chat.id if query.message is not None else query.from_user.id
+                    bot: Bot = data["bot"]
+                    await bot.send_message(chat_id, text)
             elif update.message is not None:
                 await update.message.answer(text)
         except Exception as e:  # the apology itself must never take the bot down
@@ -268,13 +267,3 @@ class PersonContext(BaseMiddleware):
 @cache
 def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
-
-
-def event_message(update: Update) -> Message | None:
-    if update.message is not None:
-        return update.message
-    if isinstance(update.callback_query, CallbackQuery) and isinstance(
-        update.callback_query.message, Message
-    ):
-        return update.callback_query.message
-    return None

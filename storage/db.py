@@ -205,6 +205,11 @@ def _sqlite_pragmas(engine: AsyncEngine, busy_timeout: float) -> None:
 BEFORE_COMMIT = "before_commit"
 
 
+# In a session's `info` once it has committed anything: the update guard's question whether the
+# update's claim is stored (so a retry of the update would skip it).
+COMMITTED = "committed"
+
+
 class StoreSession(AsyncSession):
     """An `AsyncSession` that runs the async steps queued under `BEFORE_COMMIT` right before it
     commits. SQLAlchemy's own before-commit event is synchronous: a statement run there goes
@@ -218,6 +223,7 @@ class StoreSession(AsyncSession):
         for step in (steps or {}).values():
             await step(self)
         await super().commit()
+        self.info[COMMITTED] = True
 
     async def __aexit__(self, type_: Any, value: Any, traceback: Any) -> None:
         if self.sync_session._transaction is None:

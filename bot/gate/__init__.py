@@ -160,6 +160,7 @@ class Gate(BaseRequestMiddleware):
         started = loop.time()
         message = is_message(method)
         failures = 0
+        maybe_taken = False  # an earlier attempt failed after it may have reached Telegram
         # The update commits before it talks to Telegram, not only before a long wait: its
         # transaction (on SQLite the one connection and the write lock) would otherwise stay open
         # through the call's round trip and any wait (the chat's turn, a 429, a retry), and every
@@ -186,9 +187,10 @@ class Gate(BaseRequestMiddleware):
                 if isinstance(method, AnswerCallbackQuery) and TOO_OLD in str(e.message):
                     # Too late to stop the button's spinner (e.g. after an outage, or answered
                     # already): nothing is lost, unless the answer had a text to show. False tells
-                    # the caller that text was not shown (the update guard then writes it in the chat).
+                    # the caller that text was not shown (the update guard then writes it in the
+                    # chat); not when an earlier attempt may have shown it (its answer was lost).
                     log.info("answerCallbackQuery: too old, dropped")
-                    return not method.text
+                    return maybe_taken or not method.text
                 raise
             except (TelegramServerError, TelegramNetworkError, ClientDecodeError) as e:
                 # A message only if Telegram provably did not take it; an undecodable answer
@@ -200,6 +202,7 @@ class Gate(BaseRequestMiddleware):
                 if loop.time() - started > self.give_up_after or (failures >= 2 and not not_sent(e)):
                     raise
                 failures += 1
+                maybe_taken = maybe_taken or not not_sent(e)  # then "too old" may mean "shown"
                 self.retried += 1
                 self.retried_by[type(e).__name__] += 1
                 delay = min(self.retry_max, self.retry_base * 2 ** (failures - 1)) * random.uniform(0.8, 1.2)

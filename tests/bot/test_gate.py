@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiogram import Bot
 from aiogram.exceptions import TelegramRetryAfter, TelegramServerError
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.delivery import DeliveryWorker
 from bot.gate import Gate, GateState, LocalState, gate_of, install
@@ -92,6 +93,35 @@ async def test_server_errors_are_retried_only_where_no_message_can_double(emu, t
         await tg.send_message(u.id, "after a 500")
     assert [m.text for m in emu.chat(u)] == ["v2", "after a 502", "after a 500"]
     assert gate_of(tg).retried == 3
+
+
+async def test_an_answer_refused_as_too_old_says_whether_its_text_was_shown(emu, tg) -> None:
+    u = emu.add_user("u")
+    sent = await tg.send_message(
+        u.id,
+        "pick",
+        reply_markup=InlineKeyboardMarkup(
+            inline_keyboard=[[InlineKeyboardButton(text="a", callback_data="a")]]
+        ),
+    )
+    msg = emu.chat(u)[0]
+    assert msg.message_id == sent.message_id
+
+    async def press() -> str:
+        return (await emu.press(u, msg, data="a"))["callback_query"]["id"]
+
+    # Answered already (a handler stops the spinner before its work): the spinner-only answer is
+    # nothing lost (True); an alert was not shown (False), so the caller can say it otherwise.
+    qid = await press()
+    assert await tg.answer_callback_query(qid) is True
+    assert await tg.answer_callback_query(qid) is True
+    assert await tg.answer_callback_query(qid, text="not shown", show_alert=True) is False
+    # Regression guard: a 500 after Telegram took the alert, then "too old" on the retry: it was
+    # shown, so True (False would make the caller write it in the chat a second time).
+    qid = await press()
+    emu.faults.inject_5xx(count=1, status=500, method="answerCallbackQuery", after_send=True)
+    assert await tg.answer_callback_query(qid, text="shown", show_alert=True) is True
+    assert [a.text for a in emu.callback_answers if a.query_id == qid] == ["shown"]
 
 
 async def test_replies_and_a_broadcast_share_the_limits_and_replies_go_first(
