@@ -119,6 +119,7 @@ class UpdateGuard(BaseMiddleware):
         except Exception as e:
             await _rollback_quietly(s)
             forget_conversations(s)
+            hook.drop()  # what follows commits nothing: a failed commit must not silence a reply
             if is_transient_db_error(e):
                 if not s.info.get(COMMITTED):
                     log.warning(
@@ -133,11 +134,9 @@ class UpdateGuard(BaseMiddleware):
                     update.update_id,
                     type(e).__name__,
                 )
-                hook.drop()
                 await self._reply(update, data, "error.unavailable", {})
                 return None
             log.error("update %s failed: %s at %s", update.update_id, type(e).__name__, _where(e))
-            hook.drop()
             await self._reply(update, data, "error.internal", {})
             await self._mark_done(bot, update)
             return None

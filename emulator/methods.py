@@ -148,9 +148,8 @@ def _deliver(call: Call, dialog: Dialog, chat: SimUser | SimGroup, **content: An
         **content,
     )
     dialog.messages.append(msg)
-    dialog.changes.append(("sent", msg))
     emu.stats.sends.append(SendRecord(msg.sent_at, bot.id, dialog.chat_id, msg.message_id, call.name))
-    dialog.changed.notify()
+    dialog.change("sent", msg)
     emu.changed.notify()
     return msg.to_api()
 
@@ -228,8 +227,7 @@ def _apply_edit(call: Call, dialog: Dialog, msg: ChatMessage, **changes: Any) ->
     for k, v in changes.items():
         setattr(msg, k, v)
     msg.edit_date = now_unix()
-    dialog.changes.append(("edited", msg))
-    dialog.changed.notify()
+    dialog.change("edited", msg)
     call.emu.changed.notify()
     return msg.to_api()
 
@@ -277,8 +275,7 @@ async def delete_message(call: Call) -> bool:
     if msg is None or msg.deleted:
         raise bad_request("message to delete not found")
     msg.deleted = True
-    dialog.changes.append(("deleted", msg))
-    dialog.changed.notify()
+    dialog.change("deleted", msg)
     call.emu.changed.notify()
     return True
 

@@ -293,6 +293,11 @@ class Dialog:
     # signal woke every waiting reader at every change (hundreds of readers in a load test).
     changed: Signal = field(default_factory=Signal, repr=False, compare=False)
 
+    def change(self, kind: str, msg: ChatMessage) -> None:
+        """Record a change for the reader of changes, and wake whoever waits on this chat."""
+        self.changes.append((kind, msg))
+        self.changed.notify()
+
     def take_id(self) -> int:
         self.next_id += 1
         return self.next_id - 1
