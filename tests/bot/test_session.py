@@ -13,6 +13,7 @@ from aiogram import Bot
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.enums import ParseMode
+from aiogram.exceptions import ClientDecodeError, TelegramBadRequest
 from aiogram.methods import (
     AnswerCallbackQuery,
     CreateChatInviteLink,
@@ -172,3 +173,51 @@ def test_a_keyboard_holds_nothing_aiogram_would_write_its_own_way() -> None:
 def test_the_bot_uses_it() -> None:
     bot = make_bot(Settings(bot_token=TOKEN, telegram_api_url="http://127.0.0.1:1"), gate=False)
     assert isinstance(bot.session, BotSession)
+
+
+def _answer(markup: dict[str, Any] | None, *, ok: bool = True) -> str:
+    result: dict[str, Any] = {
+        "message_id": 9,
+        "date": 1_700_000_000,
+        "chat": {"id": 5, "type": "private", "first_name": "党员"},
+        "from": {"id": 123456, "is_bot": True, "first_name": "b"},
+        "text": "你好 x",
+    }
+    if markup is not None:
+        result["reply_markup"] = markup
+    if not ok:
+        return orjson.dumps({"ok": False, "error_code": 400, "description": "Bad Request: no"}).decode()
+    return orjson.dumps({"ok": True, "result": result}).decode()
+
+
+@pytest.mark.parametrize("method", [METHODS[0], METHODS[3]], ids=lambda m: type(m).__name__)
+def test_an_answer_echoing_the_sent_keyboard_holds_the_keyboard_sent(method: TelegramMethod[Any]) -> None:
+    ours, theirs = BotSession(), AiohttpSession(json_loads=orjson.loads)
+    bot = Bot(TOKEN, session=ours, default=DEFAULTS)
+    echo = _answer(orjson.loads(KEYBOARD.model_dump_json(exclude_none=True)))  # as Telegram sends it
+    message = ours.check_response(bot, method, 200, echo).result
+    assert message.reply_markup is KEYBOARD  # not read again from the echo
+    # The same fields; only the bot the read one is bound to differs (a keyboard has no method
+    # that would use it).
+    assert message.model_dump() == theirs.check_response(bot, method, 200, echo).result.model_dump()
+
+
+def test_an_answer_whose_keyboard_differs_from_the_one_sent_is_read_as_telegram_sent_it() -> None:
+    ours = BotSession()
+    bot = Bot(TOKEN, session=ours, default=DEFAULTS)
+    echoed = orjson.loads(KEYBOARD.model_dump_json(exclude_none=True))
+    echoed["inline_keyboard"][0][0]["text"] = "别的"
+    message = ours.check_response(bot, METHODS[0], 200, _answer(echoed)).result
+    assert message.reply_markup is not KEYBOARD
+    assert message.reply_markup.inline_keyboard[0][0].text == "别的"
+    # No keyboard in the answer: none in the message (what Telegram said, not what was sent).
+    assert ours.check_response(bot, METHODS[0], 200, _answer(None)).result.reply_markup is None
+
+
+def test_an_error_or_unreadable_answer_to_a_call_with_a_keyboard_fails_as_in_aiogram() -> None:
+    ours = BotSession()
+    bot = Bot(TOKEN, session=ours, default=DEFAULTS)
+    with pytest.raises(TelegramBadRequest, match="no"):
+        ours.check_response(bot, METHODS[0], 400, _answer(None, ok=False))
+    with pytest.raises(ClientDecodeError):
+        ours.check_response(bot, METHODS[0], 200, "<html>502</html>")
