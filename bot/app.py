@@ -123,10 +123,11 @@ def make_dispatcher(
     **workflow: Any,
 ) -> Dispatcher:
     from handlers import routers
+    from handlers.service_log import is_quick_log
 
     # FSM is wired by hand so that it runs inside UpdateGuard and shares the update's session.
     dp = Dispatcher(storage=storage or make_fsm_storage(settings, sessionmaker), disable_fsm=True, **workflow)
-    person = PersonContext(settings, clock, pack, dp.fsm)
+    person = PersonContext(settings, clock, pack, dp.fsm, checks_day_room=is_quick_log)
     dp.update.outer_middleware(UpdateGuard(sessionmaker, person))
     dp.update.outer_middleware(person)
     dp.update.outer_middleware(dp.fsm)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Awaitable, Callable
+from datetime import UTC, date, timedelta
 from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -77,7 +78,9 @@ class UpdateGuard(BaseMiddleware):
         try:
             who = self.people.who(data) if self.people is not None and not is_sqlite(s) else None
             if who is not None:
-                taken, found = await claim_update_with_person(s, bot.id, update.update_id, *who)
+                assert self.people is not None
+                days = self.people.days_ahead(update)
+                taken, found = await claim_update_with_person(s, bot.id, update.update_id, *who, days)
                 data[CLAIMED_PERSON] = found
             else:
                 taken = await claim_update(s, bot.id, update.update_id)
@@ -198,11 +201,17 @@ class PersonContext(BaseMiddleware):
     and today's date."""
 
     def __init__(
-        self, settings: Settings, clock: Clock, pack: Pack, fsm: FSMContextMiddleware | None = None
+        self,
+        settings: Settings,
+        clock: Clock,
+        pack: Pack,
+        fsm: FSMContextMiddleware | None = None,
+        checks_day_room: Callable[[Update], bool] | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
         self.pack = pack
+        self.checks_day_room = checks_day_room
         # Runs before the FSM middleware: with the state in the database, the conversation is
         # read in the person's query and the FSM middleware finds it there.
         self.fsm = fsm if fsm is not None and isinstance(fsm.storage, DbStorage) else None
@@ -217,6 +226,15 @@ class PersonContext(BaseMiddleware):
         if self.fsm is not None and (ctx := self.fsm.resolve_event_context(data["bot"], data)) is not None:
             state_key = self.fsm.storage.key_of(ctx.key)  # type: ignore[attr-defined]
         return user.id, state_key
+
+    def days_ahead(self, update: Update) -> tuple[date, date] | None:
+        """The days whose totals the update's claim reads along (PostgreSQL) when its handler
+        will check a day's room first thing (`checks_day_room`): today and yesterday wherever
+        the person is, which is two days before to one after UTC's date. None otherwise."""
+        if self.checks_day_room is None or not self.checks_day_room(update):
+            return None
+        today = self.clock.now().astimezone(UTC).date()
+        return today - timedelta(days=2), today + timedelta(days=1)
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         s: AsyncSession = data["session"]

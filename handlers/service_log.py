@@ -29,7 +29,7 @@ from aiogram.filters import Command, CommandObject, StateFilter
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
-from aiogram.types import BufferedInputFile, CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.types import BufferedInputFile, CallbackQuery, InlineKeyboardMarkup, Message, Update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.settings import Settings
@@ -145,6 +145,17 @@ def refusal(_: Texts, e: Refused) -> str:
 # /log
 
 
+def is_quick_log(update: Update) -> bool:
+    """A `/log` line with its fields (the quick form), as `Command` splits it: `_quick_start`
+    checks the room of the day it names before anything else, so the update's claim may read the
+    likely days ahead (`bot.middlewares.PersonContext`). A wrong guess costs only that read."""
+    text = update.message.text if update.message is not None else None
+    if not text or not text.startswith("/log"):
+        return False
+    parts = text.split(maxsplit=1)
+    return len(parts) == 2 and parts[0].split("@", 1)[0] == "/log"
+
+
 @router.message(Command("log"))
 async def cmd_log(
     message: Message,
@@ -184,7 +195,7 @@ async def _quick_start(
     try:
         quick = parse_quick_log(args, today)
         check_day(quick.day, today, settings.log_window_days)
-        await service_log.check_day_room(session, actor.person_id, quick.day, quick.minutes)
+        await service_log.check_day_room(session, actor.person_id, quick.day, quick.minutes, read_ahead=True)
     except Refused as e:
         # The example helps only when the line could not be read; a full day or a future date
         # was read correctly, and the usage text already is the example.

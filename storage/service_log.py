@@ -23,9 +23,10 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import and_, bindparam, case, exists, extract, func, or_, select
+from sqlalchemy import JSON, Date, and_, bindparam, case, exists, extract, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql.selectable import ScalarSelect
 
 from content.pack import Pack
 from storage import audit
@@ -190,7 +191,7 @@ async def log_service(
 
 
 # Built once with bound parameters and run straight on the driver (`storage.direct`): it runs
-# on every /log line.
+# on every /log line (on PostgreSQL, a quick one reads its days ahead instead: below).
 _DAY_DONE = Direct(
     select(func.coalesce(func.sum(ServiceEntry.minutes), 0)).where(
         ServiceEntry.person_id == bindparam("person_id"),
@@ -200,16 +201,56 @@ _DAY_DONE = Direct(
 )
 
 
-async def day_room(s: AsyncSession, person_id: int, day: date) -> int:
-    """Minutes the person may still log on `day` (pending and approved entries count)."""
+# The day totals a quick `/log` line most likely names, read in the statement that claims its
+# update (`storage.updates.claim_update_with_person`, PostgreSQL): the chat's first check of the
+# day's room then makes no round trip of its own. (person id, first day, last day, {day: minutes}).
+_READ_AHEAD = "day_totals_read_ahead"
+
+
+def day_totals_select(person_id: ColumnElement[Any]) -> ScalarSelect[Any]:
+    """The person's counted entries from `days_from` to `days_to` (bound parameters) as a JSON
+    list of [day, minutes] (NULL for none), for a statement that reads them along with its own."""
+    return (
+        select(func.json_agg(func.json_build_array(ServiceEntry.day, ServiceEntry.minutes), type_=JSON))
+        .where(
+            ServiceEntry.person_id == person_id,
+            ServiceEntry.day >= bindparam("days_from", type_=Date),
+            ServiceEntry.day <= bindparam("days_to", type_=Date),
+            ServiceEntry.status != EntryStatus.REJECTED,
+        )
+        .scalar_subquery()
+    )
+
+
+def remember_day_totals(
+    s: AsyncSession, person_id: int, first: date, last: date, pairs: list[Any] | None
+) -> None:
+    """Keep what `day_totals_select` read for the next `day_room(..., read_ahead=True)`."""
+    totals: dict[date, int] = {}
+    for day, minutes in pairs or ():
+        d = date.fromisoformat(day)
+        totals[d] = totals.get(d, 0) + int(minutes)
+    s.info[_READ_AHEAD] = (person_id, first, last, totals)
+
+
+async def day_room(s: AsyncSession, person_id: int, day: date, *, read_ahead: bool = False) -> int:
+    """Minutes the person may still log on `day` (pending and approved entries count). With
+    `read_ahead`, the day's total read along with the update's claim is taken if it covers that
+    person and day (`remember_day_totals`)."""
+    known = s.info.pop(_READ_AHEAD, None)  # one use: it was read before anything this update wrote
+    if read_ahead and known is not None and known[0] == person_id and known[1] <= day <= known[2]:
+        return max(0, DAY_MINUTES - known[3].get(day, 0))
     rows = await fetch(s, _DAY_DONE, {"person_id": person_id, "day": day})
     return max(0, DAY_MINUTES - int(rows[0][0] or 0))
 
 
-async def check_day_room(s: AsyncSession, person_id: int, day: date, minutes: int) -> None:
+async def check_day_room(
+    s: AsyncSession, person_id: int, day: date, minutes: int, *, read_ahead: bool = False
+) -> None:
     """The 24-hour rule, said as soon as the day and the duration are known (the chat asks it
-    before the action is picked; `log_service` asks it again when writing)."""
-    left = await day_room(s, person_id, day)
+    before the action is picked, `read_ahead` allowed; `log_service` asks it again when writing,
+    under the person's lock, always with a query of its own)."""
+    left = await day_room(s, person_id, day, read_ahead=read_ahead)
     if minutes > left:
         if left == 0:
             raise Refused("log.day_no_room", day=day.isoformat())

@@ -3,14 +3,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from functools import cache
 from typing import Any
 
 from sqlalchemy import Insert, bindparam, delete, func, literal_column, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage import people
+from storage import people, service_log
 from storage.db import dialect_insert, utcnow
 from storage.direct import Direct, fetch
 from storage.models import InboundUpdate, ProcessedUpdate
@@ -33,26 +33,35 @@ def _claim(dialect: str) -> Insert:
 
 
 @cache
-def _claim_with_person(with_conversation: bool) -> Direct:
+def _claim_with_person(with_conversation: bool, with_days: bool = False) -> Direct:
     """PostgreSQL: the claim and `people.chat_person`'s query in one statement (the insert as a
     data-modifying WITH, which runs whether or not the rest finds anyone): one row with
-    `taken` and no person for a stranger, else a row per membership, each with `taken`."""
+    `taken` and no person for a stranger, else a row per membership, each with `taken`. With
+    `with_days`, each row also has the person's day totals (`service_log.day_totals_select`)."""
     claim = _claim("postgresql").cte("claim")
     person = people.chat_person_select(with_conversation=with_conversation).subquery("person")
     one = select(literal_column("1").label("one")).subquery("one")
+    columns: list[Any] = [select(func.count()).select_from(claim).scalar_subquery().label("taken"), *person.c]
+    if with_days:
+        columns.append(service_log.day_totals_select(person.c.id).label("day_totals"))
     return Direct(
-        select(select(func.count()).select_from(claim).scalar_subquery().label("taken"), *person.c)
-        .select_from(one.outerjoin(person, true()))
-        .order_by(person.c.membership_id)
+        select(*columns).select_from(one.outerjoin(person, true())).order_by(person.c.membership_id)
     )
 
 
 async def claim_update_with_person(
-    s: AsyncSession, bot_id: int, update_id: int, telegram_id: int, state_key: str | None
+    s: AsyncSession,
+    bot_id: int,
+    update_id: int,
+    telegram_id: int,
+    state_key: str | None,
+    days: tuple[date, date] | None = None,
 ) -> tuple[bool, people.ChatPerson | None]:
     """`claim_update` and `people.chat_person` in one round trip (PostgreSQL only: SQLite has no
     INSERT inside WITH). The person is read in the statement's snapshot, taken as it starts; a
-    second delivery that waited on the claim is not taken, and its person is not used."""
+    second delivery that waited on the claim is not taken, and its person is not used. With
+    `days` (first, last), the person's totals of those days come along too, for the update's
+    first check of a day's room (`service_log.remember_day_totals`)."""
     params: dict[str, Any] = {
         "bot_id": bot_id,
         "update_id": update_id,
@@ -61,10 +70,15 @@ async def claim_update_with_person(
     }
     if state_key is not None:
         params["state_key"] = state_key
+    if days is not None:
+        params["days_from"], params["days_to"] = days
     # Straight on the driver (`storage.direct`): this runs for every update.
-    rows = await fetch(s, _claim_with_person(state_key is not None), params)
+    rows = await fetch(s, _claim_with_person(state_key is not None, days is not None), params)
     taken = bool(rows[0].taken)
-    return taken, people.chat_person_of(rows, telegram_id, state_key=state_key) if taken else None
+    found = people.chat_person_of(rows, telegram_id, state_key=state_key) if taken else None
+    if found is not None and days is not None:
+        service_log.remember_day_totals(s, found.person.id, days[0], days[1], rows[0].day_totals)
+    return taken, found
 
 
 @cache

@@ -124,6 +124,40 @@ async def test_a_full_day_is_said_so(chat, db, world) -> None:
     assert "2026-11-28 这一天已经登记满 24 小时" in reply.text and reply.buttons == []
 
 
+@pytest.mark.parametrize(
+    ("named", "day"),
+    [("今天", TODAY), ("昨天", date(2026, 11, 27)), ("2026-11-20", date(2026, 11, 20))],
+    ids=["today", "yesterday", "a week before"],
+)
+async def test_the_quick_form_counts_what_the_named_day_holds(chat, db, world, session, named, day) -> None:
+    """Whichever day the line names (on PostgreSQL today and yesterday are read along with the
+    update's claim, an older day with a query of its own): the person's pending and approved
+    entries of that day count, a rejected one, another day's and another person's do not."""
+    for person, org, on, minutes, status in [
+        (world.member_a, world.branch_a, day, 20 * 60, EntryStatus.PENDING),
+        (world.member_a, world.branch_a, day, 3 * 60, EntryStatus.APPROVED),
+        (world.member_a, world.branch_a, day, 10 * 60, EntryStatus.REJECTED),
+        (world.member_a, world.branch_a, date(2026, 11, 26), 10 * 60, EntryStatus.PENDING),
+        (world.member_b, world.branch_b, day, 10 * 60, EntryStatus.PENDING),
+    ]:
+        session.add(
+            ServiceEntry(
+                person_id=person.id,
+                org_id=org.id,
+                day=on,
+                minutes=minutes,
+                action="volunteer",
+                description="x",
+                status=status,
+            )
+        )
+    await session.commit()
+    reply = await chat.send(world.member_a, f"/log 2 {named} 值守")
+    assert "最多还能登记 1 小时" in reply.text and reply.buttons == []
+    reply = await chat.send(world.member_a, f"/log 1 {named} 值守")
+    assert day.isoformat() in reply.text and len(reply.buttons) == 6  # it fits: pick an action
+
+
 async def test_wizard_checks_the_day_as_soon_as_the_duration_is_given(chat, db, world) -> None:
     m = world.member_a
     reply = await chat.send(m, "/log 22 今天 值守")

@@ -129,6 +129,41 @@ async def test_day_limit_is_per_person_and_per_day(session, world) -> None:
     assert await count(session) == 3
 
 
+async def test_a_day_total_read_ahead_is_used_once_and_only_where_asked(session, world) -> None:
+    """`day_room(read_ahead=True)` takes the totals read along with the update's claim for that
+    person and a day they cover, once; anything else asks the database."""
+    put(session, world.member_a, world.branch_a, minutes=10 * 60)
+    await session.flush()
+    person = world.member_a.id
+    # A read-ahead that disagrees with the table, so its use shows in the answer.
+    sl.remember_day_totals(session, person, TODAY - timedelta(days=1), TODAY, [[TODAY.isoformat(), 60]])
+    assert await sl.day_room(session, person, TODAY, read_ahead=True) == 23 * 60
+    assert await sl.day_room(session, person, TODAY, read_ahead=True) == 14 * 60  # used up: asked
+    for whose, day, read_ahead, left in [
+        (world.member_b.id, TODAY, True, 24 * 60),  # someone else
+        (person, TODAY - timedelta(days=2), True, 24 * 60),  # a day it does not cover
+        (person, TODAY, False, 14 * 60),  # not asked for
+    ]:
+        sl.remember_day_totals(session, person, TODAY - timedelta(days=1), TODAY, [[TODAY.isoformat(), 60]])
+        assert await sl.day_room(session, whose, day, read_ahead=read_ahead) == left
+    # A covered day with no entries has all its room; entries of one day add up.
+    sl.remember_day_totals(session, person, TODAY - timedelta(days=1), TODAY, [[TODAY.isoformat(), 60]] * 3)
+    assert await sl.day_room(session, person, TODAY, read_ahead=True) == 21 * 60
+    sl.remember_day_totals(session, person, TODAY - timedelta(days=1), TODAY, None)
+    assert await sl.day_room(session, person, TODAY - timedelta(days=1), read_ahead=True) == 24 * 60
+
+
+async def test_log_service_checks_the_day_with_a_query_of_its_own_under_the_lock(session, world) -> None:
+    """A read-ahead is a snapshot from before the person's lock: the write's check never uses
+    it, or two deliveries at once could both fit into the same hours."""
+    put(session, world.member_a, world.branch_a, minutes=24 * 60)
+    await session.flush()
+    sl.remember_day_totals(session, world.member_a.id, TODAY, TODAY, [])  # "nothing logged yet"
+    with pytest.raises(Refused) as e:
+        await log(session, world, world.member_a, minutes=60)
+    assert e.value.key == "log.day_no_room"
+
+
 async def test_rejected_entries_do_not_count_toward_the_day_but_approved_ones_do(session, world) -> None:
     put(session, world.member_a, world.branch_a, minutes=20 * 60, status=EntryStatus.REJECTED)
     put(session, world.member_a, world.branch_a, minutes=20 * 60, status=EntryStatus.APPROVED)
