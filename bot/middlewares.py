@@ -227,11 +227,12 @@ class PersonContext(BaseMiddleware):
             state_key = self.fsm.storage.key_of(ctx.key)  # type: ignore[attr-defined]
         return user.id, state_key
 
-    def days_ahead(self, update: Update) -> tuple[date, date] | None:
-        """The days whose totals the update's claim reads along (PostgreSQL) when its handler
-        will check a day's room first thing (`checks_day_room`): today and yesterday wherever
-        the person is, which is two days before to one after UTC's date. None otherwise."""
-        if self.checks_day_room is None or not self.checks_day_room(update):
+    def days_ahead(self, update: TelegramObject) -> tuple[date, date] | None:
+        """The days whose totals the person's query (with the claim on PostgreSQL) reads along
+        when the update's handler will check a day's room first thing (`checks_day_room`): today
+        and yesterday wherever the person is, which is two days before to one after UTC's date.
+        None otherwise."""
+        if self.checks_day_room is None or not isinstance(update, Update) or not self.checks_day_room(update):
             return None
         today = self.clock.now().astimezone(UTC).date()
         return today - timedelta(days=2), today + timedelta(days=1)
@@ -249,7 +250,9 @@ class PersonContext(BaseMiddleware):
             if CLAIMED_PERSON in data:
                 found = data.pop(CLAIMED_PERSON)
             else:
-                found = await people.chat_person(s, telegram_id, state_key=state_key)
+                found = await people.chat_person(
+                    s, telegram_id, state_key=state_key, days=self.days_ahead(event)
+                )
             if found is not None and state_key is not None:
                 DbStorage.remember(s, state_key, found.conversation)
         person = found.person if found is not None else None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import cache
 from typing import Any
 
@@ -18,7 +18,7 @@ from sqlalchemy import Select, Update, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from content.i18n import LOCALES, normalize_locale, texts
-from storage import audit
+from storage import audit, service_log
 from storage.access import Actor, Grant, get_org, require_manager
 from storage.direct import Direct, fetch
 from storage.errors import Invalid, Refused
@@ -390,19 +390,37 @@ def chat_person_select(*, with_conversation: bool) -> Select[Any]:
 
 
 async def chat_person(
-    s: AsyncSession, telegram_id: int, *, state_key: str | None = None
+    s: AsyncSession,
+    telegram_id: int,
+    *,
+    state_key: str | None = None,
+    days: tuple[date, date] | None = None,
 ) -> ChatPerson | None:
     """The joined person writing from this Telegram account, with their grants; None for a
     stranger, someone who has not consented, or someone erased. With `state_key`, also the
-    conversation stored under that key (`ChatPerson.conversation`)."""
+    conversation stored under that key (`ChatPerson.conversation`). With `days` (first, last),
+    their totals of those days too, for the update's first check of a day's room
+    (`service_log.remember_day_totals`)."""
     # Straight on the driver (`storage.direct`): this runs for every update on SQLite.
-    if state_key is None:
-        rows = await fetch(s, _DIRECT_CHAT_PERSON, {"telegram_id": telegram_id})
-    else:
-        rows = await fetch(
-            s, _DIRECT_CHAT_PERSON_AND_CONVERSATION, {"telegram_id": telegram_id, "state_key": state_key}
-        )
-    return chat_person_of(rows, telegram_id, state_key=state_key)
+    params: dict[str, Any] = {"telegram_id": telegram_id}
+    if state_key is not None:
+        params["state_key"] = state_key
+    dialect = s.sync_session.get_bind().dialect.name
+    if days is None or dialect not in ("sqlite", "postgresql"):
+        statement = _DIRECT_CHAT_PERSON if state_key is None else _DIRECT_CHAT_PERSON_AND_CONVERSATION
+        return chat_person_of(await fetch(s, statement, params), telegram_id, state_key=state_key)
+    params["days_from"], params["days_to"] = days
+    rows = await fetch(s, _chat_person_with_days(state_key is not None, dialect), params)
+    found = chat_person_of(rows, telegram_id, state_key=state_key)
+    if found is not None:
+        service_log.remember_day_totals(s, found.person.id, days[0], days[1], rows[0].day_totals)
+    return found
+
+
+@cache
+def _chat_person_with_days(with_conversation: bool, dialect: str) -> Direct:
+    query = chat_person_select(with_conversation=with_conversation)
+    return Direct(query.add_columns(service_log.day_totals_select(_P.id, dialect).label("day_totals")))
 
 
 def chat_person_of(

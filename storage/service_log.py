@@ -191,7 +191,7 @@ async def log_service(
 
 
 # Built once with bound parameters and run straight on the driver (`storage.direct`): it runs
-# on every /log line (on PostgreSQL, a quick one reads its days ahead instead: below).
+# on every /log line (a quick one reads its days ahead instead: below).
 _DAY_DONE = Direct(
     select(func.coalesce(func.sum(ServiceEntry.minutes), 0)).where(
         ServiceEntry.person_id == bindparam("person_id"),
@@ -201,17 +201,24 @@ _DAY_DONE = Direct(
 )
 
 
-# The day totals a quick `/log` line most likely names, read in the statement that claims its
-# update (`storage.updates.claim_update_with_person`, PostgreSQL): the chat's first check of the
-# day's room then makes no round trip of its own. (person id, first day, last day, {day: minutes}).
+# The day totals a quick `/log` line most likely names, read in the statement that reads the
+# person writing (with the update's claim on PostgreSQL: `storage.updates.claim_update_with_person`;
+# `storage.people.chat_person` on SQLite): the chat's first check of the day's room then makes no
+# statement of its own. (person id, first day, last day, {day: minutes}).
 _READ_AHEAD = "day_totals_read_ahead"
 
 
-def day_totals_select(person_id: ColumnElement[Any]) -> ScalarSelect[Any]:
+def day_totals_select(person_id: ColumnElement[Any], dialect: str) -> ScalarSelect[Any]:
     """The person's counted entries from `days_from` to `days_to` (bound parameters) as a JSON
-    list of [day, minutes] (NULL for none), for a statement that reads them along with its own."""
+    list of [day, minutes] (NULL or [] for none), for a statement that reads them along with its
+    own. PostgreSQL and SQLite each have their own JSON functions."""
+    pair, group = (
+        (func.json_build_array, func.json_agg)
+        if dialect == "postgresql"
+        else (func.json_array, func.json_group_array)
+    )
     return (
-        select(func.json_agg(func.json_build_array(ServiceEntry.day, ServiceEntry.minutes), type_=JSON))
+        select(group(pair(ServiceEntry.day, ServiceEntry.minutes), type_=JSON))
         .where(
             ServiceEntry.person_id == person_id,
             ServiceEntry.day >= bindparam("days_from", type_=Date),

@@ -43,7 +43,7 @@ def _claim_with_person(with_conversation: bool, with_days: bool = False) -> Dire
     one = select(literal_column("1").label("one")).subquery("one")
     columns: list[Any] = [select(func.count()).select_from(claim).scalar_subquery().label("taken"), *person.c]
     if with_days:
-        columns.append(service_log.day_totals_select(person.c.id).label("day_totals"))
+        columns.append(service_log.day_totals_select(person.c.id, "postgresql").label("day_totals"))
     return Direct(
         select(*columns).select_from(one.outerjoin(person, true())).order_by(person.c.membership_id)
     )

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from content.pack import get_pack
+from storage import people
 from storage import service_log as sl
 from storage.access import load_actor
 from storage.errors import Forbidden, Invalid, NotFound, Refused
@@ -151,6 +154,51 @@ async def test_a_day_total_read_ahead_is_used_once_and_only_where_asked(session,
     assert await sl.day_room(session, person, TODAY, read_ahead=True) == 21 * 60
     sl.remember_day_totals(session, person, TODAY - timedelta(days=1), TODAY, None)
     assert await sl.day_room(session, person, TODAY - timedelta(days=1), read_ahead=True) == 24 * 60
+
+
+async def test_the_persons_query_reads_the_day_totals_asked_for(session, world) -> None:
+    """`people.chat_person(days=...)` (SQLite's path; PostgreSQL reads them with the claim): the
+    totals are what `day_room` counts, and the check that takes them makes no statement."""
+    a = world.member_a
+    put(session, a, world.branch_a, minutes=60, status=EntryStatus.PENDING)
+    put(session, a, world.branch_a, minutes=90)
+    put(session, a, world.branch_a, minutes=600, status=EntryStatus.REJECTED)
+    put(session, a, world.branch_a, day=TODAY - timedelta(days=1), minutes=30, status=EntryStatus.PENDING)
+    put(session, a, world.branch_a, day=TODAY - timedelta(days=3), minutes=45)  # before the days
+    put(session, world.member_b, world.branch_b, minutes=120)  # someone else
+    await session.commit()
+    days = (TODAY - timedelta(days=2), TODAY + timedelta(days=1))
+    expected = {d: await sl.day_room(session, a.id, d) for d in days_between(*days)}
+    assert expected[TODAY] == 24 * 60 - 150 and expected[TODAY - timedelta(days=1)] == 24 * 60 - 30
+    for day, left in expected.items():
+        found = await people.chat_person(session, a.telegram_id, state_key="k:1", days=days)
+        assert found == await people.chat_person(session, a.telegram_id, state_key="k:1")
+        with statements(session) as seen:
+            assert await sl.day_room(session, a.id, day, read_ahead=True) == left
+        assert seen == []
+    # Someone with no entries: every day has all its room.
+    await people.chat_person(session, world.member_a2.telegram_id, days=days)
+    with statements(session) as seen:
+        assert await sl.day_room(session, world.member_a2.id, TODAY, read_ahead=True) == 24 * 60
+    assert seen == []
+
+
+def days_between(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+@contextmanager
+def statements(session) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def note(conn, cursor, statement, parameters, context, executemany) -> None:
+        seen.append(statement)
+
+    event.listen(session.bind.sync_engine, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        event.remove(session.bind.sync_engine, "before_cursor_execute", note)
 
 
 async def test_log_service_checks_the_day_with_a_query_of_its_own_under_the_lock(session, world) -> None:
