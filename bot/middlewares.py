@@ -235,7 +235,7 @@ class PersonContext(BaseMiddleware):
         if self.checks_day_room is None or not isinstance(update, Update) or not self.checks_day_room(update):
             return None
         today = self.clock.now().astimezone(UTC).date()
-        return today - timedelta(days=2), today + timedelta(days=1)
+        return today - _TWO_DAYS, today + _ONE_DAY
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         s: AsyncSession = data["session"]
@@ -282,6 +282,9 @@ class PersonContext(BaseMiddleware):
             clock=self.clock,
         )
         return await handler(event, data)
+
+
+_ONE_DAY, _TWO_DAYS = timedelta(days=1), timedelta(days=2)
 
 
 @cache
