@@ -110,8 +110,10 @@ async def test_claim_with_person_reads_the_day_totals_asked_for(session, world) 
         assert (
             await service_log.day_room(session, a.id, today + timedelta(days=1), read_ahead=True) == 24 * 60
         )
+    assert seen == []
     await claim_update_with_person(session, BOT, 41, world.member_a2.telegram_id, "k:3", days)
-    assert await service_log.day_room(session, world.member_a2.id, today, read_ahead=True) == 24 * 60
+    with statements(session) as seen:  # json_agg of no rows is NULL: all the room, still no query
+        assert await service_log.day_room(session, world.member_a2.id, today, read_ahead=True) == 24 * 60
     assert seen == []
     # Without days asked for, nothing is read ahead: the check asks the database.
     await claim_update_with_person(session, BOT, 42, a.telegram_id, None)
