@@ -379,14 +379,44 @@ _CHAT_PERSON_AND_CONVERSATION = _CHAT_PERSON.add_columns(_CS.key, _CS.state, _CS
     ConversationState.__table__, _CS.key == bindparam("state_key")
 )
 
-_DIRECT_CHAT_PERSON = Direct(_CHAT_PERSON)
-_DIRECT_CHAT_PERSON_AND_CONVERSATION = Direct(_CHAT_PERSON_AND_CONVERSATION)
 
-
-def chat_person_select(*, with_conversation: bool) -> Select[Any]:
+def chat_person_select(*, with_conversation: bool, days_on: str | None = None) -> Select[Any]:
     """`chat_person`'s query (bound parameters: telegram_id, and state_key with the conversation),
-    for a statement that reads it along with something else."""
-    return _CHAT_PERSON_AND_CONVERSATION if with_conversation else _CHAT_PERSON
+    for a statement that reads it along with something else. With `days_on`, the dialect whose
+    JSON functions to use, also the person's day totals as `day_totals` (bound: days_from and
+    days_to; `service_log.day_totals_select`)."""
+    query = _CHAT_PERSON_AND_CONVERSATION if with_conversation else _CHAT_PERSON
+    if days_on is None:
+        return query
+    return query.add_columns(service_log.day_totals_select(_P.id, days_on).label("day_totals"))
+
+
+def chat_person_params(
+    telegram_id: int, state_key: str | None, days: tuple[date, date] | None
+) -> dict[str, Any]:
+    """The bound parameters of `chat_person_select` for these arguments."""
+    params: dict[str, Any] = {"telegram_id": telegram_id}
+    if state_key is not None:
+        params["state_key"] = state_key
+    if days is not None:
+        params["days_from"], params["days_to"] = days
+    return params
+
+
+def chat_person_read(
+    s: AsyncSession,
+    rows: Sequence[Any],
+    telegram_id: int,
+    *,
+    state_key: str | None,
+    days: tuple[date, date] | None,
+) -> ChatPerson | None:
+    """`chat_person_of` the rows; with `days`, the day totals they carry are kept for the update's
+    first check of a day's room (`service_log.remember_day_totals`)."""
+    found = chat_person_of(rows, telegram_id, state_key=state_key)
+    if found is not None and days is not None:
+        service_log.remember_day_totals(s, found.person.id, days[0], days[1], rows[0].day_totals)
+    return found
 
 
 async def chat_person(
@@ -401,26 +431,18 @@ async def chat_person(
     conversation stored under that key (`ChatPerson.conversation`). With `days` (first, last),
     their totals of those days too, for the update's first check of a day's room
     (`service_log.remember_day_totals`)."""
-    # Straight on the driver (`storage.direct`): this runs for every update on SQLite.
-    params: dict[str, Any] = {"telegram_id": telegram_id}
-    if state_key is not None:
-        params["state_key"] = state_key
     dialect = s.sync_session.get_bind().dialect.name
-    if days is None or dialect not in ("sqlite", "postgresql"):
-        statement = _DIRECT_CHAT_PERSON if state_key is None else _DIRECT_CHAT_PERSON_AND_CONVERSATION
-        return chat_person_of(await fetch(s, statement, params), telegram_id, state_key=state_key)
-    params["days_from"], params["days_to"] = days
-    rows = await fetch(s, _chat_person_with_days(state_key is not None, dialect), params)
-    found = chat_person_of(rows, telegram_id, state_key=state_key)
-    if found is not None:
-        service_log.remember_day_totals(s, found.person.id, days[0], days[1], rows[0].day_totals)
-    return found
+    if dialect not in ("sqlite", "postgresql"):
+        days = None  # the day totals are read with those two's JSON functions
+    # Straight on the driver (`storage.direct`): this runs for every update on SQLite.
+    statement = _chat_person_direct(state_key is not None, dialect if days is not None else None)
+    rows = await fetch(s, statement, chat_person_params(telegram_id, state_key, days))
+    return chat_person_read(s, rows, telegram_id, state_key=state_key, days=days)
 
 
 @cache
-def _chat_person_with_days(with_conversation: bool, dialect: str) -> Direct:
-    query = chat_person_select(with_conversation=with_conversation)
-    return Direct(query.add_columns(service_log.day_totals_select(_P.id, dialect).label("day_totals")))
+def _chat_person_direct(with_conversation: bool, days_on: str | None) -> Direct:
+    return Direct(chat_person_select(with_conversation=with_conversation, days_on=days_on))
 
 
 def chat_person_of(

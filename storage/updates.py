@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Insert, bindparam, delete, func, literal_column, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage import people, service_log
+from storage import people
 from storage.db import dialect_insert, utcnow
 from storage.direct import Direct, fetch
 from storage.models import InboundUpdate, ProcessedUpdate
@@ -39,13 +39,15 @@ def _claim_with_person(with_conversation: bool, with_days: bool = False) -> Dire
     `taken` and no person for a stranger, else a row per membership, each with `taken`. With
     `with_days`, each row also has the person's day totals (`service_log.day_totals_select`)."""
     claim = _claim("postgresql").cte("claim")
-    person = people.chat_person_select(with_conversation=with_conversation).subquery("person")
+    days_on = "postgresql" if with_days else None
+    person = people.chat_person_select(with_conversation=with_conversation, days_on=days_on).subquery(
+        "person"
+    )
     one = select(literal_column("1").label("one")).subquery("one")
-    columns: list[Any] = [select(func.count()).select_from(claim).scalar_subquery().label("taken"), *person.c]
-    if with_days:
-        columns.append(service_log.day_totals_select(person.c.id, "postgresql").label("day_totals"))
     return Direct(
-        select(*columns).select_from(one.outerjoin(person, true())).order_by(person.c.membership_id)
+        select(select(func.count()).select_from(claim).scalar_subquery().label("taken"), *person.c)
+        .select_from(one.outerjoin(person, true()))
+        .order_by(person.c.membership_id)
     )
 
 
@@ -62,22 +64,16 @@ async def claim_update_with_person(
     second delivery that waited on the claim is not taken, and its person is not used. With
     `days` (first, last), the person's totals of those days come along too, for the update's
     first check of a day's room (`service_log.remember_day_totals`)."""
-    params: dict[str, Any] = {
+    params = {
         "bot_id": bot_id,
         "update_id": update_id,
         "at": utcnow(),
-        "telegram_id": telegram_id,
+        **people.chat_person_params(telegram_id, state_key, days),
     }
-    if state_key is not None:
-        params["state_key"] = state_key
-    if days is not None:
-        params["days_from"], params["days_to"] = days
     # Straight on the driver (`storage.direct`): this runs for every update.
     rows = await fetch(s, _claim_with_person(state_key is not None, days is not None), params)
     taken = bool(rows[0].taken)
-    found = people.chat_person_of(rows, telegram_id, state_key=state_key) if taken else None
-    if found is not None and days is not None:
-        service_log.remember_day_totals(s, found.person.id, days[0], days[1], rows[0].day_totals)
+    found = people.chat_person_read(s, rows, telegram_id, state_key=state_key, days=days) if taken else None
     return taken, found
 
 

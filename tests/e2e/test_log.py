@@ -13,6 +13,7 @@ from storage import service_log
 from storage.models import ConversationState, EntryStatus, ServiceEntry
 from tests.e2e.forge import forged_button
 from tests.e2e.harness import Chat, plain
+from tests.factories import add_entry
 
 PACK = get_pack()  # the store takes the pack as a parameter; the fronts pass CONTENT_PACK
 
@@ -140,17 +141,7 @@ async def test_the_quick_form_counts_what_the_named_day_holds(chat, db, world, s
         (world.member_a, world.branch_a, date(2026, 11, 26), 10 * 60, EntryStatus.PENDING),
         (world.member_b, world.branch_b, day, 10 * 60, EntryStatus.PENDING),
     ]:
-        session.add(
-            ServiceEntry(
-                person_id=person.id,
-                org_id=org.id,
-                day=on,
-                minutes=minutes,
-                action="volunteer",
-                description="x",
-                status=status,
-            )
-        )
+        add_entry(session, person, org, day=on, minutes=minutes, status=status)
     await session.commit()
     reply = await chat.send(world.member_a, f"/log 2 {named} 值守")
     assert "最多还能登记 1 小时" in reply.text and reply.buttons == []

@@ -17,7 +17,7 @@ from storage.access import load_actor
 from storage.errors import Forbidden, Invalid, NotFound, Refused
 from storage.models import EntryStatus, Pairing, Role, ServiceEntry
 from tests.dbutil import postgres_only
-from tests.factories import make_person
+from tests.factories import add_entry, make_person
 
 PACK = get_pack()  # the store takes the pack as a parameter; the fronts pass CONTENT_PACK
 
@@ -46,18 +46,7 @@ def put(
     session, person, org, *, day=TODAY, minutes=60, action="volunteer", status=EntryStatus.APPROVED, **kw
 ):
     """A row written straight to the table (no rules): for setting up a scene."""
-    row = ServiceEntry(
-        person_id=person.id,
-        org_id=org.id,
-        day=day,
-        minutes=minutes,
-        action=action,
-        description="x",
-        status=status,
-        **kw,
-    )
-    session.add(row)
-    return row
+    return add_entry(session, person, org, day=day, minutes=minutes, action=action, status=status, **kw)
 
 
 # --------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from sqlalchemy import event, func, select
 
 from storage import people, service_log
 from storage.db import utcnow
-from storage.models import ConversationState, EntryStatus, ProcessedUpdate, ServiceEntry
+from storage.models import ConversationState, EntryStatus, ProcessedUpdate
 from storage.updates import (
     claim_update,
     claim_update_with_person,
@@ -19,6 +19,7 @@ from storage.updates import (
     store_inbound,
 )
 from tests.dbutil import postgres_only
+from tests.factories import add_entry
 
 BOT = 42
 
@@ -82,17 +83,7 @@ async def test_claim_with_person_reads_the_day_totals_asked_for(session, world) 
         (a, world.branch_a, today - timedelta(days=3), 45, EntryStatus.PENDING),  # before the days
         (b, world.branch_b, today, 120, EntryStatus.PENDING),  # someone else
     ]:
-        session.add(
-            ServiceEntry(
-                person_id=person.id,
-                org_id=org.id,
-                day=day,
-                minutes=minutes,
-                action="volunteer",
-                description="x",
-                status=status,
-            )
-        )
+        add_entry(session, person, org, day=day, minutes=minutes, status=status)
     await session.commit()
     days = (today - timedelta(days=2), today + timedelta(days=1))
     taken, found = await claim_update_with_person(session, BOT, 20, a.telegram_id, None, days)
