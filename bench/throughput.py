@@ -377,9 +377,15 @@ def notes(results: dict[str, tuple[Run, Run]]) -> list[str]:
     cpu = []
     for backend, (echo, ours) in results.items():
         cores = ours.cpu_seconds / ours.seconds
+        # A tiny run can end within one tick of the kernel's CPU clock: no time, and no ratio.
+        times = (
+            f"{ours.cpu_ms_per_update / echo.cpu_ms_per_update:.1f}×"
+            if echo.cpu_seconds
+            else "too short to tell"
+        )
         cpu.append(
             f"  - {backend}: {ours.cpu_ms_per_update:.2f} ms of CPU per update against the echo bot's "
-            f"{echo.cpu_ms_per_update:.2f} ms ({ours.cpu_ms_per_update / echo.cpu_ms_per_update:.1f}×), "
+            f"{echo.cpu_ms_per_update:.2f} ms ({times}), "
             f"the process busy {cores:.0%} of one core while measured and ready to run but waiting "
             f"for a CPU {ours.runnable_seconds / ours.seconds:.0%} of the time (the echo bot: busy "
             f"{echo.cpu_seconds / echo.seconds:.0%}, waiting {echo.runnable_seconds / echo.seconds:.0%})."

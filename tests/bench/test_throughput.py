@@ -83,3 +83,11 @@ def test_a_bots_turns_add_up_to_one_run() -> None:
     assert (run.updates, run.seconds, run.latencies) == (400, 6.0, [0.1, 0.2, 0.3])
     assert (run.peak_rss_mb, run.cpu_seconds, run.runnable_seconds) == (130.0, 1.5, 0.1 + 0.2)
     assert run.rate == 400 / 6.0
+
+
+def test_a_run_too_short_for_the_cpu_clock_is_written_without_a_ratio() -> None:
+    """Regression: a tiny run in which the echo bot used no measurable CPU (under one tick of
+    the kernel's clock) raised ZeroDivisionError while writing the notes."""
+    tiny = {"sqlite": (_run("echo", 400, 0.0), _run("ours", 200, 2.5))}
+    text = throughput.render(tiny, 4, 2)
+    assert "sqlite: 2.50 ms of CPU per update against the echo bot's 0.00 ms (too short to tell)" in text
