@@ -1,8 +1,8 @@
 """The content pack: a notice's checklists, service actions, organization categories,
 commitment templates and campaign milestones, as YAML validated at load.
 
-Data only; this module only reads and checks it. Another province's notice is another folder
-under content/packs/.
+Data only; this module only reads and checks it. Another province's notice is another folder,
+under content/packs/ or anywhere the operator keeps it (CONTENT_PACK takes a folder's path).
 """
 
 from __future__ import annotations
@@ -322,8 +322,14 @@ def _duplicate_ids(data: dict[str, Any]) -> list[tuple[str, tuple[Any, ...], str
     return out
 
 
+def pack_folder(pack_id: str) -> Path:
+    """A bare name is a pack shipped under content/packs/; anything with a slash is the path of a
+    pack folder, so an operator's own pack need not live inside the installed source."""
+    return Path(pack_id) if "/" in pack_id else PACKS_DIR / pack_id
+
+
 @lru_cache(maxsize=8)
 def get_pack(pack_id: str = DEFAULT_PACK_ID) -> Pack:
     """The pack named `pack_id` (loaded once). The fronts load the configured `CONTENT_PACK` and
     pass it down: the store never loads a pack itself (tests/storage/test_pack_parameter.py)."""
-    return load_pack_dir(PACKS_DIR / pack_id)
+    return load_pack_dir(pack_folder(pack_id))

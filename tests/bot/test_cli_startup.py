@@ -44,24 +44,22 @@ def test_run_without_a_token_says_so(tmp_path: Path) -> None:
 
 
 def test_a_broken_content_pack_names_file_and_line(tmp_path: Path) -> None:
-    packs = ROOT / "content" / "packs"
-    broken = packs / "zz-broken-test-pack"
-    shutil.copytree(packs / "qh-2015", broken)
-    try:
-        (broken / "actions.yaml").write_text(
-            "- id: volunteer\n  title: {zh: 志愿, en: x}\n  nonsense: 1\n", encoding="utf-8"
-        )
-        r = run(
-            "run",
-            env={
-                **base_env(tmp_path),
-                "BOT_TOKEN": "1:x",
-                "CONTENT_PACK": "zz-broken-test-pack",
-                "TELEGRAM_API_URL": "http://127.0.0.1:9",
-            },
-        )
-    finally:
-        shutil.rmtree(broken)
+    # The broken copy is kept in the test's own folder (CONTENT_PACK takes a path): one written
+    # under content/packs/ would be seen by any other run of the suite from the same checkout.
+    broken = tmp_path / "zz-broken-test-pack"
+    shutil.copytree(ROOT / "content" / "packs" / "qh-2015", broken)
+    (broken / "actions.yaml").write_text(
+        "- id: volunteer\n  title: {zh: 志愿, en: x}\n  nonsense: 1\n", encoding="utf-8"
+    )
+    r = run(
+        "run",
+        env={
+            **base_env(tmp_path),
+            "BOT_TOKEN": "1:x",
+            "CONTENT_PACK": str(broken),
+            "TELEGRAM_API_URL": "http://127.0.0.1:9",
+        },
+    )
     assert r.returncode == 2, r.stderr
     [line] = r.stderr.strip().splitlines()
     assert "zz-broken-test-pack/actions.yaml:1:" in line and "description: Field required" in line

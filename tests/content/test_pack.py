@@ -272,3 +272,20 @@ def test_problem_text_names_the_field(tmp_path: Path) -> None:
     _missing_field(folder)
     with pytest.raises(PackError, match=r"text: Field required"):
         load_pack_dir(folder)
+
+
+def test_a_name_is_a_shipped_pack_and_a_path_is_the_operators_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from content.pack import get_pack, pack_folder
+
+    assert pack_folder("qh-2015") == REAL
+    own = tmp_path / "gs-2016"
+    shutil.copytree(REAL, own)
+    assert pack_folder(str(own)) == own
+    monkeypatch.chdir(tmp_path)
+    assert pack_folder("./gs-2016") == Path("gs-2016")  # relative to where the process runs
+    assert get_pack("./gs-2016") == get_pack("qh-2015")
+    shutil.rmtree(own)
+    with pytest.raises(PackError, match="no such content pack folder"):
+        load_pack_dir(pack_folder("./gs-2016"))
