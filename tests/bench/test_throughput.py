@@ -8,13 +8,15 @@ from tests import dbutil
 
 async def test_tiny_run_answers_every_update_of_both_bots() -> None:
     backend = "postgres" if dbutil.pg_requested() else "sqlite"
-    args = throughput.parse_args(["--members", "4", "--per-member", "2", "--backend", backend, "--no-write"])
+    # 32 lines: about 60 ms of our CPU, several of the kernel's 10 ms ticks (with 8, a run that
+    # used under one tick would read as no CPU at all, as the echo bot's once did).
+    args = throughput.parse_args(["--members", "4", "--per-member", "8", "--backend", backend, "--no-write"])
     results = await throughput.main_async(args)
     echo, ours = results[backend]
-    assert echo.updates == ours.updates == 8
-    assert len(echo.latencies) == len(ours.latencies) == 8
+    assert echo.updates == ours.updates == 32
+    assert len(echo.latencies) == len(ours.latencies) == 32
     assert ours.peak_rss_mb > 0 and ours.rate > 0 and ours.cpu_seconds > 0
-    text = throughput.render(results, 4, 2)
+    text = throughput.render(results, 4, 8)
     assert f"| {backend} | branchbot ({backend}) |" in text
 
 
@@ -45,11 +47,12 @@ def test_the_prose_states_this_runs_figures_only() -> None:
 
 @dbutil.postgres_only("the processes share PostgreSQL (and Redis)")
 async def test_tiny_scaling_run_answers_every_update_with_one_and_two_processes() -> None:
-    args = throughput.parse_args(["--scaling", "--members", "4", "--per-member", "2", "--repeat", "1"])
+    # 32 lines, as above: enough CPU for the kernel's ticks to count it.
+    args = throughput.parse_args(["--scaling", "--members", "4", "--per-member", "8", "--repeat", "1"])
     args.no_write = True
     results = await throughput.main_scaling(args)
     assert [r.processes for r in results] == [1, 2]
-    assert all(r.run.updates == len(r.run.latencies) == 8 for r in results)
+    assert all(r.run.updates == len(r.run.latencies) == 32 for r in results)
     assert [len(r.peak_rss_each) for r in results] == [1, 2] and all(r.run.cpu_seconds > 0 for r in results)
 
 
