@@ -21,7 +21,7 @@ from sqlalchemy import Insert, bindparam, delete, event, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
-from storage.db import BEFORE_COMMIT, dialect_insert, utcnow
+from storage.db import BEFORE_COMMIT, TRANSACTION_INFO, dialect_insert, utcnow
 from storage.direct import Direct, fetch
 from storage.models import ConversationState
 
@@ -87,15 +87,11 @@ def current_session() -> AsyncSession | None:
 _ROWS = "fsm_rows"
 _STORED = "fsm_stored"
 _DIRTY = "fsm_dirty"
+# A rollback voids them (`StoreSession.rollback`), wherever it is called: the guard's after a
+# failure, a handler's after a refused answer.
+TRANSACTION_INFO.update((_ROWS, _STORED, _DIRTY))
 
 _Row = tuple[str | None, dict[str, Any]]
-
-
-def forget(s: AsyncSession) -> None:
-    """After a rollback: what this session read or meant to write of conversations is void."""
-    # The write queued for commit went with the rollback (`StoreSession.rollback`).
-    for name in (_ROWS, _STORED, _DIRTY):
-        s.info.pop(name, None)
 
 
 def _changes(info: dict[str, Any]) -> list[tuple[str, _Row | None]]:

@@ -11,7 +11,7 @@ from aiogram.fsm.storage.base import StorageKey
 from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.fsm_storage import DbStorage, current_session, forget, update_session
+from bot.fsm_storage import DbStorage, current_session, update_session
 from storage.models import ConversationState
 
 KEY = StorageKey(bot_id=1, chat_id=42, user_id=42)
@@ -83,11 +83,28 @@ async def test_a_rollback_drops_the_changes(clean_db: AsyncEngine, sessionmaker)
     async with sessionmaker() as s:
         with update_session(s):
             await storage.set_state(KEY, "LogWizard:day")
-            await s.rollback()
-            forget(s)  # what the update guard does after a rollback
+            await s.rollback()  # a handler's own (a refused answer), or the guard's
             assert await storage.get_state(KEY) is None
             await s.commit()
     assert await stored(sessionmaker) == []
+
+
+async def test_after_a_rollback_the_conversation_is_read_again_as_stored(
+    clean_db: AsyncEngine, sessionmaker
+) -> None:
+    """Regression: a handler's rollback (handlers/kit/wizard.refused_answer) left the update's
+    copy of the conversation as the handler had changed it, where only the guard's own rollback
+    forgot it; a later write in the update then stored the rolled-back step's data with it."""
+    storage = DbStorage(sessionmaker)
+    await storage.set_state(KEY, "LogWizard:day")
+    async with sessionmaker() as s:
+        with update_session(s):
+            await storage.set_data(KEY, {"day": "2026-11-28"})
+            await s.rollback()
+            assert await storage.get_data(KEY) == {}
+            await storage.set_state(KEY, "LogWizard:minutes")
+            await s.commit()
+    assert await stored(sessionmaker) == [("LogWizard:minutes", {})]
 
 
 async def test_a_context_copied_during_the_update_lets_go_of_its_session(sessionmaker) -> None:

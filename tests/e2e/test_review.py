@@ -9,7 +9,7 @@ from sqlalchemy import select
 from content.pack import get_pack
 from handlers.review import pack_ids
 from storage import service_log
-from storage.models import Delivery, EntryStatus, Person, ServiceEntry
+from storage.models import Delivery, EntryStatus, Person, ProcessedUpdate, ServiceEntry
 from tests.e2e.forge import forged_button
 from tests.e2e.harness import NOW
 
@@ -97,6 +97,22 @@ async def test_reject_asks_for_a_reason_and_tells_the_member_why(chat, db, world
     assert "都审核完了" in done.edited[-1].text and not done.edited[-1].buttons
     assert f"刚才：❌ 已退回 #{entry_id}（张三，1.5 小时）" in done.edited[-1].text
     assert f"#{entry_id} ❌ 已退回" in done.edited[-1].text
+
+
+async def test_a_refused_reason_keeps_its_update_recorded_as_handled(chat, db, world, session) -> None:
+    """Regression: the form's refusal rolled back the handler's writes and the update's claim
+    with them, so a redelivery of that update (a crash before Telegram heard it was handled)
+    would have been handled again."""
+    entry_id = await log(session, world, world.member_a)
+    listing = (await chat.send(world.secretary_a, "/pending")).sent[0]
+    await chat.press(world.secretary_a, listing, f"❌ 退回 #{entry_id}")
+    handled = await db.count(ProcessedUpdate)
+    too_long = await chat.send(world.secretary_a, "理" * 301)
+    assert "300" in too_long.text and "重新" in too_long.text
+    assert await db.count(ProcessedUpdate) == handled + 1
+    # The form is still at its step: the next reason is taken.
+    assert "已退回" in (await chat.send(world.secretary_a, "与签到表不符")).text
+    assert (await entry(db, entry_id)).status is EntryStatus.REJECTED
 
 
 async def test_a_photo_instead_of_a_reason_is_explained(chat, db, world, session) -> None:
