@@ -30,7 +30,7 @@ from config.settings import Settings
 from content.i18n import Texts, normalize_locale, texts
 from content.pack import Pack
 from storage import outbox, people
-from storage.db import COMMITTED, ROLLED_BACK, is_sqlite
+from storage.db import COMMITTED, is_sqlite
 from storage.errors import Refused
 from storage.updates import claim_update, claim_update_with_person
 
@@ -93,14 +93,6 @@ class UpdateGuard(BaseMiddleware):
                 raise DatabaseUnavailable(type(e).__name__) from e
             raise
         data["session"] = s
-        s.info.pop(ROLLED_BACK, None)
-
-        async def keep_claim() -> None:
-            # A handler that rolled back its own refused writes (handlers/kit/wizard.refused_answer)
-            # rolled back the claim with them: written again, so a redelivery of this update is
-            # skipped as handled, as after any other reply.
-            if s.info.pop(ROLLED_BACK, False) and not await claim_update(s, bot.id, update.update_id):
-                log.warning("update %s: claimed by another delivery meanwhile", update.update_id)
 
         async def commit_before_talking() -> None:
             # Before each of the update's calls to Telegram (bot/gate): what the handler did so far
@@ -108,14 +100,12 @@ class UpdateGuard(BaseMiddleware):
             # so no reply tells of what is not stored, and no lock is held while Telegram answers.
             # A crash after it loses that reply, as after any commit. If it fails, the call is not
             # made: the failure goes up as the handler's (an outage: the update is tried again).
-            await keep_claim()
             await s.commit()
 
         hook = UpdateHook(commit_before_talking)
         wait_token = before_wait.set(hook)
         try:
             result = await handler(update, data)
-            await keep_claim()
             await s.commit()
             self._wake_outbox(s, data)
             return result

@@ -251,10 +251,11 @@ async def on_exemplar_title(
         new = pairings.new_exemplar(
             org_id=int(data["org_id"]), title=message.text or "", year=int(data["year"])
         )
-        row = await pairings.record_exemplar(session, actor, new)
+        async with session.begin_nested():
+            row = await pairings.record_exemplar(session, actor, new)
     except Refused as e:
         await refused_answer(
-            message, session, state, _, e, retry={"exemplar.bad_title"}, again="branches_chat.title_again"
+            message, state, _, e, retry={"exemplar.bad_title"}, again="branches_chat.title_again"
         )
         return
     org = await get_org(session, row.org_id)

@@ -282,12 +282,13 @@ async def on_comment_text(
 ) -> None:
     data = await state.get_data()
     try:
-        outcome, told = await _evaluate(
-            session, actor, int(data["commitment_id"]), str(data["rating"]), message.text, now
-        )
+        async with session.begin_nested():
+            outcome, told = await _evaluate(
+                session, actor, int(data["commitment_id"]), str(data["rating"]), message.text, now
+            )
     except Refused as e:
         await refused_answer(
-            message, session, state, _, e, retry={"commitment.bad_comment"}, again="evaluate.comment_again"
+            message, state, _, e, retry={"commitment.bad_comment"}, again="evaluate.comment_again"
         )
         return
     await state.clear()
@@ -322,12 +323,13 @@ async def on_return_text(
     data = await state.get_data()
     commitment_id = int(data["commitment_id"])
     try:
-        outcome = await commitments.return_for_more_work(
-            session, actor, commitment_id, message.text or "", now
-        )
+        async with session.begin_nested():
+            outcome = await commitments.return_for_more_work(
+                session, actor, commitment_id, message.text or "", now
+            )
     except Refused as e:
         await refused_answer(
-            message, session, state, _, e, retry={"commitment.bad_comment"}, again="evaluate.return_again"
+            message, state, _, e, retry={"commitment.bad_comment"}, again="evaluate.return_again"
         )
         return
     stamp = int(now.timestamp())

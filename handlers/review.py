@@ -299,9 +299,9 @@ async def on_approve_click(
     msg = message_of(query)
     ids = _ids_of(msg)
     try:
-        outcome = await service_log.review(session, actor, callback_data.entry_id, True, None, now)
+        async with session.begin_nested():  # a refusal undoes the review, not the update's claim
+            outcome = await service_log.review(session, actor, callback_data.entry_id, True, None, now)
     except Refused as e:
-        await session.rollback()
         await query.answer(_(e.key, **e.params), show_alert=True)
         if msg is not None:
             await _redraw(bot, session, actor, msg.chat.id, msg.message_id, ids, _, pack)
@@ -367,13 +367,13 @@ async def on_reason_text(
 ) -> None:
     data = await state.get_data()
     try:
-        outcome = await service_log.review(
-            session, actor, int(data["entry_id"]), False, message.text or "", now
-        )
+        async with session.begin_nested():
+            outcome = await service_log.review(
+                session, actor, int(data["entry_id"]), False, message.text or "", now
+            )
     except Refused as e:
         await refused_answer(
             message,
-            session,
             state,
             _,
             e,

@@ -209,11 +209,6 @@ BEFORE_COMMIT = "before_commit"
 # update's claim is stored (so a retry of the update would skip it).
 COMMITTED = "committed"
 
-# In a session's `info` after a rollback, until its owner takes it: the facts the owner wrote
-# first in the transaction went with it (the update guard's claim of the update, which it writes
-# again when a handler rolls back its own refused writes).
-ROLLED_BACK = "rolled_back"
-
 # Keys of `Session.info` that hold what the current transaction read or means to write (the
 # conversations, bot/fsm_storage.py): a rollback voids them. Modules add theirs at import.
 TRANSACTION_INFO: set[str] = {BEFORE_COMMIT}
@@ -258,7 +253,6 @@ class StoreSession(AsyncSession):
     async def rollback(self) -> None:
         for key in TRANSACTION_INFO:
             self.info.pop(key, None)
-        self.info[ROLLED_BACK] = True
         await super().rollback()
 
 

@@ -12,7 +12,10 @@ the state and commit before the question is sent, so the question on screen is n
 what is stored.
 
 `cancel_button` is a form's cancel button, registered once per form; `refused_answer` is what a
-typed answer the store refuses gets: asked again, or the form ends with the reason.
+typed answer the store refuses gets: asked again, or the form ends with the reason. The store
+call it answers runs in a savepoint (`async with session.begin_nested()`), so a refusal undoes
+its writes and nothing else: a handler never rolls back the update's transaction, which holds
+the update's claim (tests/handlers/test_no_rollback.py).
 """
 
 from __future__ import annotations
@@ -100,7 +103,6 @@ def cancel_button(
 
 async def refused_answer(
     message: Message,
-    session: AsyncSession,
     state: FSMContext,
     _: Texts,
     e: Refused,
@@ -108,10 +110,9 @@ async def refused_answer(
     retry: Collection[str],
     again: str,
 ) -> None:
-    """A typed answer the store refused: nothing of it stays (rolled back). A refusal of the
-    answer itself (`retry` keys) says why and asks again (catalog key `again`), the form staying
-    at its step; any other refusal ends the form with the reason."""
-    await session.rollback()
+    """A typed answer the store refused (its savepoint rolled back: nothing of it stays). A
+    refusal of the answer itself (`retry` keys) says why and asks again (catalog key `again`),
+    the form staying at its step; any other refusal ends the form with the reason."""
     if e.key in retry:
         await message.answer(_(e.key, **e.params) + "\n" + _(again))
         return

@@ -92,9 +92,9 @@ async def test_a_rollback_drops_the_changes(clean_db: AsyncEngine, sessionmaker)
 async def test_after_a_rollback_the_conversation_is_read_again_as_stored(
     clean_db: AsyncEngine, sessionmaker
 ) -> None:
-    """Regression: a handler's rollback (handlers/kit/wizard.refused_answer) left the update's
-    copy of the conversation as the handler had changed it, where only the guard's own rollback
-    forgot it; a later write in the update then stored the rolled-back step's data with it."""
+    """Regression: a rollback other than the guard's (a refused form answer's, once) left the
+    update's copy of the conversation as the handler had changed it, where only the guard's own
+    rollback forgot it; a later write in the update then stored the rolled-back step's data."""
     storage = DbStorage(sessionmaker)
     await storage.set_state(KEY, "LogWizard:day")
     async with sessionmaker() as s:

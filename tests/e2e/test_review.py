@@ -99,20 +99,41 @@ async def test_reject_asks_for_a_reason_and_tells_the_member_why(chat, db, world
     assert f"#{entry_id} ❌ 已退回" in done.edited[-1].text
 
 
-async def test_a_refused_reason_keeps_its_update_recorded_as_handled(chat, db, world, session) -> None:
-    """Regression: the form's refusal rolled back the handler's writes and the update's claim
-    with them, so a redelivery of that update (a crash before Telegram heard it was handled)
-    would have been handled again."""
+async def test_a_refused_reason_is_recorded_as_handled_and_not_answered_again(
+    chat, db, world, session, emulator, bots, bot_app
+) -> None:
+    """Regression: the form's refusal rolled back the update's transaction, the update's claim
+    with it, so a redelivery of that update (a restart before Telegram heard it was handled)
+    was handled and answered again. The refused step now runs in a savepoint."""
     entry_id = await log(session, world, world.member_a)
     listing = (await chat.send(world.secretary_a, "/pending")).sent[0]
     await chat.press(world.secretary_a, listing, f"❌ 退回 #{entry_id}")
-    handled = await db.count(ProcessedUpdate)
-    too_long = await chat.send(world.secretary_a, "理" * 301)
-    assert "300" in too_long.text and "重新" in too_long.text
-    assert await db.count(ProcessedUpdate) == handled + 1
+    secretary = chat.user_for(world.secretary_a)
+    update = await emulator.send_text(secretary, "理" * 301, bot=bot_app.bot.id)
+    await chat.deliver(update)
+    assert await db.count(ProcessedUpdate, ProcessedUpdate.update_id == update["update_id"]) == 1
+    said = len(chat.messages(secretary))
+    assert "300" in chat.messages(secretary)[-1].text
+
+    await bots.stop(bot_app)
+    emulator.redeliver(update, bot=bot_app.bot.id)
+    chat.app = await bots.start()
+    await chat.app.intake.wait_handled(update["update_id"], 10)
+    assert len(chat.messages(secretary)) == said
     # The form is still at its step: the next reason is taken.
     assert "已退回" in (await chat.send(world.secretary_a, "与签到表不符")).text
     assert (await entry(db, entry_id)).status is EntryStatus.REJECTED
+
+
+async def test_a_refused_approve_is_recorded_as_handled(chat, db, world, session) -> None:
+    entry_id = await log(session, world, world.member_a)
+    old = (await chat.send(world.secretary_a, "/pending")).sent[0]
+    new = (await chat.send(world.secretary_a, "/pending")).sent[0]
+    await chat.press(world.secretary_a, new, f"✅ 通过 #{entry_id}")
+    handled = await db.count(ProcessedUpdate)
+    again = await chat.press(world.secretary_a, old, f"✅ 通过 #{entry_id}")
+    assert again.alert and "审核过" in again.alert
+    assert await db.count(ProcessedUpdate) == handled + 1
 
 
 async def test_a_photo_instead_of_a_reason_is_explained(chat, db, world, session) -> None:
