@@ -180,6 +180,7 @@ def add_entry(
     minutes: int,
     status: EntryStatus = EntryStatus.APPROVED,
     action: str = "volunteer",
+    description: str = "x",
     **kw: object,
 ) -> ServiceEntry:
     """A service entry written straight to the table (no rules): for setting up a scene."""
@@ -189,7 +190,7 @@ def add_entry(
         day=day,
         minutes=minutes,
         action=action,
-        description="x",
+        description=description,
         status=status,
         **kw,
     )

@@ -23,10 +23,9 @@ from storage.models import (
     NoticeStatus,
     Pairing,
     Report,
-    ServiceEntry,
     ServiceListItem,
 )
-from tests.factories import World
+from tests.factories import World, add_entry
 
 YEAR = 2026
 TODAY = date(2026, 12, 6)
@@ -44,18 +43,17 @@ async def make_year(s: AsyncSession, w: World) -> None:
     await s.flush()
 
     def e(person, org, day, minutes, action, status=EntryStatus.APPROVED, pairing=None):
-        s.add(
-            ServiceEntry(
-                person_id=person.id,
-                org_id=org.id,
-                day=day,
-                minutes=minutes,
-                action=action,
-                place="城中区",
-                description="社区义诊",
-                status=status,
-                pairing_id=pairing.id if pairing else None,
-            )
+        add_entry(
+            s,
+            person,
+            org,
+            day=day,
+            minutes=minutes,
+            action=action,
+            place="城中区",
+            description="社区义诊",
+            status=status,
+            pairing_id=pairing.id if pairing else None,
         )
 
     e(w.member_a, a, date(2026, 3, 5), 150, "volunteer")

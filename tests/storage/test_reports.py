@@ -22,7 +22,7 @@ from storage.models import (
     Role,
     ServiceEntry,
 )
-from tests.factories import make_person
+from tests.factories import add_entry, make_person
 
 FROM, TO = date(2026, 11, 1), date(2026, 11, 30)
 TODAY = date(2026, 11, 20)
@@ -54,17 +54,15 @@ async def scene(session, world) -> Scene:
     await session.flush()
 
     def e(person, org, day, minutes, action, status=A, pairing=None):
-        session.add(
-            ServiceEntry(
-                person_id=person.id,
-                org_id=org.id,
-                day=day,
-                minutes=minutes,
-                action=action,
-                description="x",
-                status=status,
-                pairing_id=pairing.id if pairing else None,
-            )
+        add_entry(
+            session,
+            person,
+            org,
+            day=day,
+            minutes=minutes,
+            action=action,
+            status=status,
+            pairing_id=pairing.id if pairing else None,
         )
 
     d = date
